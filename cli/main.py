@@ -1,0 +1,187 @@
+"""The ``ticketpack`` command line: a thin click front end over ``ticketpack.api``.
+
+Exit codes: 0 ok; 1 over budget or verification failed; 2 usage (bad option, path,
+config or data); 3 bad or unreadable artifact or checkpoint; 4 internal error.
+Errors are one line on stderr; set TICKETPACK_DEBUG=1 for a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from ticketpack import api
+from ticketpack.budget import parse_budget
+from ticketpack.errors import TicketpackError
+
+INTERNAL_ERROR = 4
+
+
+def handle_errors(fn):
+    """Turn ticketpack errors into one stderr line and the class's exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TicketpackError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except (click.exceptions.Exit, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback by default
+            if os.environ.get("TICKETPACK_DEBUG"):
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} (set TICKETPACK_DEBUG=1 for details)",
+                  INTERNAL_ERROR)
+
+    return wrapper
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"ticketpack: error: {' '.join(message.split())}", err=True)
+    sys.exit(code)
+
+
+def _budget(value: str | None) -> int | None:
+    return None if value is None else parse_budget(value)
+
+
+def _emit(obj: dict) -> None:
+    click.echo(json.dumps(obj, indent=None, default=_json_default))
+
+
+def _json_default(value):
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ticketpack")
+def main() -> None:
+    """Seed + mask language models: train, pack under a byte budget, load bit-exactly."""
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="artifact to write (.tpk)")
+@click.option("--codec", default="auto", show_default=True, type=click.Choice(["auto", "zstd", "zlib"]),
+              help="auto picks the smallest encoding per tensor")
+@click.option("--level", type=int, default=None, help="compression level (zstd 1-22, zlib 0-9)")
+@click.option("--budget", default=None, help="byte budget: 16000000, 16MB or 16MiB")
+@click.option("--code", "code_paths", multiple=True, type=click.Path(), help="source files counted against the budget")
+@handle_errors
+def pack(checkpoint: str, out: str, codec: str, level: int | None, budget: str | None,
+         code_paths: tuple[str, ...]) -> None:
+    """Pack a ticketpack CHECKPOINT (safetensors) into an artifact."""
+    from ticketpack.sizing import code_size
+
+    code_bytes = code_size(list(code_paths))
+    nbytes = api.pack(checkpoint, out, codec=codec, level=level, budget=_budget(budget),
+                      code_bytes=code_bytes)
+    click.echo(f"wrote {out}: {nbytes:,} bytes" + (f" (+ {code_bytes:,} B code)" if code_bytes else ""))
+
+
+@main.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--budget", default=None, help="byte budget: 16000000, 16MB or 16MiB")
+@click.option("--code", "code_paths", multiple=True, type=click.Path(), help="source files counted against the budget")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@handle_errors
+def size(artifact: str, budget: str | None, code_paths: tuple[str, ...], as_json: bool) -> None:
+    """Total bytes of ARTIFACT and where they go, against an optional budget."""
+    from ticketpack.sizing import code_size
+
+    report = api.size(artifact, _budget(budget), code_size(list(code_paths)))
+    if as_json:
+        _emit(report.to_dict())
+    else:
+        click.echo(_size_table(report))
+    if report.over_budget:
+        sys.exit(1)
+
+
+def _size_table(report) -> str:
+    lines = [f"{'tensor':<36} {'kind':<7} {'codec':<11} {'connections':>12} {'bytes':>10} "
+             f"{'bits/conn':>9} {'density':>7} {'H bits':>7} {'over H':>7}"]
+    for t in report.tensors:
+        dens = f"{t.density:.3f}" if t.density is not None else "-"
+        ent = f"{t.entropy_bits_per_connection:.4f}" if t.entropy_bits_per_connection is not None else "-"
+        over = f"{t.over_bound_percent:+.2f}%" if t.over_bound_percent is not None else "-"
+        lines.append(f"{t.name[:36]:<36} {t.kind:<7} {t.codec:<11} {t.connections:>12,} {t.bytes:>10,} "
+                     f"{t.bits_per_connection:>9.4f} {dens:>7} {ent:>7} {over:>7}")
+    lines.append(f"header + trailer: {report.header_bytes:,} B; uncompressed {report.raw_bytes:,} B, "
+                 f"compression saved {report.compression_saving_bytes:,} B")
+    lines.append(f"entropy bound of masks/trits: {report.entropy_bound_bytes:,.0f} B")
+    total = f"total: {report.total_bytes:,} B"
+    if report.code_bytes:
+        total += f" (artifact {report.total_bytes - report.code_bytes:,} B + code {report.code_bytes:,} B)"
+    if report.budget is not None:
+        left = report.budget - report.total_bytes
+        total += (f" / budget {report.budget:,} B: " +
+                  (f"OVER by {-left:,} B" if left < 0 else f"{left:,} B to spare"))
+    lines.append(total)
+    return "\n".join(lines)
+
+
+@main.command("load-and-eval")
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--data", "data", multiple=True, required=True, help="text file(s) or token-shard glob")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@click.option("--seq-len", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--stride", type=int, default=None, help="sliding-window stride (default: non-overlapping)")
+@click.option("--max-bytes", type=int, default=None, help="score only the first N bytes of text")
+@click.option("--tokenizer", default=None, help="SentencePiece .model (default: byte-level)")
+@click.option("--split", default="all", show_default=True, type=click.Choice(["all", "val"]),
+              help="val: only the held-out split the trainer uses")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]),
+              help="auto: bf16 autocast on CUDA, fp32 on CPU")
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@handle_errors
+def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: int, batch_size: int,
+                  stride: int | None, max_bytes: int | None, tokenizer: str | None, split: str,
+                  precision: str, as_json: bool) -> None:
+    """Rebuild the model from ARTIFACT alone and report val_loss and val_bpb on text."""
+    out = api.load_and_eval(artifact, list(data), device=device, seq_len=seq_len,
+                            batch_size=batch_size, stride=stride, max_bytes=max_bytes,
+                            tokenizer=tokenizer, split=split, precision=precision)
+    if as_json:
+        _emit(out)
+        return
+    key = "val_bpb" if stride is None else "val_bpb_sliding"
+    click.echo(f"{key} {out.get(key, out['val_bpb']):.6f}  val_loss {out['val_loss']:.6f}  "
+               f"tokens {out['tokens']:,}  bytes {out['bytes']:,}  {out['seconds']:.2f}s  "
+               f"{out['tokens_per_second']:,.0f} tok/s  on {out['device']} ({out['precision']})")
+
+
+@main.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@handle_errors
+def verify(artifact: str, as_json: bool) -> None:
+    """Check ARTIFACT's format, checksums and regenerated-weight hash (exit 0 ok, else non-zero)."""
+    out = api.verify(artifact)
+    if as_json:
+        _emit(out)
+    else:
+        click.echo(f"ok: {out['tensors']} tensors, {out['connections']:,} connections, "
+                   f"weights sha256 {out['weights_sha256'][:16]}... ({out['seconds']}s)")
+
+
+@main.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@handle_errors
+def inspect(artifact: str) -> None:
+    """Print ARTIFACT's header as JSON."""
+    click.echo(json.dumps(api.inspect(artifact), indent=2))
+
+
+if __name__ == "__main__":
+    main()

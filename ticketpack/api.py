@@ -1,0 +1,146 @@
+"""The high-level operations behind the CLI commands, usable from Python.
+
+Each function takes paths and plain options, raises ``TicketpackError`` subclasses,
+and returns plain data (dicts, dataclasses) that the CLI prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from .artifact import (DEFAULT_LIMITS, Limits, decode_artifact, parse_artifact, read_artifact_bytes,
+                       verify_ticket, write_artifact)
+from .checkpoint import load_checkpoint, ticket_from_checkpoint
+from .errors import UsageError
+from .sizing import SizeReport, size_report
+from .ticket import Ticket, load_effective
+
+
+def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
+         level: int | None = None, budget: int | None = None, code_bytes: int = 0) -> int:
+    """Pack a ticketpack checkpoint into an artifact; returns the artifact's bytes."""
+    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint))
+    creation = {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec,
+                "level": level}
+    return write_artifact(ticket, out, codec=codec, level=level, budget=budget,
+                          code_bytes=code_bytes, creation=creation)
+
+
+def size(artifact: str | os.PathLike, budget: int | None = None, code_bytes: int = 0,
+         limits: Limits = DEFAULT_LIMITS) -> SizeReport:
+    """The size breakdown of an artifact against an optional budget."""
+    return size_report(parse_artifact(read_artifact_bytes(artifact, limits), limits), budget,
+                       code_bytes)
+
+
+def inspect(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> dict:
+    """The artifact's header (validated, checksum checked), as a dict."""
+    info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
+    return {"file_bytes": info.file_bytes, **info.header}
+
+
+def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> dict:
+    """Check format, checksums and the regenerated-weight hash; raises on any failure."""
+    start = time.perf_counter()
+    info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
+    ticket = decode_artifact(info)
+    verify_ticket(ticket, info.header["weights_sha256"])
+    return {"ok": True, "tensors": len(ticket.tensors), "connections": ticket.connections(),
+            "weights_sha256": info.header["weights_sha256"],
+            "seconds": round(time.perf_counter() - start, 3)}
+
+
+def load_verified(artifact: str | os.PathLike,
+                  limits: Limits = DEFAULT_LIMITS) -> tuple[Ticket, dict, str]:
+    """Load an artifact and regenerate its weights on the CPU in float32, verified by hash.
+
+    Returns the ticket, its effective state dict and the verified weights hash.
+    """
+    info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
+    ticket = decode_artifact(info)
+    sha = info.header["weights_sha256"]
+    return ticket, verify_ticket(ticket, sha), sha
+
+
+def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str) -> torch.nn.Module:
+    """The built-in GPT with dense layers holding the verified effective weights."""
+    from .model import GPT, GPTConfig
+
+    model = GPT(GPTConfig.from_dict(ticket.config), masked=False)
+    load_effective(model, state)
+    return model.to(resolve_device(device)).eval()
+
+
+def resolve_device(device: str) -> str:
+    """auto -> cuda when available, else cpu; cuda without a GPU is a usage error."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("device: cuda requested but no CUDA device is available")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise UsageError(f"device: got {device!r}, expected auto, cpu or cuda")
+    return device
+
+
+def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str = "auto",
+                  seq_len: int = 256, batch_size: int = 8, stride: int | None = None,
+                  max_bytes: int | None = None, tokenizer: str | None = None,
+                  split: str = "all", precision: str = "auto",
+                  limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
+    """Rebuild the model from the artifact alone and score it on text or token shards."""
+    from .data import load_tokens, split_train_val
+    from .evaluate import evaluate
+    from .tokenizer import load_tokenizer
+
+    t0 = time.perf_counter()
+    ticket, state, sha = load_verified(artifact, limits)
+    dev = resolve_device(device)
+    model = build_model(ticket, state, dev)
+    load_seconds = time.perf_counter() - t0
+    tok = load_tokenizer(tokenizer)
+    if tok.vocab_size > int(ticket.config.get("vocab_size", tok.vocab_size)):
+        raise UsageError(f"tokenizer: vocabulary {tok.vocab_size} exceeds the model's "
+                         f"{ticket.config.get('vocab_size')}")
+    stream = load_tokens(data, tok)
+    if split == "val":
+        stream = split_train_val(stream)[1]
+    elif split != "all":
+        raise UsageError(f"split: got {split!r}, expected all or val")
+    if max_bytes is not None:
+        stream = truncate_bytes(stream, max_bytes)
+    bf16 = {"auto": dev.startswith("cuda"), "bf16": True, "fp32": False}.get(precision)
+    if bf16 is None:
+        raise UsageError(f"precision: got {precision!r}, expected auto, bf16 or fp32")
+    result = evaluate(model, stream, seq_len=seq_len, batch_size=batch_size, device=dev,
+                      stride=stride, autocast_bf16=bf16)
+    out = result.to_dict()
+    out.update({"precision": "bf16" if bf16 else "fp32", "load_seconds": round(load_seconds, 4),
+                "weights_sha256": sha})
+    return out
+
+
+def truncate_bytes(stream, max_bytes: int):
+    """The longest prefix of a token stream whose tokens account for at most ``max_bytes``."""
+    if max_bytes < 1:
+        raise UsageError(f"max-bytes: got {max_bytes}, expected a positive byte count")
+    keep = int(np.searchsorted(np.cumsum(stream.byte_counts), max_bytes, side="right"))
+    return dataclasses.replace(stream, tokens=stream.tokens[:keep],
+                               byte_counts=stream.byte_counts[:keep])
+
+
+def connections_density(ticket: Ticket) -> float:
+    """Fraction of kept connections over all masked tensors (for summaries)."""
+    from .ticket import MaskedTensor
+
+    kept = total = 0
+    for t in ticket.tensors:
+        if isinstance(t, MaskedTensor):
+            kept += int(np.count_nonzero(t.levels))
+            total += t.levels.size
+    return kept / total if total else 0.0

@@ -1,0 +1,103 @@
+"""The size report behind ``ticketpack size``: where every byte of an artifact goes."""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import codecs
+from .artifact import ArtifactInfo, decode_artifact
+from .errors import UsageError
+from .ticket import MaskedTensor, TernaryTensor
+
+
+@dataclass
+class TensorSize:
+    name: str
+    kind: str
+    codec: str  # encoding[+compression] of the main section, e.g. "ans0" or "bits+zstd"
+    connections: int
+    bytes: int
+    bits_per_connection: float
+    density: float | None
+    entropy_bits_per_connection: float | None
+    entropy_bound_bytes: float | None
+    over_bound_percent: float | None
+    scale_bytes: int = 0
+    raw_bytes: int = 0
+
+
+@dataclass
+class SizeReport:
+    total_bytes: int
+    header_bytes: int
+    code_bytes: int
+    budget: int | None
+    over_budget: bool
+    connections: int
+    raw_bytes: int
+    compression_saving_bytes: int
+    entropy_bound_bytes: float
+    tensors: list[TensorSize] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def code_size(paths: list[str]) -> int:
+    """Bytes of the given source files, counted as parameter golf counts code."""
+    total = 0
+    for p in paths:
+        if not Path(p).is_file():
+            raise UsageError(f"--code: no such file {p!r}")
+        total += os.path.getsize(p)
+    return total
+
+
+def size_report(info: ArtifactInfo, budget: int | None = None, code_bytes: int = 0) -> SizeReport:
+    """Break an artifact's bytes down per tensor against each tensor's entropy bound."""
+    ticket = decode_artifact(info)
+    rows = [_tensor_size(entry, tensor) for entry, tensor in zip(info.tensors, ticket.tensors)]
+    total = info.file_bytes + code_bytes
+    raw = info.header_bytes + sum(r.raw_bytes for r in rows)
+    bound = sum(r.entropy_bound_bytes or 0.0 for r in rows)
+    return SizeReport(total_bytes=total, header_bytes=info.header_bytes, code_bytes=code_bytes,
+                      budget=budget, over_budget=budget is not None and total > budget,
+                      connections=sum(r.connections for r in rows if r.kind != "plain"),
+                      raw_bytes=raw, compression_saving_bytes=raw - info.file_bytes,
+                      entropy_bound_bytes=bound, tensors=rows)
+
+
+def _tensor_size(entry: dict, tensor) -> TensorSize:
+    sections = {s["role"]: s for s in entry["sections"]}
+    main = sections.get("mask") or sections.get("trits") or sections["data"]
+    stored = sum(s["length"] for s in entry["sections"])
+    raw = sum(s["raw"] for s in entry["sections"])
+    side = stored - main["length"]
+    n = math.prod(entry["shape"])
+    codec = main["enc"] if main["codec"] == "none" else f"{main['enc']}+{main['codec']}"
+    density = entropy = bound = over = None
+    if isinstance(tensor, (MaskedTensor, TernaryTensor)):
+        symbols, K = _symbols(tensor)
+        density = float(np.count_nonzero(symbols if isinstance(tensor, MaskedTensor)
+                                          else tensor.trits) / max(n, 1))
+        entropy = codecs.entropy_bits(symbols.reshape(-1), K)
+        bound = n * entropy / 8
+        over = 100.0 * (main["length"] - bound) / bound if bound > 0 else None
+    return TensorSize(name=entry["name"], kind=entry["kind"], codec=codec, connections=n,
+                      bytes=stored, bits_per_connection=8.0 * stored / max(n, 1), density=density,
+                      entropy_bits_per_connection=entropy, entropy_bound_bytes=bound,
+                      over_bound_percent=over, scale_bytes=side, raw_bytes=raw)
+
+
+def _symbols(tensor) -> tuple[np.ndarray, int]:
+    if isinstance(tensor, MaskedTensor):
+        return tensor.levels, tensor.mask.levels
+    return (tensor.trits.astype(np.int16) + 1).astype(np.uint8), 3
+
+
+__all__ = ["SizeReport", "TensorSize", "size_report", "code_size"]

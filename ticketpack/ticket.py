@@ -1,0 +1,205 @@
+"""What a ticket is: a seed plus a named, ordered list of masked, plain and ternary tensors.
+
+A ticket holds everything an artifact stores, decoded: mask levels, fp16 scales,
+fp16 plain tensors and trits. ``effective_state_dict`` turns it into the dense
+float32 weights a torch module loads, regenerating each frozen weight from
+``(seed, tensor name)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass, field
+from typing import Iterable, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__, rng
+from .errors import ConfigError, HeaderError
+from .masking import MaskSpec
+
+SCALE_MODES = ("none", "tensor", "row")
+GAMMA_MODES = ("tensor", "row", "shard")
+
+
+@dataclass
+class MaskedTensor:
+    """A frozen seeded weight times a mask of levels 0..K-1, times an optional fp16 scale."""
+
+    name: str
+    shape: tuple[int, ...]
+    init: str
+    mask: MaskSpec
+    levels: np.ndarray  # uint8, ``shape``
+    scale: np.ndarray | None = None  # float16: shape () per tensor or (shape[0],) per row
+
+    @property
+    def scale_mode(self) -> str:
+        if self.scale is None:
+            return "none"
+        return "tensor" if self.scale.ndim == 0 else "row"
+
+    def effective(self, seed: int) -> np.ndarray:
+        """(frozen * level) * scale in float32, in that order (the documented rule)."""
+        frozen = rng.frozen_weight(seed, self.name, self.shape, self.init)
+        weight = frozen * self.levels.astype(np.float32)
+        if self.scale is not None:
+            weight *= _broadcast_rows(self.scale.astype(np.float32), len(self.shape))
+        return weight
+
+
+@dataclass
+class PlainTensor:
+    """A small learned tensor (scale, gain) stored as fp16."""
+
+    name: str
+    data: np.ndarray  # float16
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    def effective(self, seed: int) -> np.ndarray:
+        return self.data.astype(np.float32)
+
+
+@dataclass
+class TernaryTensor:
+    """An externally trained ternary weight: gamma * trit, trit in {-1, 0, +1}."""
+
+    name: str
+    trits: np.ndarray  # int8 in {-1, 0, 1}, the weight's shape
+    gamma: np.ndarray  # float16: () per tensor, (d0,) per row, (S,) per shard of rows
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.trits.shape)
+
+    @property
+    def gamma_mode(self) -> str:
+        if self.gamma.ndim == 0:
+            return "tensor"
+        return "row" if self.gamma.shape[0] == self.trits.shape[0] else "shard"
+
+    def effective(self, seed: int) -> np.ndarray:
+        gamma = self.gamma.astype(np.float32)
+        if gamma.ndim == 1 and self.gamma_mode == "shard":
+            gamma = np.repeat(gamma, self.trits.shape[0] // gamma.shape[0])
+        return _broadcast_rows(gamma, self.trits.ndim) * self.trits.astype(np.float32)
+
+
+TensorEntry = Union[MaskedTensor, PlainTensor, TernaryTensor]
+
+
+@dataclass
+class Ticket:
+    """A seed, the random stream it drives, a model config and the ordered tensors."""
+
+    seed: int
+    config: dict
+    tensors: list[TensorEntry]
+    rng: str = rng.RNG_ID
+    provenance: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.tensors]
+        if len(set(names)) != len(names):
+            dup = next(n for n in names if names.count(n) > 1)
+            raise HeaderError(f"tensors: duplicate name {dup!r}, expected unique names")
+
+    def effective_state_dict(self) -> dict[str, torch.Tensor]:
+        """Dense float32 CPU weights, keyed by tensor name, in ticket order."""
+        self.check_rng()
+        return {t.name: torch.from_numpy(t.effective(self.seed)) for t in self.tensors}
+
+    def check_rng(self) -> None:
+        if self.rng != rng.RNG_ID:
+            raise ConfigError(f"rng: this ticket uses {self.rng!r}; effective weights need {rng.RNG_ID!r}")
+
+    def connections(self) -> int:
+        return sum(int(np.prod(t.shape)) for t in self.tensors if not isinstance(t, PlainTensor))
+
+
+def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> str:
+    """SHA-256 over (name, shape, float32 little-endian values) of each tensor in order."""
+    items = state.items() if isinstance(state, dict) else state
+    digest = hashlib.sha256()
+    for name, tensor in items:
+        raw = name.encode("utf-8")
+        values = tensor.detach().to("cpu", torch.float32).contiguous().numpy()
+        digest.update(struct.pack("<I", len(raw)) + raw + struct.pack("<I", values.ndim))
+        digest.update(struct.pack(f"<{values.ndim}Q", *values.shape))
+        digest.update(values.astype("<f4", copy=False).tobytes())
+    return digest.hexdigest()
+
+
+def ticket_from_model(module: nn.Module, seed: int, config: dict,
+                      provenance: dict | None = None) -> Ticket:
+    """Read a module's masked layers (hard masks, fp16 scales) and other parameters into a Ticket."""
+    from .layers import masked_layers
+
+    tensors: list[TensorEntry] = []
+    owned: set[str] = set()
+    for path, layer in masked_layers(module):
+        prefix = f"{path}." if path else ""
+        owned.update(f"{prefix}{p}" for p, _ in layer.named_parameters(recurse=False))
+        tensors.append(_masked_entry(layer))
+    for name, param in module.named_parameters():
+        if name not in owned:
+            tensors.append(PlainTensor(name, param.detach().cpu().float().numpy().astype(np.float16)))
+    return Ticket(seed=seed, config=dict(config), tensors=tensors,
+                  provenance=provenance or default_provenance())
+
+
+def _masked_entry(layer: nn.Module) -> MaskedTensor:
+    if getattr(layer, "tensor_name", None) is None:
+        raise ConfigError("masked layer: no tensor name; call layers.bind_seed(module, seed) first")
+    scale = None
+    if getattr(layer, "scale", None) is not None:
+        scale = layer.scale.detach().cpu().float().numpy().astype(np.float16).reshape(-1)
+        scale = scale.reshape(()) if scale.size == 1 and layer.scale.dim() == 0 else scale
+    levels = layer.hard_mask().detach().cpu().numpy().astype(np.uint8)
+    return MaskedTensor(name=layer.tensor_name, shape=tuple(levels.shape), init=layer.init,
+                        mask=layer.mask, levels=levels, scale=scale)
+
+
+def model_from_ticket(ticket: Ticket, device: str | torch.device = "cpu") -> nn.Module:
+    """Build the built-in GPT with dense layers and load the ticket's effective weights."""
+    from .model import GPT, GPTConfig
+
+    model = GPT(GPTConfig.from_dict(ticket.config), masked=False)
+    load_effective(model, ticket.effective_state_dict())
+    return model.to(device).eval()
+
+
+def load_effective(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load effective weights into a dense module, naming any key that does not fit."""
+    own = dict(model.named_parameters())
+    missing = sorted(set(own) - set(state))
+    extra = sorted(set(state) - set(own))
+    if missing or extra:
+        raise ConfigError(f"model config: artifact tensors do not fit the model "
+                          f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    with torch.no_grad():
+        for name, value in state.items():
+            if tuple(own[name].shape) != tuple(value.shape):
+                raise ConfigError(f"{name}: shape {tuple(value.shape)} in artifact, "
+                                  f"model expects {tuple(own[name].shape)}")
+            own[name].copy_(value)
+
+
+def default_provenance(extra: dict | None = None) -> dict:
+    """Library versions (and any caller facts) recorded in artifacts and logs."""
+    out = {"ticketpack": __version__, "torch": torch.__version__, "numpy": np.__version__}
+    out.update(extra or {})
+    return out
+
+
+def _broadcast_rows(values: np.ndarray, ndim: int) -> np.ndarray:
+    """Shape a per-row vector (d0,) as (d0, 1, ...) so it scales whole rows."""
+    if values.ndim == 0:
+        return values
+    return values.reshape((-1,) + (1,) * (ndim - 1))
