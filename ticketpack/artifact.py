@@ -38,7 +38,7 @@ FORMAT_VERSION = 1
 PREFIX = struct.Struct("<8sHBBIIQ")  # magic, version, header codec, flags, stored, raw, payload
 TRAILER = struct.Struct("<I")
 HEADER_CODECS = {0: "none", 1: "zlib", 2: "zstd"}
-WRITE_CODECS = ("auto", "zstd", "zlib")
+WRITE_CODECS = ("auto", "zstd", "zlib", "none")
 KINDS = ("masked", "plain", "ternary")
 
 
@@ -113,7 +113,7 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
         "provenance": {**ticket.provenance, **({"creation": creation} if creation else {})},
         "tensors": entries,
     }
-    return _assemble(header, bytes(payload))
+    return _assemble(header, bytes(payload), "none" if codec == "none" else "zstd")
 
 
 def write_artifact(ticket: Ticket, path: str | os.PathLike, codec: str = "auto",
@@ -130,10 +130,11 @@ def write_artifact(ticket: Ticket, path: str | os.PathLike, codec: str = "auto",
     return len(data)
 
 
-def _assemble(header: dict, payload: bytes) -> bytes:
+def _assemble(header: dict, payload: bytes, header_codec: str) -> bytes:
     raw = json.dumps(header, separators=(",", ":"), sort_keys=False).encode("utf-8")
-    stored = compress(raw, "zstd", 19)
-    prefix = PREFIX.pack(MAGIC, FORMAT_VERSION, 2, 0, len(stored), len(raw), len(payload))
+    stored = compress(raw, header_codec, None)
+    code = {name: num for num, name in HEADER_CODECS.items()}[header_codec]
+    prefix = PREFIX.pack(MAGIC, FORMAT_VERSION, code, 0, len(stored), len(raw), len(payload))
     body = prefix + stored + payload
     return body + TRAILER.pack(zlib.crc32(body))
 

@@ -1,0 +1,136 @@
+import hashlib
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ticketpack import artifact
+from ticketpack.artifact import (MAGIC, PREFIX, decode_artifact, encode_artifact, load_ticket,
+                                 parse_artifact, write_artifact)
+from ticketpack.errors import (BadMagicError, BudgetExceededError, ChecksumError, TruncatedError,
+                               UnsupportedVersionError, VerificationError)
+from ticketpack.ticket import MaskedTensor, Ticket, weights_sha256
+
+from conftest import make_ticket
+
+
+def _same_tickets(a: Ticket, b: Ticket) -> None:
+    assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
+    sa, sb = a.effective_state_dict(), b.effective_state_dict()
+    for name in sa:
+        assert sa[name].numpy().tobytes() == sb[name].numpy().tobytes(), name
+
+
+@pytest.mark.parametrize("codec", ["auto", "zstd", "zlib"])
+def test_round_trip_bit_identical(ticket, codec, tmp_path):
+    path = tmp_path / "t.tpk"
+    n = write_artifact(ticket, path, codec=codec)
+    assert n == path.stat().st_size
+    back = load_ticket(path)
+    _same_tickets(ticket, back)
+    for a, b in zip(ticket.tensors, back.tensors):
+        if isinstance(a, MaskedTensor):
+            assert np.array_equal(a.levels, b.levels) and str(a.mask) == str(b.mask)
+    assert back.seed == ticket.seed
+
+
+def test_header_records_hash_and_provenance(ticket):
+    info = parse_artifact(encode_artifact(ticket))
+    assert info.header["weights_sha256"] == weights_sha256(ticket.effective_state_dict())
+    assert info.header["rng"] == "philox4x32-10/v1"
+    assert info.header["provenance"]["ticketpack"] == "test"
+
+
+def test_fixed_overhead_under_1kib():
+    t = make_ticket()
+    t.provenance = {"ticketpack": "0.1.0", "torch": "2.13.0+cpu", "numpy": "2.4.6"}
+    data = encode_artifact(t)
+    info = parse_artifact(data)
+    names = sum(len(x.name) for x in t.tensors)
+    payload = sum(s["length"] for e in info.tensors for s in e["sections"])
+    assert len(data) - payload - names < 1024
+
+
+GOLDEN_DIR = Path(__file__).parent / "golden"
+
+
+def golden_ticket() -> Ticket:
+    t = make_ticket(seed=3)
+    t.provenance = {"ticketpack": "golden"}
+    return t
+
+
+def test_golden_bytes():
+    """Format stability: with no compression the bytes are ours alone and must not change in v1."""
+    data = encode_artifact(golden_ticket(), codec="none")
+    assert data[:8] == MAGIC
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_NONE_SHA256
+
+
+def test_golden_file_still_loads():
+    """A committed v1 artifact (auto codecs) must load to the same weights forever."""
+    ticket = load_ticket(GOLDEN_DIR / "small-v1.tpk")
+    assert weights_sha256(ticket.effective_state_dict()) == GOLDEN_WEIGHTS_SHA256
+    _same_tickets(ticket, golden_ticket())
+
+
+GOLDEN_NONE_SHA256 = "46f0ce544b93cbbb46422b9b72ef8186ab96561bdf10e0e50e27181803373df2"
+GOLDEN_WEIGHTS_SHA256 = "4eb714ac76c1a410b05f1dc7d60ee64b4c865f6ef89c33c7564b0e7018890823"
+
+
+def test_budget_overrun_writes_nothing(ticket, tmp_path):
+    path = tmp_path / "over.tpk"
+    size = len(encode_artifact(ticket))
+    with pytest.raises(BudgetExceededError, match=f"by {1:,} B"):
+        write_artifact(ticket, path, budget=size - 1)
+    assert not path.exists() and list(tmp_path.iterdir()) == []
+    write_artifact(ticket, path, budget=size)
+    assert path.stat().st_size == size
+
+
+def test_budget_overrun_keeps_previous_file(ticket, tmp_path):
+    path = tmp_path / "keep.tpk"
+    path.write_bytes(b"previous")
+    with pytest.raises(BudgetExceededError):
+        write_artifact(ticket, path, budget=10)
+    assert path.read_bytes() == b"previous"
+
+
+def test_truncated_file(ticket):
+    data = encode_artifact(ticket)
+    for cut in (4, 20, len(data) // 2, len(data) - 1):
+        with pytest.raises((TruncatedError, BadMagicError)) as err:
+            parse_artifact(data[:cut])
+        assert isinstance(err.value, TruncatedError) or cut < 8
+
+
+def test_bit_flip_is_caught(ticket):
+    data = bytearray(encode_artifact(ticket))
+    data[len(data) // 2] ^= 0x10
+    with pytest.raises(ChecksumError, match="crc32"):
+        parse_artifact(bytes(data))
+
+
+def test_wrong_magic(ticket):
+    data = b"PK\x03\x04" + encode_artifact(ticket)[4:]
+    with pytest.raises(BadMagicError, match="magic"):
+        parse_artifact(data)
+
+
+def test_future_version(ticket):
+    data = bytearray(encode_artifact(ticket))
+    data[8:10] = (2).to_bytes(2, "little")
+    body = bytes(data[:-4])
+    data[-4:] = zlib.crc32(body).to_bytes(4, "little")
+    with pytest.raises(UnsupportedVersionError, match="version: got 2"):
+        parse_artifact(bytes(data))
+
+
+def test_wrong_weights_hash_refused(ticket, tmp_path):
+    data = encode_artifact(ticket)
+    info = parse_artifact(data)
+    other = decode_artifact(info)
+    other.seed ^= 1  # same masks, different frozen weights
+    with pytest.raises(VerificationError, match="weights_sha256"):
+        artifact.verify_ticket(other, info.header["weights_sha256"])
