@@ -77,7 +77,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, seed: int, con
         "train_state": json.dumps(train_state or {}),
         "provenance": json.dumps(provenance or default_provenance()),
     }
-    tensors = {k: v.contiguous() for k, v in tensors.items()}
+    tensors = {k: v.contiguous().clone() for k, v in tensors.items()}  # no shared storage
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
 
