@@ -1,0 +1,138 @@
+"""Masked layers: a frozen seeded weight, learned mask scores and an optional learned scale.
+
+Effective weight (float32, in this order): ``(frozen * level) * scale`` where ``level`` comes
+from the layer's scores through its ``MaskSpec`` (see masking.py). The frozen weight is a
+non-persistent buffer: it is never saved, only regenerated from ``(seed, tensor_name)`` by
+``bind_seed``. A layer is unusable until bound (its forward raises ConfigError).
+
+Per-layer training state read by the estimators: ``temperature`` (float, default 1.0; set
+all layers at once with ``set_temperature``), ``target_density`` (starts at the spec's
+density; ``set_density`` moves it for a schedule) and, for multibit ``quant``, the learned
+parameter ``mask_log_step``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import rng
+from .errors import ConfigError
+from .masking import MaskSpec, hard_levels, init_scores, mask_levels, quant_log_step_init
+
+SCALE_MODES = ("none", "tensor", "row")
+
+
+class _MaskedWeight(nn.Module):
+    """What MaskedLinear and MaskedEmbedding share: frozen, scores, scale, levels."""
+
+    def _setup(self, shape: tuple[int, int], init: str, mask: MaskSpec | str, scale_mode: str) -> None:
+        if init not in rng.INIT_RULES:
+            raise ConfigError(f"init: {init!r}, expected one of {', '.join(rng.INIT_RULES)}")
+        if scale_mode not in SCALE_MODES:
+            raise ConfigError(f"scale_mode: {scale_mode!r}, expected one of {', '.join(SCALE_MODES)}")
+        self.mask = MaskSpec.parse(mask) if isinstance(mask, str) else mask
+        if self.mask.kind == "nm" and shape[1] % self.mask.m:
+            raise ConfigError(f"nm mask: input dimension {shape[1]}, expected a multiple of M={self.mask.m}")
+        self.init, self.scale_mode = init, scale_mode
+        self.tensor_name: str | None = None  # set by bind_seed
+        self.seed: int | None = None
+        self.temperature = 1.0
+        self.target_density = self.mask.density
+        self.register_buffer("frozen", torch.empty(shape, dtype=torch.float32), persistent=False)
+        self.scores = nn.Parameter(init_scores(shape, self.mask, device=self.frozen.device))
+        log_step = None
+        if self.mask.estimator == "quant":
+            log_step = nn.Parameter(torch.tensor(quant_log_step_init(), device=self.frozen.device))
+        self.mask_log_step = log_step
+        scale = None
+        if scale_mode != "none":
+            scale = nn.Parameter(torch.ones(() if scale_mode == "tensor" else (shape[0], 1),
+                                            device=self.frozen.device))
+        self.scale = scale
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.scores.shape)
+
+    def effective_weight(self) -> torch.Tensor:
+        """(frozen * level) * scale in float32; gradients reach scores, step and scale."""
+        if self.seed is None:
+            raise ConfigError("masked layer: frozen weights not generated; "
+                              "call ticketpack.layers.bind_seed(module, seed) first")
+        weight = self.frozen * mask_levels(self.scores, self.mask, self)
+        return weight if self.scale is None else weight * self.scale
+
+    def hard_mask(self) -> torch.Tensor:
+        """The uint8 levels this layer's forward uses."""
+        with torch.no_grad():
+            return hard_levels(self.scores, self.mask, self)
+
+    def density(self) -> float:
+        """Share of connections with a nonzero level."""
+        levels = self.hard_mask()
+        return int(torch.count_nonzero(levels)) / levels.numel()
+
+    def extra_repr(self) -> str:
+        return (f"shape={self.shape}, init={self.init}, mask={self.mask}/{self.mask.estimator}, "
+                f"scale={self.scale_mode}, name={self.tensor_name}")
+
+
+class MaskedLinear(_MaskedWeight):
+    """y = x @ W_eff.T with W_eff of shape (out_features, in_features); no bias."""
+
+    def __init__(self, in_features: int, out_features: int, *, init: str = "xavier_uniform",
+                 mask: MaskSpec | str = "binary", scale_mode: str = "none") -> None:
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self._setup((out_features, in_features), init, mask, scale_mode)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.effective_weight())
+
+
+class MaskedEmbedding(_MaskedWeight):
+    """Row lookup in W_eff of shape (num_embeddings, dim)."""
+
+    def __init__(self, num_embeddings: int, dim: int, *, init: str = "xavier_uniform",
+                 mask: MaskSpec | str = "binary", scale_mode: str = "none") -> None:
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, dim
+        self._setup((num_embeddings, dim), init, mask, scale_mode)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return F.embedding(idx, self.effective_weight())
+
+
+def masked_layers(module: nn.Module) -> list[tuple[str, _MaskedWeight]]:
+    """(module path, layer) for every masked layer, in registration order."""
+    return [(path, m) for path, m in module.named_modules() if isinstance(m, _MaskedWeight)]
+
+
+def bind_seed(module: nn.Module, seed: int) -> None:
+    """Name every masked layer after its weight and regenerate its frozen buffer from the seed."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed: {seed!r}, expected an integer in 0..{2**32 - 1}")
+    for path, layer in masked_layers(module):
+        name = f"{path}.weight" if path else "weight"
+        device = layer.scores.device
+        with torch.no_grad():
+            layer.frozen = rng.frozen_weight_torch(seed, name, layer.shape, layer.init, device=device)
+        layer.tensor_name, layer.seed = name, seed
+
+
+def set_temperature(module: nn.Module, temperature: float) -> None:
+    """Set the STE surrogate temperature T of every masked layer (the trainer anneals it)."""
+    if not temperature > 0:
+        raise ConfigError(f"temperature: {temperature!r}, expected a positive number")
+    for _, layer in masked_layers(module):
+        layer.temperature = float(temperature)
+
+
+def set_density(module: nn.Module, density: float) -> None:
+    """Set the target density of every masked layer (used by the topk and nested estimators)."""
+    if not 0 < density <= 1:
+        raise ConfigError(f"density: {density!r}, expected a number in (0, 1]")
+    for _, layer in masked_layers(module):
+        layer.target_density = float(density)

@@ -1,0 +1,281 @@
+"""Mask specs and the straight-through estimators that turn learned scores into mask levels.
+
+A masked tensor keeps a frozen seeded weight and learns one score per connection. The
+score becomes an integer level ``0..K-1`` (binary and N:M: K = 2); the effective weight is
+``(frozen * level) * scale``. Every estimator below has a hard forward rule, used in
+training and eval alike, and a backward rule that sends a gradient to the scores:
+
+binary / ste     level = 1[s >= 0]. Backward: the derivative of sigmoid(s / T), i.e.
+                 sigmoid'(s/T) / T, at the layer's temperature T (the trainer anneals T).
+binary / topk    edge-popup: level 1 for the round(d * n) largest scores of the layer
+                 (d = target density). Backward: identity (straight through).
+multibit / quant level = clamp(floor(s / delta) + 1, 0, K-1): thresholds at
+                 0, delta, 2*delta, ... (K-1 of them), so level 0 <=> s < 0 as for binary.
+                 delta = exp(mask_log_step) is a learned per-layer parameter, so the
+                 thresholds adapt without any sort, and per-layer sparsity (the share of
+                 s < 0) emerges from training. Backward: the gradient of the soft staircase
+                 sum_j sigmoid((s - (j-1)*delta) / T) w.r.t. s and delta.
+multibit / nested multicoated: nested top-k sets. A connection's level is the number of
+                 sets it belongs to; set j holds the round(d**j * n) largest scores
+                 (d = target density, e.g. 0.3 gives 30% / 9% / 2.7% at levels >=1/2/3).
+                 One sort per step. Backward: identity.
+nm / topk        N:M: level 1 for the top N of every M consecutive scores along the last
+                 (input) dimension. Backward: identity.
+
+Higher score always means "keep" (raw scores, not |s| as in edge-popup), so all estimators
+agree on the meaning of a score.
+
+Per-layer state (``MaskState``) is read from the masked layer itself: ``temperature`` (a
+plain float, default 1.0, set with ``layers.set_temperature``), ``target_density``
+(initialised from the spec, changed with ``layers.set_density`` for a density schedule)
+and, for ``quant``, the parameter ``mask_log_step``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import torch
+
+from .errors import ConfigError
+
+KINDS = ("binary", "multibit", "nm")
+ESTIMATORS = {"binary": ("ste", "topk"), "multibit": ("quant", "nested"), "nm": ("topk",)}
+MAX_LEVELS = 256  # levels are stored as uint8
+QUANT_STEP_INIT = 0.05  # initial delta of the quant estimator (score units)
+
+
+@dataclass(frozen=True)
+class MaskSpec:
+    """What a mask is (kind, levels, N:M) and how training finds it (estimator, density)."""
+
+    kind: str = "binary"  # binary | multibit | nm
+    levels: int = 2  # K: levels 0..K-1 (2 for binary and nm)
+    n: int | None = None  # nm: kept per group
+    m: int | None = None  # nm: group size along the input dimension
+    estimator: str = ""  # "" -> the kind's default (first of ESTIMATORS[kind])
+    density: float | None = None  # target share of nonzero levels (topk, nested: required)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ConfigError(f"mask kind: {self.kind!r}, expected one of {', '.join(KINDS)}")
+        if not self.estimator:
+            object.__setattr__(self, "estimator", ESTIMATORS[self.kind][0])
+        self._check_levels()
+        if self.estimator not in ESTIMATORS[self.kind]:
+            raise ConfigError(f"mask estimator: {self.estimator!r} for {self.kind} masks, "
+                              f"expected one of {', '.join(ESTIMATORS[self.kind])}")
+        self._check_density()
+
+    def _check_levels(self) -> None:
+        if self.kind == "multibit":
+            if not _is_int(self.levels) or not 2 <= self.levels <= MAX_LEVELS:
+                raise ConfigError(f"mask levels: {self.levels!r}, expected an integer in 2..{MAX_LEVELS}")
+        elif self.levels != 2:
+            raise ConfigError(f"mask levels: {self.levels!r} for {self.kind} masks, expected 2")
+        if self.kind == "nm":
+            if not (_is_int(self.n) and _is_int(self.m) and 0 < self.n < self.m <= MAX_LEVELS):
+                raise ConfigError(f"mask nm: N={self.n!r} M={self.m!r}, expected integers 0 < N < M <= {MAX_LEVELS}")
+        elif self.n is not None or self.m is not None:
+            raise ConfigError(f"mask nm: N={self.n!r} M={self.m!r} given for {self.kind} masks, expected none")
+
+    def _check_density(self) -> None:
+        d = self.density
+        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1):
+            raise ConfigError(f"mask density: {d!r}, expected a number in (0, 1]")
+        if d is not None:
+            object.__setattr__(self, "density", float(d))
+        if self.estimator in ("topk", "nested") and self.kind != "nm" and d is None:
+            raise ConfigError(f"mask density: none given, the {self.estimator} estimator needs a target density")
+
+    @classmethod
+    def parse(cls, text: str, *, estimator: str = "", density: float | None = None) -> "MaskSpec":
+        """'binary' | 'multibit:K' | 'nm:N:M' (estimator and density as keywords)."""
+        m = re.fullmatch(r"binary|multibit:(\d{1,3})|nm:(\d{1,3}):(\d{1,3})", str(text).strip())
+        if m is None:
+            raise ConfigError(f"mask: {text!r}, expected 'binary', 'multibit:K' or 'nm:N:M'")
+        if m.group(1) is not None:
+            return cls("multibit", int(m.group(1)), estimator=estimator, density=density)
+        if m.group(2) is not None:
+            return cls("nm", 2, int(m.group(2)), int(m.group(3)), estimator=estimator, density=density)
+        return cls("binary", 2, estimator=estimator, density=density)
+
+    def __str__(self) -> str:
+        if self.kind == "multibit":
+            return f"multibit:{self.levels}"
+        if self.kind == "nm":
+            return f"nm:{self.n}:{self.m}"
+        return "binary"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "MaskSpec":
+        if not isinstance(data, dict):
+            raise ConfigError(f"mask spec: {type(data).__name__}, expected a JSON object")
+        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigError(f"mask spec: unknown key {unknown[0]!r}, expected {', '.join(cls.__dataclass_fields__)}")
+        return cls(**data)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+class MaskState(Protocol):
+    """The per-layer values an estimator reads (the masked layers provide them)."""
+
+    temperature: float
+    target_density: float | None
+    mask_log_step: torch.Tensor | None
+
+
+# ---------------------------------------------------------------- hard rules
+
+def _topk_levels(scores: torch.Tensor, density: float) -> torch.Tensor:
+    flat = scores.detach().reshape(-1)
+    k = min(flat.numel(), max(0, int(round(density * flat.numel()))))
+    out = torch.zeros(flat.numel(), dtype=torch.uint8, device=flat.device)
+    out[flat.topk(k, sorted=False).indices] = 1
+    return out.view(scores.shape)
+
+
+def _nested_levels(scores: torch.Tensor, density: float, levels: int) -> torch.Tensor:
+    flat = scores.detach().reshape(-1)
+    n = flat.numel()
+    order = flat.argsort(descending=True, stable=True)
+    rank = torch.empty(n, dtype=torch.long, device=flat.device)
+    rank[order] = torch.arange(n, device=flat.device)
+    out = torch.zeros(n, dtype=torch.uint8, device=flat.device)
+    for j in range(1, levels):
+        out += (rank < int(round(density ** j * n))).to(torch.uint8)
+    return out.view(scores.shape)
+
+
+def _nm_levels(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
+    if scores.shape[-1] % m:
+        raise ConfigError(f"nm mask: last dimension {scores.shape[-1]}, expected a multiple of M={m}")
+    groups = scores.detach().reshape(*scores.shape[:-1], scores.shape[-1] // m, m)
+    out = torch.zeros(groups.shape, dtype=torch.uint8, device=scores.device)
+    out.scatter_(-1, groups.topk(n, dim=-1, sorted=False).indices, 1)
+    return out.view(scores.shape)
+
+
+def _quant_levels(scores: torch.Tensor, step: torch.Tensor, levels: int) -> torch.Tensor:
+    # float32 floor(s / delta) + 1, clamped: level 0 exactly when s < 0
+    return (torch.floor(scores.detach() / step.detach()) + 1).clamp_(0, levels - 1).to(torch.uint8)
+
+
+def _density(state: MaskState, spec: MaskSpec) -> float:
+    d = state.target_density if state.target_density is not None else spec.density
+    if d is None:
+        raise ConfigError(f"mask density: none set, the {spec.estimator} estimator needs a target density")
+    return float(d)
+
+
+def hard_levels(scores: torch.Tensor, spec: MaskSpec, state: MaskState) -> torch.Tensor:
+    """The uint8 levels the forward pass uses for these scores (same rule in train and eval)."""
+    if spec.kind == "nm":
+        return _nm_levels(scores, spec.n, spec.m)
+    if spec.estimator == "ste":
+        return (scores.detach() >= 0).to(torch.uint8)
+    if spec.estimator == "topk":
+        return _topk_levels(scores, _density(state, spec))
+    if spec.estimator == "quant":
+        return _quant_levels(scores, _step(state), spec.levels)
+    return _nested_levels(scores, _density(state, spec), spec.levels)
+
+
+def _step(state: MaskState) -> torch.Tensor:
+    if state.mask_log_step is None:
+        raise ConfigError("mask_log_step: none on this layer, the quant estimator needs it")
+    return state.mask_log_step.exp()
+
+
+# ---------------------------------------------------------------- estimators
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the given hard levels as float32. Backward: identity to the scores."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, hard: torch.Tensor) -> torch.Tensor:
+        return hard.to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad, None
+
+
+class _SigmoidSTE(torch.autograd.Function):
+    """Forward: 1[s >= 0]. Backward: sigmoid'(s/T) / T."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, temperature: float) -> torch.Tensor:
+        ctx.save_for_backward(scores)
+        ctx.temperature = temperature
+        return (scores >= 0).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (scores,) = ctx.saved_tensors
+        sig = torch.sigmoid(scores / ctx.temperature)
+        return grad * (sig * (1 - sig) / ctx.temperature), None
+
+
+class _QuantSTE(torch.autograd.Function):
+    """Forward: the quant staircase. Backward: its sigmoid-smoothed version at temperature T."""
+
+    @staticmethod
+    def forward(ctx, scores: torch.Tensor, log_step: torch.Tensor, levels: int, temperature: float):
+        step = log_step.exp()
+        ctx.save_for_backward(scores, step)
+        ctx.levels, ctx.temperature = levels, temperature
+        return _quant_levels(scores, step, levels).to(scores.dtype)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        scores, step = ctx.saved_tensors
+        t = ctx.temperature
+        d_scores = torch.zeros_like(scores)
+        d_step = torch.zeros_like(scores)
+        for j in range(ctx.levels - 1):  # threshold j*delta
+            sig = torch.sigmoid((scores - j * step) / t)
+            slope = sig * (1 - sig) / t
+            d_scores += slope
+            if j:
+                d_step -= j * slope
+        d_log_step = (grad * d_step).sum() * step  # d/d(log delta) = delta * d/d(delta)
+        return grad * d_scores, d_log_step.reshape(step.shape), None, None
+
+
+def mask_levels(scores: torch.Tensor, spec: MaskSpec, state: MaskState) -> torch.Tensor:
+    """Levels as float32 carrying the estimator's gradient to the scores (and quant's step)."""
+    if spec.estimator == "ste":
+        return _SigmoidSTE.apply(scores, float(state.temperature))
+    if spec.estimator == "quant":
+        return _QuantSTE.apply(scores, state.mask_log_step, spec.levels, float(state.temperature))
+    return _StraightThrough.apply(scores, hard_levels(scores, spec, state))
+
+
+def init_scores(shape: tuple[int, ...], spec: MaskSpec, device: torch.device | str | None = None) -> torch.Tensor:
+    """Starting scores (torch's global RNG; not part of any artifact).
+
+    ste: U(-0.02, 0.06), a starting density of 0.75 with every score near the threshold so
+    early steps can flip any connection. quant: U(-delta0, (K-1)*delta0), equal shares of
+    the K levels. topk / nested / nm: U(0, 1) (only the order matters).
+    """
+    scores = torch.empty(shape, dtype=torch.float32, device=device)
+    if spec.estimator == "ste":
+        return scores.uniform_(-0.02, 0.06)
+    if spec.estimator == "quant":
+        return scores.uniform_(-QUANT_STEP_INIT, (spec.levels - 1) * QUANT_STEP_INIT)
+    return scores.uniform_(0.0, 1.0)
+
+
+def quant_log_step_init() -> float:
+    return math.log(QUANT_STEP_INIT)

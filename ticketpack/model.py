@@ -1,0 +1,294 @@
+"""The built-in GPT, in the parameter-golf style, built from masked (or plain dense) layers.
+
+emb -> [rms] -> blocks -> rms -> * pre_logit_scale -> (tied) logits -> softcap.
+Block: x += attn_scale * Attn(rms(x)); x += mlp_scale * MLP(rms(x)).
+Attn: q/k/v projections, grouped KV heads, per-head RMS-norm of q and k, rotary, causal
+SDPA, per-head scale, output projection. MLP: fc -> relu or relu^2 -> proj.
+
+Module names follow the parameter-golf lottery-ticket layout (pg-lth-format.md):
+``tok_emb``, ``blocks.N.attn.{c_q,c_k,c_v,proj}``, ``blocks.N.mlp.{fc,proj}``,
+``blocks.N.{attn_scale,mlp_scale}``, ``blocks.N.attn.head_scale``, ``pre_logit_scale``,
+``lm_head`` (untied only). ``GPT(config, masked=False)`` has ``nn.Linear`` / ``nn.Embedding``
+under the same names, so its state-dict keys ``X.weight`` are the masked layers' tensor names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import rng
+from .errors import ConfigError
+from .layers import SCALE_MODES, MaskedEmbedding, MaskedLinear, bind_seed
+from .masking import MaskSpec
+
+ACTIVATIONS = ("relu", "relu2")
+
+
+@dataclass
+class GPTConfig:
+    vocab_size: int = 256  # tokens; 256 = the byte-level tokenizer
+    num_layers: int = 4  # transformer blocks
+    model_dim: int = 256  # residual width C
+    num_heads: int = 4  # query heads; head_dim = model_dim // num_heads (even, for rotary)
+    num_kv_heads: int = 4  # key/value heads (grouped-query attention); divides num_heads
+    mlp_mult: int = 2  # MLP hidden width = mlp_mult * model_dim
+    mlp_activation: str = "relu2"  # relu | relu2 (relu squared)
+    tie_embeddings: bool = True  # logits use the token embedding; no lm_head
+    logit_softcap: float = 0.0  # c * tanh(logits / c); 0 = off
+    rope_base: float = 10000.0  # rotary inv_freq = base^(-2i/head_dim)
+    qk_norm: bool = True  # RMS-normalise q and k per head before rotary
+    rmsnorm_weight: bool = False  # learnable RMSNorm gains (False: plain RMS normalisation)
+    embed_norm: bool = True  # RMS-normalise the token embedding before the first block
+    init: str = "xavier_uniform"  # frozen init rule of the linear layers
+    mlp_fc_init: str = "xavier_uniform"  # frozen init rule of blocks.N.mlp.fc (pg-lth: he_uniform)
+    embed_init: str = "xavier_uniform"  # frozen init rule of tok_emb
+    mask: str = "binary"  # mask spec string: binary | multibit:K | nm:N:M
+    mask_estimator: str = ""  # "" = the kind's default (binary: ste, multibit: quant, nm: topk)
+    mask_density: float | None = None  # target density (needed by topk / nested)
+    scale_mode: str = "none"  # learned scale of each masked layer: none | tensor | row
+    block_scales: bool = True  # per-block attn_scale / mlp_scale vectors (model_dim, init 1)
+    head_scales: bool = True  # per-head attention output scales (num_heads, init 1)
+    pre_logit_scale: bool = True  # pre_logit_scale vector (model_dim, init 1)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    @property
+    def head_dim(self) -> int:
+        return self.model_dim // self.num_heads
+
+    @property
+    def mlp_hidden(self) -> int:
+        return self.mlp_mult * self.model_dim
+
+    def mask_spec(self) -> MaskSpec:
+        return MaskSpec.parse(self.mask, estimator=self.mask_estimator, density=self.mask_density)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "GPTConfig":
+        """A config from JSON; missing keys take the defaults, unknown keys are refused."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"model config: {type(data).__name__}, expected a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"model config: unknown key {unknown[0]!r}, expected one of {', '.join(sorted(known))}")
+        return cls(**data)
+
+    def validate(self) -> None:
+        self._check_types()
+        if self.model_dim % self.num_heads:
+            raise ConfigError(f"model_dim: {self.model_dim}, expected a multiple of num_heads={self.num_heads}")
+        if self.num_heads % self.num_kv_heads:
+            raise ConfigError(f"num_kv_heads: {self.num_kv_heads}, expected a divisor of num_heads={self.num_heads}")
+        if self.head_dim % 2:
+            raise ConfigError(f"head_dim: {self.head_dim} (model_dim / num_heads), expected an even number")
+        if self.mlp_activation not in ACTIVATIONS:
+            raise ConfigError(f"mlp_activation: {self.mlp_activation!r}, expected one of {', '.join(ACTIVATIONS)}")
+        if self.logit_softcap < 0:
+            raise ConfigError(f"logit_softcap: {self.logit_softcap}, expected >= 0 (0 = off)")
+        if self.rope_base <= 0:
+            raise ConfigError(f"rope_base: {self.rope_base}, expected > 0")
+        for key in ("init", "mlp_fc_init", "embed_init"):
+            if getattr(self, key) not in rng.INIT_RULES:
+                raise ConfigError(f"{key}: {getattr(self, key)!r}, expected one of {', '.join(rng.INIT_RULES)}")
+        if self.scale_mode not in SCALE_MODES:
+            raise ConfigError(f"scale_mode: {self.scale_mode!r}, expected one of {', '.join(SCALE_MODES)}")
+        spec = self.mask_spec()
+        if spec.kind == "nm" and (self.model_dim % spec.m or self.mlp_hidden % spec.m):
+            raise ConfigError(f"mask {self.mask}: model_dim {self.model_dim} and MLP width "
+                              f"{self.mlp_hidden}, expected multiples of M={spec.m}")
+
+    def _check_types(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(f"{f.name}: {value!r}, expected a positive integer")
+            if f.type == "bool" and not isinstance(value, bool):
+                raise ConfigError(f"{f.name}: {value!r}, expected true or false")
+            if f.type == "str" and not isinstance(value, str):
+                raise ConfigError(f"{f.name}: {value!r}, expected a string")
+            if f.type == "float":
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigError(f"{f.name}: {value!r}, expected a number")
+                setattr(self, f.name, float(value))  # JSON may give 30 for 30.0
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # seconds on CPU: smoke tests
+    "tiny": dict(num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2, mlp_mult=2),
+    # the quickstart scale: a few minutes on 2 CPU cores
+    "small": dict(num_layers=4, model_dim=256, num_heads=4, num_kv_heads=4, mlp_mult=2),
+    # the parameter-golf lottery-ticket submission's defaults
+    "pg-lth": dict(vocab_size=1024, num_layers=16, model_dim=1024, num_heads=8, num_kv_heads=4,
+                   mlp_mult=2, mlp_activation="relu", tie_embeddings=True, logit_softcap=30.0,
+                   rope_base=10000.0, qk_norm=True, rmsnorm_weight=False, embed_norm=True,
+                   init="xavier_uniform", mlp_fc_init="he_uniform", embed_init="xavier_uniform",
+                   mask="binary", scale_mode="none", block_scales=True, head_scales=True,
+                   pre_logit_scale=True),
+}
+
+
+def config_from_preset(name: str, **overrides: Any) -> GPTConfig:
+    """A preset's config with some fields replaced."""
+    if name not in PRESETS:
+        raise ConfigError(f"preset: {name!r}, expected one of {', '.join(PRESETS)}")
+    return GPTConfig.from_dict({**PRESETS[name], **overrides})
+
+
+# ---------------------------------------------------------------- modules
+
+def _linear(cfg: GPTConfig, masked: bool, in_f: int, out_f: int, init: str) -> nn.Module:
+    if masked:
+        return MaskedLinear(in_f, out_f, init=init, mask=cfg.mask_spec(), scale_mode=cfg.scale_mode)
+    return nn.Linear(in_f, out_f, bias=False)
+
+
+def _ones(n: int, enabled: bool) -> nn.Parameter | None:
+    return nn.Parameter(torch.ones(n)) if enabled else None
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, weight: bool) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim)) if weight else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.size(-1),), self.weight)
+
+
+class Rotary(nn.Module):
+    """cos/sin tables of the rotary embedding, inv_freq = base^(-2i/head_dim)."""
+
+    def __init__(self, head_dim: int, base: float) -> None:
+        super().__init__()
+        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, T: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        t = torch.arange(T, dtype=torch.float32, device=self.inv_freq.device)
+        freqs = torch.outer(t, self.inv_freq)  # (T, D/2)
+        return freqs.cos()[None, None].to(dtype), freqs.sin()[None, None].to(dtype)  # (1, 1, T, D/2)
+
+
+def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x (B, H, T, D): halves x1, x2 -> cat(x1*cos + x2*sin, -x1*sin + x2*cos)."""
+    d = x.size(-1) // 2
+    x1, x2 = x[..., :d], x[..., d:]
+    return torch.cat((x1 * cos + x2 * sin, x1 * (-sin) + x2 * cos), dim=-1)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: GPTConfig, masked: bool) -> None:
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        self.qk_norm = cfg.qk_norm
+        C, kv_dim = cfg.model_dim, cfg.num_kv_heads * cfg.head_dim
+        self.c_q = _linear(cfg, masked, C, C, cfg.init)
+        self.c_k = _linear(cfg, masked, C, kv_dim, cfg.init)
+        self.c_v = _linear(cfg, masked, C, kv_dim, cfg.init)
+        self.proj = _linear(cfg, masked, C, C, cfg.init)
+        self.head_scale = _ones(cfg.num_heads, cfg.head_scales)
+        self.rotary = Rotary(cfg.head_dim, cfg.rope_base)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        H, Hkv, D = self.num_heads, self.num_kv_heads, self.head_dim
+        q = self.c_q(x).view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
+        k = self.c_k(x).view(B, T, Hkv, D).transpose(1, 2)  # (B, Hkv, T, D)
+        v = self.c_v(x).view(B, T, Hkv, D).transpose(1, 2)  # (B, Hkv, T, D)
+        if self.qk_norm:
+            q, k = F.rms_norm(q, (D,)), F.rms_norm(k, (D,))
+        cos, sin = self.rotary(T, q.dtype)
+        q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=Hkv != H)  # (B, H, T, D)
+        if self.head_scale is not None:
+            y = y * self.head_scale.to(y.dtype)[None, :, None, None]
+        y = y.transpose(1, 2).contiguous().view(B, T, C)  # (B, T, C)
+        return self.proj(y)
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: GPTConfig, masked: bool) -> None:
+        super().__init__()
+        self.fc = _linear(cfg, masked, cfg.model_dim, cfg.mlp_hidden, cfg.mlp_fc_init)
+        self.proj = _linear(cfg, masked, cfg.mlp_hidden, cfg.model_dim, cfg.init)
+        self.squared = cfg.mlp_activation == "relu2"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.fc(x))  # (B, T, mlp_hidden)
+        return self.proj(h.square() if self.squared else h)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig, masked: bool) -> None:
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.model_dim, cfg.rmsnorm_weight)
+        self.attn = CausalSelfAttention(cfg, masked)
+        self.mlp_norm = RMSNorm(cfg.model_dim, cfg.rmsnorm_weight)
+        self.mlp = MLP(cfg, masked)
+        self.attn_scale = _ones(cfg.model_dim, cfg.block_scales)
+        self.mlp_scale = _ones(cfg.model_dim, cfg.block_scales)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + _scaled(self.attn_scale, self.attn(self.attn_norm(x)))
+        return x + _scaled(self.mlp_scale, self.mlp(self.mlp_norm(x)))
+
+
+def _scaled(scale: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
+    return y if scale is None else scale.to(y.dtype) * y
+
+
+class GPT(nn.Module):
+    """The built-in language model; ``masked=False`` gives the dense twin a ticket loads into."""
+
+    def __init__(self, config: GPTConfig, *, masked: bool = True, seed: int | None = None) -> None:
+        super().__init__()
+        self.config, self.masked = config, masked
+        C, V = config.model_dim, config.vocab_size
+        if masked:
+            self.tok_emb = MaskedEmbedding(V, C, init=config.embed_init, mask=config.mask_spec(),
+                                           scale_mode=config.scale_mode)
+        else:
+            self.tok_emb = nn.Embedding(V, C)
+        self.emb_norm = RMSNorm(C, config.rmsnorm_weight) if config.embed_norm else None
+        self.blocks = nn.ModuleList(Block(config, masked) for _ in range(config.num_layers))
+        self.final_norm = RMSNorm(C, config.rmsnorm_weight)
+        self.pre_logit_scale = _ones(C, config.pre_logit_scale)
+        self.lm_head = None if config.tie_embeddings else _linear(config, masked, C, V, config.init)
+        if masked and seed is not None:
+            bind_seed(self, seed)
+
+    def _embedding_weight(self) -> torch.Tensor:
+        emb = self.tok_emb
+        return emb.effective_weight() if isinstance(emb, MaskedEmbedding) else emb.weight
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx (B, T) int64 -> logits (B, T, V) float32."""
+        emb_w = self._embedding_weight()  # (V, C), computed once when tied
+        x = F.embedding(idx, emb_w)  # (B, T, C)
+        if self.emb_norm is not None:
+            x = self.emb_norm(x)
+        for block in self.blocks:
+            x = block(x)
+        x = self.final_norm(x)
+        if self.pre_logit_scale is not None:
+            x = x * self.pre_logit_scale.to(x.dtype)
+        logits = F.linear(x, emb_w) if self.lm_head is None else self.lm_head(x)
+        logits = logits.float()  # (B, T, V)
+        c = self.config.logit_softcap
+        return c * torch.tanh(logits / c) if c > 0 else logits
+
+    def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy (nats per token) of targets (B, T) under float32 logits."""
+        logits = self(idx)
+        return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
