@@ -1,0 +1,12 @@
+"""Mask and trit encodings: flat arrays of small integer symbols <-> bytes.
+
+Symbols are mask levels 0..K-1 (binary and N:M masks: K = 2) or trits stored as
+0, 1, 2 (= trit + 1). Encodings: `bits`, `planes`, `ans0`, `ansrow`, `nm`,
+`trits5`; `choose` picks the smallest together with an outer compression.
+"""
+
+from .registry import COMPRESSIBLE, ENCODINGS, applicable, decode, encode
+from .select import choose, entropy_bits
+
+__all__ = ["COMPRESSIBLE", "ENCODINGS", "applicable", "choose", "decode", "encode",
+           "entropy_bits"]
