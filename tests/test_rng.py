@@ -1,0 +1,329 @@
+"""The format-defined random stream: known answers, golden bytes, and agreement
+between the numpy reference, the numba fast path and torch (CPU, CUDA)."""
+
+import hashlib
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticketpack import rng
+from ticketpack.errors import UsageError
+
+# Random123 kat_vectors, "philox4x32 10" lines: counter[4], key[2] -> output[4].
+KAT = [
+    ((0x00000000, 0x00000000, 0x00000000, 0x00000000), (0x00000000, 0x00000000),
+     (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF),
+     (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344), (0xA4093822, 0x299F31D0),
+     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+]
+
+# SHA-256 of the little-endian float32 bytes of frozen tensors, fixed when the
+# format was defined: any change in any library or code path shows up here.
+GOLDEN_CASES = [(1234, "blocks.0.mlp.fc.weight", (64, 48)), (0, "tok_emb.weight", (257, 3)),
+                (4294967295, "h.3.attn.proj.weight", (5, 2, 3))]
+GOLDEN = {
+    "xavier_uniform": ["04289bef7cd07c5681b212d5d1de946a993bea439ce7794436fc8554c82935a4",
+                       "b4a03d68b967de089990797dc772b5148c06fd43f9176c043068948d9219a83c",
+                       "287e82ca265f7595684edd663c88d8a8ba11df01de35701309e441dd6db6bd9f"],
+    "he_uniform": ["436306438f9769c0ef8a8cab09695d2cc030822d305b1745aeb96921630762f9",
+                   "8910c9db7667bc00f806415d436c8c560d378f0a8acdbe8f4ba7b533412cd19f",
+                   "6c8a2f57f2ab35213b9acdc00866de7a16d3eff15d25e3d91195d3a5cbbcd0e6"],
+    "signed_constant_xavier": ["7a1a3b122c839a4495d09c4b131d75d1df85ebabf1d1931cfb623f4652b4de66",
+                               "6c2ac9cf39933e6af412298e8f77e590c3419d2cecbb360ad90ccceb4b79df5e",
+                               "f8515423f2ef351837d820dc021d0631cc01e82b3a9d46582f8248cf60b45c48"],
+    "signed_constant_he": ["9f2283edcafcfeca23443bd505d7580e8f28d4f37e4db2ba969cf8f3b61ff18a",
+                           "0960b13ef578185416dd808c3ce228f2eb0432a0d1a023fa797eff8cbb7e21ec",
+                           "28d112e6515601b820648a92b267ff0a9ef3c9bbc90281ca5dcec6de77cd7008"],
+}
+
+# Shapes with sizes 1, 2, 3, 4, 5, odd and 3-D, so partial blocks are covered.
+SHAPES = [(1,), (2,), (3, 1), (4,), (5,), (7, 3), (16, 17), (3, 4, 5)]
+
+
+def sha(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a, "<f4").tobytes()).hexdigest()
+
+
+def same_bits(*arrays: np.ndarray) -> bool:
+    return all(a.dtype == np.float32 and a.shape == arrays[0].shape and a.tobytes() == arrays[0].tobytes()
+               for a in arrays)
+
+
+# ----------------------------------------------------------------------------- Philox and the stream layout
+
+
+@pytest.mark.parametrize("counter, key, expected", KAT)
+def test_philox_known_answers(counter, key, expected):
+    out = rng.philox4x32_10(np.array([counter], np.uint32), key)
+    assert out.dtype == np.uint32 and out.tolist() == [list(expected)]
+
+
+def test_philox_rows_are_independent():
+    counters = np.array([k[0] for k in KAT[:2]] * 3, np.uint32)
+    out = rng.philox4x32_10(counters, (0, 0))
+    assert out[0].tolist() == list(KAT[0][2])
+    assert (out[::2] == out[0]).all() and not (out[1] == out[0]).any()
+
+
+def test_stream_block_zero_is_the_zero_known_answer():
+    assert rng.stream_words(0, 0, 0, 4).tolist() == list(KAT[0][2])
+    assert rng.stream_words_reference(0, 0, 0, 4).tolist() == list(KAT[0][2])
+
+
+@pytest.mark.parametrize("j", [0, 1, 6, 4 * 0xFFFFFFFF + 3, 4 * 2**32 + 2, 4 * (2**40 + 12345) + 1])
+def test_word_j_is_lane_of_its_counter_block(j):
+    seed, sid = 0xDEADBEEF, 0x0123456789ABCDEF
+    b = j // 4
+    counter = np.array([[b & 0xFFFFFFFF, b >> 32, sid & 0xFFFFFFFF, sid >> 32]], np.uint32)
+    expected = rng.philox4x32_10(counter, (seed, 0))[0, j % 4]
+    assert rng.stream_words(seed, sid, j, 1)[0] == expected
+    assert rng.stream_words_reference(seed, sid, j, 1)[0] == expected
+
+
+def test_stream_id_is_sha256_prefix_little_endian():
+    # SHA-256("") = e3b0c442 98fc1c14 ...; SHA-256("abc") = ba7816bf 8f01cfea ...
+    assert rng.stream_id("") == 0x141CFC9842C4B0E3
+    assert rng.stream_id("abc") == 0xEACF018FBF1678BA
+    assert rng.stream_id("é") == int.from_bytes(hashlib.sha256(b"\xc3\xa9").digest()[:8], "little")
+
+
+def test_constants():
+    assert rng.RNG_ID == "philox4x32-10/v1"
+    assert rng.INIT_RULES == ("xavier_uniform", "he_uniform", "signed_constant_xavier", "signed_constant_he")
+
+
+# ----------------------------------------------------------------------------- fast path == reference
+
+
+@pytest.mark.parametrize("start", range(9))
+def test_stream_words_every_alignment(start):
+    sid = 2**63 + 5
+    full = rng.stream_words_reference(7, sid, 0, 32)
+    for count in range(14):
+        assert np.array_equal(rng.stream_words(7, sid, start, count), full[start:start + count])
+        assert np.array_equal(rng.stream_words_reference(7, sid, start, count), full[start:start + count])
+
+
+def test_stream_words_across_the_low_counter_word():
+    start = 4 * (2**32 - 3) + 1  # b_lo wraps to 0 and b_hi becomes 1 inside this range
+    fast = rng.stream_words(99, 12345, start, 50)
+    assert np.array_equal(fast, rng.stream_words_reference(99, 12345, start, 50))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), sid=st.integers(0, 2**64 - 1),
+       start=st.integers(0, 2**40), count=st.integers(0, 70))
+def test_stream_words_fast_equals_reference(seed, sid, start, count):
+    assert np.array_equal(rng.stream_words(seed, sid, start, count),
+                          rng.stream_words_reference(seed, sid, start, count))
+
+
+@pytest.mark.parametrize("rule", rng.INIT_RULES)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_fast_reference_torch_agree(rule, shape):
+    ref = rng.frozen_weight_reference(42, "w", shape, rule)
+    fast = rng.frozen_weight(42, "w", shape, rule)
+    tch = rng.frozen_weight_torch(42, "w", shape, rule)
+    assert tch.dtype == torch.float32 and tch.device.type == "cpu"
+    assert same_bits(ref, fast, tch.numpy())
+
+
+@pytest.mark.parametrize("rule", rng.INIT_RULES)
+def test_golden_digests(rule):
+    for (seed, name, shape), digest in zip(GOLDEN_CASES, GOLDEN[rule]):
+        fast = rng.frozen_weight(seed, name, shape, rule)
+        assert sha(fast) == digest
+        assert sha(rng.frozen_weight_reference(seed, name, shape, rule)) == digest
+        assert sha(rng.frozen_weight_torch(seed, name, shape, rule).numpy()) == digest
+
+
+def test_golden_first_values():
+    w = rng.frozen_weight(1234, "blocks.0.mlp.fc.weight", (64, 48), "xavier_uniform")
+    assert w.ravel()[:4].tolist() == [0.20551343262195587, -0.1057550460100174,
+                                      -0.17083151638507843, 0.03624871373176575]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("rule", rng.INIT_RULES)
+def test_torch_cuda_agrees(rule):
+    for (seed, name, shape), digest in zip(GOLDEN_CASES, GOLDEN[rule]):
+        cuda = rng.frozen_weight_torch(seed, name, shape, rule, device="cuda")
+        assert cuda.device.type == "cuda" and sha(cuda.cpu().numpy()) == digest
+    shape = (1031, 1027)  # > one torch chunk, odd size
+    cuda = rng.frozen_weight_torch(3, "big", shape, rule, device="cuda").cpu().numpy()
+    assert same_bits(cuda, rng.frozen_weight(3, "big", shape, rule))
+
+
+@pytest.mark.parametrize("rule", ["xavier_uniform", "signed_constant_he"])
+def test_threads_do_not_change_values(rule):
+    shape = (601, 503)  # above the parallel threshold, odd size
+    one = rng.frozen_weight(5, "t", shape, rule, threads=1)
+    assert same_bits(one, rng.frozen_weight(5, "t", shape, rule, threads=2),
+                     rng.frozen_weight(5, "t", shape, rule, threads=7),
+                     rng.frozen_weight(5, "t", shape, rule))
+
+
+def test_torch_crosses_chunks():
+    shape = (4 * (1 << 16) + 9,)  # more than one 2**16-block CPU torch chunk
+    tch = rng.frozen_weight_torch(8, "long", shape, "he_uniform").numpy()
+    assert same_bits(tch, rng.frozen_weight(8, "long", shape, "he_uniform"))
+
+
+# ----------------------------------------------------------------------------- statelessness
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_any_sub_range_alone(threads):
+    shape = (700, 401)
+    full = rng.frozen_weight(11, "s", shape, "he_uniform").ravel()
+    sid = rng.stream_id("s")
+    ranges = [(0, 1), (1, 3), (2, 2), (3, 5), (280_699, 1), (123_457, 150_001), (5, full.size - 5)]
+    for start, count in reversed(ranges):
+        out = np.empty(count, np.float32)
+        rng.fill_values(out, 11, sid, start, "he_uniform", shape, threads=threads)
+        assert same_bits(out, full[start:start + count])
+
+
+def test_tensors_alone_in_any_order():
+    specs = [("a.weight", (30, 20), "xavier_uniform"), ("b.weight", (9, 9), "signed_constant_xavier"),
+             ("c.weight", (5, 40), "he_uniform")]
+    forward = [rng.frozen_weight(3, *s) for s in specs]
+    rng.stream_words(3, 1, 0, 1000)  # unrelated draws in between change nothing
+    backward = [rng.frozen_weight(3, *s) for s in reversed(specs)][::-1]
+    for f, b in zip(forward, backward):
+        assert same_bits(f, b)
+    assert not np.array_equal(forward[0], rng.frozen_weight(4, *specs[0]))  # the seed matters
+    assert not np.array_equal(forward[0], rng.frozen_weight(3, "a.bias", (30, 20), "xavier_uniform"))
+
+
+# ----------------------------------------------------------------------------- init rules
+
+
+def test_fans_and_bounds():
+    assert rng.fans((3, 5)) == (5, 3)
+    assert rng.fans((256, 64)) == (64, 256)  # an embedding (vocab, dim): fan_in = dim
+    assert rng.fans((4, 3, 2)) == (6, 4)
+    assert rng.fans((7,)) == (1, 7)
+    assert rng.init_bound("xavier_uniform", (3, 5)) == math.sqrt(6 / 8)
+    assert rng.init_bound("he_uniform", (3, 5)) == math.sqrt(6 / 5)
+    assert rng.init_bound("signed_constant_xavier", (3, 5)) == math.sqrt(2 / 8)
+    assert rng.init_bound("signed_constant_he", (3, 5)) == math.sqrt(2 / 5)
+
+
+@pytest.mark.parametrize("rule", ["signed_constant_xavier", "signed_constant_he"])
+def test_signed_constant_is_exactly_plus_minus_c(rule):
+    shape = (48, 40)
+    w = rng.frozen_weight(9, "sc", shape, rule)
+    c = np.float32(rng.init_bound(rule, shape))
+    assert set(np.unique(w).tolist()) == {float(c), float(-c)}
+    words = rng.stream_words(9, rng.stream_id("sc"), 0, w.size)
+    assert np.array_equal(w.ravel() > 0, words >> 31 == 0)  # top bit 0 -> +c
+    assert 0.45 < (w > 0).mean() < 0.55
+
+
+@pytest.mark.parametrize("rule", ["xavier_uniform", "he_uniform"])
+def test_uniform_strictly_inside_bound(rule):
+    shape = (64, 50)
+    w = rng.frozen_weight(13, "u", shape, rule)
+    b = rng.init_bound(rule, shape)
+    assert (np.abs(w) < b).all() and (np.abs(w) < np.float32(b)).all() and (w != 0).all()
+    assert 0.45 < (np.abs(w) < b / 2).mean() < 0.55 and abs(w.mean()) < 0.05 * b
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(1, 5000), min_size=1, max_size=3).map(tuple),
+       rule=st.sampled_from(["xavier_uniform", "he_uniform"]))
+def test_uniform_extreme_words_stay_inside(shape, rule):
+    words = np.array([0, 0xFF, 0x100, 0x7FFFFFFF, 0x80000000, 0xFFFFFEFF, 0xFFFFFFFF], np.uint32)
+    v = rng.values_from_words(words, rule, shape)
+    b = rng.init_bound(rule, shape)
+    assert (np.abs(v) < b).all() and (np.abs(v) < np.float32(b)).all()
+    # u and 2**24 - 1 - u give opposite values; the low 8 bits are dropped
+    assert v[0] == -v[6] and v[1] == v[0] and v[2] == -v[5] and v[3] == -v[4] and v[4] > 0
+
+
+@settings(max_examples=30, deadline=None)
+@given(words=st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=20),
+       shape=st.lists(st.integers(1, 3000), min_size=1, max_size=2).map(tuple))
+def test_uniform_is_one_rounded_float32_multiply(words, shape):
+    # A 24-bit by 24-bit product is exact in float64, so one rounding to float32
+    # gives the correctly rounded float32 product.
+    v = rng.values_from_words(np.array(words, np.uint32), "xavier_uniform", shape)
+    s = float(np.float32(rng.init_bound("xavier_uniform", shape) * 2.0**-24))
+    expected = [np.float32(float(2 * (w >> 8) - (2**24 - 1)) * s) for w in words]
+    assert v.tolist() == [float(e) for e in expected]
+
+
+# ----------------------------------------------------------------------------- memory and errors
+
+
+def test_no_temporary_larger_than_output():
+    shape = (1000, 1000)
+    tracemalloc.start()
+    try:
+        rng.frozen_weight(1, "m", shape, "xavier_uniform", threads=1)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 1_000_000 * 1.05
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.0, True, "1", None])
+def test_bad_seed(seed):
+    with pytest.raises(UsageError, match="seed"):
+        rng.frozen_weight(seed, "w", (2, 2), "xavier_uniform")
+    with pytest.raises(UsageError, match="seed"):
+        rng.frozen_weight_torch(seed, "w", (2, 2), "xavier_uniform")
+    with pytest.raises(UsageError, match="seed"):
+        rng.stream_words(seed, 0, 0, 4)
+
+
+def test_seed_edges_accepted():
+    for seed in (0, 2**32 - 1, np.uint32(7)):
+        assert rng.frozen_weight(seed, "w", (2, 2), "he_uniform").shape == (2, 2)
+
+
+@pytest.mark.parametrize("rule", ["xavier", "kaiming_uniform", "", None])
+def test_bad_rule(rule):
+    with pytest.raises(UsageError, match="init_rule"):
+        rng.frozen_weight(1, "w", (2, 2), rule)
+    with pytest.raises(UsageError, match="init_rule"):
+        rng.frozen_weight_torch(1, "w", (2, 2), rule)
+    with pytest.raises(UsageError, match="init_rule"):
+        rng.init_bound(rule, (2, 2))
+
+
+@pytest.mark.parametrize("shape", [(), (0, 3), (3, 0), (-1,), (2.0, 3), (True, 2), "ab", 5, None, (2**31, 2**31, 2)])
+def test_bad_shape(shape):
+    with pytest.raises(UsageError, match="shape"):
+        rng.frozen_weight(1, "w", shape, "xavier_uniform")
+    with pytest.raises(UsageError, match="shape"):
+        rng.frozen_weight_torch(1, "w", shape, "xavier_uniform")
+    with pytest.raises(UsageError, match="shape"):
+        rng.fans(shape)
+
+
+def test_other_bad_arguments():
+    with pytest.raises(UsageError, match="name"):
+        rng.frozen_weight(1, b"w", (2, 2), "he_uniform")
+    with pytest.raises(UsageError, match="name"):
+        rng.stream_id("\ud800")  # a lone surrogate has no UTF-8 form
+    with pytest.raises(UsageError, match="threads"):
+        rng.frozen_weight(1, "w", (2, 2), "he_uniform", threads=0)
+    with pytest.raises(UsageError, match="start"):
+        rng.stream_words(1, 0, -1, 4)
+    with pytest.raises(UsageError, match="count"):
+        rng.stream_words(1, 0, 0, -4)
+    with pytest.raises(UsageError, match="stream_id"):
+        rng.stream_words(1, 2**64, 0, 4)
+    with pytest.raises(UsageError, match="counter"):
+        rng.philox4x32_10(np.zeros((2, 3), np.uint32), (0, 0))
+    with pytest.raises(UsageError, match="out"):
+        rng.fill_values(np.zeros(8, np.float64), 1, 0, 0, "he_uniform", (8,))
