@@ -80,6 +80,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for case in cases(args.elements):
         print(row(*case), flush=True)
+    print("\npacked = `bits` (K = 2) or `planes` (K > 2); auto = `codecs.choose` (every applicable "
+          "encoding x none/zstd-19/zlib-9); encode/decode = the chosen encoding, best of 3; "
+          "choose = the whole search.")
 
 
 if __name__ == "__main__":
