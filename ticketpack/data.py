@@ -218,7 +218,8 @@ def _utf8(raw: bytes, path, truncated: bool) -> str:
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if truncated and exc.start >= len(raw) - 3:  # max_bytes cut a character in two
+        if truncated and exc.end == len(raw) and exc.reason == "unexpected end of data":
+            # max_bytes cut the last character in two: drop its first bytes
             return raw[: exc.start].decode("utf-8")
         raise DataError(f"data {path}: not UTF-8 text (invalid byte at offset {exc.start})") from None
 
