@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import numpy as np
 from . import codecs, rng
 from .atomic import atomic_write_bytes
 from .compression import compress, decompress, check_codec
-from .errors import (BadMagicError, BudgetExceededError, ChecksumError, DecodeError, HeaderError,
+from .errors import (ArtifactError, BadMagicError, BudgetExceededError, ChecksumError, DecodeError, HeaderError,
                      LimitError, TruncatedError, UnsupportedVersionError, UsageError,
                      VerificationError)
 from .masking import MaskSpec
@@ -40,6 +41,13 @@ TRAILER = struct.Struct("<I")
 HEADER_CODECS = {0: "none", 1: "zlib", 2: "zstd"}
 WRITE_CODECS = ("auto", "zstd", "zlib", "none")
 KINDS = ("masked", "plain", "ternary")
+PG_RNG_PREFIX = "torch-mt19937-cpu/"
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Declared raw size of a mask / trit section: no encoding needs more than this (ANS spends
+# at most 24 bits per symbol, a histogram at most 10 B per level), so a section can never
+# make the reader decompress more than ~8 B per element of its tensor.
+SYMBOL_RAW_PER_ELEMENT = 8
+SYMBOL_RAW_SLACK = 4096
 
 
 @dataclass(frozen=True)
@@ -51,7 +59,7 @@ class Limits:
     max_tensors: int = 100_000
     max_rank: int = 8
     max_dim: int = 2**31
-    max_total_elements: int = 2**34
+    max_total_elements: int = 2**30  # loading costs ~4 B (effective fp32) + 1-8 B per element
     max_name_bytes: int = 1024
 
 
@@ -189,10 +197,17 @@ def read_artifact_bytes(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"artifact: no such file {str(p)!r}")
-    size = p.stat().st_size
+    try:
+        size = p.stat().st_size
+        if size <= limits.max_file_bytes:
+            with open(p, "rb") as fh:  # read at most cap + 1 bytes, even if the file grows
+                data = fh.read(limits.max_file_bytes + 1)
+                size = len(data)
+    except OSError as exc:
+        raise ArtifactError(f"artifact {str(p)!r}: cannot be read ({exc.strerror or exc})") from None
     if size > limits.max_file_bytes:
         raise LimitError(f"artifact: file is {size:,} B, cap is {limits.max_file_bytes:,} B")
-    return p.read_bytes()
+    return data
 
 
 def parse_artifact(data: bytes, limits: Limits = DEFAULT_LIMITS) -> ArtifactInfo:
@@ -328,18 +343,43 @@ def _decode_f16(s: dict, payload: bytes, name: str, shape: tuple) -> np.ndarray:
 
 # ---------------------------------------------------------------- header validation
 
-def _parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:
+def _load_json(hbytes: bytes) -> Any:
+    """Strict JSON: UTF-8, no duplicate keys, no NaN / Infinity, no over-long integers."""
     try:
-        header = json.loads(hbytes.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise HeaderError(f"header: not valid UTF-8 JSON ({exc})") from None
+        return json.loads(hbytes.decode("utf-8"), object_pairs_hook=_unique_keys,
+                          parse_constant=_no_constant)
+    except HeaderError:
+        raise
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError, int digits
+        raise HeaderError(f"header: not valid UTF-8 JSON ({str(exc)[:200]})") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        dup = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+        raise HeaderError(f"header: duplicate JSON key {dup[:100]!r}, expected unique keys")
+    return out
+
+
+def _no_constant(token: str) -> None:
+    raise HeaderError(f"header: JSON constant {token}, expected finite numbers only")
+
+
+def _parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:
+    header = _load_json(hbytes)
     _require(header, dict, "header")
     _field(header, "seed", int, "header")
     if not 0 <= header["seed"] < 2**32:
         raise HeaderError(f"seed: got {header['seed']}, expected 0..2^32-1")
-    _field(header, "rng", str, "header")
+    rng_id = _field(header, "rng", str, "header")
+    if rng_id != rng.RNG_ID and not rng_id.startswith(PG_RNG_PREFIX):
+        raise HeaderError(f"rng: got {rng_id[:100]!r}, expected {rng.RNG_ID!r} or "
+                          f"{PG_RNG_PREFIX + '<torch version>'!r}")
     _field(header, "config", dict, "header")
-    _field(header, "weights_sha256", str, "header")
+    if not SHA256_HEX.fullmatch(_field(header, "weights_sha256", str, "header")):
+        raise HeaderError(f"weights_sha256: got {header['weights_sha256'][:80]!r}, "
+                          f"expected 64 lowercase hex digits")
     _field(header, "provenance", dict, "header")
     tensors = _field(header, "tensors", list, "header")
     if len(tensors) > limits.max_tensors:
@@ -361,8 +401,13 @@ def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
     where = f"tensors[{i}]"
     _require(t, dict, where)
     name = _field(t, "name", str, where)
-    if not name or len(name.encode("utf-8")) > limits.max_name_bytes:
-        raise LimitError(f"{where}.name: {len(name.encode('utf-8'))} B, expected 1..{limits.max_name_bytes}")
+    try:
+        name_bytes = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise HeaderError(f"{where}.name: {name[:100]!r} is not encodable as UTF-8, "
+                          f"expected text") from None
+    if not name or name_bytes > limits.max_name_bytes:
+        raise LimitError(f"{where}.name: {name_bytes} B, expected 1..{limits.max_name_bytes}")
     if name in seen:
         raise HeaderError(f"{where}.name: duplicate tensor name {name!r}")
     seen.add(name)
@@ -378,26 +423,48 @@ def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
     elements = math.prod(shape)
     roles = _check_kind_fields(t, name, kind, shape)
     sections = _field(t, "sections", list, where)
+    if len(sections) != len(roles):
+        raise HeaderError(f"{name}: {len(sections)} sections, expected {len(roles)} ({', '.join(roles)})")
     got_roles = []
     for s in sections:
         _check_section(s, name, payload_len, extents)
         got_roles.append(s["role"])
     if sorted(got_roles) != sorted(roles):
-        raise HeaderError(f"{name}: sections {got_roles}, expected {roles}")
+        raise HeaderError(f"{name}: sections {got_roles}, expected {list(roles)}")
+    for s in sections:
+        _check_raw(s, name, roles[s["role"]], elements)
     return elements
 
 
-def _check_kind_fields(t: dict, name: str, kind: str, shape: list) -> list[str]:
+def _check_raw(s: dict, name: str, f16_values: int | None, elements: int) -> None:
+    """Bound a section's declared raw size by its tensor's shape, before anything is decompressed."""
+    role, enc, raw = s["role"], s["enc"], s["raw"]
+    if f16_values is not None:  # scales, gammas, plain data: exactly 2 B per value
+        if enc != "f16" or raw != 2 * f16_values:
+            raise HeaderError(f"{name}: section {role} is {enc!r} of {raw} B raw, expected 'f16' "
+                              f"of {2 * f16_values} B")
+        return
+    if enc == "f16":
+        raise HeaderError(f"{name}: section {role} encoding 'f16', expected one of "
+                          f"{', '.join(codecs.ENCODINGS)}")
+    bound = SYMBOL_RAW_PER_ELEMENT * elements + SYMBOL_RAW_SLACK
+    if raw > bound:
+        raise LimitError(f"{name}: section {role} declares {raw:,} B raw, at most {bound:,} B "
+                         f"for {elements:,} elements")
+
+
+def _check_kind_fields(t: dict, name: str, kind: str, shape: list) -> dict[str, int | None]:
+    """The section roles this kind needs: role -> f16 values it holds (None: mask / trits)."""
     if kind == "plain":
-        return ["data"]
+        return {"data": math.prod(shape)}
     if kind == "ternary":
         mode = _field(t, "gamma", str, name)
         count = _field(t, "gamma_count", int, name)
         ok = {"tensor": count == 1, "row": bool(shape) and count == shape[0],
-              "shard": bool(shape) and count >= 1 and shape[0] % count == 0}
+              "shard": bool(shape) and 1 <= count <= shape[0] and shape[0] % count == 0}
         if mode not in ok or not ok[mode]:
             raise HeaderError(f"{name}: gamma {mode!r} with {count} values does not fit shape {shape}")
-        return ["trits", "gamma"]
+        return {"trits": None, "gamma": count}
     init = _field(t, "init", str, name)
     if init not in rng.INIT_RULES:
         raise HeaderError(f"{name}: init {init!r}, expected one of {', '.join(rng.INIT_RULES)}")
@@ -410,7 +477,7 @@ def _check_kind_fields(t: dict, name: str, kind: str, shape: list) -> list[str]:
     scale = _field(t, "scale", str, name)
     if scale not in ("none", "tensor", "row"):
         raise HeaderError(f"{name}: scale {scale!r}, expected none, tensor or row")
-    return ["mask"] + ([] if scale == "none" else ["scale"])
+    return {"mask": None, **({} if scale == "none" else {"scale": 1 if scale == "tensor" else shape[0]})}
 
 
 def _check_section(s: Any, name: str, payload_len: int, extents: list) -> None:

@@ -6,7 +6,6 @@ hostile section cannot make the reader allocate more than it declared.
 
 from __future__ import annotations
 
-import io
 import zlib
 
 import zstandard
@@ -41,14 +40,21 @@ def compress(data: bytes, codec: str, level: int | None = None) -> bytes:
 
 
 def decompress(data: bytes, codec: str, raw_size: int, what: str = "section") -> bytes:
-    """Decompress ``data`` to exactly ``raw_size`` bytes, never producing more."""
+    """Decompress ``data`` to exactly ``raw_size`` bytes, never producing more.
+
+    Output is produced in small steps and stops just past ``raw_size``, so memory follows
+    the bytes really produced, never a size the input merely claims; truncated streams and
+    bytes after the end of the stream are refused.
+    """
     if codec not in CODECS:
         raise DecodeError(f"{what}: unknown codec {codec!r}, expected one of {', '.join(CODECS)}")
+    if isinstance(raw_size, bool) or not isinstance(raw_size, int) or raw_size < 0:
+        raise DecodeError(f"{what}: declared raw size {raw_size!r}, expected an integer >= 0")
     try:
         if codec == "zstd":
-            out = _zstd_bounded(data, raw_size)
+            out = _zstd_bounded(data, raw_size, what)
         elif codec == "zlib":
-            out = _zlib_bounded(data, raw_size)
+            out = _zlib_bounded(data, raw_size, what)
         else:
             out = bytes(data)
     except (zstandard.ZstdError, zlib.error) as exc:
@@ -58,29 +64,41 @@ def decompress(data: bytes, codec: str, raw_size: int, what: str = "section") ->
     return out
 
 
-def _zstd_bounded(data: bytes, raw_size: int) -> bytes:
-    # A stream reader lets us stop after raw_size + 1 output bytes: a frame that
-    # claims or produces more is refused before the memory is spent.
-    reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=False)
-    chunks, got = [], 0
-    while got <= raw_size:
-        chunk = reader.read(raw_size + 1 - got)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        got += len(chunk)
-    if got > raw_size:
-        raise DecodeError(f"section: zstd output exceeds the declared {raw_size} bytes")
-    return b"".join(chunks)
+CHUNK = 1 << 20  # bytes of zlib output requested per step
 
 
-def _zlib_bounded(data: bytes, raw_size: int) -> bytes:
-    dobj = zlib.decompressobj()
-    out = dobj.decompress(data, raw_size + 1)
-    if len(out) > raw_size:
-        raise DecodeError(f"section: zlib output exceeds declared {raw_size} bytes")
+def _zstd_bounded(data: bytes, raw_size: int, what: str) -> bytes:
+    # Feed the input a few bytes at a time: a zstd block needs at least 4 input bytes and
+    # yields at most 128 KiB, so each step produces at most ~32768 x its input. Steps are
+    # sized so the output stays within about 2 MiB of the allowance, then stops.
+    dobj = zstandard.ZstdDecompressor().decompressobj()
+    out, pos = bytearray(), 0
+    while pos < len(data) and not dobj.eof:
+        step = max(64, (raw_size + 1 - len(out)) >> 15)
+        out += dobj.decompress(data[pos:pos + step])
+        pos += step
+        if len(out) > raw_size:
+            raise DecodeError(f"{what}: zstd output exceeds the declared {raw_size} bytes")
     if not dobj.eof:
-        raise DecodeError("section: zlib stream is truncated")
+        raise DecodeError(f"{what}: zstd frame is truncated")
+    if pos < len(data) or dobj.unused_data:
+        raise DecodeError(f"{what}: trailing bytes after the zstd frame")
+    return bytes(out)
+
+
+def _zlib_bounded(data: bytes, raw_size: int, what: str) -> bytes:
+    dobj, out, tail = zlib.decompressobj(), bytearray(), bytes(data)
+    while not dobj.eof and len(out) <= raw_size:
+        piece = dobj.decompress(tail, min(CHUNK, raw_size + 1 - len(out)))
+        progressed = piece or len(dobj.unconsumed_tail) != len(tail)
+        tail = dobj.unconsumed_tail
+        out += piece
+        if not progressed:  # input used up before the end of the stream
+            break
+    if len(out) > raw_size:
+        raise DecodeError(f"{what}: zlib output exceeds the declared {raw_size} bytes")
+    if not dobj.eof:
+        raise DecodeError(f"{what}: zlib stream is truncated")
     if dobj.unused_data or dobj.unconsumed_tail:
-        raise DecodeError("section: trailing bytes after the zlib stream")
-    return out
+        raise DecodeError(f"{what}: trailing bytes after the zlib stream")
+    return bytes(out)
