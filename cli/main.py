@@ -183,5 +183,35 @@ def inspect(artifact: str) -> None:
     click.echo(json.dumps(api.inspect(artifact), indent=2))
 
 
+@main.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--prompt", required=True, help="text to continue")
+@click.option("--tokens", type=int, default=200, show_default=True, help="tokens to generate")
+@click.option("--temperature", type=float, default=0.8, show_default=True, help="0 = greedy")
+@click.option("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
+@click.option("--seed", type=int, default=0, show_default=True, help="sampling seed (same seed, same text)")
+@click.option("--context", type=int, default=256, show_default=True, help="tokens of context the model sees")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@click.option("--tokenizer", default=None, help="SentencePiece .model (default: byte-level)")
+@handle_errors
+def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: int | None, seed: int,
+           context: int, device: str, tokenizer: str | None) -> None:
+    """Print text the packed model in ARTIFACT writes after --prompt."""
+    text = api.sample(artifact, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
+                      seed=seed, device=device, tokenizer=tokenizer, context=context)
+    click.echo(prompt + text)
+
+
+@main.command()
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="safetensors file to write")
+@handle_errors
+def export(artifact: str, out: str) -> None:
+    """Write ARTIFACT's regenerated dense weights (config in the metadata) as safetensors."""
+    info = api.export(artifact, out)
+    click.echo(f"wrote {out}: {info['tensors']} tensors, {info['parameters']:,} float32 values, "
+               f"weights sha256 {info['weights_sha256'][:16]}...")
+
+
 if __name__ == "__main__":
     main()

@@ -133,3 +133,26 @@ def test_pack_rejects_foreign_safetensors(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path))
     code, _, stderr = run("pack", path, "-o", tmp_path / "x.tpk")
     assert code == 3 and "not written by ticketpack" in stderr
+
+
+def test_sample_is_seeded_and_export_round_trips(files):
+    from safetensors.torch import load_file
+    from ticketpack.api import load_verified
+
+    tmp, ckpt, _ = files
+    out = tmp / "m.tpk"
+    run("pack", ckpt, "-o", out)
+    args = ("sample", out, "--prompt", "To be", "--tokens", "20", "--seed", "3", "--device", "cpu")
+    code, first, _ = run(*args)
+    assert code == 0 and first.startswith("To be") and len(first.encode()) >= len("To be")
+    assert run(*args)[1] == first
+    code, greedy, _ = run("sample", out, "--prompt", "To be", "--tokens", "5", "--temperature", "0")
+    assert code == 0
+
+    dense = tmp / "dense.safetensors"
+    code, stdout, _ = run("export", out, "-o", dense)
+    assert code == 0 and "weights sha256" in stdout
+    exported = load_file(str(dense))
+    _, state, _ = load_verified(out)
+    assert exported.keys() == state.keys()
+    assert all(torch.equal(exported[k], state[k]) for k in state)

@@ -6,7 +6,6 @@ and returns plain data (dicts, dataclasses) that the CLI prints.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from typing import Any
@@ -114,6 +113,8 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
         raise UsageError(f"split: got {split!r}, expected all or val")
     if max_bytes is not None:
         stream = truncate_bytes(stream, max_bytes)
+    if len(stream) < 2:
+        raise UsageError("data: fewer than 2 tokens to score")
     bf16 = {"auto": dev.startswith("cuda"), "bf16": True, "fp32": False}.get(precision)
     if bf16 is None:
         raise UsageError(f"precision: got {precision!r}, expected auto, bf16 or fp32")
@@ -129,9 +130,38 @@ def truncate_bytes(stream, max_bytes: int):
     """The longest prefix of a token stream whose tokens account for at most ``max_bytes``."""
     if max_bytes < 1:
         raise UsageError(f"max-bytes: got {max_bytes}, expected a positive byte count")
-    keep = int(np.searchsorted(np.cumsum(stream.byte_counts), max_bytes, side="right"))
-    return dataclasses.replace(stream, tokens=stream.tokens[:keep],
-                               byte_counts=stream.byte_counts[:keep])
+    return stream[:int(np.searchsorted(np.cumsum(stream.byte_counts), max_bytes, side="right"))]
+
+
+def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
+           temperature: float = 0.8, top_k: int | None = None, seed: int = 0,
+           device: str = "auto", tokenizer: str | None = None, context: int = 256) -> str:
+    """Text the packed model writes after ``prompt``."""
+    from .generate import generate
+    from .tokenizer import load_tokenizer
+
+    ticket, state, _ = load_verified(artifact)
+    model = build_model(ticket, state, device)
+    tok = load_tokenizer(tokenizer)
+    out = generate(model, tok.encode(prompt), tokens=tokens, temperature=temperature, top_k=top_k,
+                   seed=seed, context=context)
+    return tok.decode(out)
+
+
+def export(artifact: str | os.PathLike, out: str | os.PathLike) -> dict:
+    """Write the regenerated effective dense weights (+ config in metadata) as safetensors."""
+    import json
+
+    from safetensors.torch import save as st_save
+
+    from .atomic import atomic_write_bytes
+
+    ticket, state, sha = load_verified(artifact)
+    metadata = {"format": "ticketpack-export", "config": json.dumps(ticket.config),
+                "seed": str(ticket.seed), "rng": ticket.rng, "weights_sha256": sha}
+    atomic_write_bytes(out, st_save({k: v.contiguous() for k, v in state.items()}, metadata=metadata))
+    return {"tensors": len(state), "parameters": int(sum(v.numel() for v in state.values())),
+            "weights_sha256": sha}
 
 
 def connections_density(ticket: Ticket) -> float:
