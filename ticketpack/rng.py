@@ -292,8 +292,10 @@ def _fill_values_parallel(out, start, sid_lo, sid_hi, k0, k1, signed, scale):
 @njit(cache=True)
 def _fill_words(out, start, sid_lo, sid_hi, k0, k1):
     head, tail = _edge_words(start, out.size, sid_lo, sid_hi, k0, k1)
-    out[:head.size] = head
-    out[out.size - tail.size:] = tail
+    for t in range(head.size):
+        out[t] = head[t]
+    for t in range(tail.size):
+        out[out.size - tail.size + t] = tail[t]
     _words_blocks(out[head.size:], (start + head.size) // 4, (out.size - head.size) // 4, sid_lo, sid_hi, k0, k1)
 
 
