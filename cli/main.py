@@ -143,15 +143,18 @@ def _size_table(report) -> str:
               help="val: only the held-out split the trainer uses")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]),
               help="auto: bf16 autocast on CUDA, fp32 on CPU")
+@click.option("--sparse-kernels", default="auto", show_default=True, type=click.Choice(["auto", "on", "off"]),
+              help="2:4 layers through torch's semi-structured sparse kernels (CUDA, bf16)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @handle_errors
 def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: int, batch_size: int,
                   stride: int | None, max_bytes: int | None, tokenizer: str | None, split: str,
-                  precision: str, as_json: bool) -> None:
+                  precision: str, sparse_kernels: str, as_json: bool) -> None:
     """Rebuild the model from ARTIFACT alone and report val_loss and val_bpb on text."""
     out = api.load_and_eval(artifact, list(data), device=device, seq_len=seq_len,
                             batch_size=batch_size, stride=stride, max_bytes=max_bytes,
-                            tokenizer=tokenizer, split=split, precision=precision)
+                            tokenizer=tokenizer, split=split, precision=precision,
+                            sparse_kernels=sparse_kernels)
     if as_json:
         _emit(out)
         return

@@ -90,7 +90,7 @@ def resolve_device(device: str) -> str:
 def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str = "auto",
                   seq_len: int = 256, batch_size: int = 8, stride: int | None = None,
                   max_bytes: int | None = None, tokenizer: str | None = None,
-                  split: str = "all", precision: str = "auto",
+                  split: str = "all", precision: str = "auto", sparse_kernels: str = "auto",
                   limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Rebuild the model from the artifact alone and score it on text or token shards."""
     from .data import load_tokens, split_train_val
@@ -101,6 +101,7 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     ticket, state, sha = load_verified(artifact, limits)
     dev = resolve_device(device)
     model = build_model(ticket, state, dev)
+    sparse_layers = _maybe_sparsify(model, ticket, dev, sparse_kernels)
     load_seconds = time.perf_counter() - t0
     tok = load_tokenizer(tokenizer)
     if tok.vocab_size > int(ticket.config.get("vocab_size", tok.vocab_size)):
@@ -118,12 +119,27 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     bf16 = {"auto": dev.startswith("cuda"), "bf16": True, "fp32": False}.get(precision)
     if bf16 is None:
         raise UsageError(f"precision: got {precision!r}, expected auto, bf16 or fp32")
+    if sparse_layers and not bf16:
+        raise UsageError("precision: 2:4 sparse kernels run in bf16; use --precision bf16 or auto")
     result = evaluate(model, stream, seq_len=seq_len, batch_size=batch_size, device=dev,
                       stride=stride, autocast_bf16=bf16)
     out = result.to_dict()
     out.update({"precision": "bf16" if bf16 else "fp32", "load_seconds": round(load_seconds, 4),
+                "sparse_2to4_layers": len(sparse_layers),
                 "weights_sha256": sha})
     return out
+
+
+def _maybe_sparsify(model, ticket: Ticket, dev: str, mode: str) -> list[str]:
+    """auto: 2:4 kernels for 2:4 layers on CUDA; on: required; off: dense everywhere."""
+    from .sparse import sparsify_two_four, two_four_names
+
+    if mode not in ("auto", "on", "off"):
+        raise UsageError(f"sparse-kernels: got {mode!r}, expected auto, on or off")
+    names = two_four_names(ticket)
+    if mode == "off" or not names or (mode == "auto" and not dev.startswith("cuda")):
+        return []
+    return sparsify_two_four(model, names)
 
 
 def truncate_bytes(stream, max_bytes: int):
