@@ -32,7 +32,7 @@ def compress(data: bytes, codec: str, level: int | None = None) -> bytes:
     """Compress ``data`` with ``codec`` at ``level`` (the codec's default when None)."""
     level = check_codec(codec, level)
     if codec == "zstd":
-        return zstandard.ZstdCompressor(level=level, write_content_size=False,
+        return zstandard.ZstdCompressor(level=level, write_content_size=True,
                                         write_checksum=False).compress(data)
     if codec == "zlib":
         return zlib.compress(data, level)
@@ -68,22 +68,21 @@ CHUNK = 1 << 20  # bytes of zlib output requested per step
 
 
 def _zstd_bounded(data: bytes, raw_size: int, what: str) -> bytes:
-    # Feed the input a few bytes at a time: a zstd block needs at least 4 input bytes and
-    # yields at most 128 KiB, so each step produces at most ~32768 x its input. Steps are
-    # sized so the output stays within about 2 MiB of the allowance, then stops.
+    # Writers put the content size in the frame header. Requiring it to equal the declared
+    # raw size lets libzstd size its output once and refuse ("destination buffer too small")
+    # any frame that would produce more, before the memory is spent; one call, full speed.
+    declared = zstandard.frame_content_size(data)
+    if declared != raw_size:
+        raise DecodeError(f"{what}: zstd frame declares {declared} content bytes, expected {raw_size}")
     dobj = zstandard.ZstdDecompressor().decompressobj()
-    out, pos = bytearray(), 0
-    while pos < len(data) and not dobj.eof:
-        step = max(64, (raw_size + 1 - len(out)) >> 15)
-        out += dobj.decompress(data[pos:pos + step])
-        pos += step
-        if len(out) > raw_size:
-            raise DecodeError(f"{what}: zstd output exceeds the declared {raw_size} bytes")
+    out = dobj.decompress(data)
+    if len(out) > raw_size:
+        raise DecodeError(f"{what}: zstd output exceeds the declared {raw_size} bytes")
     if not dobj.eof:
         raise DecodeError(f"{what}: zstd frame is truncated")
-    if pos < len(data) or dobj.unused_data:
+    if dobj.unused_data:
         raise DecodeError(f"{what}: trailing bytes after the zstd frame")
-    return bytes(out)
+    return out
 
 
 def _zlib_bounded(data: bytes, raw_size: int, what: str) -> bytes:
