@@ -199,14 +199,15 @@ def read_artifact_bytes(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS
         raise UsageError(f"artifact: no such file {str(p)!r}")
     try:
         size = p.stat().st_size
-        if size <= limits.max_file_bytes:
-            with open(p, "rb") as fh:  # read at most cap + 1 bytes, even if the file grows
-                data = fh.read(limits.max_file_bytes + 1)
-                size = len(data)
+        if size > limits.max_file_bytes:
+            raise LimitError(f"artifact: file is {size:,} B, cap is {limits.max_file_bytes:,} B")
+        with open(p, "rb") as fh:  # read() allocates what it is asked for: ask for size + 1
+            data = fh.read(size + 1)
     except OSError as exc:
         raise ArtifactError(f"artifact {str(p)!r}: cannot be read ({exc.strerror or exc})") from None
-    if size > limits.max_file_bytes:
-        raise LimitError(f"artifact: file is {size:,} B, cap is {limits.max_file_bytes:,} B")
+    if len(data) != size:
+        raise ArtifactError(f"artifact {str(p)!r}: {len(data):,} B read, expected {size:,} B "
+                            f"(the file changed while being read)")
     return data
 
 
@@ -325,7 +326,10 @@ def _decode_symbols(s: dict, payload: bytes, name: str, shape: tuple, K: int,
                     spec: MaskSpec | None) -> np.ndarray:
     raw = _section_bytes(s, payload, name)
     n, m = (spec.n, spec.m) if spec is not None and spec.kind == "nm" else (0, 0)
-    out = codecs.decode(s["enc"], raw, K=K, shape=shape, n=n, m=m)
+    try:
+        out = codecs.decode(s["enc"], raw, K=K, shape=shape, n=n, m=m)
+    except DecodeError as exc:  # say which tensor the codec was decoding
+        raise DecodeError(f"{name}/{s['role']}: {exc}") from None
     if out.shape != shape:
         raise DecodeError(f"{name}: decoded shape {out.shape}, expected {shape}")
     return out
@@ -388,16 +392,14 @@ def _parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:
     total = 0
     extents: list[tuple[int, int]] = []
     for i, t in enumerate(tensors):
-        total += _check_tensor(t, i, seen, payload_len, limits, extents)
-        if total > limits.max_total_elements:
-            raise LimitError(f"tensors: {total:,} elements in all, cap is "
-                             f"{limits.max_total_elements:,} (raise Limits.max_total_elements)")
+        total = _check_tensor(t, i, seen, payload_len, limits, extents, total)
     _check_coverage(extents, payload_len)
     return header
 
 
 def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
-                  extents: list) -> int:
+                  extents: list, total: int) -> int:
+    """Validate tensor entry ``i``; returns the running element total including it."""
     where = f"tensors[{i}]"
     _require(t, dict, where)
     name = _field(t, "name", str, where)
@@ -421,6 +423,9 @@ def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
         if type(d) is not int or not 0 <= d <= limits.max_dim:
             raise LimitError(f"{name}: dimension {d!r}, expected an integer 0..{limits.max_dim}")
     elements = math.prod(shape)
+    if total + elements > limits.max_total_elements:  # before any size derived from the shape
+        raise LimitError(f"tensors: {total + elements:,} elements in all (up to {name!r}), cap is "
+                         f"{limits.max_total_elements:,} (raise Limits.max_total_elements)")
     roles = _check_kind_fields(t, name, kind, shape)
     sections = _field(t, "sections", list, where)
     if len(sections) != len(roles):
@@ -433,7 +438,7 @@ def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
         raise HeaderError(f"{name}: sections {got_roles}, expected {list(roles)}")
     for s in sections:
         _check_raw(s, name, roles[s["role"]], elements)
-    return elements
+    return total + elements
 
 
 def _check_raw(s: dict, name: str, f16_values: int | None, elements: int) -> None:
