@@ -164,3 +164,12 @@ def test_custom_module_ticket_rebuilds_the_same_weights():
     for _, layer in masked_layers(model):
         assert torch.equal(state[layer.tensor_name], layer.effective_weight().detach())
     assert torch.equal(state["gain"], model.gain.detach())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bind_seed_on_cuda_gives_the_cpu_bits():
+    cpu, gpu = Custom(), Custom().cuda()
+    bind_seed(cpu, 99)
+    bind_seed(gpu, 99)
+    for (_, a), (_, b) in zip(masked_layers(cpu), masked_layers(gpu)):
+        assert b.frozen.is_cuda and torch.equal(a.frozen, b.frozen.cpu())

@@ -250,3 +250,17 @@ def test_mask_training_lowers_the_loss():
         model.loss(idx[:, :-1], idx[:, 1:]).backward()
         opt.step()
     assert model.loss(idx[:, :-1], idx[:, 1:]).item() < first - 0.3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_bf16_training_step_and_float32_agreement():
+    model = masked_model(tiny(mask="multibit:4", scale_mode="row"))
+    idx = torch.randint(0, 64, (2, 16))
+    cpu_logits = model(idx)
+    model.cuda()
+    bind_seed(model, 11)  # regenerated on the GPU: the same bits
+    assert torch.allclose(model(idx.cuda()).cpu(), cpu_logits, atol=1e-4)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = model.loss(idx[:, :-1].cuda(), idx[:, 1:].cuda())
+    loss.backward()
+    assert all(layer.scores.grad.abs().sum() > 0 for _, layer in masked_layers(model))
