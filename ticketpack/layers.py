@@ -118,8 +118,16 @@ def bind_seed(module: nn.Module, seed: int) -> None:
         name = f"{path}.weight" if path else "weight"
         device = layer.scores.device
         with torch.no_grad():
-            layer.frozen = rng.frozen_weight_torch(seed, name, layer.shape, layer.init, device=device)
+            layer.frozen = _regenerate(seed, name, layer.shape, layer.init, device)
         layer.tensor_name, layer.seed = name, seed
+
+
+def _regenerate(seed: int, name: str, shape: tuple, init: str, device: torch.device) -> torch.Tensor:
+    # Both paths give the same bits; numba's CPU path is ~50x faster than torch ops on CPU,
+    # the torch path keeps the values on the GPU when the layer lives there.
+    if device.type == "cpu":
+        return torch.from_numpy(rng.frozen_weight(seed, name, tuple(shape), init))
+    return rng.frozen_weight_torch(seed, name, tuple(shape), init, device=device)
 
 
 def set_temperature(module: nn.Module, temperature: float) -> None:
