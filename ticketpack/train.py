@@ -1,0 +1,661 @@
+"""The trainer behind ``ticketpack train``: learn mask scores and scales over frozen seeded weights.
+
+The built-in GPT is built with masked layers whose weights are regenerated from the seed and
+never trained. What Adam trains: every masked layer's ``scores`` (turned into mask levels by
+the layer's estimator, see masking.py) at ``lr``, and everything else (per-block attention /
+MLP scales, per-head scales, the pre-logit scale, optional per-tensor or per-row scales, the
+quant estimator's step) at ``scale_lr``.
+
+Schedules (schedule.py) follow the run's progress p: learning-rate warm-up and warm-down,
+geometric annealing of the STE temperature, and for the topk / nested estimators a target
+density (dense warm-up, ramp, optional restoration). Batches are a pure function of
+(seed, step) (data.batch_iterator), so a step-count run gives the same masks every time and
+a run resumed from a checkpoint gives bit-identical masks and scales to an uninterrupted one
+(same device, same thread count). A ``max_minutes`` run follows the clock instead.
+
+Under ``torchrun`` (WORLD_SIZE > 1) the model is wrapped in DistributedDataParallel (NCCL on
+CUDA, gloo on CPU); each rank takes rows ``rank::world_size`` of the global batch, and only
+rank 0 evaluates and writes files.
+
+The final ``val_bpb`` is measured on the model rebuilt from the ticket (hard masks,
+fp16-rounded scales: exactly what an artifact holds), with the same evaluation as
+``ticketpack load-and-eval`` (fp32 on CPU, bf16 autocast on CUDA, batch size 8), so
+load-and-eval of the packed checkpoint reproduces it on the same text, device and seq len.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+
+from . import __version__
+from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .data import TokenStream, batch_iterator, load_tokens, split_train_val
+from .errors import CheckpointError, ConfigError, UsageError
+from .evaluate import EvalResult, evaluate
+from .layers import masked_layers
+from .masking import QUANT_STEP_INIT
+from .model import GPT, GPTConfig, config_from_preset
+from .schedule import DensitySchedule, lr_multiplier, progress, temperature
+from .ticket import default_provenance, model_from_ticket, ticket_from_model
+from .tokenizer import load_tokenizer
+
+# --init choices: (linear layers, mlp.fc, embedding) frozen init rules
+INIT_CHOICES = {
+    "xavier": ("xavier_uniform", "xavier_uniform", "xavier_uniform"),
+    "he": ("he_uniform", "he_uniform", "he_uniform"),
+    "signed-constant": ("signed_constant_xavier", "signed_constant_he", "signed_constant_xavier"),
+}
+Event = dict[str, Any]
+DEFAULT_STEPS = 1000  # when neither steps nor max_minutes is given
+Callback = Callable[[Event], None]
+
+# options a resumed run takes from its checkpoint (they define the model and its training)
+_RESUMED_FIELDS = ("preset", "model", "mask", "estimator", "init", "density", "dense_warmup",
+                   "density_ramp", "restore_density", "restore_from", "seed", "seq_len",
+                   "batch_size", "lr", "scale_lr", "warmup", "warmdown", "temperature_start",
+                   "temperature_end", "grad_clip", "adam_betas", "adam_eps", "val_fraction",
+                   "tokenizer")
+
+
+@dataclass
+class TrainOptions:
+    """Everything ``train`` needs; the CLI flags map one to one (``--max-minutes`` -> max_minutes)."""
+
+    data: list[str]  # text files (.xz ok), token shards or globs
+    out: str  # checkpoint to write (.safetensors), also the periodic checkpoint
+    val_data: list[str] | None = None  # held-out text; None: the last val_fraction of data
+    val_fraction: float = 0.1  # the split load-and-eval --split val uses
+    tokenizer: str | None = None  # SentencePiece .model; None: bytes (vocabulary 256)
+    preset: str = "small"  # model.PRESETS name
+    model: dict[str, Any] = field(default_factory=dict)  # GPTConfig field overrides
+    mask: str | None = None  # binary | multibit:K | nm:N:M (None: the preset's)
+    estimator: str = ""  # ste | topk | quant | nested ("": ste/quant, topk/nested with density)
+    init: str | None = None  # xavier | he | signed-constant (None: the preset's)
+    density: float | None = None  # target density (topk / nested); None: free (ste / quant)
+    dense_warmup: float = 0.0  # density schedule: dense until this fraction of the run
+    density_ramp: float = 0.0  # ... cosine ramp to the target until this fraction
+    restore_density: float | None = None  # ... optional restoration towards this denser value
+    restore_from: float = 0.8  # ... starting at this fraction
+    seed: int = 0  # frozen weights (Philox), score init and data order
+    steps: int | None = None  # stop after this many steps (None with no max_minutes: 1000)
+    max_minutes: float | None = None  # or after this much training time (schedules follow it)
+    seq_len: int = 256
+    batch_size: int = 32  # global sequences per step (a multiple of the world size)
+    lr: float = 0.1  # Adam lr of the scores (quant: in units of the initial level step)
+    scale_lr: float = 0.01  # Adam lr of scales and other continuous parameters
+    warmup: float = 0.02  # lr warm-up, fraction of the run
+    warmdown: float = 0.3  # lr warm-down to 0, fraction of the run
+    temperature_start: float = 2.0  # STE surrogate temperature (quant: in level steps)
+    temperature_end: float = 0.1
+    grad_clip: float = 1.0  # global gradient-norm clip; 0 = off
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    adam_eps: float = 1e-8
+    eval_every: int = 250  # steps between held-out evaluations; 0 = only the final one
+    eval_tokens: int | None = 65536  # periodic evaluations score this many val tokens (None: all)
+    eval_batch_size: int = 8  # as load-and-eval's default, so the final number matches it
+    log_every: int = 10  # steps between "step" log lines
+    checkpoint_every: int = 0  # steps between checkpoints to ``out``; 0 = only at the end
+    log: str | None = None  # JSON-lines log file
+    resume: str | None = None  # checkpoint to continue from
+    device: str = "auto"  # auto | cpu | cuda
+
+    def validate(self) -> None:
+        if not self.data:
+            raise UsageError("data: no paths given, expected at least one file")
+        if not str(self.out):
+            raise UsageError("out: empty path, expected a checkpoint path")
+        _positive_or_none("steps", self.steps, int)
+        _positive_or_none("max_minutes", self.max_minutes, (int, float))
+        for name in ("seq_len", "batch_size", "eval_batch_size"):
+            _positive_or_none(name, getattr(self, name), int, required=True)
+        for name in ("lr", "scale_lr", "temperature_start", "temperature_end"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name}: {getattr(self, name)!r}, expected a positive number")
+        for name in ("warmup", "warmdown"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name}: {getattr(self, name)!r}, expected a fraction in [0, 1]")
+        if self.warmup + self.warmdown > 1:
+            raise ConfigError(f"warmup + warmdown: {self.warmup + self.warmdown}, expected at most 1")
+        if self.grad_clip < 0:
+            raise ConfigError(f"grad_clip: {self.grad_clip!r}, expected >= 0 (0 = off)")
+        for name in ("eval_every", "log_every", "checkpoint_every"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: {getattr(self, name)!r}, expected >= 0 (0 = off)")
+        if self.init is not None and self.init not in INIT_CHOICES:
+            raise ConfigError(f"init: {self.init!r}, expected one of {', '.join(INIT_CHOICES)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _positive_or_none(name: str, value: Any, kind, required: bool = False) -> None:
+    if value is None and not required:
+        return
+    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
+        raise ConfigError(f"{name}: {value!r}, expected a positive number")
+
+
+@dataclass
+class TrainResult:
+    """What a run ends with; ``to_dict`` is the ``--json`` object of ``ticketpack train``."""
+
+    val_bpb: float | None  # final, on the model rebuilt from the ticket (None on ranks > 0)
+    val_loss: float | None
+    steps: int
+    tokens: int  # training tokens seen (global)
+    seconds: float  # training time (evaluations and checkpoints excluded)
+    checkpoint: str
+    density: float  # share of nonzero mask levels over all masked connections
+    connections: int
+    config: dict
+    eval: dict | None = None  # the final EvalResult as a dict
+    log: str | None = None
+    model: nn.Module | None = field(default=None, repr=False)  # the trained masked model
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "model"}
+        out["tokens_per_second"] = self.tokens / self.seconds if self.seconds > 0 else None
+        return out
+
+
+# ---------------------------------------------------------------- configuration
+
+def build_config(opts: TrainOptions) -> GPTConfig:
+    """The model config: the preset, then ``model`` overrides, then mask / init / density."""
+    overrides = dict(opts.model)
+    if opts.mask is not None:
+        overrides["mask"] = opts.mask
+    if opts.init is not None:
+        overrides["init"], overrides["mlp_fc_init"], overrides["embed_init"] = INIT_CHOICES[opts.init]
+    if opts.estimator:
+        overrides["mask_estimator"] = opts.estimator
+    if opts.density is not None:
+        overrides["mask_density"] = (opts.restore_density if opts.restore_density is not None
+                                     else opts.density)
+    config = config_from_preset(opts.preset, **overrides)
+    spec = config.mask_spec()
+    if opts.density is not None and not opts.estimator and spec.kind != "nm":
+        # a target density needs a density-setting estimator: edge-popup / multicoated
+        config.mask_estimator = "topk" if spec.kind == "binary" else "nested"
+        spec = config.mask_spec()
+    if opts.density is not None and spec.kind == "nm":
+        raise ConfigError(f"density: {opts.density} given with mask {config.mask}, expected none "
+                          f"(an N:M mask keeps N of every M)")
+    return config
+
+
+def density_schedule(opts: TrainOptions, config: GPTConfig) -> DensitySchedule | None:
+    spec = config.mask_spec()
+    if spec.estimator not in ("topk", "nested") or spec.kind == "nm":
+        return None
+    target = opts.density if opts.density is not None else spec.density
+    return DensitySchedule(target=target, dense_until=opts.dense_warmup,
+                           ramp_until=max(opts.density_ramp, opts.dense_warmup),
+                           restore=opts.restore_density, restore_from=opts.restore_from)
+
+
+def _score_unit(config: GPTConfig) -> float:
+    """Score units per 'lr' / 'temperature' unit: quant scores live on a grid of step delta."""
+    return QUANT_STEP_INIT if config.mask_spec().estimator == "quant" else 1.0
+
+
+# ---------------------------------------------------------------- distributed
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    owned: bool = False  # we initialised the process group, so we tear it down
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _setup_distributed(device: torch.device) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 and not dist.is_initialized():
+        return _Dist()
+    owned = False
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        owned = True
+    return _Dist(dist.get_rank(), dist.get_world_size(), owned)
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UsageError("device: cuda requested but no CUDA device is available")
+        if "LOCAL_RANK" in os.environ and name == "cuda":
+            name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
+        torch.cuda.set_device(torch.device(name))
+        return torch.device(name)
+    if name != "cpu":
+        raise UsageError(f"device: {name!r}, expected auto, cpu or cuda")
+    return torch.device("cpu")
+
+
+# ---------------------------------------------------------------- logging
+
+class JsonlLog:
+    """A JSON-lines log: one event per line, flushed as written, so a crash loses nothing."""
+
+    def __init__(self, path: str | None, append: bool) -> None:
+        self.path = path
+        self._fh: TextIO | None = None
+        if path:
+            folder = Path(path).parent
+            if not folder.is_dir():
+                raise UsageError(f"log: folder {str(folder)!r} does not exist")
+            self._fh = open(path, "a" if append else "w", encoding="utf-8", buffering=1)
+
+    def write(self, event: Event) -> None:
+        if self._fh is not None:
+            self._fh.write(json.dumps(event, default=_json_default) + "\n")
+            self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class ProgressBar:
+    """Draws one updating line on a terminal stream from the trainer's events (pass as callback).
+
+    The library never writes to a terminal on its own: the CLI creates this with
+    ``sys.stderr`` when that is a TTY.
+    """
+
+    def __init__(self, stream: TextIO, width: int = 24) -> None:
+        self.stream, self.width = stream, width
+        self.val_bpb: float | None = None
+
+    def __call__(self, event: Event) -> None:
+        kind = event.get("event")
+        if kind == "eval":
+            self.val_bpb = event["val_bpb"]
+        elif kind == "step":
+            self._draw(event)
+        elif kind in ("final", "stop"):
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, e: Event) -> None:
+        p = e["progress"]
+        filled = int(round(p * self.width))
+        left = e["train_seconds"] * (1 - p) / p if p > 0 else float("nan")
+        val = f" val {self.val_bpb:.3f}" if self.val_bpb is not None else ""
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {p:6.1%} step {e['step']} "
+                          f"loss {e['loss']:.3f}{val} {e['tokens_per_second']:,.0f} tok/s "
+                          f"{_mmss(left)} left ")
+        self.stream.flush()
+
+
+def _mmss(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "--:--"
+    return f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}"
+
+
+def git_commit() -> str | None:
+    """The commit of the checkout ticketpack runs from, if it is one."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, timeout=5,
+                             capture_output=True, text=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance(config: GPTConfig, opts: TrainOptions, dctx: _Dist, device: torch.device) -> dict:
+    """Versions, commit, hardware and the exact config, so a number can be traced back."""
+    return default_provenance({"git_commit": git_commit(), "device": str(device),
+                               "world_size": dctx.world, "torch_threads": torch.get_num_threads(),
+                               "config": config.to_dict(), "seed": opts.seed,
+                               "options": opts.to_dict()})
+
+
+# ---------------------------------------------------------------- data and model
+
+def load_data(opts: TrainOptions) -> tuple[TokenStream, TokenStream, int]:
+    """(train, val, tokenizer vocabulary): the val split is the same as load-and-eval --split val."""
+    tok = load_tokenizer(opts.tokenizer)
+    stream = load_tokens(opts.data, tok)
+    if opts.val_data:
+        train_stream, val_stream = stream, load_tokens(opts.val_data, tok)
+    else:
+        train_stream, val_stream = split_train_val(stream, opts.val_fraction)
+    if len(train_stream) <= opts.seq_len:
+        raise ConfigError(f"seq_len: {opts.seq_len}, expected fewer than the {len(train_stream)} "
+                          f"training tokens")
+    return train_stream, val_stream, tok.vocab_size
+
+
+def build_model(config: GPTConfig, seed: int, device: torch.device) -> GPT:
+    """The masked GPT with seeded frozen weights; scores drawn from torch's RNG seeded by ``seed``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = GPT(config, masked=True, seed=seed)  # built on the CPU: same init on any device
+    return model.to(device)
+
+
+def param_groups(model: nn.Module, opts: TrainOptions, config: GPTConfig) -> list[dict]:
+    """Scores at lr (in score units), everything else trainable at scale_lr."""
+    scores, others = [], []
+    for name, p in model.named_parameters():
+        (scores if name.endswith("scores") else others).append(p)
+    lr = opts.lr * _score_unit(config)
+    groups = [{"params": scores, "lr": lr, "base_lr": lr, "name": "scores"}]
+    if others:
+        groups.append({"params": others, "lr": opts.scale_lr, "base_lr": opts.scale_lr, "name": "scales"})
+    return groups
+
+
+def make_optimizer(model: nn.Module, opts: TrainOptions, config: GPTConfig) -> torch.optim.Adam:
+    return torch.optim.Adam(param_groups(model, opts, config), betas=tuple(opts.adam_betas),
+                            eps=opts.adam_eps)
+
+
+def optimizer_tensors(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+    """Adam's per-parameter state, keyed ``opt/<param name>/<field>``, for the checkpoint."""
+    out = {}
+    for name, p in model.named_parameters():
+        for key, value in optimizer.state.get(p, {}).items():
+            if torch.is_tensor(value):
+                out[f"opt/{name}/{key}"] = value
+    return out
+
+
+def restore_optimizer(model: nn.Module, optimizer: torch.optim.Optimizer, extra: dict[str, torch.Tensor]) -> None:
+    for name, p in model.named_parameters():
+        state = {k.rsplit("/", 1)[1]: v for k, v in extra.items() if k.rsplit("/", 1)[0] == f"opt/{name}"}
+        if not state:
+            continue
+        optimizer.state[p] = {k: (v if k == "step" else v.to(p.device, p.dtype)) for k, v in state.items()}
+
+
+def layer_densities(model: nn.Module) -> dict[str, float]:
+    return {layer.tensor_name: round(layer.density(), 6) for _, layer in masked_layers(model)}
+
+
+def overall_density(model: nn.Module) -> tuple[float, int]:
+    kept = total = 0
+    for _, layer in masked_layers(model):
+        levels = layer.hard_mask()
+        kept += int(torch.count_nonzero(levels))
+        total += levels.numel()
+    return (kept / total if total else 0.0), total
+
+
+# ---------------------------------------------------------------- the run
+
+@dataclass
+class _State:
+    step: int = 0
+    tokens: int = 0
+    train_seconds: float = 0.0
+
+
+class _Trainer:
+    """One run: built once by ``train``; small methods for each part of the loop."""
+
+    def __init__(self, opts: TrainOptions, callback: Callback | None) -> None:
+        opts.validate()
+        self.resumed: Checkpoint | None = load_checkpoint(opts.resume) if opts.resume else None
+        self.opts = _merge_resumed(opts, self.resumed) if self.resumed else opts
+        self.callback = callback
+        self.device = _resolve_device(self.opts.device)
+        self.dctx = _setup_distributed(self.device)
+        self.config = self._config()
+        self.budget = self.opts.max_minutes * 60 if self.opts.max_minutes else None
+        self.train_stream, self.val_stream, vocab = load_data(self.opts)
+        if vocab > self.config.vocab_size:
+            raise ConfigError(f"vocab_size: {self.config.vocab_size}, expected at least the "
+                              f"tokenizer's {vocab}")
+        self.model = build_model(self.config, self.opts.seed, self.device)
+        self.optimizer = make_optimizer(self.model, self.opts, self.config)
+        self.density_schedule = density_schedule(self.opts, self.config)
+        self.state = _State()
+        if self.resumed:
+            self._restore(self.resumed)
+        self.net = self._wrap_ddp()
+        self.log = JsonlLog(self.opts.log if self.dctx.main else None, append=self.resumed is not None)
+
+    def _config(self) -> GPTConfig:
+        if self.resumed is None:
+            return build_config(self.opts)
+        return GPTConfig.from_dict(self.resumed.config)
+
+    def _restore(self, ckpt: Checkpoint) -> None:
+        model_state = ckpt.model_state()
+        own = self.model.state_dict()
+        if set(model_state) != set(own):
+            raise CheckpointError(f"resume: checkpoint model keys do not fit the model "
+                                  f"(e.g. {sorted(set(model_state) ^ set(own))[:2]})")
+        self.model.load_state_dict({k: v.to(self.device) for k, v in model_state.items()})
+        restore_optimizer(self.model, self.optimizer, ckpt.extra())
+        ts = ckpt.train_state
+        self.state = _State(int(ts.get("step", 0)), int(ts.get("tokens", 0)), float(ts.get("train_seconds", 0.0)))
+
+    def _wrap_ddp(self) -> nn.Module:
+        if self.dctx.world == 1:
+            return self.model
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        # the frozen buffers are regenerated from the seed on every rank: never broadcast them
+        return DDP(self.model, device_ids=ids, broadcast_buffers=False)
+
+    # -- events
+
+    def emit(self, event: Event) -> None:
+        if not self.dctx.main:
+            return
+        self.log.write(event)
+        if self.callback is not None:
+            self.callback(event)
+
+    def start_event(self) -> None:
+        spec = self.config.mask_spec()
+        self.emit({"event": "start", "step": self.state.step, "resumed": self.opts.resume,
+                   "mask": str(spec), "estimator": spec.estimator,
+                   "connections": overall_density(self.model)[1],
+                   "train_tokens": len(self.train_stream), "val_tokens": len(self.val_stream),
+                   "steps": self.opts.steps, "max_minutes": self.opts.max_minutes,
+                   "provenance": provenance(self.config, self.opts, self.dctx, self.device)})
+
+    # -- schedule and step
+
+    def progress(self) -> float:
+        steps = self.opts.steps if self.opts.steps else (None if self.budget else DEFAULT_STEPS)
+        return progress(self.state.step, steps, self.state.train_seconds, self.budget)
+
+    def apply_schedule(self, p: float) -> dict[str, float]:
+        mult = lr_multiplier(p, self.opts.warmup, self.opts.warmdown)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["base_lr"] * mult
+        t = temperature(p, self.opts.temperature_start, self.opts.temperature_end)
+        unit = _score_unit(self.config)
+        density = self.density_schedule(p) if self.density_schedule else None
+        for _, layer in masked_layers(self.model):
+            layer.temperature = t * unit
+            if density is not None:
+                layer.target_density = density
+        return {"lr": self.optimizer.param_groups[0]["lr"], "lr_multiplier": mult, "temperature": t,
+                **({"target_density": density} if density is not None else {})}
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            logits = self.net(x)  # (B, T, V) float32
+        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.opts.grad_clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.opts.grad_clip)
+        self.optimizer.step()
+        return loss.detach()
+
+    def sync_seconds(self) -> None:
+        """Every rank follows rank 0's clock, so all agree on the schedule and when to stop."""
+        if self.dctx.world > 1 and self.budget is not None:
+            t = torch.tensor([self.state.train_seconds], dtype=torch.float64, device=self._comm_device())
+            dist.broadcast(t, src=0)
+            self.state.train_seconds = float(t.item())
+
+    def mean_loss(self, loss: torch.Tensor) -> float:
+        if self.dctx.world > 1:
+            loss = loss.to(self._comm_device(), torch.float32).clone()
+            dist.all_reduce(loss)
+            loss /= self.dctx.world
+        return float(loss.item())
+
+    def _comm_device(self) -> torch.device:
+        return self.device if self.device.type == "cuda" else torch.device("cpu")
+
+    # -- evaluation and checkpoints
+
+    def periodic_eval(self, sched: dict) -> None:
+        if not self.dctx.main:
+            return
+        res = evaluate(self.model, self.val_stream, seq_len=self.opts.seq_len,
+                       batch_size=self.opts.eval_batch_size, device=self.device,
+                       autocast_bf16=self.device.type == "cuda", max_tokens=self.opts.eval_tokens)
+        self.emit({"event": "eval", "step": self.state.step, "val_loss": res.val_loss,
+                   "val_bpb": res.val_bpb, "eval_tokens": res.tokens, **sched,
+                   "density": overall_density(self.model)[0], "layer_density": layer_densities(self.model)})
+
+    def final_eval(self) -> EvalResult:
+        """val_bpb of the model rebuilt from the ticket, evaluated as load-and-eval does."""
+        ticket = ticket_from_model(self.model, self.opts.seed, self.config.to_dict())
+        rebuilt = model_from_ticket(ticket, self.device)
+        return evaluate(rebuilt, self.val_stream, seq_len=self.opts.seq_len,
+                        batch_size=self.opts.eval_batch_size, device=self.device,
+                        autocast_bf16=self.device.type == "cuda")
+
+    def save(self, done: bool, final: EvalResult | None = None) -> None:
+        if not self.dctx.main:
+            return
+        state = {"step": self.state.step, "tokens": self.state.tokens,
+                 "train_seconds": self.state.train_seconds, "done": done,
+                 "options": self.opts.to_dict()}
+        if final is not None:
+            state.update(val_bpb=final.val_bpb, val_loss=final.val_loss, seq_len=final.seq_len,
+                         eval_tokens=final.tokens, eval_bytes=final.bytes)
+        save_checkpoint(self.opts.out, self.model, seed=self.opts.seed, config=self.config.to_dict(),
+                        train_state=state, extra_tensors=optimizer_tensors(self.model, self.optimizer),
+                        provenance=provenance(self.config, self.opts, self.dctx, self.device))
+
+    # -- the loop
+
+    def run(self) -> TrainResult:
+        self.start_event()
+        B, L = self.opts.batch_size, self.opts.seq_len
+        batches = batch_iterator(self.train_stream.tokens, B, L, self.opts.seed, self.state.step,
+                                 self.dctx.rank, self.dctx.world)
+        sched: dict = {}
+        while (p := self.progress()) < 1.0:
+            sched = self.apply_schedule(p)
+            t0 = time.perf_counter()
+            loss = self.train_step(*next(batches))
+            self.state.step += 1
+            self.state.tokens += B * L
+            if self.opts.log_every and self.state.step % self.opts.log_every == 0:
+                self._log_step(loss, sched, p, t0)
+            else:
+                self.state.train_seconds += time.perf_counter() - t0
+            self.sync_seconds()
+            self._periodic(sched)
+        return self.finish(sched)
+
+    def _log_step(self, loss: torch.Tensor, sched: dict, p: float, t0: float) -> None:
+        value = self.mean_loss(loss)  # waits for the device, so the step's time is complete
+        self.state.train_seconds += time.perf_counter() - t0
+        self.emit({"event": "step", "step": self.state.step, "loss": value, **sched,
+                   "progress": self.progress(), "tokens": self.state.tokens,
+                   "train_seconds": self.state.train_seconds,
+                   "tokens_per_second": self.state.tokens / max(self.state.train_seconds, 1e-9)})
+
+    def _periodic(self, sched: dict) -> None:
+        step = self.state.step
+        if self.opts.eval_every and step % self.opts.eval_every == 0 and self.progress() < 1.0:
+            self.periodic_eval(sched)
+        if self.opts.checkpoint_every and step % self.opts.checkpoint_every == 0 and self.progress() < 1.0:
+            self.save(done=False)
+
+    def finish(self, sched: dict) -> TrainResult:
+        final = self.final_eval() if self.dctx.main else None
+        self.save(done=True, final=final)
+        density, connections = overall_density(self.model)
+        if final is not None:
+            self.emit({"event": "final", "step": self.state.step, "val_loss": final.val_loss,
+                       "val_bpb": final.val_bpb, "eval_tokens": final.tokens, "eval_bytes": final.bytes,
+                       "tokens": self.state.tokens, "train_seconds": self.state.train_seconds,
+                       "density": density, "layer_density": layer_densities(self.model),
+                       "checkpoint": self.opts.out, **sched})
+        return TrainResult(val_bpb=final.val_bpb if final else None,
+                           val_loss=final.val_loss if final else None, steps=self.state.step,
+                           tokens=self.state.tokens, seconds=self.state.train_seconds,
+                           checkpoint=str(self.opts.out), density=density, connections=connections,
+                           config=self.config.to_dict(), eval=final.to_dict() if final else None,
+                           log=self.opts.log, model=self.model)
+
+    def close(self) -> None:
+        self.log.close()
+        if self.dctx.world > 1:
+            dist.barrier()
+            if self.dctx.owned:
+                dist.destroy_process_group()
+
+
+def _merge_resumed(opts: TrainOptions, ckpt: Checkpoint) -> TrainOptions:
+    """A resumed run keeps the checkpoint's model, seed and training hyperparameters;
+    the stopping rule (steps, max_minutes), data paths, outputs and logging come from ``opts``."""
+    saved = ckpt.train_state.get("options")
+    if not isinstance(saved, dict):
+        raise CheckpointError("resume: the checkpoint has no training options (not written by the trainer)")
+    kept = {k: saved[k] for k in _RESUMED_FIELDS if k in saved}
+    if "adam_betas" in kept:
+        kept["adam_betas"] = tuple(kept["adam_betas"])
+    if int(saved.get("seed", ckpt.seed)) != ckpt.seed:
+        raise CheckpointError(f"resume: options seed {saved.get('seed')} differs from checkpoint seed {ckpt.seed}")
+    return dataclasses.replace(opts, **kept)
+
+
+def train(options: TrainOptions, callback: Callback | None = None) -> TrainResult:
+    """Train a supermask GPT; write the checkpoint (and log); return the final figures.
+
+    ``callback`` receives every log event (dicts with ``event`` in start / step / eval /
+    final) on rank 0, e.g. a ``ProgressBar``.
+    """
+    trainer = _Trainer(options, callback)
+    try:
+        return trainer.run()
+    finally:
+        trainer.close()
