@@ -28,9 +28,9 @@ import numpy as np
 from . import codecs, rng
 from .atomic import atomic_write_bytes
 from .compression import compress, decompress, check_codec
-from .errors import (ArtifactError, BadMagicError, BudgetExceededError, ChecksumError, DecodeError, HeaderError,
-                     LimitError, TruncatedError, UnsupportedVersionError, UsageError,
-                     VerificationError)
+from .errors import (ArtifactError, BadMagicError, BudgetExceededError, ChecksumError, DecodeError,
+                     HeaderError, LimitError, TicketpackError, TruncatedError,
+                     UnsupportedVersionError, UsageError, VerificationError)
 from .masking import MaskSpec
 from .ticket import MaskedTensor, PlainTensor, TernaryTensor, Ticket, weights_sha256
 
@@ -43,6 +43,9 @@ WRITE_CODECS = ("auto", "zstd", "zlib", "none")
 KINDS = ("masked", "plain", "ternary")
 PG_RNG_PREFIX = "torch-mt19937-cpu/"
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+# Encodings of scale / gamma / plain-data sections: little-endian IEEE floats. Writers keep
+# float32 arrays as f32 (exact fp32 values, e.g. imported scales) and store all else as f16.
+VALUE_ENCODINGS = {"f16": np.dtype("<f2"), "f32": np.dtype("<f4")}
 # Declared raw size of a mask / trit section: no encoding needs more than this (ANS spends
 # at most 24 bits per symbol, a histogram at most 10 B per level), so a section can never
 # make the reader decompress more than ~8 B per element of its tensor.
@@ -154,17 +157,17 @@ def _encode_tensor(tensor, codec: str, level: int | None) -> tuple[dict, list[tu
         parts = [("mask", *_encode_symbols(tensor.levels, tensor.mask.levels, tensor.mask,
                                            codec, level))]
         if tensor.scale is not None:
-            parts.append(("scale", *_encode_f16(tensor.scale, codec, level)))
+            parts.append(("scale", *_encode_values(tensor.scale, codec, level)))
         return entry, parts
     if isinstance(tensor, PlainTensor):
         entry = {"name": tensor.name, "kind": "plain", "shape": list(tensor.shape)}
-        return entry, [("data", *_encode_f16(tensor.data, codec, level))]
+        return entry, [("data", *_encode_values(tensor.data, codec, level))]
     if isinstance(tensor, TernaryTensor):
         entry = {"name": tensor.name, "kind": "ternary", "shape": list(tensor.shape),
                  "gamma": tensor.gamma_mode, "gamma_count": int(tensor.gamma.size)}
         symbols = (tensor.trits.astype(np.int16) + 1).astype(np.uint8)
         parts = [("trits", *_encode_symbols(symbols, 3, None, codec, level)),
-                 ("gamma", *_encode_f16(tensor.gamma, codec, level))]
+                 ("gamma", *_encode_values(tensor.gamma, codec, level))]
         return entry, parts
     raise UsageError(f"ticket: unknown tensor type {type(tensor).__name__}")
 
@@ -181,13 +184,14 @@ def _encode_symbols(symbols: np.ndarray, K: int, spec: MaskSpec | None, codec: s
     return enc, codec, compress(raw, codec, level), len(raw)
 
 
-def _encode_f16(values: np.ndarray, codec: str, level: int | None) -> tuple[str, str, bytes, int]:
-    raw = np.ascontiguousarray(values, dtype="<f2").tobytes()
+def _encode_values(values: np.ndarray, codec: str, level: int | None) -> tuple[str, str, bytes, int]:
+    enc = "f32" if np.asarray(values).dtype == np.float32 else "f16"
+    raw = np.ascontiguousarray(values, dtype=VALUE_ENCODINGS[enc]).tobytes()
     if codec != "auto":
-        return "f16", codec, compress(raw, codec, level), len(raw)
+        return enc, codec, compress(raw, codec, level), len(raw)
     options = [(compress(raw, c, None), c) for c in ("none", "zstd", "zlib")]
     stored, best = min(options, key=lambda o: len(o[0]))
-    return "f16", best, stored, len(raw)
+    return enc, best, stored, len(raw)
 
 
 # ---------------------------------------------------------------- reading
@@ -307,18 +311,18 @@ def _decode_tensor(t: dict, payload: bytes):
     name, shape = t["name"], tuple(t["shape"])
     sections = {s["role"]: s for s in t["sections"]}
     if t["kind"] == "plain":
-        return PlainTensor(name, _decode_f16(sections["data"], payload, name, shape))
+        return PlainTensor(name, _decode_values(sections["data"], payload, name, shape))
     if t["kind"] == "ternary":
         symbols = _decode_symbols(sections["trits"], payload, name, shape, 3, None)
         gshape = () if t["gamma"] == "tensor" else (t["gamma_count"],)
-        gamma = _decode_f16(sections["gamma"], payload, name, gshape)
+        gamma = _decode_values(sections["gamma"], payload, name, gshape)
         return TernaryTensor(name, symbols.astype(np.int8) - 1, gamma)
     spec = MaskSpec.parse(t["mask"])
     levels = _decode_symbols(sections["mask"], payload, name, shape, spec.levels, spec)
     scale = None
     if t["scale"] != "none":
         sshape = () if t["scale"] == "tensor" else (shape[0],)
-        scale = _decode_f16(sections["scale"], payload, name, sshape)
+        scale = _decode_values(sections["scale"], payload, name, sshape)
     return MaskedTensor(name, shape, t["init"], spec, levels, scale)
 
 
@@ -335,14 +339,15 @@ def _decode_symbols(s: dict, payload: bytes, name: str, shape: tuple, K: int,
     return out
 
 
-def _decode_f16(s: dict, payload: bytes, name: str, shape: tuple) -> np.ndarray:
-    if s["enc"] != "f16":
-        raise DecodeError(f"{name}: {s['role']} encoding {s['enc']!r}, expected 'f16'")
-    need = 2 * math.prod(shape)
+def _decode_values(s: dict, payload: bytes, name: str, shape: tuple) -> np.ndarray:
+    if s["enc"] not in VALUE_ENCODINGS:
+        raise DecodeError(f"{name}: {s['role']} encoding {s['enc']!r}, expected 'f16' or 'f32'")
+    dtype = VALUE_ENCODINGS[s["enc"]]
+    need = dtype.itemsize * math.prod(shape)
     if s["raw"] != need:
         raise DecodeError(f"{name}: {s['role']} is {s['raw']} B raw, shape {shape} needs {need} B")
     raw = _section_bytes(s, payload, name)
-    return np.frombuffer(raw, dtype="<f2").astype(np.float16).reshape(shape)
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
 
 
 # ---------------------------------------------------------------- header validation
@@ -441,16 +446,16 @@ def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
     return total + elements
 
 
-def _check_raw(s: dict, name: str, f16_values: int | None, elements: int) -> None:
+def _check_raw(s: dict, name: str, values: int | None, elements: int) -> None:
     """Bound a section's declared raw size by its tensor's shape, before anything is decompressed."""
     role, enc, raw = s["role"], s["enc"], s["raw"]
-    if f16_values is not None:  # scales, gammas, plain data: exactly 2 B per value
-        if enc != "f16" or raw != 2 * f16_values:
+    if values is not None:  # scales, gammas, plain data: exactly 2 (f16) or 4 (f32) B per value
+        if enc not in VALUE_ENCODINGS or raw != VALUE_ENCODINGS[enc].itemsize * values:
             raise HeaderError(f"{name}: section {role} is {enc!r} of {raw} B raw, expected 'f16' "
-                              f"of {2 * f16_values} B")
+                              f"of {2 * values} B or 'f32' of {4 * values} B")
         return
-    if enc == "f16":
-        raise HeaderError(f"{name}: section {role} encoding 'f16', expected one of "
+    if enc in VALUE_ENCODINGS:
+        raise HeaderError(f"{name}: section {role} encoding {enc!r}, expected one of "
                           f"{', '.join(codecs.ENCODINGS)}")
     bound = SYMBOL_RAW_PER_ELEMENT * elements + SYMBOL_RAW_SLACK
     if raw > bound:
@@ -459,7 +464,7 @@ def _check_raw(s: dict, name: str, f16_values: int | None, elements: int) -> Non
 
 
 def _check_kind_fields(t: dict, name: str, kind: str, shape: list) -> dict[str, int | None]:
-    """The section roles this kind needs: role -> f16 values it holds (None: mask / trits)."""
+    """The section roles this kind needs: role -> float values it holds (None: mask / trits)."""
     if kind == "plain":
         return {"data": math.prod(shape)}
     if kind == "ternary":
@@ -475,10 +480,11 @@ def _check_kind_fields(t: dict, name: str, kind: str, shape: list) -> dict[str, 
         raise HeaderError(f"{name}: init {init!r}, expected one of {', '.join(rng.INIT_RULES)}")
     if not shape or math.prod(shape) == 0:
         raise HeaderError(f"{name}: masked tensor shape {shape}, expected non-empty")
+    mask = _field(t, "mask", str, name)
     try:
-        MaskSpec.parse(_field(t, "mask", str, name))
-    except Exception as exc:  # noqa: BLE001 - any parse failure is a header error here
-        raise HeaderError(f"{name}: mask {t['mask']!r} is not a valid mask kind ({exc})") from None
+        MaskSpec.parse(mask)
+    except TicketpackError as exc:  # MaskSpec raises ConfigError: here it is a header error
+        raise HeaderError(f"{name}: mask {mask[:100]!r} is not a valid mask kind ({exc})") from None
     scale = _field(t, "scale", str, name)
     if scale not in ("none", "tensor", "row"):
         raise HeaderError(f"{name}: scale {scale!r}, expected none, tensor or row")
@@ -492,9 +498,9 @@ def _check_section(s: Any, name: str, payload_len: int, extents: list) -> None:
         _field(s, key, typ, f"{name} section")
     if s["codec"] not in ("zstd", "zlib", "none"):
         raise HeaderError(f"{name}: codec {s['codec']!r}, expected zstd, zlib or none")
-    if s["enc"] != "f16" and s["enc"] not in codecs.ENCODINGS:
+    if s["enc"] not in VALUE_ENCODINGS and s["enc"] not in codecs.ENCODINGS:
         raise HeaderError(f"{name}: encoding {s['enc']!r}, expected one of "
-                          f"{', '.join(('f16',) + tuple(codecs.ENCODINGS))}")
+                          f"{', '.join(tuple(VALUE_ENCODINGS) + tuple(codecs.ENCODINGS))}")
     if s["offset"] < 0 or s["length"] < 0 or s["offset"] + s["length"] > payload_len:
         raise HeaderError(f"{name}: section {s['role']} at {s['offset']}+{s['length']} lies outside "
                           f"the {payload_len} B payload")
