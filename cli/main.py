@@ -215,6 +215,23 @@ def export(artifact: str, out: str) -> None:
     click.echo(f"wrote {out}: {info['tensors']} tensors, {info['parameters']:,} float32 values, "
                f"weights sha256 {info['weights_sha256'][:16]}...")
 
+@main.command("import-pg")
+@click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="artifact to write (.tpk)")
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
+              help="ARCH.json with the submission's keys (missing keys: its defaults)")
+@click.option("--codec", default="auto", show_default=True, type=click.Choice(["auto", "zstd", "zlib"]),
+              help="auto picks the smallest encoding per tensor")
+@handle_errors
+def import_pg(artifact: str, out: str, config: str | None, codec: str) -> None:
+    """Convert a parameter-golf lottery-ticket ARTIFACT into a .tpk with the same weights."""
+    from ticketpack.pg_import import import_pg_file
+
+    info = import_pg_file(artifact, out, config=config, codec=codec)
+    click.echo(f"wrote {out}: {info['bytes']:,} bytes; seed {info['seed']}, rng {info['rng']}, "
+               f"{info['masks']} masks ({info['connections']:,} connections, density "
+               f"{info['density']:.4f}), {info['scales']} scales; tokenizer {info['tokenizer']}")
+
 
 if __name__ == "__main__":
     main()

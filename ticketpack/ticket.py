@@ -2,8 +2,9 @@
 
 A ticket holds everything an artifact stores, decoded: mask levels, fp16 scales,
 fp16 plain tensors and trits. ``effective_state_dict`` turns it into the dense
-float32 weights a torch module loads, regenerating each frozen weight from
-``(seed, tensor name)``.
+float32 weights a torch module loads, regenerating each frozen weight with the
+ticket's random stream (``rng``): from ``(seed, tensor name)`` for Philox, or in
+one documented sequence for imported torch-MT19937 tickets (``frozen_weights``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass, field
-from typing import Iterable, Union
+from typing import Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -42,9 +43,13 @@ class MaskedTensor:
             return "none"
         return "tensor" if self.scale.ndim == 0 else "row"
 
-    def effective(self, seed: int) -> np.ndarray:
-        """(frozen * level) * scale in float32, in that order (the documented rule)."""
-        frozen = rng.frozen_weight(seed, self.name, self.shape, self.init)
+    def effective(self, seed: int, frozen: np.ndarray | None = None) -> np.ndarray:
+        """(frozen * level) * scale in float32, in that order (the documented rule).
+
+        ``frozen`` is the regenerated weight; None draws it from the Philox stream.
+        """
+        if frozen is None:
+            frozen = rng.frozen_weight(seed, self.name, self.shape, self.init)
         weight = frozen * self.levels.astype(np.float32)
         if self.scale is not None:
             weight *= _broadcast_rows(self.scale.astype(np.float32), len(self.shape))
@@ -53,10 +58,10 @@ class MaskedTensor:
 
 @dataclass
 class PlainTensor:
-    """A small learned tensor (scale, gain) stored as fp16."""
+    """A small learned tensor (scale, gain): float16, or float32 where values must stay exact."""
 
     name: str
-    data: np.ndarray  # float16
+    data: np.ndarray  # float16 (stored f16) or float32 (stored f32, e.g. imported fp32 scales)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -112,15 +117,34 @@ class Ticket:
 
     def effective_state_dict(self) -> dict[str, torch.Tensor]:
         """Dense float32 CPU weights, keyed by tensor name, in ticket order."""
-        self.check_rng()
-        return {t.name: torch.from_numpy(t.effective(self.seed)) for t in self.tensors}
+        masked = {t.name: t for t in self.tensors if isinstance(t, MaskedTensor)}
+        done = {name: masked[name].effective(self.seed, frozen)
+                for name, frozen in frozen_weights(self.seed, self.rng, list(masked.values()))}
+        return {t.name: torch.from_numpy(done[t.name] if t.name in done else t.effective(self.seed))
+                for t in self.tensors}
 
     def check_rng(self) -> None:
-        if self.rng != rng.RNG_ID:
-            raise ConfigError(f"rng: this ticket uses {self.rng!r}; effective weights need {rng.RNG_ID!r}")
+        """Refuse a random stream this version cannot regenerate (ConfigError)."""
+        frozen_weights(self.seed, self.rng, [])
 
     def connections(self) -> int:
         return sum(int(np.prod(t.shape)) for t in self.tensors if not isinstance(t, PlainTensor))
+
+
+def frozen_weights(seed: int, rng_id: str, tensors: Sequence[MaskedTensor]) -> Iterator[tuple[str, np.ndarray]]:
+    """(name, frozen float32 weight) of each masked tensor, in the order ``rng_id``'s stream draws them.
+
+    ``philox4x32-10/v1``: each tensor alone from its own stream. ``torch-mt19937-cpu/<version>``
+    (imported parameter-golf tickets): all from one torch generator, in the order pg_import documents.
+    """
+    from . import pg_import
+
+    if rng_id == rng.RNG_ID:
+        return ((t.name, rng.frozen_weight(seed, t.name, t.shape, t.init)) for t in tensors)
+    if rng_id.startswith(pg_import.RNG_PREFIX):
+        return pg_import.mt19937_frozen_weights(seed, tensors)
+    raise ConfigError(f"rng: this ticket uses {rng_id!r}; effective weights need {rng.RNG_ID!r} "
+                      f"or {pg_import.RNG_PREFIX + '<torch version>'!r}")
 
 
 def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> str:
