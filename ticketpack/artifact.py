@@ -319,6 +319,8 @@ def _decode_tensor(t: dict, payload: bytes):
         return TernaryTensor(name, symbols.astype(np.int8) - 1, gamma)
     spec = MaskSpec.parse(t["mask"])
     levels = _decode_symbols(sections["mask"], payload, name, shape, spec.levels, spec)
+    if spec.kind == "nm":
+        _check_nm_pattern(levels, spec, name)
     scale = None
     if t["scale"] != "none":
         sshape = () if t["scale"] == "tensor" else (shape[0],)
@@ -337,6 +339,15 @@ def _decode_symbols(s: dict, payload: bytes, name: str, shape: tuple, K: int,
     if out.shape != shape:
         raise DecodeError(f"{name}: decoded shape {out.shape}, expected {shape}")
     return out
+
+
+def _check_nm_pattern(levels: np.ndarray, spec: MaskSpec, name: str) -> None:
+    """Whatever the encoding, an N:M mask must hold N kept in every M (2:4 kernels rely on it)."""
+    kept = levels.reshape(-1, spec.m).sum(axis=1)
+    bad = np.flatnonzero(kept != spec.n)
+    if bad.size:
+        raise DecodeError(f"{name}/mask: group {int(bad[0])} of {spec.m} keeps {int(kept[bad[0]])}, "
+                          f"mask {spec} expects {spec.n}")
 
 
 def _decode_values(s: dict, payload: bytes, name: str, shape: tuple) -> np.ndarray:
@@ -482,9 +493,12 @@ def _check_kind_fields(t: dict, name: str, kind: str, shape: list) -> dict[str, 
         raise HeaderError(f"{name}: masked tensor shape {shape}, expected non-empty")
     mask = _field(t, "mask", str, name)
     try:
-        MaskSpec.parse(mask)
+        spec = MaskSpec.parse(mask)
     except TicketpackError as exc:  # MaskSpec raises ConfigError: here it is a header error
         raise HeaderError(f"{name}: mask {mask[:100]!r} is not a valid mask kind ({exc})") from None
+    if spec.kind == "nm" and shape[-1] % spec.m:
+        raise HeaderError(f"{name}: mask {spec} on last dimension {shape[-1]}, expected a multiple "
+                          f"of {spec.m}")
     scale = _field(t, "scale", str, name)
     if scale not in ("none", "tensor", "row"):
         raise HeaderError(f"{name}: scale {scale!r}, expected none, tensor or row")
