@@ -1,0 +1,235 @@
+"""Quality per byte: tickets against dense int8 + zlib/zstd and ternary QAT at equal bytes.
+
+    python bench/bakeoff.py                      # the full bake-off (two budgets, ~20 min, 2 cores)
+    python bench/bakeoff.py --quick              # a CI-size smoke run (a few minutes)
+    python bench/bakeoff.py --budgets 64KB --methods int8,binary --steps 100
+
+For each byte budget, every method gets the widest shape of the built-in GPT family whose
+artifact fits (``solve``: an analytic estimate ranks the shapes, then a stand-in model is
+packed for real to check it fits), trains on the same bytes of the bundled Shakespeare
+corpus for the same number of tokens (equal training tokens, not equal time), and is
+scored on the same held-out text (the first ``--val-tokens`` bytes of the last 10%) from
+the model rebuilt from its counted bytes. Prints a markdown table with each method's
+val_bpb against the dense int8 baseline of the same budget, and saves a plot (val_bpb vs
+bytes, one line per method) and the rows as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from baselines import (Corpus, Method, Result, RunSpec, prepare_corpus, proxy_bytes,  # noqa: E402
+                       run_method, shape_config)
+
+from ticketpack import __version__  # noqa: E402
+from ticketpack.budget import parse_budget  # noqa: E402
+from ticketpack.errors import BudgetExceededError, ConfigError  # noqa: E402
+from ticketpack.train import git_commit  # noqa: E402
+
+VOCAB = 256
+HEAD_DIM = 32
+MIN_RATIO, MAX_RATIO = 32, 128  # width / depth of the shapes the solver considers
+
+# The methods, tuned at the 64 KB shape (docs/RESULTS.md lists the sweeps).
+METHODS: dict[str, Method] = {
+    "int8": Method("dense int8 + zlib/zstd", "int8", lr=3e-3),
+    "ternary": Method("ternary QAT (TriLM)", "ternary", lr=3e-3),
+    "binary": Method("ticket binary (pg-lth)", "ticket", lr=0.1),
+    "binary-sc": Method("ticket binary, signed const", "ticket", lr=0.1, init="signed-constant"),
+    "multibit4": Method("ticket 2-bit (multibit:4)", "ticket", lr=0.1, mask="multibit:4"),
+}
+
+
+# ---------------------------------------------------------------- sizing solver
+
+@dataclass(frozen=True)
+class Shape:
+    model_dim: int
+    num_layers: int
+    connections: int
+    estimate: float  # analytic bytes
+
+
+def connections(model_dim: int, num_layers: int, mlp_mult: int = 2) -> int:
+    """Matrix elements of the family: tied embedding + q, k, v, proj, fc, mlp proj per block."""
+    return VOCAB * model_dim + (4 + 2 * mlp_mult) * model_dim ** 2 * num_layers
+
+
+def estimate_bytes(method: Method, model_dim: int, num_layers: int) -> float:
+    """Bytes by the method's worst-case bits, plus fp16 vectors, row scales and headers."""
+    C, L = model_dim, num_layers
+    conn = connections(C, L, method.mlp_mult)
+    rows = VOCAB + L * (4 + method.mlp_mult + 1) * C  # output rows of every matrix
+    vectors = L * (2 * C + max(1, C // HEAD_DIM)) + C  # block, head and pre-logit scales
+    tensors = 1 + 6 * L + 3 * L + 1
+    bits = 7.2 if method.family == "int8" else method.bits_bound()  # int8: Gaussian after zstd
+    per_row = method.family == "int8" or (method.family == "ticket" and method.scale_mode == "row")
+    header = (120 if method.family == "int8" else 400) + 45 * tensors
+    return conn * bits / 8 + 2 * (vectors + (rows if per_row else 0)) + header
+
+
+def candidates(method: Method, budget: int, max_dim: int = 2048) -> list[Shape]:
+    """Shapes whose estimate fits (5% slack: the real check comes after), most connections
+    first: width a multiple of 32 (head_dim 32), width / depth between 32 and 128."""
+    out = []
+    for C in range(HEAD_DIM, max_dim + 1, HEAD_DIM):
+        for L in range(max(1, -(-C // MAX_RATIO)), C // MIN_RATIO + 1):
+            est = estimate_bytes(method, C, L)
+            if est <= budget * 1.05:
+                out.append(Shape(C, L, connections(C, L, method.mlp_mult), est))
+    return sorted(out, key=lambda s: (-s.connections, -s.num_layers))
+
+
+def solve(method: Method, budget: int) -> tuple[Shape, int]:
+    """The shape a method gets at a budget, and its stand-in's packed bytes.
+
+    The largest number of connections that really fits sets the bar; among the shapes
+    within 10% of it, the one whose width / depth is nearest 64 (as the family's ``small``
+    preset, 256 / 4) wins, ties to more connections. "Really fits": a stand-in whose
+    tensors cost what the method's worst case costs is packed (``baselines.proxy_bytes``).
+    """
+    sized: dict[Shape, int] = {}
+
+    def fits(shape: Shape) -> bool:
+        if shape not in sized:
+            sized[shape] = proxy_bytes(method, shape_config(shape.model_dim, shape.num_layers, method))
+        return sized[shape] <= budget
+
+    shapes = candidates(method, budget)
+    best = next((s for s in shapes if fits(s)), None)
+    if best is None:
+        raise BudgetExceededError(f"budget: {budget:,} B, no shape of the family fits {method.name}")
+    pool = [s for s in shapes if 0.9 * best.connections <= s.connections <= best.connections]
+    pool.sort(key=lambda s: (abs(math.log2(s.model_dim / s.num_layers / 64)), -s.connections))
+    chosen = next(s for s in pool if fits(s))
+    return chosen, sized[chosen]
+
+
+# ---------------------------------------------------------------- the run
+
+def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec, log) -> list[Result]:
+    rows = []
+    for method in methods:
+        shape, proxy = solve(method, budget)
+        config = shape_config(shape.model_dim, shape.num_layers, method)
+        t0 = time.perf_counter()
+        result = run_method(method, config, corpus, spec, budget)
+        result.extra.update(proxy_bytes=proxy, wall_seconds=round(time.perf_counter() - t0, 1))
+        rows.append(result)
+        log(f"  {method.name:32s} {shape.num_layers}x{shape.model_dim:<5d} {result.artifact_bytes:>9,} B "
+            f"val_bpb {result.val_bpb:.4f}  train {result.train_seconds:.0f}s")
+    return rows
+
+
+def markdown_table(rows: list[Result]) -> str:
+    """One line per (budget, method); 'vs int8' = val_bpb / dense int8's at that budget."""
+    base = {r.budget: r.val_bpb for r in rows if r.family == "int8"}
+    out = ["| budget | method | artifact bytes | shape (L x C) | params / connections | bits per connection "
+           "| density | val_bpb | vs int8 | train s |",
+           "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        density = "" if r.density is None else f"{r.density:.3f}"
+        ratio = f"{r.val_bpb / base[r.budget]:.3f}" if r.budget in base else ""
+        flag = "" if r.fits else " (OVER)"
+        out.append(f"| {_kb(r.budget)} | {r.method} | {r.artifact_bytes:,}{flag} | {r.num_layers} x {r.model_dim} "
+                   f"| {r.connections:,} | {r.bits_per_connection:.3f} | {density} | {r.val_bpb:.4f} "
+                   f"| {ratio} | {r.train_seconds:.0f} |")
+    return "\n".join(out)
+
+
+def _kb(n: int) -> str:
+    return f"{n / 1000:g} KB" if n % 1000 == 0 else f"{n:,} B"
+
+
+def save_plot(rows: list[Result], path: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name in dict.fromkeys(r.method for r in rows):
+        pts = sorted((r.artifact_bytes, r.val_bpb) for r in rows if r.method == name)
+        ax.plot([p[0] / 1000 for p in pts], [p[1] for p in pts], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("artifact bytes (KB, log scale)")
+    ax.set_ylabel("val_bpb (held-out Shakespeare, lower is better)")
+    ax.set_title("Quality per byte at equal training tokens")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--budgets", default=None, help="comma-separated byte budgets (default 64KB,256KB)")
+    ap.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHODS)}")
+    ap.add_argument("--steps", type=int, default=None, help="training steps of every method (default 400)")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--seq-len", type=int, default=128)
+    ap.add_argument("--val-tokens", type=int, default=None, help="held-out bytes scored (default 131072)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="CI-size smoke run: small budgets, few steps")
+    ap.add_argument("--out", default="bench/results/bakeoff.png", help="plot path (rows go to .json beside it)")
+    args = ap.parse_args(argv)
+    quick = dict(budgets="24KB,48KB", steps=20, val_tokens=8192)
+    full = dict(budgets="64KB,256KB", steps=400, val_tokens=131072)
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv: list[str] | None = None) -> list[Result]:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    keys = args.methods.split(",") if args.methods else list(METHODS)
+    unknown = [k for k in keys if k not in METHODS]
+    if unknown:
+        raise ConfigError(f"methods: {unknown[0]!r}, expected some of {', '.join(METHODS)}")
+    methods = [METHODS[k] for k in keys]
+    budgets = [parse_budget(b) for b in args.budgets.split(",")]
+    spec = RunSpec(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed)
+    print(f"# bake-off: budgets {', '.join(_kb(b) for b in budgets)}; {spec.tokens:,} training tokens per "
+          f"method ({spec.steps} steps x {spec.batch_size} x {spec.seq_len}); {args.threads} threads; "
+          f"ticketpack {__version__} ({(git_commit() or 'no git')[:10]}), torch {torch.__version__}, "
+          f"{platform.processor() or platform.machine()}", flush=True)
+    rows: list[Result] = []
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = prepare_corpus(tmp, val_tokens=args.val_tokens)
+        print(f"# data: bundled Shakespeare, {len(corpus.train):,} training bytes, "
+              f"{len(corpus.val):,} held-out bytes scored", flush=True)
+        for budget in budgets:
+            print(f"## budget {_kb(budget)}", flush=True)
+            rows += run_budget(methods, budget, corpus, spec, lambda s: print(s, flush=True))
+    print()
+    print(markdown_table(rows))
+    save_plot(rows, args.out)
+    json_path = str(Path(args.out).with_suffix(".json"))
+    meta = {"command": "python bench/bakeoff.py " + " ".join(sys.argv[1:] if argv is None else argv),
+            "tokens": spec.tokens, "spec": vars(spec), "val_tokens": args.val_tokens,
+            "threads": args.threads, "ticketpack": __version__, "git_commit": git_commit(),
+            "torch": torch.__version__, "wall_seconds": round(time.perf_counter() - t0, 1)}
+    Path(json_path).write_text(json.dumps({"meta": meta, "rows": [r.to_dict() for r in rows]}, indent=1))
+    print(f"\nplot: {args.out}  rows: {json_path}  wall {meta['wall_seconds']:.0f}s")
+    return rows
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""The bake-off's methods: how each one is trained, packed and sized, all on the same data.
+
+- ``int8``: a dense GPT of the built-in family trained normally (AdamW), then int8 per row
+  + fp16 scales, compressed whole with zlib-9 / zstd-19 (the parameter-golf baseline
+  export; ``ticketpack.quantize.encode_int8_state``); size = those bytes.
+- ``ternary``: the same dense GPT trained quantisation-aware (TriLM: gamma = 1e-5 +
+  mean|W|, straight-through), packed as TernaryTensors in a ticketpack artifact.
+- ``ticket``: a supermask GPT trained by ``ticketpack.train`` (frozen seeded weights,
+  learned masks and scales), packed with ``encode_artifact(codec="auto")``.
+
+Every method sees the same training batches (``data.batch_iterator``: a pure function of
+seed and step), the same number of steps, batch size and sequence length, the same
+warm-up / warm-down shape, and is scored by ``evaluate`` on the same held-out text, always
+on the model rebuilt from the bytes that are counted.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ticketpack.artifact import decode_artifact, encode_artifact, parse_artifact
+from ticketpack.data import TokenStream, batch_iterator, bundled_corpus_path, load_tokens, split_train_val
+from ticketpack.errors import ConfigError
+from ticketpack.evaluate import evaluate
+from ticketpack.layers import masked_layers
+from ticketpack.model import GPT, GPTConfig, config_from_preset
+from ticketpack.quantize import decode_int8_state, encode_int8_state, make_ternary, ternary_ticket
+from ticketpack.schedule import lr_multiplier
+from ticketpack.ticket import model_from_ticket, ticket_from_model
+from ticketpack.train import TrainOptions, train
+
+FAMILIES = ("int8", "ternary", "ticket")
+WARMUP, WARMDOWN = 0.02, 0.3  # the trainer's defaults, used for every method
+EVAL_BATCH = 8
+
+
+# ---------------------------------------------------------------- data
+
+@dataclass
+class Corpus:
+    """Training text and held-out text, as token streams and as files for the trainer."""
+
+    train: TokenStream
+    val: TokenStream
+    train_path: str
+    val_path: str
+
+
+def prepare_corpus(folder: str, val_fraction: float = 0.1, val_tokens: int | None = 131072,
+                   max_bytes: int | None = None) -> Corpus:
+    """Bundled Shakespeare, byte-level: the last ``val_fraction`` is held out and its first
+    ``val_tokens`` bytes are scored; the rest trains. Both parts are written to ``folder``
+    so the trainer reads exactly the same bytes."""
+    stream = load_tokens(bundled_corpus_path(), max_bytes=max_bytes)
+    train_s, val_s = split_train_val(stream, val_fraction)
+    if val_tokens is not None:
+        val_s = val_s[:val_tokens]
+    paths = []
+    for name, part in (("train.txt", train_s), ("val.txt", val_s)):
+        path = os.path.join(folder, name)
+        Path(path).write_bytes(part.tokens.astype(np.uint8).tobytes())  # byte ids are the bytes
+        paths.append(path)
+    return Corpus(train_s, val_s, *paths)
+
+
+# ---------------------------------------------------------------- run settings and methods
+
+@dataclass
+class RunSpec:
+    """Equal for every method in a bake-off: the training-token budget and the data order."""
+
+    steps: int = 400
+    batch_size: int = 16
+    seq_len: int = 128
+    seed: int = 1
+
+    @property
+    def tokens(self) -> int:
+        return self.steps * self.batch_size * self.seq_len
+
+
+@dataclass
+class Method:
+    """One line of the bake-off: a family and its (tuned) hyperparameters."""
+
+    name: str
+    family: str  # int8 | ternary | ticket
+    lr: float  # AdamW lr (dense), score lr (ticket; trainer units)
+    weight_decay: float = 0.1  # dense: AdamW decay of 2-D weights
+    gamma_mode: str = "tensor"  # ternary: per tensor (TriLM) or per row, linear layers
+    mask: str = "binary"  # ticket: binary | multibit:K
+    estimator: str = ""  # ticket: ste | topk | quant | nested ("" = the kind's default)
+    init: str = "pg"  # ticket: pg (xavier, He for mlp.fc) | xavier | he | signed-constant
+    density: float | None = None  # ticket: target density (topk / nested)
+    dense_warmup: float = 0.0  # ticket: density schedule (fractions of the run)
+    density_ramp: float = 0.0
+    scale_mode: str = "none"  # ticket: learned scale per masked tensor: none | tensor | row
+    scale_lr: float = 0.01
+    temperature_start: float = 2.0
+    temperature_end: float = 0.1
+    mlp_mult: int = 2
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ConfigError(f"family: {self.family!r}, expected one of {', '.join(FAMILIES)}")
+
+    def bits_bound(self) -> float:
+        """Worst-case bits per weight / connection of the packed tensors (sizing uses it)."""
+        if self.family == "int8":
+            return 8.0
+        if self.family == "ternary":
+            return 1.6  # trits5; auto only ever picks something smaller
+        if self.density is not None and self.mask == "binary":
+            return _h(self.density) * 1.01 + 1e-3  # ANS order-0 at a known density
+        levels = int(self.mask.split(":")[1]) if self.mask.startswith("multibit") else 2
+        return math.log2(levels)
+
+    def init_overrides(self) -> dict[str, str]:
+        rules = {"pg": ("xavier_uniform", "he_uniform", "xavier_uniform"),
+                 "xavier": ("xavier_uniform",) * 3, "he": ("he_uniform",) * 3,
+                 "signed-constant": ("signed_constant_xavier", "signed_constant_he",
+                                     "signed_constant_xavier")}[self.init]
+        return dict(zip(("init", "mlp_fc_init", "embed_init"), rules))
+
+
+def _h(p: float) -> float:
+    return 0.0 if p <= 0 or p >= 1 else -p * math.log2(p) - (1 - p) * math.log2(1 - p)
+
+
+def shape_config(model_dim: int, num_layers: int, method: Method, head_dim: int = 32) -> GPTConfig:
+    """The built-in family at a width and depth: head_dim 32, no grouped KV, MLP 2x relu^2."""
+    heads = max(1, model_dim // head_dim)
+    fields = dict(num_layers=num_layers, model_dim=model_dim, num_heads=heads, num_kv_heads=heads,
+                  mlp_mult=method.mlp_mult)
+    if method.family == "ticket":
+        fields.update(method.init_overrides(), mask=method.mask, scale_mode=method.scale_mode)
+        if method.estimator:
+            fields["mask_estimator"] = method.estimator
+        if method.density is not None:
+            fields["mask_density"] = method.density
+    return config_from_preset("small", **fields)
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass
+class Result:
+    method: str
+    family: str
+    budget: int
+    artifact_bytes: int
+    connections: int  # weights (dense) or frozen connections (ticket), matrices only
+    other_params: int  # vectors stored as fp16 (scales, gains)
+    bits_per_connection: float  # 8 * artifact bytes / connections (everything included)
+    val_bpb: float
+    val_loss: float
+    train_seconds: float
+    tokens: int
+    model_dim: int
+    num_layers: int
+    density: float | None = None  # ticket: share of nonzero levels; ternary: share of nonzero trits
+    fits: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _count(model: nn.Module) -> tuple[int, int]:
+    """(matrix elements or masked connections, other stored parameter elements)."""
+    layers = [layer for _, layer in masked_layers(model)]
+    if not layers:
+        mats = sum(p.numel() for p in model.parameters() if p.dim() == 2)
+        return mats, sum(p.numel() for p in model.parameters() if p.dim() != 2)
+    owned = {id(p) for layer in layers for p in layer.parameters(recurse=False)}
+    other = sum(p.numel() for p in model.parameters() if id(p) not in owned)
+    other += sum(layer.scale.numel() for layer in layers if layer.scale is not None)
+    return sum(layer.scores.numel() for layer in layers), other
+
+
+def _score(model: nn.Module, corpus: Corpus, spec: RunSpec) -> tuple[float, float]:
+    res = evaluate(model, corpus.val, seq_len=spec.seq_len, batch_size=EVAL_BATCH)
+    return res.val_bpb, res.val_loss
+
+
+# ---------------------------------------------------------------- dense training (int8, ternary)
+
+def init_dense_(model: GPT) -> None:
+    """A sensible dense init: embedding N(0, 1/C) (tied logits start near 1), output
+    projections zero (each block starts as the identity), other linears torch's default."""
+    C = model.config.model_dim
+    with torch.no_grad():
+        nn.init.normal_(model.tok_emb.weight, std=C ** -0.5)
+        for name, p in model.named_parameters():
+            if name.endswith("proj.weight"):
+                p.zero_()
+
+
+def build_dense(config: GPTConfig, seed: int) -> GPT:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = GPT(config, masked=False)
+        init_dense_(model)
+    return model
+
+
+def train_dense(model: nn.Module, corpus: Corpus, spec: RunSpec, lr: float, weight_decay: float) -> float:
+    """AdamW, betas (0.9, 0.95), decay on 2-D weights only, warm-up / warm-down, clip 1.0.
+
+    Returns training seconds."""
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
+    batches = batch_iterator(corpus.train.tokens, spec.batch_size, spec.seq_len, spec.seed)
+    model.train()
+    t0 = time.perf_counter()
+    for step in range(spec.steps):
+        mult = lr_multiplier(step / spec.steps, WARMUP, WARMDOWN)
+        for group in opt.param_groups:
+            group["lr"] = lr * mult
+        x, y = next(batches)
+        loss = model.loss(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def run_int8(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
+    model = build_dense(config, spec.seed)
+    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay)
+    blob = encode_int8_state(model.state_dict(), config.to_dict())
+    cfg, state = decode_int8_state(blob)  # score what the bytes hold
+    rebuilt = GPT(GPTConfig.from_dict(cfg), masked=False)
+    rebuilt.load_state_dict(state)
+    bpb, loss = _score(rebuilt, corpus, spec)
+    mats, other = _count(model)
+    return _result(method, budget, len(blob), mats, other, bpb, loss, seconds, spec, config)
+
+
+def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
+    model = make_ternary(build_dense(config, spec.seed), mode=method.gamma_mode)
+    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay)
+    ticket = ternary_ticket(model, spec.seed, config.to_dict())
+    blob = encode_artifact(ticket)
+    rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
+    bpb, loss = _score(rebuilt, corpus, spec)
+    mats, other = _count(GPT(config, masked=False))
+    nonzero = sum(int(np.count_nonzero(t.trits)) for t in ticket.tensors if hasattr(t, "trits"))
+    return _result(method, budget, len(blob), mats, other, bpb, loss, seconds, spec, config,
+                   density=nonzero / mats)
+
+
+# ---------------------------------------------------------------- tickets (ticketpack.train)
+
+def ticket_options(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, out: str) -> TrainOptions:
+    """The trainer's options for a method at a shape (the model fields go in as overrides)."""
+    model = {k: v for k, v in config.to_dict().items()
+             if k in ("num_layers", "model_dim", "num_heads", "num_kv_heads", "mlp_mult", "init",
+                      "mlp_fc_init", "embed_init", "scale_mode", "mask_estimator")}
+    return TrainOptions(data=[corpus.train_path], val_data=[corpus.val_path], out=out, preset="small",
+                        model=model, mask=config.mask, estimator=method.estimator,
+                        density=method.density, dense_warmup=method.dense_warmup,
+                        density_ramp=method.density_ramp, seed=spec.seed, steps=spec.steps,
+                        seq_len=spec.seq_len, batch_size=spec.batch_size, lr=method.lr,
+                        scale_lr=method.scale_lr, warmup=WARMUP, warmdown=WARMDOWN,
+                        temperature_start=method.temperature_start,
+                        temperature_end=method.temperature_end, eval_every=0, log_every=0,
+                        eval_batch_size=EVAL_BATCH, device="cpu")
+
+
+def run_ticket(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        res = train(ticket_options(method, config, corpus, spec, os.path.join(tmp, "t.safetensors")))
+    ticket = ticket_from_model(res.model, spec.seed, res.config)
+    blob = encode_artifact(ticket)
+    rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
+    bpb, loss = _score(rebuilt, corpus, spec)
+    mats, other = _count(res.model)
+    return _result(method, budget, len(blob), mats, other, bpb, loss, res.seconds, spec,
+                   GPTConfig.from_dict(res.config), density=res.density,
+                   extra={"trainer_val_bpb": res.val_bpb})
+
+
+def run_method(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
+    runner = {"int8": run_int8, "ternary": run_ternary, "ticket": run_ticket}[method.family]
+    return runner(method, config, corpus, spec, budget)
+
+
+def _result(method: Method, budget: int, nbytes: int, mats: int, other: int, bpb: float, loss: float,
+            seconds: float, spec: RunSpec, config: GPTConfig, density: float | None = None,
+            extra: dict | None = None) -> Result:
+    return Result(method=method.name, family=method.family, budget=budget, artifact_bytes=nbytes,
+                  connections=mats, other_params=other, bits_per_connection=8 * nbytes / mats,
+                  val_bpb=bpb, val_loss=loss, train_seconds=seconds, tokens=spec.tokens,
+                  model_dim=config.model_dim, num_layers=config.num_layers, density=density,
+                  fits=nbytes <= budget, extra=extra or {})
+
+
+# ---------------------------------------------------------------- exact sizes before training
+
+def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
+    """Packed bytes of an untrained stand-in whose tensors are as costly as the method allows.
+
+    int8: Gaussian weights (trained weights are at least as peaked, so no larger);
+    ternary: trits of Gaussian weights (about 1/3 zeros: ~1.58 bits, trits5 1.6);
+    ticket: random levels, uniform over the levels (free density), or at exactly the
+    target density (topk)."""
+    gen = torch.Generator().manual_seed(seed)
+    if method.family in ("int8", "ternary"):
+        model = GPT(config, masked=False)
+        with torch.no_grad():
+            for p in model.parameters():
+                if p.dim() == 2:
+                    p.copy_(torch.randn(p.shape, generator=gen) * p.shape[1] ** -0.5)
+        if method.family == "int8":
+            return len(encode_int8_state(model.state_dict(), config.to_dict()))
+        make_ternary(model, mode=method.gamma_mode)
+        return len(encode_artifact(ternary_ticket(model, seed, config.to_dict())))
+    model = GPT(config, masked=True, seed=seed)
+    _worst_case_scores_(model, method, gen)
+    return len(encode_artifact(ticket_from_model(model, seed, config.to_dict())))
+
+
+def _worst_case_scores_(model: GPT, method: Method, gen: torch.Generator) -> None:
+    with torch.no_grad():
+        for _, layer in masked_layers(model):
+            if layer.mask.estimator == "quant":  # uniform levels 0..K-1 on the step grid
+                step = float(layer.mask_log_step.exp())
+                k = torch.randint(0, layer.mask.levels, layer.shape, generator=gen)
+                layer.scores.copy_((k.float() - 0.5) * step)
+            elif layer.mask.estimator in ("topk", "nested"):
+                layer.scores.copy_(torch.rand(layer.shape, generator=gen))
+            else:  # ste: p = 1/2, one bit each
+                layer.scores.copy_(torch.rand(layer.shape, generator=gen) - 0.5)
