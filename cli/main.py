@@ -187,6 +187,70 @@ def inspect(artifact: str) -> None:
 
 
 @main.command()
+@click.option("--data", "data", multiple=True, required=True, help="text file(s) (.xz ok) or token-shard glob")
+@click.option("--val-data", "val_data", multiple=True, help="held-out text (default: the last 10% of --data)")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="checkpoint to write (.safetensors)")
+@click.option("--steps", type=int, default=None, help="training steps")
+@click.option("--max-minutes", type=float, default=None, help="training time budget (schedules follow it)")
+@click.option("--preset", default="small", show_default=True, help="model preset: tiny, small, pg-lth")
+@click.option("--mask", default=None, help="binary | multibit:K | nm:N:M (default: the preset's)")
+@click.option("--estimator", default="", help="ste | topk | quant | nested (default: by mask kind)")
+@click.option("--init", default=None, type=click.Choice(["xavier", "he", "signed-constant"]), help="frozen init")
+@click.option("--density", type=float, default=None, help="target density (topk/nested estimators)")
+@click.option("--seed", type=int, default=0, show_default=True, help="weights, score init and data order")
+@click.option("--seq-len", type=int, default=256, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True, help="global sequences per step")
+@click.option("--lr", type=float, default=0.1, show_default=True, help="Adam lr of the mask scores")
+@click.option("--scale-lr", type=float, default=0.01, show_default=True, help="Adam lr of scales")
+@click.option("--eval-every", type=int, default=250, show_default=True, help="steps between val evaluations")
+@click.option("--checkpoint-every", type=int, default=0, show_default=True, help="steps between checkpoints")
+@click.option("--tokenizer", default=None, help="SentencePiece .model (default: byte-level)")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@click.option("--resume", default=None, type=click.Path(dir_okay=False), help="checkpoint to continue from")
+@click.option("--log", default=None, type=click.Path(dir_okay=False), help="JSON-lines log file")
+@click.option("--model", "model_json", default=None, help='GPTConfig overrides as JSON, e.g. \'{"model_dim": 512}\'')
+@click.option("--json", "as_json", is_flag=True, help="last stdout line: one JSON object with the results")
+@handle_errors
+def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init, density, seed, seq_len,
+          batch_size, lr, scale_lr, eval_every, checkpoint_every, tokenizer, device, resume, log,
+          model_json, as_json) -> None:
+    """Train a supermask GPT on text: only mask scores and scales are learned."""
+    from ticketpack.train import ProgressBar, TrainOptions, train as run_training
+
+    opts = TrainOptions(data=list(data), val_data=list(val_data) or None, out=out, steps=steps,
+                        max_minutes=max_minutes, preset=preset, mask=mask, estimator=estimator,
+                        init=init, density=density, seed=seed, seq_len=seq_len, batch_size=batch_size,
+                        lr=lr, scale_lr=scale_lr, eval_every=eval_every,
+                        checkpoint_every=checkpoint_every, tokenizer=tokenizer, device=device,
+                        resume=resume, log=log, model=_json_object(model_json, "--model"))
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    result = run_training(opts, callback=bar)
+    summary = {"val_bpb": result.val_bpb, "val_loss": result.val_loss, "steps": result.steps,
+               "tokens": result.tokens, "seconds": round(result.seconds, 2), "checkpoint": result.checkpoint,
+               "density": result.density, "connections": result.connections}
+    if as_json:
+        _emit(summary)
+    elif result.val_bpb is not None:
+        click.echo(f"trained {result.steps} steps ({result.tokens:,} tokens, {result.seconds:.0f}s): "
+                   f"val_bpb {result.val_bpb:.4f}, density {result.density:.3f}, "
+                   f"{result.connections:,} connections -> {result.checkpoint}")
+
+
+def _json_object(text: str | None, what: str) -> dict:
+    if not text:
+        return {}
+    from ticketpack.errors import UsageError
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{what}: not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise UsageError(f"{what}: got {type(value).__name__}, expected a JSON object")
+    return value
+
+
+@main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--prompt", required=True, help="text to continue")
 @click.option("--tokens", type=int, default=200, show_default=True, help="tokens to generate")
@@ -214,6 +278,7 @@ def export(artifact: str, out: str) -> None:
     info = api.export(artifact, out)
     click.echo(f"wrote {out}: {info['tensors']} tensors, {info['parameters']:,} float32 values, "
                f"weights sha256 {info['weights_sha256'][:16]}...")
+
 
 @main.command("import-pg")
 @click.argument("artifact", type=click.Path(dir_okay=False))
