@@ -323,7 +323,8 @@ def _hostile_raws(tmp: Path) -> dict[str, tuple[bytes, type]]:
         "bits truncated": (whole(rec[:-1]), TruncatedError),
         "duplicate names": (whole(rec + rec, 2), HeaderError),
         "no scales": (pg_raw(1, ONE, b""), DecodeError),
-        "scales raw pickle with __reduce__": (pg_raw(1, ONE, pickle.dumps({"s": Exploit(tmp / "a")})), DecodeError),
+        "scales raw pickle with __reduce__": (pg_raw(1, ONE, pickle.dumps({"s": Exploit(tmp / "a")})),
+                                              DecodeError),
         "scales torch.save with __reduce__": (pg_raw(1, ONE, saved({"s": Exploit(tmp / "b")})), DecodeError),
         "scales a list": (pg_raw(1, ONE, saved([torch.ones(3)])), DecodeError),
         "scale not a tensor": (pg_raw(1, ONE, saved({"s": 3})), DecodeError),
@@ -395,7 +396,8 @@ def test_cli_import_pg_then_verify(pg_file, tmp_path):
     path, _, _ = pg_file
     out = tmp_path / "cli.tpk"
     runner = CliRunner()
-    res = runner.invoke(main, ["import-pg", str(path), "-o", str(out), "--config", str(_arch_json(tmp_path, ARCH))])
+    arch = _arch_json(tmp_path, ARCH)
+    res = runner.invoke(main, ["import-pg", str(path), "-o", str(out), "--config", str(arch)])
     assert res.exit_code == 0, res.output
     assert "torch-mt19937-cpu/" in res.output and out.exists()
     res = runner.invoke(main, ["verify", str(out)])

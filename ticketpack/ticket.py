@@ -131,7 +131,8 @@ class Ticket:
         return sum(int(np.prod(t.shape)) for t in self.tensors if not isinstance(t, PlainTensor))
 
 
-def frozen_weights(seed: int, rng_id: str, tensors: Sequence[MaskedTensor]) -> Iterator[tuple[str, np.ndarray]]:
+def frozen_weights(seed: int, rng_id: str,
+                   tensors: Sequence[MaskedTensor]) -> Iterator[tuple[str, np.ndarray]]:
     """(name, frozen float32 weight) of each masked tensor, in the order ``rng_id``'s stream draws them.
 
     ``philox4x32-10/v1``: each tensor alone from its own stream. ``torch-mt19937-cpu/<version>``
