@@ -18,7 +18,7 @@ from .artifact import (DEFAULT_LIMITS, Limits, decode_artifact, parse_artifact, 
 from .checkpoint import load_checkpoint, ticket_from_checkpoint
 from .errors import UsageError
 from .sizing import SizeReport, size_report
-from .ticket import Ticket, load_effective
+from .ticket import Ticket, model_from_ticket
 
 
 def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
@@ -69,11 +69,7 @@ def load_verified(artifact: str | os.PathLike,
 
 def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str) -> torch.nn.Module:
     """The built-in GPT with dense layers holding the verified effective weights."""
-    from .model import GPT, GPTConfig
-
-    model = GPT(GPTConfig.from_dict(ticket.config), masked=False)
-    load_effective(model, state)
-    return model.to(resolve_device(device)).eval()
+    return model_from_ticket(ticket, resolve_device(device), state)
 
 
 def resolve_device(device: str) -> str:

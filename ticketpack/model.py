@@ -171,8 +171,11 @@ class Rotary(nn.Module):
 
     def __init__(self, head_dim: int, base: float) -> None:
         super().__init__()
-        inv_freq = 1.0 / (base ** (torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim))
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        self.head_dim, self.base = head_dim, base
+        self.register_buffer("inv_freq", self.frequencies(), persistent=False)
+
+    def frequencies(self) -> torch.Tensor:
+        return 1.0 / (self.base ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
 
     def forward(self, T: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
         t = torch.arange(T, dtype=torch.float32, device=self.inv_freq.device)
@@ -292,3 +295,18 @@ class GPT(nn.Module):
         """Mean cross-entropy (nats per token) of targets (B, T) under float32 logits."""
         logits = self(idx)
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
+
+
+def dense_gpt_unfilled(config: GPTConfig) -> GPT:
+    """A dense GPT on the CPU whose parameters are allocated but not initialised.
+
+    For loaders that overwrite every parameter (``ticket.load_effective`` checks that it
+    does): skipping torch's default init saves about a second per 100M weights.
+    """
+    with torch.device("meta"):
+        model = GPT(config, masked=False)
+    model.to_empty(device="cpu")
+    for module in model.modules():
+        if isinstance(module, Rotary):  # non-persistent buffers are not loaded: recompute
+            module.inv_freq = module.frequencies()
+    return model

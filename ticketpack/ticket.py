@@ -191,12 +191,16 @@ def _masked_entry(layer: nn.Module) -> MaskedTensor:
                         mask=layer.mask, levels=levels, scale=scale)
 
 
-def model_from_ticket(ticket: Ticket, device: str | torch.device = "cpu") -> nn.Module:
-    """Build the built-in GPT with dense layers and load the ticket's effective weights."""
-    from .model import GPT, GPTConfig
+def model_from_ticket(ticket: Ticket, device: str | torch.device = "cpu",
+                      state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+    """The built-in GPT with dense layers holding the ticket's effective weights, in eval mode.
 
-    model = GPT(GPTConfig.from_dict(ticket.config), masked=False)
-    load_effective(model, ticket.effective_state_dict())
+    ``state``: the ticket's effective state dict when the caller already has it (verified).
+    """
+    from .model import GPTConfig, dense_gpt_unfilled
+
+    model = dense_gpt_unfilled(GPTConfig.from_dict(ticket.config))
+    load_effective(model, ticket.effective_state_dict() if state is None else state)
     return model.to(device).eval()
 
 
