@@ -93,8 +93,8 @@ def seal(header: dict | str | bytes, payload: bytes, *, version: int = 1, hcodec
     """Assemble artifact bytes with a correct file CRC; any prefix field can be overridden."""
     raw = header_json(header)
     if stored is None:
-        stored = {0: raw, 1: zlib.compress(raw, 9),
-                  2: zstandard.ZstdCompressor(level=19).compress(raw)}[hcodec]
+        stored = (zstandard.ZstdCompressor(level=19).compress(raw) if hcodec == 2
+                  else zlib.compress(raw, 9) if hcodec == 1 else raw)
     prefix = struct.pack("<8sHBBIIQ", magic, version, hcodec, flags, len(stored),
                          len(raw) if raw_len is None else raw_len,
                          len(payload) if payload_len is None else payload_len)
@@ -340,6 +340,15 @@ def invalid_trits() -> bytes:
     return repack(parts.header, blobs)
 
 
+def nm_pattern_lie() -> bytes:
+    # c.weight says nm:2:4 but one group keeps 3; stored as plain bits, weights hash correct
+    ticket = base_ticket()
+    c = ticket.tensors[2]
+    c.levels = c.levels.copy()
+    c.levels[0, :4] = [1, 1, 1, 0]
+    return encode_artifact(ticket, codec="zstd", level=19)
+
+
 def empty_file() -> bytes:
     return b""
 
@@ -402,6 +411,7 @@ CASES = [
     Case("bad_section_checksum", bad_section_checksum, "ChecksumError", "crc32"),
     Case("corrupt_zstd_section", corrupt_zstd_section, "DecodeError", "a.weight/mask"),
     Case("invalid_trits", invalid_trits, "DecodeError", "d.weight/trits"),
+    Case("nm_pattern_lie", nm_pattern_lie, "DecodeError", "c.weight/mask"),
     Case("empty_file", empty_file, "TruncatedError", "file"),
     Case("swapped_mask", swapped_mask, "VerificationError", "weights_sha256", exit_code=1),
 ]
