@@ -13,6 +13,9 @@ Engines:
     as ``crash-*`` files by libFuzzer.
   random (no extra dependency; structured mutations from a seeded PRNG):
       python tests/fuzz/fuzz_artifact.py random --seconds 300 --seed 1
+  codecs (the mask / trit decoders alone, on mutated valid encodings and random bytes,
+  under every encoding, level count, shape and N:M pair, valid or not):
+      python tests/fuzz/fuzz_artifact.py codecs --seconds 60 --seed 1
 
 Both print the number of inputs run; SECURITY.md records the runs and what they found.
 """
@@ -97,6 +100,61 @@ def run_random(seconds: float, seed: int) -> None:
     sys.exit(1 if failures else 0)
 
 
+SHAPES = [(0,), (1,), (7,), (8, 16), (3, 5), (16, 4), (2, 3, 8), (1, 64), (64, 1), (5, 0), (4, 128)]
+LEVELS = [0, 1, 2, 3, 4, 5, 16, 255, 256, 257]
+NM = [(0, 0), (2, 4), (1, 2), (3, 4), (1, 64), (32, 64), (5, 4), (0, 4), (2, 8), (4, 128)]
+
+
+def codec_input(rng: random.Random) -> tuple[str, bytes, int, tuple, int, int]:
+    """An encoding, its bytes and the parameters it is decoded with."""
+    import numpy as np
+
+    from ticketpack import codecs
+    from ticketpack.errors import TicketpackError
+
+    enc, shape, K = rng.choice(codecs.ENCODINGS), rng.choice(SHAPES), rng.choice(LEVELS)
+    n, m = rng.choice(NM)
+    if rng.random() < 0.5:  # random bytes
+        return enc, rng.randbytes(rng.randrange(40)), K, shape, n, m
+    size = int(np.prod(shape))
+    symbols = np.array([rng.randrange(max(min(K, 256), 1)) for _ in range(size)], np.uint8)
+    try:
+        data = bytearray(codecs.encode(enc, symbols.reshape(shape), K=K, shape=shape, n=n, m=m))
+    except TicketpackError:
+        data = bytearray()
+    for _ in range(rng.randrange(4)):
+        if data and rng.random() < 0.6:
+            data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+        elif rng.random() < 0.5:
+            data += rng.randbytes(rng.randrange(5))
+        elif data:
+            del data[rng.randrange(len(data)):]
+    return enc, bytes(data), K, shape, n, m
+
+
+def run_codecs(seconds: float, seed: int) -> None:
+    from ticketpack import codecs
+    from ticketpack.errors import TicketpackError
+
+    rng = random.Random(seed)
+    counts: collections.Counter = collections.Counter()
+    start, failures = time.time(), 0
+    while time.time() - start < seconds:
+        counts["inputs"] += 1
+        enc, data, K, shape, n, m = codec_input(rng)
+        try:
+            codecs.decode(enc, data, K=K, shape=shape, n=n, m=m)
+            counts["decoded"] += 1
+        except TicketpackError as exc:
+            counts[type(exc).__name__] += 1
+        except Exception:  # noqa: BLE001 - a finding
+            failures += 1
+            print(f"FINDING {enc} K={K} shape={shape} n={n} m={m} data={data.hex()}:\n"
+                  f"{traceback.format_exc(limit=-3)}", file=sys.stderr)
+    _report(counts, time.time() - start, "codecs")
+    sys.exit(1 if failures else 0)
+
+
 def _report(counts: collections.Counter, seconds: float, engine: str) -> None:
     inputs = counts["inputs"]
     outcomes = {k: v for k, v in counts.most_common() if k != "inputs"}
@@ -110,11 +168,11 @@ def main() -> None:
         run_atheris([sys.argv[0]] + sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("engine", choices=["random"])
+    parser.add_argument("engine", choices=["random", "codecs"])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    run_random(args.seconds, args.seed)
+    (run_codecs if args.engine == "codecs" else run_random)(args.seconds, args.seed)
 
 
 if __name__ == "__main__":
