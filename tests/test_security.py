@@ -336,9 +336,6 @@ def test_hostile_pickle_file_is_refused_without_unpickling(no_pickle):
         load_checkpoint(HOSTILE / "bad_magic_pickle.tpk")
 
 
-@pytest.mark.xfail(raises=RuntimeError, strict=True,
-                   reason="open (SECURITY.md): dense_gpt_unfilled allocates the config's shapes "
-                          "(to_empty) before load_effective compares them with the weights")
 def test_config_bomb_is_refused_before_the_model_is_allocated(gpt_files):
     """A config asking for a 2^40-row embedding while the tensors hold 256 rows: refused by
     shape comparison, never allocated (eagerly it would need 128 TiB)."""

@@ -297,14 +297,16 @@ class GPT(nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1))
 
 
-def dense_gpt_unfilled(config: GPTConfig) -> GPT:
-    """A dense GPT on the CPU whose parameters are allocated but not initialised.
-
-    For loaders that overwrite every parameter (``ticket.load_effective`` checks that it
-    does): skipping torch's default init saves about a second per 100M weights.
-    """
+def dense_gpt_on_meta(config: GPTConfig) -> GPT:
+    """A dense GPT with shapes but no storage: check what will be loaded before allocating."""
     with torch.device("meta"):
-        model = GPT(config, masked=False)
+        return GPT(config, masked=False)
+
+
+def materialize_unfilled(model: GPT) -> GPT:
+    """Give a meta-device GPT uninitialised CPU storage, for loaders that overwrite every
+    parameter (``ticket.load_effective`` checks that they do); skipping torch's default
+    init saves about a second per 100M weights."""
     model.to_empty(device="cpu")
     for module in model.modules():
         if isinstance(module, Rotary):  # non-persistent buffers are not loaded: recompute

@@ -197,26 +197,35 @@ def model_from_ticket(ticket: Ticket, device: str | torch.device = "cpu",
 
     ``state``: the ticket's effective state dict when the caller already has it (verified).
     """
-    from .model import GPTConfig, dense_gpt_unfilled
+    from .model import GPTConfig, dense_gpt_on_meta, materialize_unfilled
 
-    model = dense_gpt_unfilled(GPTConfig.from_dict(ticket.config))
-    load_effective(model, ticket.effective_state_dict() if state is None else state)
+    model = dense_gpt_on_meta(GPTConfig.from_dict(ticket.config))
+    state = ticket.effective_state_dict() if state is None else state
+    check_fits(model, state)  # on the meta model: a config bomb is refused before allocation
+    load_effective(materialize_unfilled(model), state)
     return model.to(device).eval()
 
 
-def load_effective(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load effective weights into a dense module, naming any key that does not fit."""
+def check_fits(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Every parameter of ``model`` and nothing else in ``state``, with the same shapes."""
     own = dict(model.named_parameters())
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     if missing or extra:
         raise ConfigError(f"model config: artifact tensors do not fit the model "
                           f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, value in state.items():
+        if tuple(own[name].shape) != tuple(value.shape):
+            raise ConfigError(f"{name}: shape {tuple(value.shape)} in artifact, "
+                              f"model expects {tuple(own[name].shape)}")
+
+
+def load_effective(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load effective weights into a dense module, naming any key that does not fit."""
+    check_fits(model, state)
+    own = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in state.items():
-            if tuple(own[name].shape) != tuple(value.shape):
-                raise ConfigError(f"{name}: shape {tuple(value.shape)} in artifact, "
-                                  f"model expects {tuple(own[name].shape)}")
             own[name].copy_(value)
 
 
