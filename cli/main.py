@@ -236,6 +236,21 @@ def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init
                    f"{result.connections:,} connections -> {result.checkpoint}")
 
 
+@main.command()
+@click.option("--out-dir", default="runs/quickstart", show_default=True, type=click.Path(file_okay=False))
+@click.option("--minutes", type=float, default=None, help="training time budget (default 7)")
+@click.option("--json", "as_json", is_flag=True, help="last stdout line: one JSON object with the results")
+@handle_errors
+def quickstart(out_dir: str, minutes: float | None, as_json: bool) -> None:
+    """Train a small supermask model on the bundled Shakespeare, pack, size and load-and-eval it."""
+    from ticketpack.train import ProgressBar
+
+    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+    out = api.quickstart(out_dir, minutes, say=lambda line: click.echo(line), progress=bar)
+    if as_json:
+        _emit(out)
+
+
 def _json_object(text: str | None, what: str) -> dict:
     if not text:
         return {}

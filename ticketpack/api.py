@@ -186,3 +186,36 @@ def connections_density(ticket: Ticket) -> float:
             kept += int(np.count_nonzero(t.levels))
             total += t.levels.size
     return kept / total if total else 0.0
+
+
+def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | None = None,
+               say: Any = None, progress: Any = None) -> dict[str, Any]:
+    """README's main job: train on the bundled corpus, pack, size and load-and-eval.
+
+    ``say(line)`` receives one human-readable line per stage; ``progress`` is the trainer
+    callback (e.g. a progress bar). Returns the figures as a dict.
+    """
+    from .data import bundled_corpus_path
+    from .train import QUICKSTART_MINUTES, quickstart_options, train
+
+    say = say or (lambda line: None)
+    minutes = QUICKSTART_MINUTES if minutes is None else minutes
+    os.makedirs(out_dir, exist_ok=True)
+    ckpt, artifact = os.path.join(out_dir, "model.safetensors"), os.path.join(out_dir, "model.tpk")
+    start = time.perf_counter()
+    opts = quickstart_options(ckpt, log=os.path.join(out_dir, "train.jsonl"), max_minutes=minutes)
+    say(f"training on {bundled_corpus_path()} for {minutes:g} minutes (log: {opts.log}) ...")
+    result = train(opts, callback=progress)
+    say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds:.0f} s: "
+        f"val_bpb {result.val_bpb:.4f}, density {result.density:.3f}, {result.connections:,} connections")
+    nbytes = pack(ckpt, artifact)
+    say(f"packed {artifact}: {nbytes:,} bytes ({8 * nbytes / result.connections:.3f} bits per connection)")
+    ev = load_and_eval(artifact, [bundled_corpus_path()], device="cpu", seq_len=opts.seq_len,
+                       batch_size=opts.eval_batch_size, split="val")
+    same = "equal to" if ev["val_bpb"] == result.val_bpb else "DIFFERENT from"
+    say(f"load-and-eval: val_bpb {ev['val_bpb']:.4f} on {ev['bytes']:,} held-out bytes "
+        f"({same} the trainer's figure; xz -9 needs 2.48)")
+    return {"val_bpb": ev["val_bpb"], "train_val_bpb": result.val_bpb, "artifact": artifact,
+            "artifact_bytes": nbytes, "connections": result.connections, "steps": result.steps,
+            "train_seconds": round(result.seconds, 1),
+            "total_seconds": round(time.perf_counter() - start, 1)}
