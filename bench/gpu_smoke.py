@@ -17,7 +17,7 @@ import torch
 from ticketpack import api, rng
 from ticketpack.checkpoint import save_checkpoint
 from ticketpack.data import bundled_corpus_path, read_corpus
-from ticketpack.layers import bind_seed
+from ticketpack.layers import bind_seed, randomize_scores
 from ticketpack.model import GPT, GPTConfig
 
 
@@ -38,11 +38,7 @@ def main() -> None:
     print(f"regen {shape}: numpy {t_cpu * 1e3:.1f} ms, torch CUDA {t_gpu * 1e3:.1f} ms, bit-identical: {same}")
     config = GPTConfig.from_dict({"num_layers": 4, "model_dim": 256, "num_heads": 4, "num_kv_heads": 2})
     model = GPT(config)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("scores"):
-                p.normal_()
+    randomize_scores(model, 0)
     bind_seed(model, 3)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt, art, text = Path(tmp, "m.safetensors"), Path(tmp, "m.tpk"), Path(tmp, "v.txt")

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from ticketpack.checkpoint import save_checkpoint
 from ticketpack.cli.main import main
-from ticketpack.layers import bind_seed
+from ticketpack.layers import bind_seed, randomize_scores
 from ticketpack.model import GPT, GPTConfig
 
 from conftest import TINY_CONFIG
@@ -21,12 +21,8 @@ TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the 
 
 def make_checkpoint(path, seed=11, mask="binary"):
     config = GPTConfig.from_dict({**TINY_CONFIG, "mask": mask})
-    torch.manual_seed(0)
     model = GPT(config, masked=True)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("scores"):
-                p.normal_()  # any scores: the public API packs whatever it is given
+    randomize_scores(model, 0)  # any scores: the public API packs whatever it is given
     bind_seed(model, seed)
     save_checkpoint(path, model, seed=seed, config=config.to_dict())
     return model

@@ -9,7 +9,7 @@ import torch
 from ticketpack import api
 from ticketpack.checkpoint import save_checkpoint
 from ticketpack.errors import UsageError
-from ticketpack.layers import bind_seed
+from ticketpack.layers import bind_seed, randomize_scores
 from ticketpack.model import GPT, GPTConfig
 from ticketpack.sparse import two_four_names
 from ticketpack.ticket import MaskedTensor
@@ -21,11 +21,7 @@ def nm_artifact(tmp_path, dim=128):
     config = GPTConfig.from_dict({"num_layers": 2, "model_dim": dim, "num_heads": 2, "num_kv_heads": 2,
                                   "mask": "nm:2:4"})
     model = GPT(config)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("scores"):
-                p.normal_()
+    randomize_scores(model, 0)
     bind_seed(model, 9)
     ckpt, art = tmp_path / "nm.safetensors", tmp_path / "nm.tpk"
     save_checkpoint(ckpt, model, seed=9, config=config.to_dict())

@@ -11,7 +11,7 @@ from ticketpack import rng
 from ticketpack.artifact import load_ticket, write_artifact
 from ticketpack.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
 from ticketpack.errors import CheckpointError, HeaderError
-from ticketpack.layers import MaskedEmbedding, MaskedLinear, bind_seed
+from ticketpack.layers import MaskedEmbedding, MaskedLinear, bind_seed, randomize_scores
 from ticketpack.model import GPT, GPTConfig
 from ticketpack.ticket import (MaskedTensor, PlainTensor, Ticket, model_from_ticket, ticket_from_model,
                                weights_sha256)
@@ -21,11 +21,7 @@ from conftest import TINY_CONFIG
 
 def trained_like(config: GPTConfig, seed: int = 5) -> GPT:
     model = GPT(config)
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith("scores"):
-                p.normal_()
+    randomize_scores(model, seed)
     bind_seed(model, seed)
     return model.eval()
 

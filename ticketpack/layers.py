@@ -144,3 +144,12 @@ def set_density(module: nn.Module, density: float) -> None:
         raise ConfigError(f"density: {density!r}, expected a number in (0, 1]")
     for _, layer in masked_layers(module):
         layer.target_density = float(density)
+
+
+def randomize_scores(module: nn.Module, seed: int) -> None:
+    """Set every masked layer's scores to seeded N(0, 1) draws: a ticket with arbitrary masks,
+    for tests, benchmarks and checkpoints made without training."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for _, layer in masked_layers(module):
+            layer.scores.copy_(torch.randn(layer.scores.shape, generator=gen))
