@@ -74,7 +74,7 @@ def estimate_bytes(method: Method, model_dim: int, num_layers: int) -> float:
     rows = VOCAB + L * (4 + method.mlp_mult + 1) * C  # output rows of every matrix
     vectors = L * (2 * C + max(1, C // HEAD_DIM)) + C  # block, head and pre-logit scales
     tensors = 1 + 6 * L + 3 * L + 1
-    bits = 7.2 if method.family == "int8" else method.bits_bound()  # int8: Gaussian after zstd
+    bits = method.bits_bound()
     per_row = method.family == "int8" or (method.family == "ticket" and method.scale_mode == "row")
     header = (120 if method.family == "int8" else 400) + 45 * tensors
     return conn * bits / 8 + 2 * (vectors + (rows if per_row else 0)) + header

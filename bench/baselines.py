@@ -314,17 +314,20 @@ def _result(method: Method, budget: int, nbytes: int, mats: int, other: int, bpb
 def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
     """Packed bytes of an untrained stand-in whose tensors are as costly as the method allows.
 
-    int8: Gaussian weights (trained weights are at least as peaked, so no larger);
-    ternary: trits of Gaussian weights (about 1/3 zeros: ~1.58 bits, trits5 1.6);
+    int8: uniform weights (int8 values uniform over -127..127: nothing to compress; trained
+    weights come out within ~2% of it); ternary: trits of Gaussian weights (about 1/3 zeros:
+    ~1.58 bits, trits5 1.6);
     ticket: random levels, uniform over the levels (free density), or at exactly the
     target density (topk)."""
     gen = torch.Generator().manual_seed(seed)
     if method.family in ("int8", "ternary"):
         model = GPT(config, masked=False)
-        with torch.no_grad():
+        with torch.no_grad():  # scale is irrelevant: int8 and ternary are relative to it
             for p in model.parameters():
-                if p.dim() == 2:
-                    p.copy_(torch.randn(p.shape, generator=gen) * p.shape[1] ** -0.5)
+                if p.dim() == 2 and method.family == "int8":
+                    p.copy_(torch.rand(p.shape, generator=gen) * 2 - 1)
+                elif p.dim() == 2:
+                    p.copy_(torch.randn(p.shape, generator=gen))
         if method.family == "int8":
             return len(encode_int8_state(model.state_dict(), config.to_dict()))
         make_ternary(model, mode=method.gamma_mode)

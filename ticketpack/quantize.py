@@ -42,17 +42,20 @@ GAMMA_MODES = ("tensor", "row")
 def quantize_rows_int8(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """A 2-D weight as (int8 values, fp16 per-row scales); dequantised = q * scale.
 
-    The scale is rounded to fp16 before quantising, so q uses the very scale stored.
+    The scale is rounded to fp16 (upwards where needed, so |q| <= 127 without clipping)
+    before quantising, so q uses the very scale stored.
     """
     if weight.dim() != 2:
         raise ConfigError(f"int8 weight: {weight.dim()}-D tensor, expected 2-D (rows, cols)")
     w = weight.detach().to("cpu", torch.float32)
-    amax = w.abs().amax(dim=1)  # (rows,)
-    scale = (amax / INT8_MAX).to(torch.float16)
-    tiny = torch.finfo(torch.float16).tiny  # an all-zero row keeps a positive scale
-    scale = torch.where(scale > 0, scale, torch.tensor(tiny, dtype=torch.float16))
-    q = torch.round(w / scale.float()[:, None]).clamp_(-INT8_MAX, INT8_MAX)
-    return q.to(torch.int8).numpy(), scale.numpy()
+    amax = w.abs().amax(dim=1).numpy()  # (rows,)
+    scale = (amax / INT8_MAX).astype(np.float16)
+    # round the scale up where fp16 rounded it down, so no entry needs more than +-127
+    low = scale.astype(np.float32) * INT8_MAX < amax
+    scale[low] = np.nextafter(scale[low], np.float16(np.inf))
+    scale[scale == 0] = np.finfo(np.float16).smallest_subnormal  # an all-zero row
+    q = torch.round(w / torch.from_numpy(scale.astype(np.float32))[:, None]).clamp_(-INT8_MAX, INT8_MAX)
+    return q.to(torch.int8).numpy(), scale
 
 
 def dequantize_rows_int8(q: np.ndarray, scale: np.ndarray) -> torch.Tensor:
@@ -111,16 +114,27 @@ def decode_int8_state(data: bytes, max_raw: int = 2**31) -> tuple[dict, dict[str
         raise TruncatedError(f"int8 state: {len(data) - INT8_PREFIX.size} B stored, header "
                              f"declares {stored} B (raw {raw_len} B, cap {max_raw} B)")
     raw = decompress(data[INT8_PREFIX.size:], INT8_CODECS[code], raw_len, "int8 state")
-    (hlen,) = struct.unpack_from("<I", raw)
-    header = json.loads(raw[4:4 + hlen])
-    return header["config"], _int8_tensors(header["tensors"], memoryview(raw)[4 + hlen:])
+    (hlen,) = struct.unpack_from("<I", raw) if len(raw) >= 4 else (len(raw),)
+    if hlen > len(raw) - 4:
+        raise TruncatedError(f"int8 state header: {hlen} B declared, {max(0, len(raw) - 4)} B present")
+    try:
+        header = json.loads(raw[4:4 + hlen])
+        config, entries = header["config"], header["tensors"]
+        return config, _int8_tensors(entries, memoryview(raw)[4 + hlen:])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise HeaderError(f"int8 state header: {type(exc).__name__} ({exc}), expected the JSON "
+                          f"that encode_int8_state writes") from None
 
 
 def _int8_tensors(entries: list[dict], body: memoryview) -> dict[str, torch.Tensor]:
     out, pos = {}, 0
     for e in entries:
-        shape = tuple(e["shape"])
+        shape = tuple(int(d) for d in e["shape"])
         n = int(np.prod(shape))
+        need = n + 2 * shape[0] if e["kind"] == "int8" else 2 * n
+        if pos + need > len(body):
+            raise DecodeError(f"int8 state payload: {len(body)} B, tensor {e['name']!r} needs "
+                              f"bytes up to {pos + need}")
         if e["kind"] == "int8":
             q = np.frombuffer(body, np.int8, n, pos).reshape(shape)
             scale = np.frombuffer(body, "<f2", shape[0], pos + n)

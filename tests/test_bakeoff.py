@@ -1,0 +1,95 @@
+"""bench/bakeoff.py at a CI-tiny size: the solver's shapes fit, every method trains, packs
+within its budget and is scored from its own bytes, and the script writes table, plot, JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+import bakeoff  # noqa: E402
+from baselines import Method, Result, RunSpec, prepare_corpus, proxy_bytes, run_method, shape_config  # noqa: E402
+
+BUDGET = 24_000
+TINY_RUN = RunSpec(steps=3, batch_size=4, seq_len=32, seed=3)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return prepare_corpus(str(tmp_path_factory.mktemp("corpus")), val_tokens=1024, max_bytes=200_000)
+
+
+def test_corpus_split_is_the_held_out_tail(corpus):
+    assert len(corpus.val) == 1024
+    assert Path(corpus.train_path).read_bytes() == corpus.train.tokens.astype("uint8").tobytes()
+    assert Path(corpus.val_path).read_bytes() == corpus.val.tokens.astype("uint8").tobytes()
+    assert len(corpus.train) == 180_000  # 90% of the 200,000 bytes read; validation follows it
+
+
+@pytest.mark.parametrize("key", ["int8", "ternary", "binary"])
+def test_solver_shape_fits_and_the_next_width_does_not(key):
+    method = bakeoff.METHODS[key]
+    shape, nbytes = bakeoff.solve(method, BUDGET)
+    assert nbytes <= BUDGET
+    assert nbytes == proxy_bytes(method, shape_config(shape.model_dim, shape.num_layers, method))
+    wider = shape_config(shape.model_dim + 32, shape.num_layers, method)
+    assert proxy_bytes(method, wider) > BUDGET
+    assert 32 <= shape.model_dim / shape.num_layers <= 128
+
+
+def test_estimate_tracks_real_packing():
+    for key, method in bakeoff.METHODS.items():
+        est = bakeoff.estimate_bytes(method, 64, 2)
+        real = proxy_bytes(method, shape_config(64, 2, method))
+        assert abs(est - real) / real < 0.12, (key, est, real)
+
+
+@pytest.mark.parametrize("key", list(bakeoff.METHODS))
+def test_method_fits_and_is_scored_from_its_bytes(key, corpus):
+    torch.set_num_threads(1)
+    method = bakeoff.METHODS[key]
+    shape, proxy = bakeoff.solve(method, BUDGET)
+    config = shape_config(shape.model_dim, shape.num_layers, method)
+    result = run_method(method, config, corpus, TINY_RUN, BUDGET)
+    assert result.fits and result.artifact_bytes <= BUDGET
+    assert result.tokens == 3 * 4 * 32
+    assert math.isfinite(result.val_bpb) and 0 < result.val_bpb < 12
+    assert result.bits_per_connection == pytest.approx(8 * result.artifact_bytes / result.connections)
+    if method.family == "ticket":  # the trainer's own final figure is on the same rebuilt weights
+        assert result.extra["trainer_val_bpb"] == result.val_bpb
+        assert 0 < result.density <= 1
+
+
+def test_table_ratios_against_int8():
+    rows = [Result("a", "int8", 1000, 900, 100, 10, 72.0, 2.0, 1.4, 1.0, 10, 32, 1),
+            Result("b", "ticket", 1000, 990, 800, 10, 9.9, 1.5, 1.0, 1.0, 10, 64, 2, density=0.5)]
+    table = bakeoff.markdown_table(rows)
+    assert "| 1 KB | b | 990 | 2 x 64 | 800 | 9.900 | 0.500 | 1.5000 | 0.750 | 1 |" in table
+
+
+def test_script_writes_table_plot_and_json(tmp_path, capsys):
+    out = tmp_path / "plot.png"
+    rows = bakeoff.main(["--budgets", "24KB", "--methods", "int8,binary", "--steps", "2",
+                         "--batch-size", "4", "--seq-len", "32", "--val-tokens", "1024",
+                         "--threads", "1", "--out", str(out)])
+    assert [r.family for r in rows] == ["int8", "ticket"]
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert [r["method"] for r in saved["rows"]] == [r.method for r in rows]
+    assert saved["meta"]["tokens"] == 2 * 4 * 32
+    printed = capsys.readouterr().out
+    assert "| 24 KB | dense int8 + zlib/zstd |" in printed and "1.000" in printed
+
+
+def test_unknown_method_is_refused():
+    from ticketpack.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="methods"):
+        bakeoff.main(["--methods", "int9", "--budgets", "24KB"])

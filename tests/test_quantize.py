@@ -1,0 +1,154 @@
+"""int8 per-row serialisation (exact sizes, round trips, damage) and TriLM ternary QAT."""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ticketpack.artifact import decode_artifact, encode_artifact, parse_artifact
+from ticketpack.compression import compress
+from ticketpack.errors import ConfigError, DecodeError, HeaderError, TicketpackError, TruncatedError
+from ticketpack.model import GPT, GPTConfig
+from ticketpack.quantize import (INT8_PREFIX, decode_int8_state, dequantize_rows_int8, encode_int8_state,
+                                 int8_roundtrip, make_ternary, quantize_rows_int8, ternarize,
+                                 ternary_gamma, ternary_ticket)
+from ticketpack.ticket import PlainTensor, TernaryTensor, model_from_ticket
+
+TINY = dict(num_layers=1, model_dim=32, num_heads=2, num_kv_heads=2, mlp_mult=2)
+
+
+def dense_model(seed: int = 0) -> GPT:
+    torch.manual_seed(seed)
+    return GPT(GPTConfig.from_dict(TINY), masked=False)
+
+
+# ---------------------------------------------------------------- int8 per row
+
+@settings(max_examples=40, deadline=None)
+@given(rows=st.integers(1, 9), cols=st.integers(1, 40), scale=st.floats(1e-3, 1e3), seed=st.integers(0, 99))
+def test_int8_error_is_at_most_half_a_step(rows, cols, scale, seed):
+    w = torch.randn(rows, cols, generator=torch.Generator().manual_seed(seed)) * scale
+    q, s = quantize_rows_int8(w)
+    assert q.dtype == np.int8 and s.dtype == np.float16 and s.shape == (rows,)
+    assert np.abs(q).max() <= 127
+    err = (dequantize_rows_int8(q, s) - w).abs()
+    step = torch.from_numpy(s.astype(np.float32))[:, None]
+    assert bool((err <= step / 2 + 1e-6 * step).all())
+    # with a normal fp16 scale the largest entry of every row lands on +-127 (or just below)
+    normal = s >= np.finfo(np.float16).tiny
+    assert (np.abs(q).max(axis=1)[normal] >= 126).all()
+
+
+def test_int8_zero_row_and_refuses_vectors():
+    q, s = quantize_rows_int8(torch.zeros(3, 5))
+    assert (q == 0).all() and (s > 0).all()
+    with pytest.raises(ConfigError, match="2-D"):
+        quantize_rows_int8(torch.ones(4))
+
+
+def test_int8_state_round_trip_equals_quantised_weights():
+    model = dense_model()
+    state = model.state_dict()
+    blob = encode_int8_state(state, {"k": 1})
+    config, back = decode_int8_state(blob)
+    assert config == {"k": 1} and list(back) == list(state)
+    expect = int8_roundtrip(state)
+    for name in state:
+        assert torch.equal(back[name], expect[name]), name
+    assert not torch.equal(back["tok_emb.weight"], state["tok_emb.weight"])  # really quantised
+
+
+def test_int8_size_is_the_smaller_codec_and_exact():
+    state = dense_model().state_dict()
+    auto, z, s = (encode_int8_state(state, {}, c) for c in ("auto", "zlib", "zstd"))
+    assert len(auto) == min(len(z), len(s))
+    raw = 4 + sum(t.numel() + 2 * t.shape[0] if t.dim() == 2 else 2 * t.numel() for t in state.values())
+    _, _, stored, raw_len = INT8_PREFIX.unpack_from(z)
+    assert stored == len(z) - INT8_PREFIX.size
+    assert raw_len > raw  # + the JSON header
+    assert len(zlib.decompress(z[INT8_PREFIX.size:])) == raw_len
+
+
+def test_int8_damaged_bytes_raise_ticketpack_errors():
+    blob = encode_int8_state(dense_model().state_dict(), {})
+    with pytest.raises(TruncatedError):
+        decode_int8_state(blob[:5])
+    with pytest.raises(TruncatedError):
+        decode_int8_state(blob[:-1])
+    with pytest.raises(HeaderError):
+        decode_int8_state(b"XXXX" + blob[4:])
+    with pytest.raises(TicketpackError):
+        decode_int8_state(blob[:INT8_PREFIX.size] + bytes(len(blob) - INT8_PREFIX.size))
+    with pytest.raises(ConfigError):
+        encode_int8_state({}, {}, codec="lzma")
+
+
+def test_int8_payload_length_checked():
+    header = b'{"config":{},"tensors":[{"name":"w","shape":[2,3],"kind":"int8"}]}'
+    raw = len(header).to_bytes(4, "little") + header + bytes(6 + 4 + 1)  # one byte too many
+    stored = compress(raw, "zlib")
+    bad = INT8_PREFIX.pack(b"TPI8", 1, len(stored), len(raw)) + stored
+    with pytest.raises(DecodeError, match="payload"):
+        decode_int8_state(bad)
+
+
+# ---------------------------------------------------------------- ternary
+
+def test_ternarize_values_gamma_and_straight_through():
+    w = torch.tensor([[0.5, -0.1, 2.0, 0.0], [-3.0, 0.2, 0.05, -0.4]], requires_grad=True)
+    gamma = 1e-5 + w.detach().abs().mean()
+    assert torch.allclose(ternary_gamma(w.detach()), gamma)
+    out = ternarize(w)
+    trits = torch.round(torch.clamp(w.detach() / gamma, -1, 1))
+    assert torch.equal(out.detach(), gamma * trits)
+    assert set(torch.unique(trits).tolist()) <= {-1.0, 0.0, 1.0}
+    (out * torch.arange(8.0).view(2, 4)).sum().backward()
+    assert torch.equal(w.grad, torch.arange(8.0).view(2, 4))  # identity to the latent weights
+
+
+def test_ternary_row_gamma():
+    w = torch.tensor([[1.0, -1.0], [10.0, 0.0]])
+    g = ternary_gamma(w, "row")
+    assert g.shape == (2, 1) and torch.allclose(g.view(-1), torch.tensor([1.0, 5.0]) + 1e-5)
+    out = ternarize(w, "row")
+    assert torch.allclose(out, torch.tensor([[1.0, -1.0], [5.0, 0.0]]) + torch.tensor([[1e-5, -1e-5], [1e-5, 0]]))
+    with pytest.raises(ConfigError, match="gamma mode"):
+        ternary_gamma(w, "shard")
+
+
+def test_ternary_model_packs_and_loads_what_it_trained():
+    model = make_ternary(dense_model(3), mode="tensor")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    for _ in range(3):  # latent weights move, trits follow
+        loss = model.loss(x[:, :-1], x[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    config = model.config.to_dict()
+    ticket = ternary_ticket(model, 5, config)
+    kinds = {type(t).__name__ for t in ticket.tensors}
+    assert kinds == {"TernaryTensor", "PlainTensor"}
+    emb = next(t for t in ticket.tensors if t.name == "tok_emb.weight")
+    assert isinstance(emb, TernaryTensor) and emb.gamma_mode == "row"
+    assert all(t.gamma_mode == "tensor" for t in ticket.tensors if isinstance(t, TernaryTensor) and t is not emb)
+    assert all(isinstance(t, PlainTensor) for t in ticket.tensors if t.name.endswith("scale"))
+    loaded = model_from_ticket(decode_artifact(parse_artifact(encode_artifact(ticket))))
+    with torch.no_grad():
+        want, got = model(x), loaded(x)
+    # fp16 gammas and fp16 scales are the only difference
+    assert torch.allclose(want, got, rtol=2e-2, atol=2e-2)
+    for name, t in zip((t.name for t in ticket.tensors), ticket.tensors):
+        if isinstance(t, TernaryTensor):
+            assert set(np.unique(t.trits).tolist()) <= {-1, 0, 1}
+
+
+def test_ternary_ticket_needs_parametrized_model():
+    model = dense_model()
+    with pytest.raises(ConfigError, match="make_ternary"):
+        ternary_ticket(model, 0, model.config.to_dict())
