@@ -88,6 +88,19 @@ def pack(checkpoint: str, out: str, codec: str, level: int | None, budget: str |
     click.echo(f"wrote {out}: {nbytes:,} bytes" + (f" (+ {code_bytes:,} B code)" if code_bytes else ""))
 
 
+@main.command("pack-ternary")
+@click.argument("weights", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="artifact to write (.tpk)")
+@click.option("--codec", default="auto", show_default=True, type=click.Choice(["auto", "zstd", "zlib"]))
+@click.option("--level", type=int, default=None, help="compression level (zstd 1-22, zlib 0-9)")
+@click.option("--budget", default=None, help="byte budget: 16000000, 16MB or 16MiB")
+@handle_errors
+def pack_ternary(weights: str, out: str, codec: str, level: int | None, budget: str | None) -> None:
+    """Pack ternary WEIGHTS (safetensors, gamma * {-1,0,+1} per tensor or row) into an artifact."""
+    nbytes = api.pack_ternary(weights, out, codec=codec, level=level, budget=_budget(budget))
+    click.echo(f"wrote {out}: {nbytes:,} bytes")
+
+
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--budget", default=None, help="byte budget: 16000000, 16MB or 16MiB")

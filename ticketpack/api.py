@@ -31,6 +31,17 @@ def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "au
                           code_bytes=code_bytes, creation=creation)
 
 
+def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
+                 level: int | None = None, budget: int | None = None, code_bytes: int = 0) -> int:
+    """Pack externally trained ternary weights (a safetensors file) into an artifact."""
+    from .ternary import read_safetensors, ticket_from_ternary
+
+    state, config = read_safetensors(weights)
+    ticket = ticket_from_ternary(state, config, os.path.basename(os.fspath(weights)))
+    return write_artifact(ticket, out, codec=codec, level=level, budget=budget, code_bytes=code_bytes,
+                          creation={"ternary": os.path.basename(os.fspath(weights)), "codec": codec})
+
+
 def size(artifact: str | os.PathLike, budget: int | None = None, code_bytes: int = 0,
          limits: Limits = DEFAULT_LIMITS) -> SizeReport:
     """The size breakdown of an artifact against an optional budget."""
@@ -120,6 +131,8 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     result = evaluate(model, stream, seq_len=seq_len, batch_size=batch_size, device=dev,
                       stride=stride, autocast_bf16=bf16)
     out = result.to_dict()
+    if stride is not None:  # sliding-window scores are not comparable with window scores
+        out["val_bpb_sliding"] = out["val_bpb"]
     out.update({"precision": "bf16" if bf16 else "fp32", "load_seconds": round(load_seconds, 4),
                 "sparse_2to4_layers": len(sparse_layers),
                 "weights_sha256": sha})

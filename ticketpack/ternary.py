@@ -1,0 +1,91 @@
+"""Externally trained ternary weights (TriLM / BitNet b1.58 style) as tickets.
+
+A ternary tensor is ``gamma * t`` with ``t`` in {-1, 0, +1} and one gamma per tensor or per
+row. ``ticket_from_ternary`` finds that structure in a safetensors state dict exactly (a
+tensor is ternary only if every value is 0 or +-gamma of its row or tensor), stores the trits
+(5 per byte or entropy-coded, whichever is smaller) and gamma as fp16; every other tensor is
+kept as a plain tensor in its own precision (float32 exactly, anything else as fp16).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
+
+from .errors import CheckpointError, UsageError
+from .ticket import PlainTensor, TensorEntry, TernaryTensor, Ticket, default_provenance
+
+
+def ternary_form(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(trits int8, gamma float16) if ``weight`` is exactly gamma * trit per tensor or per row.
+
+    Gamma must survive fp16 rounding, so that loading gives back exactly the same values.
+    """
+    if weight.ndim < 1 or weight.size == 0 or not np.issubdtype(weight.dtype, np.floating):
+        return None
+    w = weight.astype(np.float32)
+    mag = np.abs(w)
+    top = float(mag.max())
+    if np.all((mag == 0) | (mag == top)):
+        gamma = np.array(top, dtype=np.float32)
+    elif w.ndim >= 2:
+        gamma = mag.reshape(w.shape[0], -1).max(axis=1)
+        rows = gamma.reshape((-1,) + (1,) * (w.ndim - 1))
+        if not np.all((mag == 0) | (mag == rows)):
+            return None
+    else:
+        return None
+    if not np.array_equal(gamma.astype(np.float16).astype(np.float32), gamma):
+        return None
+    scale = gamma.reshape((-1,) + (1,) * (w.ndim - 1)) if gamma.ndim else gamma
+    ratio = np.divide(w, scale, out=np.zeros_like(w), where=np.broadcast_to(scale != 0, w.shape))
+    trits = np.rint(ratio).astype(np.int8)
+    return trits, gamma.astype(np.float16)
+
+
+def ticket_from_ternary(state: dict[str, np.ndarray], config: dict | None = None,
+                        source: str | None = None) -> Ticket:
+    """A ticket holding ``state``: ternary tensors as trits + gamma, the rest as plain tensors."""
+    tensors: list[TensorEntry] = []
+    for name, value in state.items():
+        form = ternary_form(value) if value.ndim >= 2 else None
+        if form is not None:
+            tensors.append(TernaryTensor(name, *form))
+        else:
+            keep = np.float32 if value.dtype == np.float32 else np.float16
+            tensors.append(PlainTensor(name, np.ascontiguousarray(value, dtype=keep)))
+    if not any(isinstance(t, TernaryTensor) for t in tensors):
+        raise UsageError(f"ternary: no tensor of {source or 'the input'} is gamma * {{-1, 0, +1}} "
+                         f"per tensor or per row")
+    return Ticket(seed=0, config=config or {}, tensors=tensors,
+                  provenance=default_provenance({"source": source} if source else None))
+
+
+def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
+    """Tensors (as numpy, bf16 widened to float32) and the ``config`` JSON of its metadata."""
+    p = Path(path)
+    if not p.is_file():
+        raise UsageError(f"weights: no such file {str(p)!r}")
+    try:
+        with safe_open(str(p), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            state = {k: _to_numpy(fh.get_tensor(k)) for k in fh.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"weights {str(p)!r}: not a readable safetensors file ({exc})") from None
+    try:
+        config = json.loads(meta.get("config", "{}"))
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"weights {str(p)!r}: metadata config is not JSON ({exc})") from None
+    return state, config if isinstance(config, dict) else {}
+
+
+def _to_numpy(tensor) -> np.ndarray:
+    import torch
+
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()  # exact
+    return tensor.numpy()
