@@ -183,3 +183,13 @@ def test_schedules():
     assert mst(0.9) == pytest.approx(0.3) and mst(1.0) == pytest.approx(0.4) and mst.final == 0.4
     with pytest.raises(ConfigError, match="restore"):
         DensitySchedule(target=0.5, restore=0.3)
+
+
+def test_separate_val_data_is_what_gets_scored(corpus, tmp_path):
+    val = tmp_path / "val.txt"
+    val.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=3_000))
+    result = train(TrainOptions(**{**options(corpus, tmp_path, steps=3).to_dict(), "val_data": [str(val)]}))
+    assert result.eval["bytes"] == 3_000 - 1  # every byte after the first is scored once
+    artifact = tmp_path / "m.tpk"
+    api.pack(result.checkpoint, artifact)
+    assert api.load_and_eval(artifact, [str(val)], device="cpu", seq_len=32)["val_bpb"] == result.val_bpb

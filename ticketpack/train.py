@@ -108,7 +108,7 @@ class TrainOptions:
     eval_tokens: int | None = 65536  # periodic evaluations score this many val tokens (None: all)
     eval_batch_size: int = 8  # as load-and-eval's default, so the final number matches it
     log_every: int = 10  # steps between "step" log lines
-    checkpoint_every: int = 0  # steps between checkpoints to ``out``; 0 = only at the end
+    checkpoint_every: int = 500  # steps between checkpoints to ``out``; 0 = only at the end
     log: str | None = None  # JSON-lines log file
     resume: str | None = None  # checkpoint to continue from
     device: str = "auto"  # auto | cpu | cuda
@@ -442,6 +442,7 @@ class _Trainer:
         self.optimizer = make_optimizer(self.model, self.opts, self.config)
         self.density_schedule = density_schedule(self.opts, self.config)
         self.state = _State()
+        self.last_loss: float | None = None  # the last logged training loss
         if self.resumed:
             self._restore(self.resumed)
         self.net = self._wrap_ddp()
@@ -548,7 +549,9 @@ class _Trainer:
                        batch_size=self.opts.eval_batch_size, device=self.device,
                        autocast_bf16=self.device.type == "cuda", max_tokens=self.opts.eval_tokens)
         self.emit({"event": "eval", "step": self.state.step, "val_loss": res.val_loss,
-                   "val_bpb": res.val_bpb, "eval_tokens": res.tokens, **sched,
+                   "val_bpb": res.val_bpb, "eval_tokens": res.tokens, "loss": self.last_loss, **sched,
+                   "tokens": self.state.tokens, "train_seconds": self.state.train_seconds,
+                   "tokens_per_second": self.state.tokens / max(self.state.train_seconds, 1e-9),
                    "density": overall_density(self.model)[0], "layer_density": layer_densities(self.model)})
 
     def final_eval(self) -> EvalResult:
@@ -595,7 +598,7 @@ class _Trainer:
         return self.finish(sched)
 
     def _log_step(self, loss: torch.Tensor, sched: dict, p: float, t0: float) -> None:
-        value = self.mean_loss(loss)  # waits for the device, so the step's time is complete
+        value = self.last_loss = self.mean_loss(loss)  # waits for the device: the step's time is complete
         self.state.train_seconds += time.perf_counter() - t0
         self.emit({"event": "step", "step": self.state.step, "loss": value, **sched,
                    "progress": self.progress(), "tokens": self.state.tokens,
