@@ -277,7 +277,7 @@ def ticket_options(method: Method, config: GPTConfig, corpus: Corpus, spec: RunS
                         seq_len=spec.seq_len, batch_size=spec.batch_size, lr=method.lr,
                         scale_lr=method.scale_lr, warmup=WARMUP, warmdown=WARMDOWN,
                         temperature_start=method.temperature_start,
-                        temperature_end=method.temperature_end, eval_every=0, log_every=0,
+                        temperature_end=method.temperature_end, eval_every=0, log_every=0, checkpoint_every=0,
                         eval_batch_size=EVAL_BATCH, device="cpu")
 
 
@@ -318,10 +318,12 @@ def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
     weights come out within ~2% of it); ternary: trits of Gaussian weights (about 1/3 zeros:
     ~1.58 bits, trits5 1.6);
     ticket: random levels, uniform over the levels (free density), or at exactly the
-    target density (topk)."""
+    target density (topk). Every fp16 vector (scales, gains) gets random values, as training
+    leaves them (at init they are ones, which compress to nothing)."""
     gen = torch.Generator().manual_seed(seed)
     if method.family in ("int8", "ternary"):
         model = GPT(config, masked=False)
+        _random_vectors_(model, gen)
         with torch.no_grad():  # scale is irrelevant: int8 and ternary are relative to it
             for p in model.parameters():
                 if p.dim() == 2 and method.family == "int8":
@@ -334,6 +336,7 @@ def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
         return len(encode_artifact(ternary_ticket(model, seed, config.to_dict())))
     model = GPT(config, masked=True, seed=seed)
     _worst_case_scores_(model, method, gen)
+    _random_vectors_(model, gen)
     return len(encode_artifact(ticket_from_model(model, seed, config.to_dict())))
 
 
@@ -348,3 +351,12 @@ def _worst_case_scores_(model: GPT, method: Method, gen: torch.Generator) -> Non
                 layer.scores.copy_(torch.rand(layer.shape, generator=gen))
             else:  # ste: p = 1/2, one bit each
                 layer.scores.copy_(torch.rand(layer.shape, generator=gen) - 0.5)
+
+
+def _random_vectors_(model: nn.Module, gen: torch.Generator) -> None:
+    """Random values in every stored parameter that is not a weight matrix or mask score."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("scores", "mask_log_step")) or (p.dim() == 2 and p.shape[1] > 1):
+                continue
+            p.copy_(1 + 0.3 * torch.randn(p.shape, generator=gen))
