@@ -41,7 +41,6 @@ TRAILER = struct.Struct("<I")
 HEADER_CODECS = {0: "none", 1: "zlib", 2: "zstd"}
 WRITE_CODECS = ("auto", "zstd", "zlib", "none")
 KINDS = ("masked", "plain", "ternary")
-PG_RNG_PREFIX = "torch-mt19937-cpu/"
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # Encodings of scale / gamma / plain-data sections: little-endian IEEE floats. Writers keep
 # float32 arrays as f32 (exact fp32 values, e.g. imported scales) and store all else as f16.
@@ -393,9 +392,9 @@ def _parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:
     if not 0 <= header["seed"] < 2**32:
         raise HeaderError(f"seed: got {header['seed']}, expected 0..2^32-1")
     rng_id = _field(header, "rng", str, "header")
-    if rng_id != rng.RNG_ID and not rng_id.startswith(PG_RNG_PREFIX):
+    if rng_id != rng.RNG_ID and not rng_id.startswith(rng.PG_RNG_PREFIX):
         raise HeaderError(f"rng: got {rng_id[:100]!r}, expected {rng.RNG_ID!r} or "
-                          f"{PG_RNG_PREFIX + '<torch version>'!r}")
+                          f"{rng.PG_RNG_PREFIX + '<torch version>'!r}")
     _field(header, "config", dict, "header")
     if not SHA256_HEX.fullmatch(_field(header, "weights_sha256", str, "header")):
         raise HeaderError(f"weights_sha256: got {header['weights_sha256'][:80]!r}, "

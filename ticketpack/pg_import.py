@@ -39,9 +39,10 @@ import torch
 from .errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError, TruncatedError,
                      UsageError)
 from .masking import MaskSpec
+from .rng import PG_RNG_PREFIX
 from .ticket import MaskedTensor, PlainTensor, Ticket, default_provenance
 
-RNG_PREFIX = "torch-mt19937-cpu/"
+RNG_PREFIX = PG_RNG_PREFIX
 MASK_SUFFIX = ".mask_scores"
 EMBEDDING = "tok_emb.weight"  # drawn first; every other frozen weight follows in sorted order
 # ARCH.json keys and the submission's defaults for them

@@ -48,6 +48,8 @@ from numba import njit, prange
 from .errors import UsageError
 
 RNG_ID = "philox4x32-10/v1"
+# RNG ids of imported parameter-golf tickets: this prefix + the torch version (pg_import.py)
+PG_RNG_PREFIX = "torch-mt19937-cpu/"
 INIT_RULES = ("xavier_uniform", "he_uniform", "signed_constant_xavier", "signed_constant_he")
 
 # Philox4x32 constants (Random123): round multipliers and Weyl key increments.
