@@ -17,6 +17,7 @@ import click
 from ticketpack import api
 from ticketpack.budget import parse_budget
 from ticketpack.errors import TicketpackError
+from ticketpack.train import QUICKSTART_MINUTES
 
 INTERNAL_ERROR = 4
 
@@ -251,7 +252,7 @@ def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init
 
 @main.command()
 @click.option("--out-dir", default="runs/quickstart", show_default=True, type=click.Path(file_okay=False))
-@click.option("--minutes", type=float, default=None, help="training time budget (default 7)")
+@click.option("--minutes", type=float, default=None, help=f"training time budget (default {QUICKSTART_MINUTES:g})")
 @click.option("--json", "as_json", is_flag=True, help="last stdout line: one JSON object with the results")
 @handle_errors
 def quickstart(out_dir: str, minutes: float | None, as_json: bool) -> None:

@@ -193,3 +193,19 @@ def test_separate_val_data_is_what_gets_scored(corpus, tmp_path):
     artifact = tmp_path / "m.tpk"
     api.pack(result.checkpoint, artifact)
     assert api.load_and_eval(artifact, [str(val)], device="cpu", seq_len=32)["val_bpb"] == result.val_bpb
+
+
+def test_checkpoint_is_written_before_the_final_evaluation(corpus, tmp_path, monkeypatch):
+    """A failure in the final evaluation (a kill, a bug, a full disk) loses no training."""
+    import ticketpack.train as train_mod
+
+    def boom(self):
+        raise RuntimeError("evaluation failed")
+
+    monkeypatch.setattr(train_mod._Trainer, "final_eval", boom)
+    opts = options(corpus, tmp_path, steps=6)
+    with pytest.raises(RuntimeError, match="evaluation failed"):
+        train(opts)
+    ckpt = load_checkpoint(opts.out)
+    assert ckpt.train_state["done"] is True and ckpt.train_state["step"] == 6
+    assert "val_bpb" not in ckpt.train_state

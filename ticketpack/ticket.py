@@ -138,14 +138,14 @@ def frozen_weights(seed: int, rng_id: str,
     ``philox4x32-10/v1``: each tensor alone from its own stream. ``torch-mt19937-cpu/<version>``
     (imported parameter-golf tickets): all from one torch generator, in the order pg_import documents.
     """
-    from . import pg_import
-
     if rng_id == rng.RNG_ID:
         return ((t.name, rng.frozen_weight(seed, t.name, t.shape, t.init)) for t in tensors)
-    if rng_id.startswith(pg_import.RNG_PREFIX):
+    if rng_id.startswith(rng.PG_RNG_PREFIX):
+        from . import pg_import
+
         return pg_import.mt19937_frozen_weights(seed, tensors)
     raise ConfigError(f"rng: this ticket uses {rng_id!r}; effective weights need {rng.RNG_ID!r} "
-                      f"or {pg_import.RNG_PREFIX + '<torch version>'!r}")
+                      f"or {rng.PG_RNG_PREFIX + '<torch version>'!r}")
 
 
 def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> str:
