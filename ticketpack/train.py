@@ -667,8 +667,8 @@ def quickstart_options(out: str, *, data: list[str] | None = None, log: str | No
     from .data import bundled_corpus_path
 
     return TrainOptions(data=data or [bundled_corpus_path()], out=out, log=log, preset="small",
-                        model=dict(QUICKSTART_MODEL), mask="multibit:4", seq_len=256,
-                        batch_size=16, max_minutes=max_minutes, eval_every=200,
+                        model=dict(QUICKSTART_MODEL), mask="multibit:4", seq_len=128,
+                        batch_size=32, max_minutes=max_minutes, eval_every=200,
                         eval_tokens=32768)
 
 
