@@ -166,9 +166,13 @@ def _nm_levels(scores: torch.Tensor, n: int, m: int) -> torch.Tensor:
     return out.view(scores.shape)
 
 
-def _quant_levels(scores: torch.Tensor, step: torch.Tensor, levels: int) -> torch.Tensor:
+def _quant_levels_float(scores: torch.Tensor, step: torch.Tensor, levels: int) -> torch.Tensor:
     # float32 floor(s / delta) + 1, clamped: level 0 exactly when s < 0
-    return (torch.floor(scores.detach() / step.detach()) + 1).clamp_(0, levels - 1).to(torch.uint8)
+    return torch.floor(scores.detach() / step.detach()).add_(1).clamp_(0, levels - 1)
+
+
+def _quant_levels(scores: torch.Tensor, step: torch.Tensor, levels: int) -> torch.Tensor:
+    return _quant_levels_float(scores, step, levels).to(torch.uint8)
 
 
 def _density(state: MaskState, spec: MaskSpec) -> float:
@@ -223,8 +227,9 @@ class _SigmoidSTE(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (scores,) = ctx.saved_tensors
-        sig = torch.sigmoid(scores / ctx.temperature)
-        return grad * (sig * (1 - sig) / ctx.temperature), None
+        inv_t = 1.0 / ctx.temperature
+        sig = torch.mul(scores, inv_t).sigmoid_()
+        return sig.addcmul_(sig, sig, value=-1.0).mul_(grad).mul_(inv_t), None  # sigmoid' = sig - sig^2
 
 
 class _QuantSTE(torch.autograd.Function):
@@ -235,22 +240,27 @@ class _QuantSTE(torch.autograd.Function):
         step = log_step.exp()
         ctx.save_for_backward(scores, step)
         ctx.levels, ctx.temperature = levels, temperature
-        return _quant_levels(scores, step, levels).to(scores.dtype)
+        return _quant_levels_float(scores, step, levels).to(scores.dtype)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
+        # In place, one scratch tensor: this runs over every connection each step, so its
+        # memory passes are a visible share of a CPU training step.
         scores, step = ctx.saved_tensors
-        t = ctx.temperature
+        inv_t = 1.0 / ctx.temperature
         d_scores = torch.zeros_like(scores)
-        d_step = torch.zeros_like(scores)
+        d_step = torch.zeros_like(scores) if ctx.levels > 2 else None
+        sig = torch.empty_like(scores)
         for j in range(ctx.levels - 1):  # threshold j*delta
-            sig = torch.sigmoid((scores - j * step) / t)
-            slope = sig * (1 - sig) / t
-            d_scores += slope
+            torch.sub(scores, step * j, out=sig).mul_(inv_t).sigmoid_()
+            sig.addcmul_(sig, sig, value=-1.0)  # sigmoid'(z) = sig - sig^2
+            d_scores.add_(sig)
             if j:
-                d_step -= j * slope
-        d_log_step = (grad * d_step).sum() * step  # d/d(log delta) = delta * d/d(delta)
-        return grad * d_scores, d_log_step.reshape(step.shape), None, None
+                d_step.add_(sig, alpha=-j)
+        # d/d(log delta) = delta * d/d(delta); the 1/T of every slope is applied once here
+        d_log_step = (torch.dot(grad.reshape(-1), d_step.reshape(-1)) * step * inv_t
+                      if d_step is not None else torch.zeros_like(step))
+        return d_scores.mul_(grad).mul_(inv_t), d_log_step.reshape(step.shape), None, None
 
 
 def mask_levels(scores: torch.Tensor, spec: MaskSpec, state: MaskState) -> torch.Tensor:
