@@ -128,6 +128,15 @@ def test_time_budget_stops_the_run(corpus, tmp_path):
     assert math.isfinite(result.val_bpb)
 
 
+def test_final_eval_can_be_left_to_the_artifact(corpus, tmp_path):
+    log = tmp_path / "log.jsonl"
+    result = train(options(corpus, tmp_path, steps=4, final_eval=False, log=str(log)))
+    assert result.val_bpb is None and result.eval is None and result.steps == 4
+    final = [json.loads(line) for line in log.read_text().splitlines()][-1]
+    assert final["event"] == "final" and "val_bpb" not in final and final["step"] == 4
+    assert "val_bpb" not in load_checkpoint(result.checkpoint).train_state
+
+
 def test_same_command_same_masks(corpus, tmp_path):
     a = train(options(corpus, tmp_path, "a", steps=6))
     b = train(options(corpus, tmp_path, "b", steps=6))

@@ -16,9 +16,9 @@ import torch
 from .artifact import (DEFAULT_LIMITS, Limits, decode_artifact, parse_artifact, read_artifact_bytes,
                        verify_ticket, write_artifact)
 from .checkpoint import load_checkpoint, ticket_from_checkpoint
-from .errors import UsageError
+from .errors import UsageError, VerificationError
 from .sizing import SizeReport, size_report
-from .ticket import Ticket, model_from_ticket
+from .ticket import Ticket, model_from_ticket, ticket_from_model, weights_sha256
 
 
 def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
@@ -220,15 +220,20 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     say(f"training on {bundled_corpus_path()} for {minutes:g} minutes (log: {opts.log}) ...")
     result = train(opts, callback=progress)
     say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds:.0f} s: "
-        f"val_bpb {result.val_bpb:.4f}, density {result.density:.3f}, {result.connections:,} connections")
+        f"density {result.density:.3f}, {result.connections:,} connections")
     nbytes = pack(ckpt, artifact)
     say(f"packed {artifact}: {nbytes:,} bytes ({8 * nbytes / result.connections:.3f} bits per connection)")
     ev = load_and_eval(artifact, [bundled_corpus_path()], device="cpu", seq_len=opts.seq_len,
                        batch_size=opts.eval_batch_size, split="val")
-    same = "equal to" if ev["val_bpb"] == result.val_bpb else "DIFFERENT from"
-    say(f"load-and-eval: val_bpb {ev['val_bpb']:.4f} on {ev['bytes']:,} held-out bytes "
-        f"({same} the trainer's figure; xz -9 needs 2.48)")
-    return {"val_bpb": ev["val_bpb"], "train_val_bpb": result.val_bpb, "artifact": artifact,
+    # The trained model in memory against the weights regenerated from the artifact's bytes.
+    trained_sha = weights_sha256(ticket_from_model(result.model, opts.seed, result.config)
+                                 .effective_state_dict())
+    if trained_sha != ev["weights_sha256"]:
+        raise VerificationError(f"weights_sha256: the artifact regenerates {ev['weights_sha256'][:16]}..., "
+                                f"the trained model has {trained_sha[:16]}...")
+    say(f"load-and-eval: val_bpb {ev['val_bpb']:.4f} on {ev['bytes']:,} held-out bytes (xz -9 needs 2.48); "
+        f"the artifact regenerates the trained weights bit-exactly (SHA-256 {trained_sha[:16]}...)")
+    return {"val_bpb": ev["val_bpb"], "weights_sha256": trained_sha, "artifact": artifact,
             "artifact_bytes": nbytes, "connections": result.connections, "steps": result.steps,
             "train_seconds": round(result.seconds, 1),
             "total_seconds": round(time.perf_counter() - start, 1)}
