@@ -161,12 +161,16 @@ def save_plot(rows: list[Result], path: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker.FuncFormatter)
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name in dict.fromkeys(r.method for r in rows):
         pts = sorted((r.artifact_bytes, r.val_bpb) for r in rows if r.method == name)
         ax.plot([p[0] / 1000 for p in pts], [p[1] for p in pts], marker="o", label=name)
     ax.set_xscale("log")
+    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 60, not 6 x 10^1
+    ax.xaxis.set_major_formatter(plain)
+    ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("artifact bytes (KB, log scale)")
     ax.set_ylabel("val_bpb (held-out Shakespeare, lower is better)")
     ax.set_title("Quality per byte at equal training tokens")
