@@ -104,6 +104,24 @@ def test_interrupted_write_keeps_previous_file(tmp_path, monkeypatch, gpt_checkp
     assert sorted(p.name for p in out_dir.iterdir()) == ["result.bin"]
 
 
+def test_full_disk_is_a_one_line_usage_error_in_the_cli(tmp_path, monkeypatch, gpt_checkpoint):
+    from click.testing import CliRunner
+
+    from ticketpack.cli.main import main as cli
+    from ticketpack.errors import OutputWriteError
+
+    _, _, ckpt = gpt_checkpoint
+    _inject(monkeypatch, "write")  # ENOSPC after half the bytes
+    with pytest.raises(OutputWriteError, match="No space left") as info:
+        api.pack(ckpt, tmp_path / "direct.tpk")
+    assert info.value.errno == errno.ENOSPC and info.value.exit_code == 2
+    res = CliRunner().invoke(cli, ["pack", str(ckpt), "-o", str(tmp_path / "m.tpk")])
+    assert res.exit_code == 2
+    message = res.output.strip()
+    assert "\n" not in message and "cannot write" in message and "m.tpk" in message
+    assert not list(tmp_path.glob("*.tpk")) and not list(tmp_path.glob(".*.tmp"))
+
+
 def test_interrupted_first_write_leaves_nothing(tmp_path, monkeypatch):
     _inject(monkeypatch, "write")
     with pytest.raises(OSError):

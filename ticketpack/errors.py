@@ -25,6 +25,10 @@ class DataError(UsageError):
     """A corpus, token shard or tokenizer that cannot be read or is unusable."""
 
 
+class OutputWriteError(UsageError, OSError):
+    """An output file that could not be written (full disk, no permission); nothing was replaced."""
+
+
 class BudgetExceededError(TicketpackError):
     """An artifact (plus code) larger than the byte budget."""
 
