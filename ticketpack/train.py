@@ -658,8 +658,8 @@ def _merge_resumed(opts: TrainOptions, ckpt: Checkpoint) -> TrainOptions:
 # The quickstart recipe (docs/RESULTS.md has the measurements behind it): a 4-layer model
 # with a 3x MLP (at equal time it beat 4x: ~15% more steps) on the bundled corpus,
 # signed-constant frozen weights, small batches (at equal time, 16 x 128 beat 32 x 128 and
-# 8 x 128). No evaluation inside the trainer: the
-# packed artifact is scored once by load-and-eval, so 9.25 of the 10 minutes train.
+# 8 x 128). No evaluation inside the trainer: the packed artifact is scored once by
+# load-and-eval, so 9.25 of the 10 minutes train.
 QUICKSTART_MODEL: dict[str, Any] = dict(model_dim=192, num_layers=4, num_heads=4, num_kv_heads=4,
                                         mlp_mult=3, scale_mode="row", logit_softcap=30.0)
 QUICKSTART_MINUTES = 9.25
