@@ -1,0 +1,57 @@
+"""One variant of the quickstart recipe: train with overrides, print one RESULT line.
+
+The overrides are JSON: ``TrainOptions`` fields on top of ``quickstart_options`` (a nested
+``model`` object overrides ``GPTConfig`` fields). docs/RESULTS.md's recipe comparisons ran
+two of these at a time, one thread each, with the final held-out evaluation on:
+
+    python bench/recipe_run.py --threads 1 base '{"steps": 585, "final_eval": true}'
+    python bench/recipe_run.py --threads 1 mlp2 '{"final_eval": true, "model": {"mlp_mult": 2}}'
+
+The quickstart's 9.25-minute budget stays unless overridden, and a run stops at whichever of
+``steps`` / ``max_minutes`` comes first. Checkpoint and log go to ``--out-dir``/TAG.*.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import time
+
+import torch
+
+from ticketpack.train import quickstart_options, train
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="train one quickstart-recipe variant")
+    p.add_argument("tag", help="name of the run (file names, RESULT line)")
+    p.add_argument("overrides", nargs="?", default="{}", help="JSON TrainOptions overrides")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out-dir", default="runs/recipe")
+    return p.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    overrides = json.loads(args.overrides)
+    os.makedirs(args.out_dir, exist_ok=True)
+    base = os.path.join(args.out_dir, args.tag)
+    opts = quickstart_options(f"{base}.safetensors", log=f"{base}.jsonl")
+    model = {**opts.model, **overrides.pop("model", {})}
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(opts)}
+    if unknown:
+        raise SystemExit(f"overrides: unknown TrainOptions fields {sorted(unknown)}")
+    opts = dataclasses.replace(opts, log_every=50, checkpoint_every=0, model=model, **overrides)
+    start = time.perf_counter()
+    result = train(opts)
+    val_bpb = None if result.val_bpb is None else round(result.val_bpb, 4)
+    print("RESULT", args.tag, json.dumps({"val_bpb": val_bpb, "steps": result.steps,
+                                          "wall": round(time.perf_counter() - start),
+                                          "overrides": args.overrides}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
