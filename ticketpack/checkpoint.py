@@ -6,7 +6,8 @@ Tensor keys:
   ``model/<key>``: the module's state dict (scores, scales) for ``--resume``;
   ``extra/<key>``: anything else the trainer keeps (optimizer moments).
 Metadata (all strings): ``format``, ``version``, ``seed``, ``config`` (JSON), ``manifest``
-(JSON list: name, kind, init, mask, scale), ``train_state`` and ``provenance`` (JSON).
+(JSON list: name, kind, init, mask, scale), ``train_state`` and ``provenance`` (JSON), and
+optionally ``eval`` (JSON: the evaluation context ``pack`` records, eval_context.py).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from torch import nn
 from .artifact import DEFAULT_LIMITS, Limits
 from .atomic import atomic_write_bytes
 from .errors import CheckpointError, LimitError, TicketpackError, UsageError
+from .eval_context import check_eval_context
 from .masking import MaskSpec
 from .model_config import DEFAULT_MODEL_LIMITS, INIT_RULE_NAMES as INIT_RULES, ModelLimits, config_from_dict
 from .strict_json import loads_strict
@@ -34,7 +36,7 @@ from .ticket import (SCALE_MODES, MaskedTensor, PlainTensor, Ticket, check_fits,
 
 CHECKPOINT_FORMAT = "ticketpack-checkpoint"
 CHECKPOINT_VERSION = "1"
-METADATA_KEYS = ("format", "version", "seed", "config", "manifest", "train_state", "provenance")
+METADATA_KEYS = ("format", "version", "seed", "config", "manifest", "train_state", "provenance", "eval")
 MANIFEST_KEYS = {"masked": ("name", "kind", "init", "mask", "scale"), "plain": ("name", "kind")}
 # safetensors dtype names each key family may hold (``ticket/<name>/levels``: U8 only)
 FLOATS = ("F32", "F16", "BF16")
@@ -54,6 +56,7 @@ class Checkpoint:
     tensors: dict[str, torch.Tensor]
     train_state: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    eval: dict | None = None  # evaluation context (seq_len, tokenizer) for the artifact
 
     def model_state(self) -> dict[str, torch.Tensor]:
         return {k[len("model/"):]: v for k, v in self.tensors.items() if k.startswith("model/")}
@@ -65,8 +68,11 @@ class Checkpoint:
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, seed: int, config: dict,
                     train_state: dict | None = None,
                     extra_tensors: dict[str, torch.Tensor] | None = None,
-                    provenance: dict | None = None) -> None:
-    """Write ``model`` (any module with masked layers, seed-bound) as a checkpoint, atomically."""
+                    provenance: dict | None = None, eval_context: dict | None = None) -> None:
+    """Write ``model`` (any module with masked layers, seed-bound) as a checkpoint, atomically.
+
+    ``eval_context``: the sequence length and tokenizer it was trained with (eval_context.py).
+    """
     ticket = ticket_from_model(model, seed, config)
     tensors: dict[str, torch.Tensor] = {}
     manifest = []
@@ -89,6 +95,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, seed: int, con
         "config": json.dumps(config), "manifest": json.dumps(manifest),
         "train_state": json.dumps(train_state or {}),
         "provenance": json.dumps(provenance or default_provenance()),
+        **({"eval": json.dumps(eval_context)} if eval_context is not None else {}),
     }
     tensors = {k: v.contiguous().clone() for k, v in tensors.items()}  # no shared storage
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
@@ -121,9 +128,12 @@ def load_checkpoint(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
     manifest = _meta_json(meta, "manifest", list)
     for i, entry in enumerate(manifest):
         _check_manifest_entry(entry, i)
+    eval_context = _meta_json(meta, "eval", dict, "null", optional=True)
+    if eval_context is not None:
+        check_eval_context(eval_context, "checkpoint metadata eval", CheckpointError)
     return Checkpoint(seed=_meta_seed(meta), config=config, manifest=manifest, tensors=tensors,
                       train_state=_meta_json(meta, "train_state", dict, "{}"),
-                      provenance=_meta_json(meta, "provenance", dict, "{}"))
+                      provenance=_meta_json(meta, "provenance", dict, "{}"), eval=eval_context)
 
 
 def _check_identity(meta: dict, p: Path) -> None:
@@ -157,9 +167,13 @@ def _read_tensors(fh, limits: Limits) -> dict[str, torch.Tensor]:
     return {k: fh.get_tensor(k) for k in fh.keys()}
 
 
-def _meta_json(meta: dict, key: str, typ: type, default: str | None = None):
+def _meta_json(meta: dict, key: str, typ: type, default: str | None = None, optional: bool = False):
+    """Metadata field ``key`` as strict JSON of type ``typ`` (``default``: the text of a missing
+    field; ``optional``: None when the field is absent)."""
     if key not in meta and default is None:
         raise CheckpointError(f"checkpoint metadata: missing field {key!r}")
+    if optional and key not in meta:
+        return None
     value = loads_strict(meta.get(key, default), f"checkpoint metadata {key}", CheckpointError)
     if not isinstance(value, typ):
         raise CheckpointError(f"checkpoint metadata {key}: {type(value).__name__}, "
@@ -214,7 +228,7 @@ def ticket_from_checkpoint(ckpt: Checkpoint, model_limits: ModelLimits = DEFAULT
     tensors = [_ticket_tensor(ckpt, entry) for entry in ckpt.manifest]
     try:
         ticket = Ticket(seed=ckpt.seed, config=ckpt.config, tensors=tensors,
-                        provenance=default_provenance(_trained(ckpt.train_state)))
+                        provenance=default_provenance(_trained(ckpt.train_state)), eval=ckpt.eval)
     except TicketpackError as exc:
         raise CheckpointError(f"checkpoint manifest: {exc}") from None
     _check_fits_config(ticket, model_limits)
