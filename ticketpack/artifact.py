@@ -63,7 +63,7 @@ class Limits:
     max_tensors: int = 100_000
     max_rank: int = 8
     max_dim: int = 2**31
-    max_total_elements: int = 2**30  # loading costs ~4 B (effective fp32) + 1-8 B per element
+    max_total_elements: int = 2**28  # loading costs ~10 B per element: ~2.7 GB at the cap
     max_name_bytes: int = 1024
 
 
@@ -161,17 +161,17 @@ def _encode_tensor(tensor, codec: str, level: int | None) -> tuple[dict, list[tu
         parts = [("mask", *_encode_symbols(tensor.levels, tensor.mask.levels, tensor.mask,
                                            codec, level))]
         if tensor.scale is not None:
-            parts.append(("scale", *_encode_values(tensor.scale, codec, level)))
+            parts.append(("scale", *_encode_values(tensor.scale, codec, level, f"{tensor.name}/scale")))
         return entry, parts
     if isinstance(tensor, PlainTensor):
         entry = {"name": tensor.name, "kind": "plain", "shape": list(tensor.shape)}
-        return entry, [("data", *_encode_values(tensor.data, codec, level))]
+        return entry, [("data", *_encode_values(tensor.data, codec, level, tensor.name))]
     if isinstance(tensor, TernaryTensor):
         entry = {"name": tensor.name, "kind": "ternary", "shape": list(tensor.shape),
                  "gamma": tensor.gamma_mode, "gamma_count": int(tensor.gamma.size)}
         symbols = (tensor.trits.astype(np.int16) + 1).astype(np.uint8)
         parts = [("trits", *_encode_symbols(symbols, 3, None, codec, level)),
-                 ("gamma", *_encode_values(tensor.gamma, codec, level))]
+                 ("gamma", *_encode_values(tensor.gamma, codec, level, f"{tensor.name}/gamma"))]
         return entry, parts
     raise UsageError(f"ticket: unknown tensor type {type(tensor).__name__}")
 
@@ -188,9 +188,14 @@ def _encode_symbols(symbols: np.ndarray, K: int, spec: MaskSpec | None, codec: s
     return enc, codec, compress(raw, codec, level), len(raw)
 
 
-def _encode_values(values: np.ndarray, codec: str, level: int | None) -> tuple[str, str, bytes, int]:
+def _encode_values(values: np.ndarray, codec: str, level: int | None,
+                   what: str) -> tuple[str, str, bytes, int]:
     enc = "f32" if np.asarray(values).dtype == np.float32 else "f16"
-    raw = np.ascontiguousarray(values, dtype=VALUE_ENCODINGS[enc]).tobytes()
+    stored = np.ascontiguousarray(values, dtype=VALUE_ENCODINGS[enc])
+    if not np.isfinite(stored).all():  # readers refuse them: never write one
+        raise UsageError(f"{what}: holds a non-finite value (NaN or infinity, e.g. an overflow of "
+                         f"float16's range), expected finite values; nothing written")
+    raw = stored.tobytes()
     if codec != "auto":
         return enc, codec, compress(raw, codec, level), len(raw)
     options = [(compress(raw, c, None), c) for c in ("none", "zstd", "zlib")]
@@ -362,7 +367,11 @@ def _decode_values(s: dict, payload: bytes, name: str, shape: tuple) -> np.ndarr
     if s["raw"] != need:
         raise DecodeError(f"{name}: {s['role']} is {s['raw']} B raw, shape {shape} needs {need} B")
     raw = _section_bytes(s, payload, name)
-    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
+    values = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
+    if not np.isfinite(values).all():
+        bad = int(np.flatnonzero(~np.isfinite(values.reshape(-1)))[0])
+        raise DecodeError(f"{name}/{s['role']}: value {bad} is {values.reshape(-1)[bad]}, expected finite values")
+    return values
 
 
 # ---------------------------------------------------------------- header validation
