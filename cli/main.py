@@ -148,7 +148,8 @@ def _size_table(report) -> str:
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--data", "data", multiple=True, required=True, help="text file(s) or token-shard glob")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
-@click.option("--seq-len", type=int, default=256, show_default=True)
+@click.option("--seq-len", type=int, default=None,
+              help="tokens per window (default: the artifact's recorded training length, else 256)")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--stride", type=int, default=None, help="sliding-window stride (default: non-overlapping)")
 @click.option("--max-bytes", type=int, default=None, help="score only the first N bytes of text")
@@ -161,7 +162,7 @@ def _size_table(report) -> str:
               help="2:4 layers through torch's semi-structured sparse kernels (CUDA, bf16)")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 @handle_errors
-def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: int, batch_size: int,
+def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: int | None, batch_size: int,
                   stride: int | None, max_bytes: int | None, tokenizer: str | None, split: str,
                   precision: str, sparse_kernels: str, as_json: bool) -> None:
     """Rebuild the model from ARTIFACT alone and report val_loss and val_bpb on text."""
@@ -169,13 +170,22 @@ def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: in
                             batch_size=batch_size, stride=stride, max_bytes=max_bytes,
                             tokenizer=tokenizer, split=split, precision=precision,
                             sparse_kernels=sparse_kernels)
+    _note_default_length(out["seq_len_source"], "--seq-len", out["seq_len"])
     if as_json:
         _emit(out)
         return
     key = "val_bpb" if stride is None else "val_bpb_sliding"
     click.echo(f"{key} {out.get(key, out['val_bpb']):.6f}  val_loss {out['val_loss']:.6f}  "
-               f"tokens {out['tokens']:,}  bytes {out['bytes']:,}  {out['seconds']:.2f}s  "
+               f"tokens {out['tokens']:,}  bytes {out['bytes']:,}  seq_len {out['seq_len']} "
+               f"({out['seq_len_source']})  {out['seconds']:.2f}s  "
                f"{out['tokens_per_second']:,.0f} tok/s  on {out['device']} ({out['precision']})")
+
+
+def _note_default_length(source: str, flag: str, value: int) -> None:
+    """One stderr line when an artifact without an evaluation context falls back to the default."""
+    if source == "default":
+        click.echo(f"ticketpack: note: the artifact records no evaluation context; "
+                   f"using {flag} {value} (the default)", err=True)
 
 
 @main.command()
@@ -303,16 +313,19 @@ def _json_object(text: str | None, what: str) -> dict:
 @click.option("--temperature", type=float, default=0.8, show_default=True, help="0 = greedy")
 @click.option("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
 @click.option("--seed", type=int, default=0, show_default=True, help="sampling seed (same seed, same text)")
-@click.option("--context", type=int, default=256, show_default=True, help="tokens of context the model sees")
+@click.option("--context", type=int, default=None,
+              help="tokens of context the model sees (default: the artifact's training length, else 256)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
 @click.option("--tokenizer", default=None, help="SentencePiece .model (default: byte-level)")
 @handle_errors
 def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: int | None, seed: int,
-           context: int, device: str, tokenizer: str | None) -> None:
+           context: int | None, device: str, tokenizer: str | None) -> None:
     """Print text the packed model in ARTIFACT writes after --prompt."""
-    text = api.sample(artifact, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
-                      seed=seed, device=device, tokenizer=tokenizer, context=context)
-    click.echo(prompt + text)
+    out = api.sample(artifact, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
+                     seed=seed, device=device, tokenizer=tokenizer, context=context)
+    _note_default_length(out["context_source"], "--context", out["context"])
+    click.echo(f"context {out['context']} tokens ({out['context_source']})", err=True)
+    click.echo(prompt + out["text"])
 
 
 @main.command()

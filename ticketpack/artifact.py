@@ -31,6 +31,7 @@ from .compression import compress, decompress, check_codec
 from .errors import (ArtifactError, BadMagicError, BudgetExceededError, ChecksumError, DecodeError,
                      HeaderError, LimitError, TicketpackError, TruncatedError,
                      UnsupportedVersionError, UsageError, VerificationError)
+from .eval_context import check_eval_context
 from .masking import MaskSpec
 from .ticket import MaskedTensor, PlainTensor, TernaryTensor, Ticket, weights_sha256
 
@@ -104,6 +105,8 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
         raise UsageError(f"codec: got {codec!r}, expected one of {', '.join(WRITE_CODECS)}")
     if codec != "auto":
         check_codec(codec, level)
+    if ticket.eval is not None:
+        check_eval_context(ticket.eval, "ticket.eval", UsageError)
     payload = bytearray()
     entries = []
     for tensor in ticket.tensors:
@@ -121,6 +124,7 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
         "config": ticket.config,
         "weights_sha256": weights_sha256(ticket.effective_state_dict()),
         "provenance": {**ticket.provenance, **({"creation": creation} if creation else {})},
+        **({"eval": ticket.eval} if ticket.eval is not None else {}),
         "tensors": entries,
     }
     return _assemble(header, bytes(payload), "none" if codec == "none" else "zstd")
@@ -275,7 +279,7 @@ def decode_artifact(info: ArtifactInfo) -> Ticket:
     h = info.header
     tensors = [_decode_tensor(t, info.payload) for t in h["tensors"]]
     return Ticket(seed=h["seed"], config=h["config"], tensors=tensors, rng=h["rng"],
-                  provenance=h["provenance"])
+                  provenance=h["provenance"], eval=h.get("eval"))
 
 
 def load_ticket(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
@@ -400,6 +404,8 @@ def _parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:
         raise HeaderError(f"weights_sha256: got {header['weights_sha256'][:80]!r}, "
                           f"expected 64 lowercase hex digits")
     _field(header, "provenance", dict, "header")
+    if "eval" in header:
+        check_eval_context(header["eval"])
     tensors = _field(header, "tensors", list, "header")
     if len(tensors) > limits.max_tensors:
         raise LimitError(f"tensors: {len(tensors):,} entries, cap is {limits.max_tensors:,}")
