@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .artifact import (DEFAULT_LIMITS, Limits, decode_artifact, parse_artifact, read_artifact_bytes,
-                       verify_ticket, write_artifact)
+from .artifact import (DEFAULT_LIMITS, Limits, decode_artifact, encode_artifact, parse_artifact,
+                       read_artifact_bytes, verify_ticket, write_artifact)
 from .checkpoint import load_checkpoint, ticket_from_checkpoint
 from .errors import UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
@@ -25,11 +25,20 @@ from .ticket import Ticket, model_from_ticket, ticket_from_model, weights_sha256
 def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
          level: int | None = None, budget: int | None = None, code_bytes: int = 0) -> int:
     """Pack a ticketpack checkpoint into an artifact; returns the artifact's bytes."""
-    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint))
-    creation = {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec,
-                "level": level}
+    ticket, creation = _checkpoint_ticket(checkpoint, codec, level)
     return write_artifact(ticket, out, codec=codec, level=level, budget=budget,
                           code_bytes=code_bytes, creation=creation)
+
+
+def packed_size(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None) -> int:
+    """The bytes ``pack`` would write for a checkpoint, writing nothing."""
+    ticket, creation = _checkpoint_ticket(checkpoint, codec, level)
+    return len(encode_artifact(ticket, codec, level, creation))
+
+
+def _checkpoint_ticket(checkpoint: str | os.PathLike, codec: str, level: int | None) -> tuple[Ticket, dict]:
+    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint))
+    return ticket, {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec, "level": level}
 
 
 def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",

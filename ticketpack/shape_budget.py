@@ -18,6 +18,7 @@ Nothing here imports torch directly; the artifact writer and config validation i
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -154,12 +155,14 @@ def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = Non
             continue
         scale = None if scale_mode == "none" else _random_f16(gen, () if scale_mode == "tensor" else t.shape[:1])
         out.append(MaskedTensor(t.name, t.shape, t.init, spec, _worst_levels(gen, spec, t.shape), scale))
-    return Ticket(seed=seed, config=dict(config), tensors=out,
+    return Ticket(seed=seed, config=dict(config), tensors=out, eval=_EVAL,
                   provenance=provenance if provenance is not None else default_provenance(_TRAIN_FACTS))
 
 
-# the facts `pack` records about training, at their longest plausible length
+# what `pack` records about training and evaluation, at its longest plausible length
 _TRAIN_FACTS = {"train": {"step": 10**9, "tokens": 10**13, "val_bpb": 1.2345678901234567}}
+_EVAL = {"seq_len": 10**6, "tokenizer": {"kind": "sentencepiece", "vocab_size": 10**6,
+                                         "sha256": hashlib.sha256(b"a tokenizer").hexdigest()}}
 
 
 def worst_case_bytes(config: dict, seed: int = 0, creation: dict | None = None) -> int:

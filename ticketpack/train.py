@@ -639,7 +639,7 @@ class _Trainer:
         if final is not None:
             self.save(done=True, final=final)
         density, connections = overall_density(self.model)
-        packed = self.packed_bytes(final) if self.dctx.main and self.opts.byte_budget else None
+        packed = self.packed_bytes() if self.dctx.main and self.opts.byte_budget else None
         if self.dctx.main:
             scores = {} if final is None else {"val_loss": final.val_loss, "val_bpb": final.val_bpb,
                                                "eval_tokens": final.tokens, "eval_bytes": final.bytes}
@@ -657,17 +657,11 @@ class _Trainer:
                            log=self.opts.log, model=self.model,
                            shape=self.shape.reason() if self.shape else None, packed_bytes=packed)
 
-    def packed_bytes(self, final: EvalResult | None) -> int:
-        """Bytes ``ticketpack pack`` writes for this run's checkpoint (the budget's proof)."""
-        from .artifact import encode_artifact
+    def packed_bytes(self) -> int:
+        """Bytes ``ticketpack pack`` writes for the final checkpoint (the budget's proof)."""
+        from .api import packed_size  # api sits above the trainer
 
-        facts = {"step": self.state.step, "tokens": self.state.tokens}
-        if final is not None:
-            facts["val_bpb"] = final.val_bpb
-        ticket = ticket_from_model(self.model, self.opts.seed, self.config.to_dict(),
-                                   provenance=default_provenance({"train": facts}))
-        creation = {"checkpoint": os.path.basename(str(self.opts.out)), "codec": "auto", "level": None}
-        return len(encode_artifact(ticket, creation=creation))
+        return packed_size(self.opts.out)
 
     def close(self) -> None:
         self.log.close()
