@@ -20,6 +20,7 @@ from ticketpack.errors import TicketpackError
 from ticketpack.train import QUICKSTART_MINUTES
 
 INTERNAL_ERROR = 4
+JSON_HELP = "stdout: exactly one JSON object; human lines go to stderr"
 
 
 def handle_errors(fn):
@@ -106,7 +107,7 @@ def pack_ternary(weights: str, out: str, codec: str, level: int | None, budget: 
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--budget", default=None, help="byte budget: 16000000, 16MB or 16MiB")
 @click.option("--code", "code_paths", multiple=True, type=click.Path(), help="source files counted against the budget")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @handle_errors
 def size(artifact: str, budget: str | None, code_paths: tuple[str, ...], as_json: bool) -> None:
     """Total bytes of ARTIFACT and where they go, against an optional budget."""
@@ -160,7 +161,7 @@ def _size_table(report) -> str:
               help="auto: bf16 autocast on CUDA, fp32 on CPU")
 @click.option("--sparse-kernels", default="auto", show_default=True, type=click.Choice(["auto", "on", "off"]),
               help="2:4 layers through torch's semi-structured sparse kernels (CUDA, bf16)")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @handle_errors
 def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: int | None, batch_size: int,
                   stride: int | None, max_bytes: int | None, tokenizer: str | None, split: str,
@@ -190,7 +191,7 @@ def _note_default_length(source: str, flag: str, value: int) -> None:
 
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @handle_errors
 def verify(artifact: str, as_json: bool) -> None:
     """Check ARTIFACT's format, checksums and regenerated-weight hash (exit 0 ok, else non-zero)."""
@@ -235,7 +236,7 @@ def inspect(artifact: str) -> None:
 @click.option("--model", "model_json", default=None, help='GPTConfig overrides as JSON, e.g. \'{"model_dim": 512}\'')
 @click.option("--budget", default=None,
               help="byte budget (256KB, 16MB): train the widest shape of the recipe whose packed artifact fits")
-@click.option("--json", "as_json", is_flag=True, help="last stdout line: one JSON object with the results")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @handle_errors
 def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init, density, seed, seq_len,
           batch_size, lr, scale_lr, eval_every, checkpoint_every, tokenizer, device, resume, log,
@@ -280,14 +281,14 @@ def _train_event(bar, event: dict) -> None:
 @main.command()
 @click.option("--out-dir", default="runs/quickstart", show_default=True, type=click.Path(file_okay=False))
 @click.option("--minutes", type=float, default=None, help=f"training time budget (default {QUICKSTART_MINUTES:g})")
-@click.option("--json", "as_json", is_flag=True, help="last stdout line: one JSON object with the results")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @handle_errors
 def quickstart(out_dir: str, minutes: float | None, as_json: bool) -> None:
     """Train a small supermask model on the bundled Shakespeare, pack, size and load-and-eval it."""
     from ticketpack.train import ProgressBar
 
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    out = api.quickstart(out_dir, minutes, say=lambda line: click.echo(line), progress=bar)
+    out = api.quickstart(out_dir, minutes, say=lambda line: click.echo(line, err=as_json), progress=bar)
     if as_json:
         _emit(out)
 

@@ -13,7 +13,7 @@ than a uniform one (its empirical entropy is at most log2 K), so the trained art
 whenever the stand-in does. Among the shapes whose connections are within 10% of the most
 that fit, the one nearest the recipe's width / depth wins.
 
-Nothing here imports torch directly; the artifact writer and config validation it calls do.
+Nothing here imports torch directly; the mask spec and the artifact writer it calls do.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import BudgetExceededError, ConfigError, UsageError
+from .model_config import config_from_dict
 
 POOL = 0.9  # shapes within this share of the most connections compete on width / depth
 ASPECT_SPAN = 2.0  # width / depth within this factor of the recipe's
@@ -298,12 +299,8 @@ def _public(cfg: dict) -> dict:
 
 
 def _validated(config: dict) -> dict:
-    from .model import GPTConfig
-
-    return GPTConfig.from_dict(_public(config)).to_dict()
+    return config_from_dict(_public(config)).to_dict()
 
 
 def _validated_spec(config: dict):
-    from .model import GPTConfig
-
-    return GPTConfig.from_dict(_public(config)).mask_spec()
+    return config_from_dict(_public(config)).mask_spec()
