@@ -20,6 +20,7 @@ from ticketpack.errors import TicketpackError
 from ticketpack.train import QUICKSTART_MINUTES
 
 INTERNAL_ERROR = 4
+JSON_HELP = "stdout: exactly one JSON object; human lines go to stderr"
 
 
 def handle_errors(fn):
@@ -106,7 +107,7 @@ def pack_ternary(weights: str, out: str, codec: str, level: int | None, budget: 
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--budget", default=None, help="byte budget: 16000000, 16MB or 16MiB")
 @click.option("--code", "code_paths", multiple=True, type=click.Path(), help="source files counted against the budget")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @handle_errors
 def size(artifact: str, budget: str | None, code_paths: tuple[str, ...], as_json: bool) -> None:
     """Total bytes of ARTIFACT and where they go, against an optional budget."""
@@ -148,7 +149,8 @@ def _size_table(report) -> str:
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--data", "data", multiple=True, required=True, help="text file(s) or token-shard glob")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
-@click.option("--seq-len", type=int, default=256, show_default=True)
+@click.option("--seq-len", type=int, default=None,
+              help="tokens per window (default: the artifact's recorded training length, else 256)")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--stride", type=int, default=None, help="sliding-window stride (default: non-overlapping)")
 @click.option("--max-bytes", type=int, default=None, help="score only the first N bytes of text")
@@ -159,9 +161,9 @@ def _size_table(report) -> str:
               help="auto: bf16 autocast on CUDA, fp32 on CPU")
 @click.option("--sparse-kernels", default="auto", show_default=True, type=click.Choice(["auto", "on", "off"]),
               help="2:4 layers through torch's semi-structured sparse kernels (CUDA, bf16)")
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @handle_errors
-def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: int, batch_size: int,
+def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: int | None, batch_size: int,
                   stride: int | None, max_bytes: int | None, tokenizer: str | None, split: str,
                   precision: str, sparse_kernels: str, as_json: bool) -> None:
     """Rebuild the model from ARTIFACT alone and report val_loss and val_bpb on text."""
@@ -169,18 +171,27 @@ def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: in
                             batch_size=batch_size, stride=stride, max_bytes=max_bytes,
                             tokenizer=tokenizer, split=split, precision=precision,
                             sparse_kernels=sparse_kernels)
+    _note_default_length(out["seq_len_source"], "--seq-len", out["seq_len"])
     if as_json:
         _emit(out)
         return
     key = "val_bpb" if stride is None else "val_bpb_sliding"
     click.echo(f"{key} {out.get(key, out['val_bpb']):.6f}  val_loss {out['val_loss']:.6f}  "
-               f"tokens {out['tokens']:,}  bytes {out['bytes']:,}  {out['seconds']:.2f}s  "
+               f"tokens {out['tokens']:,}  bytes {out['bytes']:,}  seq_len {out['seq_len']} "
+               f"({out['seq_len_source']})  {out['seconds']:.2f}s  "
                f"{out['tokens_per_second']:,.0f} tok/s  on {out['device']} ({out['precision']})")
+
+
+def _note_default_length(source: str, flag: str, value: int) -> None:
+    """One stderr line when an artifact without an evaluation context falls back to the default."""
+    if source == "default":
+        click.echo(f"ticketpack: note: the artifact records no evaluation context; "
+                   f"using {flag} {value} (the default)", err=True)
 
 
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @handle_errors
 def verify(artifact: str, as_json: bool) -> None:
     """Check ARTIFACT's format, checksums and regenerated-weight hash (exit 0 ok, else non-zero)."""
@@ -223,7 +234,7 @@ def inspect(artifact: str) -> None:
 @click.option("--resume", default=None, type=click.Path(dir_okay=False), help="checkpoint to continue from")
 @click.option("--log", default=None, type=click.Path(dir_okay=False), help="JSON-lines log file")
 @click.option("--model", "model_json", default=None, help='GPTConfig overrides as JSON, e.g. \'{"model_dim": 512}\'')
-@click.option("--json", "as_json", is_flag=True, help="last stdout line: one JSON object with the results")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @handle_errors
 def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init, density, seed, seq_len,
           batch_size, lr, scale_lr, eval_every, checkpoint_every, tokenizer, device, resume, log,
@@ -253,14 +264,14 @@ def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init
 @main.command()
 @click.option("--out-dir", default="runs/quickstart", show_default=True, type=click.Path(file_okay=False))
 @click.option("--minutes", type=float, default=None, help=f"training time budget (default {QUICKSTART_MINUTES:g})")
-@click.option("--json", "as_json", is_flag=True, help="last stdout line: one JSON object with the results")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @handle_errors
 def quickstart(out_dir: str, minutes: float | None, as_json: bool) -> None:
     """Train a small supermask model on the bundled Shakespeare, pack, size and load-and-eval it."""
     from ticketpack.train import ProgressBar
 
     bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    out = api.quickstart(out_dir, minutes, say=lambda line: click.echo(line), progress=bar)
+    out = api.quickstart(out_dir, minutes, say=lambda line: click.echo(line, err=as_json), progress=bar)
     if as_json:
         _emit(out)
 
@@ -286,16 +297,19 @@ def _json_object(text: str | None, what: str) -> dict:
 @click.option("--temperature", type=float, default=0.8, show_default=True, help="0 = greedy")
 @click.option("--top-k", type=int, default=None, help="sample among the k likeliest tokens")
 @click.option("--seed", type=int, default=0, show_default=True, help="sampling seed (same seed, same text)")
-@click.option("--context", type=int, default=256, show_default=True, help="tokens of context the model sees")
+@click.option("--context", type=int, default=None,
+              help="tokens of context the model sees (default: the artifact's training length, else 256)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
 @click.option("--tokenizer", default=None, help="SentencePiece .model (default: byte-level)")
 @handle_errors
 def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: int | None, seed: int,
-           context: int, device: str, tokenizer: str | None) -> None:
+           context: int | None, device: str, tokenizer: str | None) -> None:
     """Print text the packed model in ARTIFACT writes after --prompt."""
-    text = api.sample(artifact, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
-                      seed=seed, device=device, tokenizer=tokenizer, context=context)
-    click.echo(prompt + text)
+    out = api.sample(artifact, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
+                     seed=seed, device=device, tokenizer=tokenizer, context=context)
+    _note_default_length(out["context_source"], "--context", out["context"])
+    click.echo(f"context {out['context']} tokens ({out['context_source']})", err=True)
+    click.echo(prompt + out["text"])
 
 
 @main.command()

@@ -32,6 +32,9 @@ def _check(figures: dict, out_dir) -> None:
     assert figures["weights_sha256"] == api.verify(artifact)["weights_sha256"]
     assert math.isfinite(figures["val_bpb"]) and 0 < figures["val_bpb"] < 8.5
     assert figures["steps"] >= 1
+    # scored at the training sequence length, which the artifact records
+    assert api.inspect(artifact)["eval"] == {"seq_len": 128, "tokenizer": {"kind": "bytes"}}
+    assert figures["seq_len"] == 128
     assert api.verify(artifact)["ok"]
 
 

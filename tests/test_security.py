@@ -326,7 +326,7 @@ def test_load_paths_never_reach_pickle(gpt_files, no_pickle, tmp_path):
     out = api.load_and_eval(art, [str(text)], device="cpu", seq_len=16, batch_size=2)
     assert out["tokens"] > 0 and math.isfinite(out["val_bpb"])
     api.export(art, tmp_path / "dense.safetensors")
-    assert isinstance(api.sample(art, "To be", tokens=4, device="cpu"), str)
+    assert isinstance(api.sample(art, "To be", tokens=4, device="cpu")["text"], str)
 
 
 def test_hostile_pickle_file_is_refused_without_unpickling(no_pickle):

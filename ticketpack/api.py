@@ -17,6 +17,7 @@ from .artifact import (DEFAULT_LIMITS, Limits, decode_artifact, parse_artifact, 
                        verify_ticket, write_artifact)
 from .checkpoint import load_checkpoint, ticket_from_checkpoint
 from .errors import UsageError, VerificationError
+from .eval_context import check_tokenizer, resolve_seq_len
 from .sizing import SizeReport, size_report
 from .ticket import Ticket, model_from_ticket, ticket_from_model, weights_sha256
 
@@ -95,14 +96,17 @@ def resolve_device(device: str) -> str:
 
 
 def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str = "auto",
-                  seq_len: int = 256, batch_size: int = 8, stride: int | None = None,
+                  seq_len: int | None = None, batch_size: int = 8, stride: int | None = None,
                   max_bytes: int | None = None, tokenizer: str | None = None,
                   split: str = "all", precision: str = "auto", sparse_kernels: str = "auto",
                   limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
-    """Rebuild the model from the artifact alone and score it on text or token shards."""
+    """Rebuild the model from the artifact alone and score it on text or token shards.
+
+    ``seq_len`` None: the artifact's recorded evaluation context, else 256; the result says
+    which (``seq_len_source``: option, artifact or default).
+    """
     from .data import load_tokens, split_train_val
     from .evaluate import evaluate
-    from .tokenizer import load_tokenizer
 
     t0 = time.perf_counter()
     ticket, state, sha = load_verified(artifact, limits)
@@ -110,10 +114,8 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     model = build_model(ticket, state, dev)
     sparse_layers = _maybe_sparsify(model, ticket, dev, sparse_kernels)
     load_seconds = time.perf_counter() - t0
-    tok = load_tokenizer(tokenizer)
-    if tok.vocab_size > int(ticket.config.get("vocab_size", tok.vocab_size)):
-        raise UsageError(f"tokenizer: vocabulary {tok.vocab_size} exceeds the model's "
-                         f"{ticket.config.get('vocab_size')}")
+    seq_len, seq_len_source = resolve_seq_len(seq_len, ticket.eval)
+    tok = checked_tokenizer(ticket, tokenizer)
     stream = load_tokens(data, tok)
     if split == "val":
         stream = split_train_val(stream)[1]
@@ -134,9 +136,21 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     if stride is not None:  # sliding-window scores are not comparable with window scores
         out["val_bpb_sliding"] = out["val_bpb"]
     out.update({"precision": "bf16" if bf16 else "fp32", "load_seconds": round(load_seconds, 4),
-                "sparse_2to4_layers": len(sparse_layers),
+                "sparse_2to4_layers": len(sparse_layers), "seq_len_source": seq_len_source,
                 "weights_sha256": sha})
     return out
+
+
+def checked_tokenizer(ticket: Ticket, tokenizer: str | None):
+    """The tokenizer ``tokenizer`` names, checked against the artifact's record and vocabulary."""
+    from .tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tokenizer)
+    check_tokenizer(tok.identity(), ticket.eval, tokenizer)
+    if tok.vocab_size > int(ticket.config.get("vocab_size", tok.vocab_size)):
+        raise UsageError(f"tokenizer: vocabulary {tok.vocab_size} exceeds the model's "
+                         f"{ticket.config.get('vocab_size')}")
+    return tok
 
 
 def _maybe_sparsify(model, ticket: Ticket, dev: str, mode: str) -> list[str]:
@@ -160,17 +174,22 @@ def truncate_bytes(stream, max_bytes: int):
 
 def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
            temperature: float = 0.8, top_k: int | None = None, seed: int = 0,
-           device: str = "auto", tokenizer: str | None = None, context: int = 256) -> str:
-    """Text the packed model writes after ``prompt``."""
+           device: str = "auto", tokenizer: str | None = None,
+           context: int | None = None) -> dict[str, Any]:
+    """Text the packed model writes after ``prompt``: ``{"text", "context", "context_source"}``.
+
+    ``context`` None: the artifact's recorded sequence length, else 256 (``context_source``
+    says which: option, artifact or default).
+    """
     from .generate import generate
-    from .tokenizer import load_tokenizer
 
     ticket, state, _ = load_verified(artifact)
+    context, source = resolve_seq_len(context, ticket.eval)
+    tok = checked_tokenizer(ticket, tokenizer)
     model = build_model(ticket, state, device)
-    tok = load_tokenizer(tokenizer)
     out = generate(model, tok.encode(prompt), tokens=tokens, temperature=temperature, top_k=top_k,
                    seed=seed, context=context)
-    return tok.decode(out)
+    return {"text": tok.decode(out), "context": context, "context_source": source}
 
 
 def export(artifact: str | os.PathLike, out: str | os.PathLike) -> dict:
@@ -223,7 +242,8 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
         f"density {result.density:.3f}, {result.connections:,} connections")
     nbytes = pack(ckpt, artifact)
     say(f"packed {artifact}: {nbytes:,} bytes ({8 * nbytes / result.connections:.3f} bits per connection)")
-    ev = load_and_eval(artifact, [bundled_corpus_path()], device="cpu", seq_len=opts.seq_len,
+    # scored at the sequence length the artifact records (the training one)
+    ev = load_and_eval(artifact, [bundled_corpus_path()], device="cpu",
                        batch_size=opts.eval_batch_size, split="val")
     # The trained model in memory against the weights regenerated from the artifact's bytes.
     trained_sha = weights_sha256(ticket_from_model(result.model, opts.seed, result.config)
@@ -233,7 +253,8 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
                                 f"the trained model has {trained_sha[:16]}...")
     say(f"load-and-eval: val_bpb {ev['val_bpb']:.4f} on {ev['bytes']:,} held-out bytes (xz -9 needs 2.48); "
         f"the artifact regenerates the trained weights bit-exactly (SHA-256 {trained_sha[:16]}...)")
-    return {"val_bpb": ev["val_bpb"], "weights_sha256": trained_sha, "artifact": artifact,
+    return {"val_bpb": ev["val_bpb"], "seq_len": ev["seq_len"], "weights_sha256": trained_sha,
+            "artifact": artifact,
             "artifact_bytes": nbytes, "connections": result.connections, "steps": result.steps,
             "train_seconds": round(result.seconds, 1),
             "total_seconds": round(time.perf_counter() - start, 1)}

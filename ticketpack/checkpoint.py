@@ -6,7 +6,8 @@ Tensor keys:
   ``model/<key>``: the module's state dict (scores, scales) for ``--resume``;
   ``extra/<key>``: anything else the trainer keeps (optimizer moments).
 Metadata (all strings): ``format``, ``version``, ``seed``, ``config`` (JSON), ``manifest``
-(JSON list: name, kind, init, mask, scale), ``train_state`` and ``provenance`` (JSON).
+(JSON list: name, kind, init, mask, scale), ``train_state`` and ``provenance`` (JSON), and
+optionally ``eval`` (JSON: the evaluation context ``pack`` records, eval_context.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import nn
 
 from .atomic import atomic_write_bytes
 from .errors import CheckpointError, UsageError
+from .eval_context import check_eval_context
 from .masking import MaskSpec
 from .ticket import MaskedTensor, PlainTensor, Ticket, default_provenance, ticket_from_model
 
@@ -41,6 +43,7 @@ class Checkpoint:
     tensors: dict[str, torch.Tensor]
     train_state: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    eval: dict | None = None  # evaluation context (seq_len, tokenizer) for the artifact
 
     def model_state(self) -> dict[str, torch.Tensor]:
         return {k[len("model/"):]: v for k, v in self.tensors.items() if k.startswith("model/")}
@@ -52,8 +55,11 @@ class Checkpoint:
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, seed: int, config: dict,
                     train_state: dict | None = None,
                     extra_tensors: dict[str, torch.Tensor] | None = None,
-                    provenance: dict | None = None) -> None:
-    """Write ``model`` (any module with masked layers, seed-bound) as a checkpoint, atomically."""
+                    provenance: dict | None = None, eval_context: dict | None = None) -> None:
+    """Write ``model`` (any module with masked layers, seed-bound) as a checkpoint, atomically.
+
+    ``eval_context``: the sequence length and tokenizer it was trained with (eval_context.py).
+    """
     ticket = ticket_from_model(model, seed, config)
     tensors: dict[str, torch.Tensor] = {}
     manifest = []
@@ -76,6 +82,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, seed: int, con
         "config": json.dumps(config), "manifest": json.dumps(manifest),
         "train_state": json.dumps(train_state or {}),
         "provenance": json.dumps(provenance or default_provenance()),
+        **({"eval": json.dumps(eval_context)} if eval_context is not None else {}),
     }
     tensors = {k: v.contiguous().clone() for k, v in tensors.items()}  # no shared storage
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
@@ -98,12 +105,16 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if meta.get("version") != CHECKPOINT_VERSION:
         raise CheckpointError(f"checkpoint: version {meta.get('version')!r}, expected {CHECKPOINT_VERSION!r}")
     try:
-        return Checkpoint(seed=int(meta["seed"]), config=json.loads(meta["config"]),
+        ckpt = Checkpoint(seed=int(meta["seed"]), config=json.loads(meta["config"]),
                           manifest=json.loads(meta["manifest"]), tensors=tensors,
                           train_state=json.loads(meta.get("train_state", "{}")),
-                          provenance=json.loads(meta.get("provenance", "{}")))
+                          provenance=json.loads(meta.get("provenance", "{}")),
+                          eval=json.loads(meta["eval"]) if "eval" in meta else None)
     except (KeyError, ValueError, TypeError) as exc:
         raise CheckpointError(f"checkpoint: metadata is malformed ({exc})") from None
+    if ckpt.eval is not None:
+        check_eval_context(ckpt.eval, "checkpoint metadata eval", CheckpointError)
+    return ckpt
 
 
 def ticket_from_checkpoint(ckpt: Checkpoint) -> Ticket:
@@ -126,7 +137,8 @@ def ticket_from_checkpoint(ckpt: Checkpoint) -> Ticket:
                                   f"expected masked or plain")
     trained = {k: ckpt.train_state[k] for k in ("step", "tokens", "val_bpb") if k in ckpt.train_state}
     return Ticket(seed=ckpt.seed, config=ckpt.config, tensors=tensors,
-                  provenance=default_provenance({"train": trained} if trained else None))
+                  provenance=default_provenance({"train": trained} if trained else None),
+                  eval=ckpt.eval)
 
 
 def _get(ckpt: Checkpoint, key: str) -> torch.Tensor:

@@ -48,6 +48,7 @@ class Tokenizer(Protocol):
     def encode(self, text: str) -> np.ndarray: ...
     def decode(self, ids) -> str: ...
     def byte_counts(self, ids: np.ndarray, prev_id: int | None = None) -> np.ndarray: ...
+    def identity(self) -> dict: ...
 
 
 class ByteTokenizer:
@@ -71,6 +72,10 @@ class ByteTokenizer:
         ids = _check_ids(ids, self.vocab_size)
         return np.ones(len(ids), dtype=np.int32)
 
+    def identity(self) -> dict:
+        """The artifact's ``eval.tokenizer`` entry for this tokenizer."""
+        return {"kind": "bytes"}
+
 
 class SentencePieceTokenizer:
     """A SentencePiece model with the parameter-golf byte accounting (see module doc)."""
@@ -85,11 +90,16 @@ class SentencePieceTokenizer:
         except (RuntimeError, OSError):
             raise DataError(f"tokenizer {path}: not a valid SentencePiece model file") from None
         self.path = str(path)
-        self.name = f"sentencepiece:{hashlib.sha256(data).hexdigest()}"
+        self.sha256 = hashlib.sha256(data).hexdigest()
+        self.name = f"sentencepiece:{self.sha256}"
         self.vocab_size = int(self.sp.vocab_size())
         bos = int(self.sp.bos_id())
         self.bos_id = bos if bos >= 0 else None
         self.base_bytes, self.has_leading_space, self.is_boundary = _piece_tables(self.sp)
+
+    def identity(self) -> dict:
+        """The artifact's ``eval.tokenizer`` entry: the .model file's SHA-256 and vocabulary."""
+        return {"kind": "sentencepiece", "sha256": self.sha256, "vocab_size": self.vocab_size}
 
     def encode(self, text: str) -> np.ndarray:
         return np.asarray(self.sp.encode(text), dtype=np.int32)

@@ -45,13 +45,14 @@ from . import __version__
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import TokenStream, batch_iterator, load_tokens, split_train_val
 from .errors import CheckpointError, ConfigError, UsageError
+from .eval_context import make_eval_context
 from .evaluate import EvalResult, evaluate
 from .layers import masked_layers
 from .masking import QUANT_STEP_INIT
 from .model import GPT, GPTConfig, config_from_preset
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .ticket import default_provenance, model_from_ticket, ticket_from_model
-from .tokenizer import load_tokenizer
+from .tokenizer import Tokenizer, load_tokenizer
 
 # --init choices: (linear layers, mlp.fc, embedding) frozen init rules
 INIT_CHOICES = {
@@ -344,8 +345,8 @@ def provenance(config: GPTConfig, opts: TrainOptions, dctx: _Dist, device: torch
 
 # ---------------------------------------------------------------- data and model
 
-def load_data(opts: TrainOptions) -> tuple[TokenStream, TokenStream, int]:
-    """(train, val, tokenizer vocabulary): the val split is the same as load-and-eval --split val."""
+def load_data(opts: TrainOptions) -> tuple[TokenStream, TokenStream, Tokenizer]:
+    """(train, val, tokenizer): the val split is the same as load-and-eval --split val."""
     tok = load_tokenizer(opts.tokenizer)
     stream = load_tokens(opts.data, tok)
     if opts.val_data:
@@ -355,7 +356,7 @@ def load_data(opts: TrainOptions) -> tuple[TokenStream, TokenStream, int]:
     if len(train_stream) <= opts.seq_len:
         raise ConfigError(f"seq_len: {opts.seq_len}, expected fewer than the {len(train_stream)} "
                           f"training tokens")
-    return train_stream, val_stream, tok.vocab_size
+    return train_stream, val_stream, tok
 
 
 def build_model(config: GPTConfig, seed: int, device: torch.device) -> GPT:
@@ -435,10 +436,11 @@ class _Trainer:
         self.dctx = _setup_distributed(self.device)
         self.config = self._config()
         self.budget = self.opts.max_minutes * 60 if self.opts.max_minutes else None
-        self.train_stream, self.val_stream, vocab = load_data(self.opts)
-        if vocab > self.config.vocab_size:
+        self.train_stream, self.val_stream, tok = load_data(self.opts)
+        if tok.vocab_size > self.config.vocab_size:
             raise ConfigError(f"vocab_size: {self.config.vocab_size}, expected at least the "
-                              f"tokenizer's {vocab}")
+                              f"tokenizer's {tok.vocab_size}")
+        self.eval_context = make_eval_context(self.opts.seq_len, tok.identity())
         self.model = build_model(self.config, self.opts.seed, self.device)
         self.optimizer = make_optimizer(self.model, self.opts, self.config)
         self.density_schedule = density_schedule(self.opts, self.config)
@@ -574,7 +576,8 @@ class _Trainer:
                          eval_tokens=final.tokens, eval_bytes=final.bytes)
         save_checkpoint(self.opts.out, self.model, seed=self.opts.seed, config=self.config.to_dict(),
                         train_state=state, extra_tensors=optimizer_tensors(self.model, self.optimizer),
-                        provenance=provenance(self.config, self.opts, self.dctx, self.device))
+                        provenance=provenance(self.config, self.opts, self.dctx, self.device),
+                        eval_context=self.eval_context)
 
     # -- the loop
 

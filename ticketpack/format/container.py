@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import atomic_write_bytes
+from ..eval_context import check_eval_context
 from ..errors import (ArtifactError, BadMagicError, BudgetExceededError, ChecksumError,
                       HeaderError, LimitError, TruncatedError, UnsupportedVersionError,
                       UsageError, VerificationError)
@@ -52,6 +53,8 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
                     creation: dict | None = None) -> bytes:
     """Encode a ticket into artifact bytes (``codec``: auto picks the smallest per section)."""
     check_write_codec(codec, level, WRITE_CODECS)
+    if ticket.eval is not None:
+        check_eval_context(ticket.eval, "ticket.eval", UsageError)
     payload = bytearray()
     entries = []
     for tensor in ticket.tensors:
@@ -70,6 +73,7 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
         "config": ticket.config,
         "weights_sha256": weights_sha256_v1(weights.items()),
         "provenance": {**ticket.provenance, **({"creation": creation} if creation else {})},
+        **({"eval": ticket.eval} if ticket.eval is not None else {}),
         "tensors": entries,
     }
     return assemble(header, bytes(payload), "none" if codec == "none" else "zstd")
@@ -190,7 +194,7 @@ def decode_artifact(info: ArtifactInfo) -> Ticket:
     h = info.header
     tensors = [decode_tensor(t, info.payload) for t in h["tensors"]]
     return Ticket(seed=h["seed"], config=h["config"], tensors=tensors, rng=h["rng"],
-                  provenance=h["provenance"])
+                  provenance=h["provenance"], eval=h.get("eval"))
 
 
 def verify_weights(ticket: Ticket, expected_sha256: str, threads: int | None = None) -> dict:

@@ -12,6 +12,7 @@ import math
 import re
 from typing import Any
 
+from ..eval_context import check_eval_context
 from ..errors import HeaderError, LimitError, TicketpackError
 from .codecs import ENCODINGS as SYMBOL_CODINGS
 from .constants import (GAMMA_MODES, INIT_RULES, KINDS, PG_RNG_PREFIX, RNG_ID, SCALE_MODES,
@@ -62,6 +63,8 @@ def parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:
         raise HeaderError(f"weights_sha256: got {header['weights_sha256'][:80]!r}, "
                           f"expected 64 lowercase hex digits")
     field(header, "provenance", dict, "header")
+    if "eval" in header:
+        check_eval_context(header["eval"])
     tensors = field(header, "tensors", list, "header")
     if len(tensors) > limits.max_tensors:
         raise LimitError(f"tensors: {len(tensors):,} entries, cap is {limits.max_tensors:,}")

@@ -178,6 +178,7 @@ class Ticket:
     tensors: list[TensorEntry]
     rng: str = RNG_ID
     provenance: dict = field(default_factory=dict)
+    eval: dict | None = None  # evaluation context: {"seq_len", "tokenizer"} (eval_context.py)
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tensors]
