@@ -16,11 +16,13 @@ import torch
 from torch import nn
 
 from . import pg_import  # noqa: F401 (registers the torch-MT19937 stream)
-from .errors import ConfigError
+from .errors import ConfigError, HeaderError
 from .format.digest import weights_sha256_v1
+from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .provenance import default_provenance
 from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,  # noqa: F401
                              TernaryTensor, Ticket, frozen_weights)
+
 
 def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> str:
     """Format v1's hash: SHA-256 over (name, shape, float32 little-endian values) of each tensor."""
@@ -60,14 +62,17 @@ def _masked_entry(layer: nn.Module) -> MaskedTensor:
 
 
 def model_from_ticket(ticket: Ticket, device: str | torch.device = "cpu",
-                      state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+                      state: dict[str, torch.Tensor] | None = None,
+                      limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> nn.Module:
     """The built-in GPT with dense layers holding the ticket's effective weights, in eval mode.
 
     ``state``: the ticket's effective state dict when the caller already has it (verified).
+    The config is validated and bounded first (``HeaderError``: it is the artifact's content).
     """
-    from .model import GPTConfig, dense_gpt_on_meta, materialize_unfilled
+    from .model import dense_gpt_on_meta, materialize_unfilled
 
-    model = dense_gpt_on_meta(GPTConfig.from_dict(ticket.config))
+    config = config_from_dict(ticket.config, limits, error=HeaderError, where="config")
+    model = dense_gpt_on_meta(config)
     state = ticket.effective_state_dict() if state is None else state
     check_fits(model, state)  # on the meta model: a config bomb is refused before allocation
     load_effective(materialize_unfilled(model), state)
@@ -80,12 +85,12 @@ def check_fits(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     if missing or extra:
-        raise ConfigError(f"model config: artifact tensors do not fit the model "
+        raise HeaderError(f"config: the artifact's tensors do not fit the model its config describes "
                           f"(missing {missing[:3]}, unexpected {extra[:3]})")
     for name, value in state.items():
         if tuple(own[name].shape) != tuple(value.shape):
-            raise ConfigError(f"{name}: shape {tuple(value.shape)} in artifact, "
-                              f"model expects {tuple(own[name].shape)}")
+            raise HeaderError(f"{name}: shape {tuple(value.shape)} in the artifact, "
+                              f"its config's model expects {tuple(own[name].shape)}")
 
 
 def load_effective(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

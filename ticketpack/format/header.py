@@ -7,13 +7,13 @@ before anything is decompressed or allocated from a declared size.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
 
 from ..eval_context import check_eval_context
 from ..errors import HeaderError, LimitError, TicketpackError
+from ..strict_json import loads_strict
 from .codecs import ENCODINGS as SYMBOL_CODINGS
 from .constants import (GAMMA_MODES, INIT_RULES, KINDS, PG_RNG_PREFIX, RNG_ID, SCALE_MODES,
                         SECTION_CODECS, SYMBOL_RAW_PER_ELEMENT, SYMBOL_RAW_SLACK, VALUE_DTYPES,
@@ -25,26 +25,8 @@ _VALUE_SIZE = {enc: int(VALUE_DTYPES[enc][-1]) for enc in VALUE_ENCODINGS}
 
 
 def load_json(hbytes: bytes) -> Any:
-    """Strict JSON: UTF-8, no duplicate keys, no NaN / Infinity, no over-long integers."""
-    try:
-        return json.loads(hbytes.decode("utf-8"), object_pairs_hook=_unique_keys,
-                          parse_constant=_no_constant)
-    except HeaderError:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError, int digits
-        raise HeaderError(f"header: not valid UTF-8 JSON ({str(exc)[:200]})") from None
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        dup = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
-        raise HeaderError(f"header: duplicate JSON key {dup[:100]!r}, expected unique keys")
-    return out
-
-
-def _no_constant(token: str) -> None:
-    raise HeaderError(f"header: JSON constant {token}, expected finite numbers only")
+    """Strict JSON: UTF-8, no duplicate keys, no NaN / Infinity / 1e400, no over-long integers."""
+    return loads_strict(hbytes, "header", HeaderError)
 
 
 def parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:

@@ -22,7 +22,7 @@ from typing import Callable, Iterator, Sequence, Union
 
 import numpy as np
 
-from ..errors import ConfigError, HeaderError, UsageError
+from ..errors import HeaderError, UsageError
 from . import philox
 from .digest import default_threads, tensor_sha256
 from .constants import PG_RNG_PREFIX, RNG_ID
@@ -163,9 +163,9 @@ def frozen_weights(seed: int, rng_id: str,
         if rng_id.startswith(prefix):
             return stream(seed, tensors)
     if rng_id.startswith(PG_RNG_PREFIX):
-        raise ConfigError(f"rng: this ticket uses {rng_id!r}, which only torch regenerates "
+        raise HeaderError(f"rng: this ticket uses {rng_id!r}, which only torch regenerates "
                           f"(import ticketpack.ticket with torch installed)")
-    raise ConfigError(f"rng: this ticket uses {rng_id!r}; effective weights need {RNG_ID!r} "
+    raise HeaderError(f"rng: this ticket uses {rng_id!r}; effective weights need {RNG_ID!r} "
                       f"or {PG_RNG_PREFIX + '<torch version>'!r}")
 
 
@@ -197,7 +197,7 @@ class Ticket:
         return {name: torch.from_numpy(w) for name, w in self.effective_arrays().items()}
 
     def check_rng(self) -> None:
-        """Refuse a random stream this version cannot regenerate (ConfigError)."""
+        """Refuse a random stream this version cannot regenerate (HeaderError)."""
         frozen_weights(self.seed, self.rng, [])
 
     def connections(self) -> int:
