@@ -21,7 +21,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -51,6 +51,7 @@ VALUE_ENCODINGS = {"f16": np.dtype("<f2"), "f32": np.dtype("<f4")}
 # make the reader decompress more than ~8 B per element of its tensor.
 SYMBOL_RAW_PER_ELEMENT = 8
 SYMBOL_RAW_SLACK = 4096
+Progress = Callable[[dict], None]  # receives progress events (ticketpack.cli.progress shows them)
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,10 @@ class ArtifactInfo:
 # ---------------------------------------------------------------- writing
 
 def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = None,
-                    creation: dict | None = None) -> bytes:
-    """Encode a ticket into artifact bytes (``codec``: auto picks the smallest per section)."""
+                    creation: dict | None = None, progress: Progress | None = None) -> bytes:
+    """Encode a ticket into artifact bytes (``codec``: auto picks the smallest per section).
+
+    ``progress`` receives a ``tensor`` event (stage ``pack``) after each tensor."""
     if codec not in WRITE_CODECS:
         raise UsageError(f"codec: got {codec!r}, expected one of {', '.join(WRITE_CODECS)}")
     if codec != "auto":
@@ -109,8 +112,10 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
         check_eval_context(ticket.eval, "ticket.eval", UsageError)
     payload = bytearray()
     entries = []
+    report = _tensor_reporter("pack", [t.shape for t in ticket.tensors], progress)
     for tensor in ticket.tensors:
         entry, parts = _encode_tensor(tensor, codec, level)
+        report()
         sections = []
         for role, enc, comp, stored, raw in parts:
             sections.append({"role": role, "enc": enc, "codec": comp, "offset": len(payload),
@@ -132,9 +137,10 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
 
 def write_artifact(ticket: Ticket, path: str | os.PathLike, codec: str = "auto",
                    level: int | None = None, budget: int | None = None,
-                   code_bytes: int = 0, creation: dict | None = None) -> int:
+                   code_bytes: int = 0, creation: dict | None = None,
+                   progress: Progress | None = None) -> int:
     """Encode and write atomically; over budget raises and writes nothing. Returns bytes."""
-    data = encode_artifact(ticket, codec, level, creation)
+    data = encode_artifact(ticket, codec, level, creation, progress)
     total = len(data) + code_bytes
     if budget is not None and total > budget:
         raise BudgetExceededError(f"budget: artifact {len(data):,} B + code {code_bytes:,} B = "
@@ -195,6 +201,22 @@ def _encode_values(values: np.ndarray, codec: str, level: int | None) -> tuple[s
     options = [(compress(raw, c, None), c) for c in ("none", "zstd", "zlib")]
     stored, best = min(options, key=lambda o: len(o[0]))
     return enc, best, stored, len(raw)
+
+
+def _tensor_reporter(stage: str, shapes: list, progress: Progress | None) -> Callable[[], None]:
+    """A function to call after each tensor: sends ``progress`` how far the stage has got."""
+    sizes = [math.prod(shape) for shape in shapes]
+    total, state = sum(sizes), {"done": 0, "elements": 0}
+
+    def report() -> None:
+        if progress is None:
+            return
+        state["elements"] += sizes[state["done"]]
+        state["done"] += 1
+        progress({"event": "tensor", "stage": stage, "done": state["done"], "total": len(sizes),
+                  "elements": state["elements"], "total_elements": total})
+
+    return report
 
 
 # ---------------------------------------------------------------- reading
@@ -274,10 +296,16 @@ def _damaged_section(data: bytes, stored: int, raw: int, hcodec: int) -> str:
     return ""
 
 
-def decode_artifact(info: ArtifactInfo) -> Ticket:
-    """Decode every section of a parsed artifact into a Ticket."""
+def decode_artifact(info: ArtifactInfo, progress: Progress | None = None) -> Ticket:
+    """Decode every section of a parsed artifact into a Ticket.
+
+    ``progress`` receives a ``tensor`` event (stage ``load``) after each tensor."""
     h = info.header
-    tensors = [_decode_tensor(t, info.payload) for t in h["tensors"]]
+    report = _tensor_reporter("load", [t["shape"] for t in h["tensors"]], progress)
+    tensors = []
+    for t in h["tensors"]:
+        tensors.append(_decode_tensor(t, info.payload))
+        report()
     return Ticket(seed=h["seed"], config=h["config"], tensors=tensors, rng=h["rng"],
                   provenance=h["provenance"], eval=h.get("eval"))
 
