@@ -1,0 +1,1 @@
+"""The torch-free format core of .tpk files (docs/FORMAT.md)."""
