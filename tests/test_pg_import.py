@@ -231,12 +231,13 @@ def test_mt_stream_is_one_sequence_from_the_seed():
 def test_mt_ticket_rng_checks():
     spec = MaskSpec.parse("binary")
     t3 = MaskedTensor("w", (2, 2, 2), "xavier_uniform", spec, np.ones((2, 2, 2), np.uint8))
-    with pytest.raises(ConfigError, match="2-D"):
+    # what an artifact holds, so malformed content (exit 3), not a usage error
+    with pytest.raises(HeaderError, match="2-D"):
         Ticket(1, {}, [t3], rng=pg_import.rng_id()).effective_state_dict()
     sc = MaskedTensor("w", (2, 2), "signed_constant_he", spec, np.ones((2, 2), np.uint8))
-    with pytest.raises(ConfigError, match="signed_constant_he"):
+    with pytest.raises(HeaderError, match="signed_constant_he"):
         Ticket(1, {}, [sc], rng=pg_import.rng_id()).effective_state_dict()
-    with pytest.raises(ConfigError, match="rng"):
+    with pytest.raises(HeaderError, match="rng"):
         Ticket(1, {}, [sc], rng="mt19937/unknown").effective_state_dict()
 
 

@@ -23,8 +23,8 @@ from ticketpack.artifact import (DEFAULT_LIMITS, SYMBOL_RAW_PER_ELEMENT, SYMBOL_
 from ticketpack.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
 from ticketpack.cli.main import main
 from ticketpack.compression import compress, decompress
-from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, LimitError, TicketpackError,
-                               UsageError)
+from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError,
+                               TicketpackError, UsageError)
 from ticketpack.layers import bind_seed
 from ticketpack.model import GPT, GPTConfig
 from ticketpack.ticket import weights_sha256
@@ -338,12 +338,24 @@ def test_hostile_pickle_file_is_refused_without_unpickling(no_pickle):
 
 def test_config_bomb_is_refused_before_the_model_is_allocated(gpt_files):
     """A config asking for a 2^40-row embedding while the tensors hold 256 rows: refused by
-    shape comparison, never allocated (eagerly it would need 128 TiB)."""
+    the config schema before anything is regenerated or built (eagerly it needs 128 TiB)."""
     _, art, text = gpt_files
     parts = split(art.read_bytes())
     parts.header["config"]["vocab_size"] = 2**40
     bomb = art.with_name("config_bomb.tpk")
     bomb.write_bytes(repack(parts.header, section_blobs(parts)))
-    assert api.verify(bomb)["ok"]  # the weights themselves are fine
-    with pytest.raises(ConfigError, match="tok_emb"):
+    with pytest.raises(HeaderError, match="vocab_size"):
+        api.verify(bomb)
+    with pytest.raises(HeaderError, match="vocab_size"):
         api.load_and_eval(bomb, [str(text)], device="cpu", seq_len=16)
+
+
+def test_config_that_misfits_the_tensors_is_malformed_content(gpt_files):
+    _, art, text = gpt_files
+    parts = split(art.read_bytes())
+    parts.header["config"]["vocab_size"] = 300  # valid alone; the embedding holds 256 rows
+    bad = art.with_name("misfit.tpk")
+    bad.write_bytes(repack(parts.header, section_blobs(parts)))
+    assert api.verify(bad)["ok"]  # a valid config and valid weights, each on its own
+    with pytest.raises(HeaderError, match="tok_emb"):
+        api.load_and_eval(bad, [str(text)], device="cpu", seq_len=16)

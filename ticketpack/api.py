@@ -16,19 +16,21 @@ import torch
 from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, parse_artifact,
                        read_artifact_bytes, verify_ticket, write_artifact)
 from .checkpoint import load_checkpoint, ticket_from_checkpoint
-from .errors import UsageError, VerificationError
+from .errors import HeaderError, UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
+from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .sizing import SizeReport, size_report
 from .ticket import Ticket, model_from_ticket, ticket_from_model, weights_sha256
 
 
 def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
          level: int | None = None, budget: int | None = None, code_bytes: int = 0,
+         limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
          progress: Progress | None = None) -> int:
     """Pack a ticketpack checkpoint into an artifact; returns the artifact's bytes.
 
     ``progress`` receives an event after each tensor (artifact.encode_artifact)."""
-    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint))
+    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint, limits, model_limits), model_limits)
     creation = {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec,
                 "level": level}
     return write_artifact(ticket, out, codec=codec, level=level, budget=budget,
@@ -60,10 +62,11 @@ def inspect(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> dic
 
 
 def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
-           progress: Progress | None = None) -> dict:
-    """Check format, checksums and the regenerated-weight hash; raises on any failure."""
+           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
+    """Check format, checksums, config and the regenerated-weight hash; raises on any failure."""
     start = time.perf_counter()
     info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
+    check_config(info.header["config"], model_limits)
     ticket = decode_artifact(info, progress)
     verify_ticket(ticket, info.header["weights_sha256"])
     return {"ok": True, "tensors": len(ticket.tensors), "connections": ticket.connections(),
@@ -71,22 +74,32 @@ def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
+def check_config(config: dict, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> None:
+    """An artifact's config: every model key valid and the model it implies within bounds
+    (HeaderError). Keys outside the schema are left to the model builder: format-1 artifacts
+    made by hand or by pack-ternary hold free-form configs."""
+    config_from_dict(config, model_limits, error=HeaderError, where="config", ignore_unknown=True)
+
+
 def load_verified(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
+                  model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
                   progress: Progress | None = None) -> tuple[Ticket, dict, str]:
     """Load an artifact and regenerate its weights on the CPU in float32, verified by hash.
 
-    Returns the ticket, its effective state dict and the verified weights hash. ``progress``
-    receives an event after each decoded tensor.
+    The config is checked first (``check_config``). Returns the ticket, its effective state
+    dict and the verified weights hash. ``progress`` receives an event after each decoded tensor.
     """
     info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
+    check_config(info.header["config"], model_limits)
     ticket = decode_artifact(info, progress)
     sha = info.header["weights_sha256"]
     return ticket, verify_ticket(ticket, sha), sha
 
 
-def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str) -> torch.nn.Module:
+def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str,
+                model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> torch.nn.Module:
     """The built-in GPT with dense layers holding the verified effective weights."""
-    return model_from_ticket(ticket, resolve_device(device), state)
+    return model_from_ticket(ticket, resolve_device(device), state, model_limits)
 
 
 def resolve_device(device: str) -> str:
@@ -104,7 +117,8 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
                   seq_len: int | None = None, batch_size: int = 8, stride: int | None = None,
                   max_bytes: int | None = None, tokenizer: str | None = None,
                   split: str = "all", precision: str = "auto", sparse_kernels: str = "auto",
-                  limits: Limits = DEFAULT_LIMITS, progress: Progress | None = None) -> dict[str, Any]:
+                  limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+                  progress: Progress | None = None) -> dict[str, Any]:
     """Rebuild the model from the artifact alone and score it on text or token shards.
 
     ``seq_len`` None: the artifact's recorded evaluation context, else 256; the result says
@@ -114,9 +128,9 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     from .evaluate import evaluate
 
     t0 = time.perf_counter()
-    ticket, state, sha = load_verified(artifact, limits, progress)
+    ticket, state, sha = load_verified(artifact, limits, model_limits, progress)
     dev = resolve_device(device)
-    model = build_model(ticket, state, dev)
+    model = build_model(ticket, state, dev, model_limits)
     sparse_layers = _maybe_sparsify(model, ticket, dev, sparse_kernels)
     load_seconds = time.perf_counter() - t0
     seq_len, seq_len_source = resolve_seq_len(seq_len, ticket.eval)
@@ -180,25 +194,29 @@ def truncate_bytes(stream, max_bytes: int):
 def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
            temperature: float = 0.8, top_k: int | None = None, seed: int = 0,
            device: str = "auto", tokenizer: str | None = None,
-           context: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+           context: int | None = None, limits: Limits = DEFAULT_LIMITS,
+           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+           progress: Progress | None = None) -> dict[str, Any]:
     """Text the packed model writes after ``prompt``: ``{"text", "context", "context_source"}``.
 
     ``context`` None: the artifact's recorded sequence length, else 256 (``context_source``
     says which: option, artifact or default).
     """
-    from .generate import generate
+    from .generate import check_sampling, generate
 
-    ticket, state, _ = load_verified(artifact, progress=progress)
+    check_sampling(tokens=tokens, temperature=temperature, top_k=top_k, seed=seed,
+                   context=1 if context is None else context)
+    ticket, state, _ = load_verified(artifact, limits, model_limits, progress)
     context, source = resolve_seq_len(context, ticket.eval)
     tok = checked_tokenizer(ticket, tokenizer)
-    model = build_model(ticket, state, device)
+    model = build_model(ticket, state, device, model_limits)
     out = generate(model, tok.encode(prompt), tokens=tokens, temperature=temperature, top_k=top_k,
                    seed=seed, context=context)
     return {"text": tok.decode(out), "context": context, "context_source": source}
 
 
-def export(artifact: str | os.PathLike, out: str | os.PathLike,
-           progress: Progress | None = None) -> dict:
+def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
+           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
     """Write the regenerated effective dense weights (+ config in metadata) as safetensors."""
     import json
 
@@ -206,7 +224,7 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike,
 
     from .atomic import atomic_write_bytes
 
-    ticket, state, sha = load_verified(artifact, progress=progress)
+    ticket, state, sha = load_verified(artifact, limits, model_limits, progress)
     metadata = {"format": "ticketpack-export", "config": json.dumps(ticket.config),
                 "seed": str(ticket.seed), "rng": ticket.rng, "weights_sha256": sha}
     atomic_write_bytes(out, st_save({k: v.contiguous() for k, v in state.items()}, metadata=metadata))

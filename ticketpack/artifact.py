@@ -33,6 +33,7 @@ from .errors import (ArtifactError, BadMagicError, BudgetExceededError, Checksum
                      UnsupportedVersionError, UsageError, VerificationError)
 from .eval_context import check_eval_context
 from .masking import MaskSpec
+from .strict_json import loads_strict
 from .ticket import MaskedTensor, PlainTensor, TernaryTensor, Ticket, weights_sha256
 
 MAGIC = b"\x89TPK\r\n\x1a\n"
@@ -395,26 +396,8 @@ def _decode_values(s: dict, payload: bytes, name: str, shape: tuple) -> np.ndarr
 # ---------------------------------------------------------------- header validation
 
 def _load_json(hbytes: bytes) -> Any:
-    """Strict JSON: UTF-8, no duplicate keys, no NaN / Infinity, no over-long integers."""
-    try:
-        return json.loads(hbytes.decode("utf-8"), object_pairs_hook=_unique_keys,
-                          parse_constant=_no_constant)
-    except HeaderError:
-        raise
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError, int digits
-        raise HeaderError(f"header: not valid UTF-8 JSON ({str(exc)[:200]})") from None
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        dup = next(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
-        raise HeaderError(f"header: duplicate JSON key {dup[:100]!r}, expected unique keys")
-    return out
-
-
-def _no_constant(token: str) -> None:
-    raise HeaderError(f"header: JSON constant {token}, expected finite numbers only")
+    """Strict JSON: UTF-8, no duplicate keys, no NaN / Infinity / 1e400, no over-long integers."""
+    return loads_strict(hbytes, "header", HeaderError)
 
 
 def _parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:

@@ -13,6 +13,7 @@ optionally ``eval`` (JSON: the evaluation context ``pack`` records, eval_context
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +24,26 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 from torch import nn
 
+from .artifact import DEFAULT_LIMITS, Limits
 from .atomic import atomic_write_bytes
-from .errors import CheckpointError, UsageError
+from .errors import CheckpointError, LimitError, TicketpackError, UsageError
 from .eval_context import check_eval_context
 from .masking import MaskSpec
-from .ticket import MaskedTensor, PlainTensor, Ticket, default_provenance, ticket_from_model
+from .model_config import DEFAULT_MODEL_LIMITS, INIT_RULE_NAMES as INIT_RULES, ModelLimits, config_from_dict
+from .strict_json import loads_strict
+from .ticket import (SCALE_MODES, MaskedTensor, PlainTensor, Ticket, check_fits, default_provenance,
+                     ticket_from_model)
 
 CHECKPOINT_FORMAT = "ticketpack-checkpoint"
 CHECKPOINT_VERSION = "1"
+METADATA_KEYS = ("format", "version", "seed", "config", "manifest", "train_state", "provenance", "eval")
+MANIFEST_KEYS = {"masked": ("name", "kind", "init", "mask", "scale"), "plain": ("name", "kind")}
+# safetensors dtype names each key family may hold (``ticket/<name>/levels``: U8 only)
+FLOATS = ("F32", "F16", "BF16")
+TENSOR_DTYPES = {"ticket": FLOATS, "model": FLOATS, "extra": FLOATS + ("I64",)}
+# a checkpoint holds the ticket, the module state (scores: one per connection) and Adam's two
+# moments, so about four times the elements an artifact of the same model holds
+CHECKPOINT_ELEMENTS_PER_CAP = 6
 
 
 @dataclass
@@ -88,57 +101,190 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, seed: int, con
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
 
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a ticketpack checkpoint (safetensors: no pickle on this path)."""
+def load_checkpoint(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
+                    model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> Checkpoint:
+    """Read a ticketpack checkpoint as untrusted input (safetensors: no pickle on this path).
+
+    Everything is checked before it is used: tensor dtypes and element counts (against
+    ``limits.max_total_elements`` per family of keys) before any tensor is read, then the
+    metadata against a strict schema (``CheckpointError``, exit 3, naming the field).
+    """
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"checkpoint: no such file {str(p)!r}")
     try:
         with safe_open(str(p), framework="pt") as fh:
             meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+            _check_identity(meta, p)
+            tensors = _read_tensors(fh, limits)
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {str(p)!r}: not a readable safetensors file ({exc})") from None
+    unknown = sorted(set(meta) - set(METADATA_KEYS))
+    if unknown:
+        raise CheckpointError(f"checkpoint metadata: unknown key {unknown[0][:80]!r}, "
+                              f"expected {', '.join(METADATA_KEYS)}")
+    config = _meta_json(meta, "config", dict)
+    config_from_dict(config, model_limits, error=CheckpointError, where="checkpoint config")
+    manifest = _meta_json(meta, "manifest", list)
+    for i, entry in enumerate(manifest):
+        _check_manifest_entry(entry, i)
+    eval_context = _meta_json(meta, "eval", dict, "null", optional=True)
+    if eval_context is not None:
+        check_eval_context(eval_context, "checkpoint metadata eval", CheckpointError)
+    return Checkpoint(seed=_meta_seed(meta), config=config, manifest=manifest, tensors=tensors,
+                      train_state=_meta_json(meta, "train_state", dict, "{}"),
+                      provenance=_meta_json(meta, "provenance", dict, "{}"), eval=eval_context)
+
+
+def _check_identity(meta: dict, p: Path) -> None:
     if meta.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"checkpoint {str(p)!r}: metadata format {meta.get('format')!r}, "
+        raise CheckpointError(f"checkpoint {str(p)!r}: metadata format {str(meta.get('format'))[:80]!r}, "
                               f"expected {CHECKPOINT_FORMAT!r} (not written by ticketpack)")
     if meta.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"checkpoint: version {meta.get('version')!r}, expected {CHECKPOINT_VERSION!r}")
+        raise CheckpointError(f"checkpoint: version {str(meta.get('version'))[:80]!r}, "
+                              f"expected {CHECKPOINT_VERSION!r}")
+
+
+def _read_tensors(fh, limits: Limits) -> dict[str, torch.Tensor]:
+    """Every tensor, after checking its key, dtype and the element total from the header alone."""
+    total = 0
+    for key in fh.keys():
+        family = key.split("/", 1)[0]
+        if family not in TENSOR_DTYPES:
+            raise CheckpointError(f"checkpoint tensor {key[:100]!r}: expected a key starting with "
+                                  f"{', '.join(f + '/' for f in TENSOR_DTYPES)}")
+        view = fh.get_slice(key)
+        dtype = view.get_dtype()
+        allowed = TENSOR_DTYPES[family] if not key.endswith("/levels") else ("U8",)
+        if dtype not in allowed:
+            raise CheckpointError(f"checkpoint tensor {key[:100]!r}: dtype {dtype}, expected "
+                                  f"{' or '.join(allowed)}")
+        total += math.prod(view.get_shape())
+        if total > CHECKPOINT_ELEMENTS_PER_CAP * limits.max_total_elements:
+            raise LimitError(f"checkpoint: {total:,} tensor elements in all (up to {key[:100]!r}), cap is "
+                             f"{CHECKPOINT_ELEMENTS_PER_CAP} x {limits.max_total_elements:,} "
+                             f"(raise it with --max-elements or TICKETPACK_MAX_ELEMENTS)")
+    return {k: fh.get_tensor(k) for k in fh.keys()}
+
+
+def _meta_json(meta: dict, key: str, typ: type, default: str | None = None, optional: bool = False):
+    """Metadata field ``key`` as strict JSON of type ``typ`` (``default``: the text of a missing
+    field; ``optional``: None when the field is absent)."""
+    if key not in meta and default is None:
+        raise CheckpointError(f"checkpoint metadata: missing field {key!r}")
+    if optional and key not in meta:
+        return None
+    value = loads_strict(meta.get(key, default), f"checkpoint metadata {key}", CheckpointError)
+    if not isinstance(value, typ):
+        raise CheckpointError(f"checkpoint metadata {key}: {type(value).__name__}, "
+                              f"expected a JSON {'object' if typ is dict else 'array'}")
+    return value
+
+
+def _meta_seed(meta: dict) -> int:
+    text = meta.get("seed")
+    if not isinstance(text, str) or not text.isascii() or not text.isdigit() or len(text) > 10 \
+            or not 0 <= int(text) < 2**32:
+        raise CheckpointError(f"checkpoint metadata seed: {str(text)[:40]!r}, expected an integer "
+                              f"0..2^32-1 in decimal")
+    return int(text)
+
+
+def _check_manifest_entry(entry, i: int) -> None:
+    """name (unique per checkpoint later), kind, and for masked entries init, mask and scale."""
+    where = f"checkpoint manifest[{i}]"
+    if not isinstance(entry, dict):
+        raise CheckpointError(f"{where}: {type(entry).__name__}, expected a JSON object")
+    kind = entry.get("kind")
+    keys = MANIFEST_KEYS.get(kind) if isinstance(kind, str) else None
+    if keys is None:
+        raise CheckpointError(f"{where}: kind {str(kind)[:40]!r}, expected masked or plain")
+    if set(entry) != set(keys):
+        raise CheckpointError(f"{where}: fields {sorted(entry)}, a {kind} entry has {list(keys)}")
+    for key in keys:
+        if not isinstance(entry[key], str) or not entry[key]:
+            raise CheckpointError(f"{where}.{key}: {str(entry[key])[:40]!r}, expected a non-empty string")
+    if kind == "masked":
+        if entry["init"] not in INIT_RULES:
+            raise CheckpointError(f"{where}.init: {entry['init'][:40]!r}, expected one of {', '.join(INIT_RULES)}")
+        if entry["scale"] not in SCALE_MODES:
+            raise CheckpointError(f"{where}.scale: {entry['scale'][:40]!r}, expected one of "
+                                  f"{', '.join(SCALE_MODES)}")
+        try:
+            MaskSpec.parse(entry["mask"])
+        except TicketpackError as exc:
+            raise CheckpointError(f"{where}.mask: {exc}") from None
+
+
+def ticket_from_checkpoint(ckpt: Checkpoint, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> Ticket:
+    """The ticket a checkpoint holds: hard levels, fp16-rounded scales and plain tensors.
+
+    Refuses (``CheckpointError``) a checkpoint with no tensors, levels outside the mask's
+    range, scales or plain values that are not finite or overflow fp16, and tensors that
+    do not fit the model its config describes.
+    """
+    if not ckpt.manifest:
+        raise CheckpointError("checkpoint manifest: no tensors, expected the model's tensors")
+    tensors = [_ticket_tensor(ckpt, entry) for entry in ckpt.manifest]
     try:
-        ckpt = Checkpoint(seed=int(meta["seed"]), config=json.loads(meta["config"]),
-                          manifest=json.loads(meta["manifest"]), tensors=tensors,
-                          train_state=json.loads(meta.get("train_state", "{}")),
-                          provenance=json.loads(meta.get("provenance", "{}")),
-                          eval=json.loads(meta["eval"]) if "eval" in meta else None)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"checkpoint: metadata is malformed ({exc})") from None
-    if ckpt.eval is not None:
-        check_eval_context(ckpt.eval, "checkpoint metadata eval", CheckpointError)
-    return ckpt
+        ticket = Ticket(seed=ckpt.seed, config=ckpt.config, tensors=tensors,
+                        provenance=default_provenance(_trained(ckpt.train_state)), eval=ckpt.eval)
+    except TicketpackError as exc:
+        raise CheckpointError(f"checkpoint manifest: {exc}") from None
+    _check_fits_config(ticket, model_limits)
+    return ticket
 
 
-def ticket_from_checkpoint(ckpt: Checkpoint) -> Ticket:
-    """The ticket a checkpoint holds: hard levels, fp16-rounded scales and plain tensors."""
-    tensors = []
-    for entry in ckpt.manifest:
-        name = entry["name"]
-        if entry["kind"] == "masked":
-            levels = _get(ckpt, f"ticket/{name}/levels").numpy().astype(np.uint8)
-            scale = None
-            if entry["scale"] != "none":
-                scale = _get(ckpt, f"ticket/{name}/scale").numpy().astype(np.float16)
-                scale = scale.reshape(()) if entry["scale"] == "tensor" else scale
-            tensors.append(MaskedTensor(name, tuple(levels.shape), entry["init"],
-                                        MaskSpec.parse(entry["mask"]), levels, scale))
-        elif entry["kind"] == "plain":
-            tensors.append(PlainTensor(name, _get(ckpt, f"ticket/{name}").numpy().astype(np.float16)))
-        else:
-            raise CheckpointError(f"checkpoint manifest: {name!r} has kind {entry['kind']!r}, "
-                                  f"expected masked or plain")
-    trained = {k: ckpt.train_state[k] for k in ("step", "tokens", "val_bpb") if k in ckpt.train_state}
-    return Ticket(seed=ckpt.seed, config=ckpt.config, tensors=tensors,
-                  provenance=default_provenance({"train": trained} if trained else None),
-                  eval=ckpt.eval)
+def _ticket_tensor(ckpt: Checkpoint, entry: dict):
+    name = entry["name"]
+    if entry["kind"] == "plain":
+        return PlainTensor(name, fp16_values(_get(ckpt, f"ticket/{name}"), name))
+    spec = MaskSpec.parse(entry["mask"])
+    levels = _get(ckpt, f"ticket/{name}/levels").numpy()
+    if levels.ndim == 0 or levels.size == 0:
+        raise CheckpointError(f"{name}: levels of shape {tuple(levels.shape)}, expected a non-empty tensor")
+    if int(levels.max()) >= spec.levels:
+        raise CheckpointError(f"{name}: mask level {int(levels.max())}, mask {spec} allows 0..{spec.levels - 1}")
+    if spec.kind == "nm" and (levels.shape[-1] % spec.m or
+                              np.any(levels.reshape(-1, spec.m).sum(axis=1) != spec.n)):
+        raise CheckpointError(f"{name}: levels break the {spec} pattern ({spec.n} kept in every {spec.m})")
+    scale = None
+    if entry["scale"] != "none":
+        scale = fp16_values(_get(ckpt, f"ticket/{name}/scale"), f"{name} scale")
+        want = 1 if entry["scale"] == "tensor" else levels.shape[0]
+        if scale.size != want:
+            raise CheckpointError(f"{name}: {scale.size} scale values, a {entry['scale']} scale "
+                                  f"of shape {tuple(levels.shape)} has {want}")
+        scale = scale.reshape(()) if entry["scale"] == "tensor" else scale.reshape(-1)
+    return MaskedTensor(name, tuple(levels.shape), entry["init"], spec, levels.astype(np.uint8), scale)
+
+
+def fp16_values(tensor: torch.Tensor, what: str) -> np.ndarray:
+    """float16 values of a float tensor; non-finite values and values past fp16's range
+    (65504) are refused rather than stored as infinity (``CheckpointError`` naming ``what``)."""
+    values = tensor.detach().to(torch.float32).numpy()
+    bad = ~np.isfinite(values) | (np.abs(values) > np.finfo(np.float16).max)
+    if bad.any():
+        raise CheckpointError(f"{what}: value {float(values.reshape(-1)[np.flatnonzero(bad)[0]])!r} is not "
+                              f"finite or overflows float16 (|x| <= 65504), expected a storable value")
+    return values.astype(np.float16)
+
+
+def _trained(train_state: dict) -> dict | None:
+    trained = {k: train_state[k] for k in ("step", "tokens", "val_bpb") if k in train_state}
+    return {"train": trained} if trained else None
+
+
+def _check_fits_config(ticket: Ticket, model_limits: ModelLimits) -> None:
+    """The tensors' names and shapes against the config's model, built on the meta device."""
+    from .model import dense_gpt_on_meta
+
+    config = config_from_dict(ticket.config, model_limits, error=CheckpointError, where="checkpoint config")
+    shapes = {t.name: torch.empty(t.shape, device="meta") for t in ticket.tensors}
+    try:
+        check_fits(dense_gpt_on_meta(config), shapes)
+    except TicketpackError as exc:
+        raise CheckpointError(f"checkpoint: {exc}") from None
 
 
 def _get(ckpt: Checkpoint, key: str) -> torch.Tensor:

@@ -2,18 +2,46 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from .errors import UsageError
+from .errors import ArtifactError, UsageError
+
+MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed accepts
+
+
+def check_sampling(*, tokens: int, temperature: float, top_k: int | None, seed: int,
+                   context: int) -> None:
+    """Refuse sampling options that cannot work, before any model is loaded (UsageError)."""
+    if _not_int(tokens) or tokens < 0:
+        raise UsageError(f"tokens: {tokens!r}, expected an integer >= 0")
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not math.isfinite(temperature) or temperature < 0:
+        raise UsageError(f"temperature: {temperature!r}, expected a finite number >= 0 (0 = greedy)")
+    if top_k is not None and (_not_int(top_k) or top_k < 1):
+        raise UsageError(f"top-k: {top_k!r}, expected an integer >= 1 (or none: all tokens)")
+    if _not_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"seed: {_short(seed)}, expected an integer in 0..2^64-1")
+    if _not_int(context) or context < 1:
+        raise UsageError(f"context: {context!r}, expected an integer >= 1")
+
+
+def _not_int(value) -> bool:
+    return isinstance(value, bool) or not isinstance(value, int)
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} digits)"
 
 
 @torch.inference_mode()
 def generate(model: torch.nn.Module, prompt: np.ndarray, *, tokens: int, temperature: float = 0.8,
              top_k: int | None = None, seed: int = 0, context: int = 256) -> np.ndarray:
     """Continue ``prompt`` by ``tokens`` ids; temperature 0 is greedy. Seeded, so repeatable."""
-    if tokens < 0 or temperature < 0:
-        raise UsageError(f"sample: tokens {tokens} and temperature {temperature} must be >= 0")
+    check_sampling(tokens=tokens, temperature=temperature, top_k=top_k, seed=seed, context=context)
     if len(prompt) == 0:
         raise UsageError("sample: the prompt is empty; give at least one token of text")
     device = next(model.parameters()).device
@@ -27,6 +55,9 @@ def generate(model: torch.nn.Module, prompt: np.ndarray, *, tokens: int, tempera
 
 def _pick(logits: torch.Tensor, temperature: float, top_k: int | None,
           gen: torch.Generator) -> torch.Tensor:
+    if not bool(torch.isfinite(logits).all()):
+        raise ArtifactError("sample: the model's logits are not finite (NaN or infinity); "
+                            "the artifact's weights or config are unusable")
     if temperature == 0:
         return logits.argmax()
     logits = logits / temperature

@@ -14,136 +14,14 @@ under the same names, so its state-dict keys ``X.weight`` are the masked layers'
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, fields
-from typing import Any
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import rng
-from .errors import ConfigError
-from .layers import SCALE_MODES, MaskedEmbedding, MaskedLinear, bind_seed
-from .masking import MaskSpec
-
-ACTIVATIONS = ("relu", "relu2")
-
-
-@dataclass
-class GPTConfig:
-    vocab_size: int = 256  # tokens; 256 = the byte-level tokenizer
-    num_layers: int = 4  # transformer blocks
-    model_dim: int = 256  # residual width C
-    num_heads: int = 4  # query heads; head_dim = model_dim // num_heads (even, for rotary)
-    num_kv_heads: int = 4  # key/value heads (grouped-query attention); divides num_heads
-    mlp_mult: int = 2  # MLP hidden width = mlp_mult * model_dim
-    mlp_activation: str = "relu2"  # relu | relu2 (relu squared)
-    tie_embeddings: bool = True  # logits use the token embedding; no lm_head
-    logit_softcap: float = 0.0  # c * tanh(logits / c); 0 = off
-    rope_base: float = 10000.0  # rotary inv_freq = base^(-2i/head_dim)
-    qk_norm: bool = True  # RMS-normalise q and k per head before rotary
-    rmsnorm_weight: bool = False  # learnable RMSNorm gains (False: plain RMS normalisation)
-    embed_norm: bool = True  # RMS-normalise the token embedding before the first block
-    init: str = "xavier_uniform"  # frozen init rule of the linear layers
-    mlp_fc_init: str = "xavier_uniform"  # frozen init rule of blocks.N.mlp.fc (pg-lth: he_uniform)
-    embed_init: str = "xavier_uniform"  # frozen init rule of tok_emb
-    mask: str = "binary"  # mask spec string: binary | multibit:K | nm:N:M
-    mask_estimator: str = ""  # "" = the kind's default (binary: ste, multibit: quant, nm: topk)
-    mask_density: float | None = None  # target density (needed by topk / nested)
-    scale_mode: str = "none"  # learned scale of each masked layer: none | tensor | row
-    block_scales: bool = True  # per-block attn_scale / mlp_scale vectors (model_dim, init 1)
-    head_scales: bool = True  # per-head attention output scales (num_heads, init 1)
-    pre_logit_scale: bool = True  # pre_logit_scale vector (model_dim, init 1)
-
-    def __post_init__(self) -> None:
-        self.validate()
-
-    @property
-    def head_dim(self) -> int:
-        return self.model_dim // self.num_heads
-
-    @property
-    def mlp_hidden(self) -> int:
-        return self.mlp_mult * self.model_dim
-
-    def mask_spec(self) -> MaskSpec:
-        return MaskSpec.parse(self.mask, estimator=self.mask_estimator, density=self.mask_density)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "GPTConfig":
-        """A config from JSON; missing keys take the defaults, unknown keys are refused."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"model config: {type(data).__name__}, expected a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"model config: unknown key {unknown[0]!r}, expected one of {', '.join(sorted(known))}")
-        return cls(**data)
-
-    def validate(self) -> None:
-        self._check_types()
-        if self.model_dim % self.num_heads:
-            raise ConfigError(f"model_dim: {self.model_dim}, expected a multiple of num_heads={self.num_heads}")
-        if self.num_heads % self.num_kv_heads:
-            raise ConfigError(f"num_kv_heads: {self.num_kv_heads}, expected a divisor of num_heads={self.num_heads}")
-        if self.head_dim % 2:
-            raise ConfigError(f"head_dim: {self.head_dim} (model_dim / num_heads), expected an even number")
-        if self.mlp_activation not in ACTIVATIONS:
-            raise ConfigError(f"mlp_activation: {self.mlp_activation!r}, expected one of {', '.join(ACTIVATIONS)}")
-        if self.logit_softcap < 0:
-            raise ConfigError(f"logit_softcap: {self.logit_softcap}, expected >= 0 (0 = off)")
-        if self.rope_base <= 0:
-            raise ConfigError(f"rope_base: {self.rope_base}, expected > 0")
-        for key in ("init", "mlp_fc_init", "embed_init"):
-            if getattr(self, key) not in rng.INIT_RULES:
-                raise ConfigError(f"{key}: {getattr(self, key)!r}, expected one of {', '.join(rng.INIT_RULES)}")
-        if self.scale_mode not in SCALE_MODES:
-            raise ConfigError(f"scale_mode: {self.scale_mode!r}, expected one of {', '.join(SCALE_MODES)}")
-        spec = self.mask_spec()
-        if spec.kind == "nm" and (self.model_dim % spec.m or self.mlp_hidden % spec.m):
-            raise ConfigError(f"mask {self.mask}: model_dim {self.model_dim} and MLP width "
-                              f"{self.mlp_hidden}, expected multiples of M={spec.m}")
-
-    def _check_types(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.type == "int" and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ConfigError(f"{f.name}: {value!r}, expected a positive integer")
-            if f.type == "bool" and not isinstance(value, bool):
-                raise ConfigError(f"{f.name}: {value!r}, expected true or false")
-            if f.type == "str" and not isinstance(value, str):
-                raise ConfigError(f"{f.name}: {value!r}, expected a string")
-            if f.type == "float":
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise ConfigError(f"{f.name}: {value!r}, expected a number")
-                setattr(self, f.name, float(value))  # JSON may give 30 for 30.0
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    # seconds on CPU: smoke tests
-    "tiny": dict(num_layers=2, model_dim=64, num_heads=4, num_kv_heads=2, mlp_mult=2),
-    # the quickstart scale: a few minutes on 2 CPU cores
-    "small": dict(num_layers=4, model_dim=256, num_heads=4, num_kv_heads=4, mlp_mult=2),
-    # the parameter-golf lottery-ticket submission's defaults
-    "pg-lth": dict(vocab_size=1024, num_layers=16, model_dim=1024, num_heads=8, num_kv_heads=4,
-                   mlp_mult=2, mlp_activation="relu", tie_embeddings=True, logit_softcap=30.0,
-                   rope_base=10000.0, qk_norm=True, rmsnorm_weight=False, embed_norm=True,
-                   init="xavier_uniform", mlp_fc_init="he_uniform", embed_init="xavier_uniform",
-                   mask="binary", scale_mode="none", block_scales=True, head_scales=True,
-                   pre_logit_scale=True),
-}
-
-
-def config_from_preset(name: str, **overrides: Any) -> GPTConfig:
-    """A preset's config with some fields replaced."""
-    if name not in PRESETS:
-        raise ConfigError(f"preset: {name!r}, expected one of {', '.join(PRESETS)}")
-    return GPTConfig.from_dict({**PRESETS[name], **overrides})
-
+from .layers import MaskedEmbedding, MaskedLinear, bind_seed
+# the config lives in a torch-free module; re-exported so ``from ticketpack.model import ...`` works
+from .model_config import (ACTIVATIONS, PRESETS, GPTConfig, config_from_preset,  # noqa: F401
+                           ModelLimits)
 
 # ---------------------------------------------------------------- modules
 

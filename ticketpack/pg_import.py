@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import math
 import os
 import warnings
@@ -39,7 +38,9 @@ import torch
 from .errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError, TruncatedError,
                      UsageError)
 from .masking import MaskSpec
+from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_preset
 from .rng import PG_RNG_PREFIX
+from .strict_json import loads_strict
 from .ticket import MaskedTensor, PlainTensor, Ticket, default_provenance
 
 RNG_PREFIX = PG_RNG_PREFIX
@@ -51,6 +52,7 @@ ARCH_DEFAULTS: dict[str, Any] = dict(vocab_size=1024, num_layers=16, model_dim=1
                                      logit_softcap=30.0, rope_base=10000.0)
 # float dtypes a scale may have, all stored exactly (bf16 widens to f32 without rounding)
 SCALE_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+MAX_SCALE_RANK = 8
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,7 @@ class PgLimits:
     max_rank: int = 8
     max_name_bytes: int = 1024
     max_scales: int = 100_000
+    max_total_elements: int = 2**28  # mask bits and scale values together, checked before unpacking
 
 
 DEFAULT_PG_LIMITS = PgLimits()
@@ -91,7 +94,8 @@ def parse_pg_bytes(data: bytes, limits: PgLimits = DEFAULT_PG_LIMITS) -> PgArtif
     seed = cur.u32("seed")
     length = cur.u32("mask section length")
     masks = _parse_masks(cur.take(length, "mask section"), limits)
-    scales = _parse_scales(raw[cur.pos:], limits)
+    budget = limits.max_total_elements - sum(m.size for m in masks.values())
+    scales = _parse_scales(raw[cur.pos:], limits, budget)
     return PgArtifact(seed=seed, masks=masks, scales=scales)
 
 
@@ -159,8 +163,10 @@ def _parse_masks(section: bytes, limits: PgLimits) -> dict[str, np.ndarray]:
     if count > limits.max_masks:
         raise LimitError(f"mask section: {count:,} masks, cap is {limits.max_masks:,}")
     masks: dict[str, np.ndarray] = {}
+    elements = 0
     for i in range(count):
-        name, bits = _parse_mask(cur, i, limits)
+        name, bits = _parse_mask(cur, i, limits, limits.max_total_elements - elements)
+        elements += bits.size
         if name in masks:
             raise HeaderError(f"mask section: duplicate mask name {name!r}")
         masks[name] = bits
@@ -169,7 +175,7 @@ def _parse_masks(section: bytes, limits: PgLimits) -> dict[str, np.ndarray]:
     return masks
 
 
-def _parse_mask(cur: _Cursor, i: int, limits: PgLimits) -> tuple[str, np.ndarray]:
+def _parse_mask(cur: _Cursor, i: int, limits: PgLimits, left: int) -> tuple[str, np.ndarray]:
     n = cur.u32(f"mask {i} name length")
     if not 1 <= n <= limits.max_name_bytes:
         raise LimitError(f"mask {i}: name length {n}, expected 1..{limits.max_name_bytes}")
@@ -184,6 +190,9 @@ def _parse_mask(cur: _Cursor, i: int, limits: PgLimits) -> tuple[str, np.ndarray
     if 0 in shape:
         raise HeaderError(f"{name}: shape {shape}, expected positive dimensions")
     elements = math.prod(shape)
+    if elements > left:  # before the bits are unpacked (8x the packed bytes)
+        raise LimitError(f"{name}: {elements:,} mask elements exceed what the element cap of "
+                         f"{limits.max_total_elements:,} leaves ({left:,})")
     packed = cur.u32(f"{name} packed length")
     if packed != (elements + 7) // 8:
         raise DecodeError(f"{name}: packed length {packed:,} B, shape {shape} needs "
@@ -196,8 +205,9 @@ def _parse_mask(cur: _Cursor, i: int, limits: PgLimits) -> tuple[str, np.ndarray
     return name, bits
 
 
-def _parse_scales(blob: bytes, limits: PgLimits) -> dict[str, torch.Tensor]:
-    """torch.save dict -> tensors, through torch's weights_only unpickler only."""
+def _parse_scales(blob: bytes, limits: PgLimits, budget: int) -> dict[str, torch.Tensor]:
+    """torch.save dict -> tensors, through torch's weights_only unpickler only; ``budget``:
+    the scale values the element cap leaves."""
     _check_stored_zip(blob)
     try:
         with warnings.catch_warnings():  # the library never prints; failures become errors
@@ -210,7 +220,12 @@ def _parse_scales(blob: bytes, limits: PgLimits) -> dict[str, torch.Tensor]:
         raise DecodeError(f"scales: torch.save holds {type(obj).__name__}, expected a dict")
     if len(obj) > limits.max_scales:
         raise LimitError(f"scales: {len(obj):,} entries, cap is {limits.max_scales:,}")
-    return {_scale_name(k): _scale_tensor(k, v) for k, v in obj.items()}
+    for k, v in obj.items():  # shapes, dtypes and storage first: nothing is materialised yet
+        budget -= _check_scale_view(_scale_name(k), v)
+        if budget < 0:
+            raise LimitError(f"scales: {k[:80]!r} takes the elements past the cap of "
+                             f"{limits.max_total_elements:,}")
+    return {k: v.detach().contiguous() for k, v in obj.items()}
 
 
 def _check_stored_zip(blob: bytes) -> None:
@@ -232,12 +247,30 @@ def _scale_name(key: Any) -> str:
     return key
 
 
-def _scale_tensor(name: str, value: Any) -> torch.Tensor:
-    if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
+def _check_scale_view(name: str, value: Any) -> int:
+    """A scale's declared dtype, rank and storage, read from the tensor's metadata only: its
+    elements must lie inside its own storage, densely (no expanded or overlapping view, which
+    would make a few stored bytes stand for any number of values). Returns its element count."""
+    if not isinstance(value, torch.Tensor) or value.layout != torch.strided or value.is_quantized:
         raise DecodeError(f"scales: {name!r} is {type(value).__name__}, expected a dense tensor")
     if value.dtype not in SCALE_DTYPES:
         raise DecodeError(f"scales: {name!r} has dtype {value.dtype}, expected float32, float16 or bfloat16")
-    return value.detach().contiguous()
+    if value.dim() > MAX_SCALE_RANK:
+        raise LimitError(f"scales: {name!r} has rank {value.dim()}, expected at most {MAX_SCALE_RANK}")
+    shape, stride = list(value.shape), list(value.stride())
+    count = math.prod(shape)
+    dense = sorted((st, d) for st, d in zip(stride, shape) if d > 1)
+    step = 1
+    for st, d in dense:  # strides of a permuted dense layout: each is the product of the smaller
+        if st != step:
+            raise DecodeError(f"scales: {name!r} is a view with shape {tuple(shape)} and strides "
+                              f"{tuple(stride)} (expanded or overlapping), expected dense values")
+        step *= d
+    end = (value.storage_offset() + count) * value.element_size()
+    if count and end > value.untyped_storage().nbytes():
+        raise DecodeError(f"scales: {name!r} needs {end:,} B of storage, it holds "
+                          f"{value.untyped_storage().nbytes():,} B")
+    return count
 
 
 # ---------------------------------------------------------------- architecture
@@ -248,24 +281,22 @@ def load_arch(path: str | os.PathLike) -> dict[str, Any]:
     if not p.is_file():
         raise UsageError(f"config: no such file {str(p)!r}")
     try:
-        text = p.read_bytes()[:1 << 20].decode("utf-8")
-        arch = json.loads(text)
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        arch = loads_strict(p.read_bytes()[:1 << 20], f"config {str(p)!r}", ConfigError)
+    except OSError as exc:
         raise ConfigError(f"config {str(p)!r}: not a readable JSON file ({exc})") from None
     if not isinstance(arch, dict):
         raise ConfigError(f"config {str(p)!r}: {type(arch).__name__}, expected a JSON object")
     return arch
 
 
-def arch_config(arch: dict[str, Any] | None = None):
-    """The built-in GPTConfig that expresses the submission's architecture exactly."""
-    from .model import config_from_preset
-
+def arch_config(arch: dict[str, Any] | None = None, limits: ModelLimits = DEFAULT_MODEL_LIMITS):
+    """The built-in GPTConfig that expresses the submission's architecture exactly
+    (validated and bounded by ``limits`` before any model is built)."""
     arch = dict(arch or {})
-    unknown = sorted(set(arch) - set(ARCH_DEFAULTS))
+    unknown = sorted(set(arch) - set(ARCH_DEFAULTS), key=str)
     if unknown:
-        raise ConfigError(f"config: unknown key {unknown[0]!r}, expected one of {', '.join(ARCH_DEFAULTS)}")
-    return config_from_preset("pg-lth", **{**ARCH_DEFAULTS, **arch})
+        raise ConfigError(f"config: unknown key {unknown[0][:80]!r}, expected one of {', '.join(ARCH_DEFAULTS)}")
+    return config_from_preset("pg-lth", limits, **{**ARCH_DEFAULTS, **arch})
 
 
 def _layout(config) -> tuple[list[tuple[str, tuple[int, ...], str]], list[tuple[str, tuple[int, ...]]]]:
@@ -286,10 +317,11 @@ def _layout(config) -> tuple[list[tuple[str, tuple[int, ...], str]], list[tuple[
 # ---------------------------------------------------------------- the ticket
 
 def import_pg(path: str | os.PathLike, arch: dict[str, Any] | None = None,
-              limits: PgLimits = DEFAULT_PG_LIMITS) -> Ticket:
+              limits: PgLimits = DEFAULT_PG_LIMITS,
+              model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> Ticket:
     """A ticket with the artifact's seed, masks and scales, regenerated with torch MT19937."""
     data = _read_file(path, limits.max_file_bytes)
-    config = arch_config(arch)
+    config = arch_config(arch, model_limits)
     pg = parse_pg_bytes(data, limits)
     source = {"format": "parameter-golf lottery ticket", "file": os.path.basename(os.fspath(path)),
               "sha256": hashlib.sha256(data).hexdigest(), "arch": dict(arch or {})}
@@ -354,7 +386,7 @@ def mt_bound(init: str, shape: Sequence[int]) -> float:
         return math.sqrt(3.0) * math.sqrt(2.0 / (fan_in + fan_out))
     if init == "he_uniform":
         return math.sqrt(6.0 / fan_in)
-    raise ConfigError(f"init: {init!r} is not defined for the {RNG_PREFIX}* stream, "
+    raise HeaderError(f"init: {init!r} is not defined for the {RNG_PREFIX}* stream, "
                       f"expected xavier_uniform or he_uniform")
 
 
@@ -368,7 +400,7 @@ def mt19937_frozen_weights(seed: int, tensors: Sequence[MaskedTensor]) -> Iterat
     by_name = {t.name: t for t in tensors}
     for t in tensors:
         if len(t.shape) != 2:
-            raise ConfigError(f"{t.name}: shape {t.shape}, the {RNG_PREFIX}* stream defines 2-D weights only")
+            raise HeaderError(f"{t.name}: shape {t.shape}, the {RNG_PREFIX}* stream defines 2-D weights only")
         mt_bound(t.init, t.shape)  # refuse unknown rules before drawing anything
     gen = torch.Generator(device="cpu")
     gen.manual_seed(int(seed))
@@ -383,12 +415,13 @@ def mt19937_frozen_weights(seed: int, tensors: Sequence[MaskedTensor]) -> Iterat
 
 def import_pg_file(artifact: str | os.PathLike, out: str | os.PathLike,
                    config: str | os.PathLike | None = None, codec: str = "auto",
-                   level: int | None = None) -> dict[str, Any]:
+                   level: int | None = None, limits: PgLimits = DEFAULT_PG_LIMITS,
+                   model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Any]:
     """``ticketpack import-pg``: read, map, regenerate, write a .tpk; returns a summary."""
     from .artifact import write_artifact
 
     arch = load_arch(config) if config is not None else None
-    ticket = import_pg(artifact, arch)
+    ticket = import_pg(artifact, arch, limits, model_limits)
     written = write_artifact(ticket, out, codec=codec, level=level,
                              creation={"command": "import-pg", "codec": codec, "level": level})
     masked = [t for t in ticket.tensors if isinstance(t, MaskedTensor)]

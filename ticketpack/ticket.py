@@ -21,6 +21,7 @@ from torch import nn
 from . import __version__, rng
 from .errors import ConfigError, HeaderError
 from .masking import MaskSpec
+from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 
 SCALE_MODES = ("none", "tensor", "row")
 GAMMA_MODES = ("tensor", "row", "shard")
@@ -125,7 +126,7 @@ class Ticket:
                 for t in self.tensors}
 
     def check_rng(self) -> None:
-        """Refuse a random stream this version cannot regenerate (ConfigError)."""
+        """Refuse a random stream this version cannot regenerate (HeaderError)."""
         frozen_weights(self.seed, self.rng, [])
 
     def connections(self) -> int:
@@ -145,7 +146,7 @@ def frozen_weights(seed: int, rng_id: str,
         from . import pg_import
 
         return pg_import.mt19937_frozen_weights(seed, tensors)
-    raise ConfigError(f"rng: this ticket uses {rng_id!r}; effective weights need {rng.RNG_ID!r} "
+    raise HeaderError(f"rng: this ticket uses {rng_id!r}; effective weights need {rng.RNG_ID!r} "
                       f"or {rng.PG_RNG_PREFIX + '<torch version>'!r}")
 
 
@@ -193,14 +194,17 @@ def _masked_entry(layer: nn.Module) -> MaskedTensor:
 
 
 def model_from_ticket(ticket: Ticket, device: str | torch.device = "cpu",
-                      state: dict[str, torch.Tensor] | None = None) -> nn.Module:
+                      state: dict[str, torch.Tensor] | None = None,
+                      limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> nn.Module:
     """The built-in GPT with dense layers holding the ticket's effective weights, in eval mode.
 
     ``state``: the ticket's effective state dict when the caller already has it (verified).
+    The config is validated and bounded first (``HeaderError``: it is the artifact's content).
     """
-    from .model import GPTConfig, dense_gpt_on_meta, materialize_unfilled
+    from .model import dense_gpt_on_meta, materialize_unfilled
 
-    model = dense_gpt_on_meta(GPTConfig.from_dict(ticket.config))
+    config = config_from_dict(ticket.config, limits, error=HeaderError, where="config")
+    model = dense_gpt_on_meta(config)
     state = ticket.effective_state_dict() if state is None else state
     check_fits(model, state)  # on the meta model: a config bomb is refused before allocation
     load_effective(materialize_unfilled(model), state)
@@ -213,12 +217,12 @@ def check_fits(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     missing = sorted(set(own) - set(state))
     extra = sorted(set(state) - set(own))
     if missing or extra:
-        raise ConfigError(f"model config: artifact tensors do not fit the model "
+        raise HeaderError(f"config: the artifact's tensors do not fit the model its config describes "
                           f"(missing {missing[:3]}, unexpected {extra[:3]})")
     for name, value in state.items():
         if tuple(own[name].shape) != tuple(value.shape):
-            raise ConfigError(f"{name}: shape {tuple(value.shape)} in artifact, "
-                              f"model expects {tuple(own[name].shape)}")
+            raise HeaderError(f"{name}: shape {tuple(value.shape)} in the artifact, "
+                              f"its config's model expects {tuple(own[name].shape)}")
 
 
 def load_effective(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import __version__
+from .artifact import DEFAULT_LIMITS, Limits
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import TokenStream, batch_iterator, load_tokens, split_train_val
 from .errors import CheckpointError, ConfigError, UsageError
@@ -49,6 +50,7 @@ from .evaluate import EvalResult, evaluate
 from .layers import masked_layers
 from .masking import QUANT_STEP_INIT
 from .model import GPT, GPTConfig, config_from_preset
+from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .ticket import default_provenance, model_from_ticket, ticket_from_model
 from .tokenizer import Tokenizer, load_tokenizer
@@ -64,11 +66,11 @@ DEFAULT_STEPS = 1000  # when neither steps nor max_minutes is given
 Callback = Callable[[Event], None]
 
 # options a resumed run takes from its checkpoint (they define the model and its training)
+# (not the tokenizer: a path saved in a checkpoint is never opened, the user names it again)
 _RESUMED_FIELDS = ("preset", "model", "mask", "estimator", "init", "density", "dense_warmup",
                    "density_ramp", "restore_density", "restore_from", "seed", "seq_len",
                    "batch_size", "lr", "scale_lr", "warmup", "warmdown", "temperature_start",
-                   "temperature_end", "grad_clip", "adam_betas", "adam_eps", "val_fraction",
-                   "tokenizer")
+                   "temperature_end", "grad_clip", "adam_betas", "adam_eps", "val_fraction")
 
 
 @dataclass
@@ -115,39 +117,73 @@ class TrainOptions:
     device: str = "auto"  # auto | cpu | cuda
 
     def validate(self) -> None:
-        if not self.data:
+        """Every option's type and range (ConfigError naming it); the CLI's flags and a resumed
+        checkpoint's saved options go through this same check."""
+        if not self.data or not all(isinstance(d, str) for d in self.data):
             raise UsageError("data: no paths given, expected at least one file")
-        if not str(self.out):
+        if not isinstance(self.out, str) or not self.out:
             raise UsageError("out: empty path, expected a checkpoint path")
-        _positive_or_none("steps", self.steps, int)
-        _positive_or_none("max_minutes", self.max_minutes, (int, float))
+        _number("steps", self.steps, int, low=1, optional=True)
+        _number("max_minutes", self.max_minutes, float, low=0, open_low=True, optional=True)
         for name in ("seq_len", "batch_size", "eval_batch_size"):
-            _positive_or_none(name, getattr(self, name), int, required=True)
-        for name in ("lr", "scale_lr", "temperature_start", "temperature_end"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name}: {getattr(self, name)!r}, expected a positive number")
-        for name in ("warmup", "warmdown"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"{name}: {getattr(self, name)!r}, expected a fraction in [0, 1]")
+            _number(name, getattr(self, name), int, low=1)
+        _number("seed", self.seed, int, low=0, high=2**32 - 1)
+        for name in ("lr", "scale_lr", "temperature_start", "temperature_end", "adam_eps"):
+            _number(name, getattr(self, name), float, low=0, open_low=True)
+        for name in ("warmup", "warmdown", "dense_warmup", "density_ramp", "restore_from"):
+            _number(name, getattr(self, name), float, low=0, high=1)
         if self.warmup + self.warmdown > 1:
             raise ConfigError(f"warmup + warmdown: {self.warmup + self.warmdown}, expected at most 1")
-        if self.grad_clip < 0:
-            raise ConfigError(f"grad_clip: {self.grad_clip!r}, expected >= 0 (0 = off)")
+        _number("val_fraction", self.val_fraction, float, low=0, high=1, open_low=True)
+        for name in ("density", "restore_density"):
+            _number(name, getattr(self, name), float, low=0, high=1, open_low=True, optional=True)
+        _number("grad_clip", self.grad_clip, float, low=0)
+        betas = self.adam_betas
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise ConfigError(f"adam_betas: {_shown(betas)}, expected two numbers in [0, 1)")
+        for beta in betas:
+            _number("adam_betas", beta, float, low=0, high=1, open_high=True)
         for name in ("eval_every", "log_every", "checkpoint_every"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name}: {getattr(self, name)!r}, expected >= 0 (0 = off)")
+            _number(name, getattr(self, name), int, low=0)
+        _number("eval_tokens", self.eval_tokens, int, low=1, optional=True)
+        for name in ("preset", "estimator", "device"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name}: {_shown(getattr(self, name))}, expected a string")
+        for name in ("mask", "tokenizer", "log", "resume"):
+            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name}: {_shown(getattr(self, name))}, expected a string")
+        if not isinstance(self.model, dict):
+            raise ConfigError(f"model: {_shown(self.model)}, expected a JSON object of config fields")
         if self.init is not None and self.init not in INIT_CHOICES:
-            raise ConfigError(f"init: {self.init!r}, expected one of {', '.join(INIT_CHOICES)}")
+            raise ConfigError(f"init: {_shown(self.init)}, expected one of {', '.join(INIT_CHOICES)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def _positive_or_none(name: str, value: Any, kind, required: bool = False) -> None:
-    if value is None and not required:
+def _number(name: str, value: Any, kind: type, *, low: float | None = None, high: float | None = None,
+            open_low: bool = False, open_high: bool = False, optional: bool = False) -> None:
+    """An int (``kind`` int) or a finite number (``kind`` float) in its range, else ConfigError."""
+    if value is None and optional:
         return
-    if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        raise ConfigError(f"{name}: {value!r}, expected a positive number")
+    types = (int,) if kind is int else (int, float)
+    ok = not isinstance(value, bool) and isinstance(value, types)
+    if ok and kind is float:
+        ok = math.isfinite(value) if isinstance(value, float) else abs(value) < 2**1023
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value < high if open_high else value <= high
+    if not ok:
+        what = "an integer" if kind is int else "a finite number"
+        lo = "" if low is None else f"{'>' if open_low else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if open_high else '<='} {high:g}"
+        raise ConfigError(f"{name}: {_shown(value)}, expected {what} {' and '.join(x for x in (lo, hi) if x)}".strip())
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({type(value).__name__}, {len(text):,} chars)"
 
 
 @dataclass
@@ -175,8 +211,9 @@ class TrainResult:
 
 # ---------------------------------------------------------------- configuration
 
-def build_config(opts: TrainOptions) -> GPTConfig:
-    """The model config: the preset, then ``model`` overrides, then mask / init / density."""
+def build_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> GPTConfig:
+    """The model config: the preset, then ``model`` overrides, then mask / init / density
+    (validated and bounded by ``limits`` before anything is built)."""
     overrides = dict(opts.model)
     if opts.mask is not None:
         overrides["mask"] = opts.mask
@@ -187,7 +224,7 @@ def build_config(opts: TrainOptions) -> GPTConfig:
     if opts.density is not None:
         overrides["mask_density"] = (opts.restore_density if opts.restore_density is not None
                                      else opts.density)
-    config = config_from_preset(opts.preset, **overrides)
+    config = config_from_preset(opts.preset, limits, **overrides)
     spec = config.mask_spec()
     if opts.density is not None and not opts.estimator and spec.kind != "nm":
         # a target density needs a density-setting estimator: edge-popup / multicoated
@@ -388,9 +425,12 @@ class _State:
 class _Trainer:
     """One run: built once by ``train``; small methods for each part of the loop."""
 
-    def __init__(self, opts: TrainOptions, callback: Callback | None) -> None:
+    def __init__(self, opts: TrainOptions, callback: Callback | None, limits: Limits,
+                 model_limits: ModelLimits) -> None:
         opts.validate()
-        self.resumed: Checkpoint | None = load_checkpoint(opts.resume) if opts.resume else None
+        self.model_limits = model_limits
+        self.resumed: Checkpoint | None = (load_checkpoint(opts.resume, limits, model_limits)
+                                           if opts.resume else None)
         self.opts = _merge_resumed(opts, self.resumed) if self.resumed else opts
         self.callback = callback
         self.device = _resolve_device(self.opts.device)
@@ -414,8 +454,9 @@ class _Trainer:
 
     def _config(self) -> GPTConfig:
         if self.resumed is None:
-            return build_config(self.opts)
-        return GPTConfig.from_dict(self.resumed.config)
+            return build_config(self.opts, self.model_limits)
+        return config_from_dict(self.resumed.config, self.model_limits, error=CheckpointError,
+                                where="checkpoint config")
 
     def _restore(self, ckpt: Checkpoint) -> None:
         model_state = ckpt.model_state()
@@ -425,8 +466,7 @@ class _Trainer:
                                   f"(e.g. {sorted(set(model_state) ^ set(own))[:2]})")
         self.model.load_state_dict({k: v.to(self.device) for k, v in model_state.items()})
         restore_optimizer(self.model, self.optimizer, ckpt.extra())
-        ts = ckpt.train_state
-        self.state = _State(int(ts.get("step", 0)), int(ts.get("tokens", 0)), float(ts.get("train_seconds", 0.0)))
+        self.state = _resumed_state(ckpt.train_state)
 
     def _wrap_ddp(self) -> nn.Module:
         if self.dctx.world == 1:
@@ -607,16 +647,43 @@ class _Trainer:
 
 def _merge_resumed(opts: TrainOptions, ckpt: Checkpoint) -> TrainOptions:
     """A resumed run keeps the checkpoint's model, seed and training hyperparameters;
-    the stopping rule (steps, max_minutes), data paths, outputs and logging come from ``opts``."""
+    the stopping rule (steps, max_minutes), data paths, outputs and logging come from ``opts``.
+
+    The saved options are untrusted: they pass the same checks as the CLI's flags
+    (``CheckpointError`` naming the option), and a path saved in them (the tokenizer) is never
+    opened: the user names it again."""
     saved = ckpt.train_state.get("options")
     if not isinstance(saved, dict):
         raise CheckpointError("resume: the checkpoint has no training options (not written by the trainer)")
     kept = {k: saved[k] for k in _RESUMED_FIELDS if k in saved}
-    if "adam_betas" in kept:
+    if isinstance(kept.get("adam_betas"), list):
         kept["adam_betas"] = tuple(kept["adam_betas"])
-    if int(saved.get("seed", ckpt.seed)) != ckpt.seed:
-        raise CheckpointError(f"resume: options seed {saved.get('seed')} differs from checkpoint seed {ckpt.seed}")
-    return dataclasses.replace(opts, **kept)
+    if isinstance(kept.get("model"), dict):
+        kept["model"] = dict(kept["model"])
+    merged = dataclasses.replace(opts, **kept)
+    try:
+        merged.validate()
+    except UsageError as exc:
+        raise CheckpointError(f"resume: saved option {exc}") from None
+    if merged.seed != ckpt.seed:
+        raise CheckpointError(f"resume: options seed {merged.seed} differs from checkpoint seed {ckpt.seed}")
+    saved_tok = saved.get("tokenizer")
+    if (saved_tok is None) != (opts.tokenizer is None):
+        raise UsageError(f"tokenizer: the checkpoint was trained with "
+                         f"{'the byte-level tokenizer' if saved_tok is None else 'a SentencePiece model'}; "
+                         f"resume with {'no --tokenizer' if saved_tok is None else '--tokenizer naming it'}")
+    return merged
+
+
+def _resumed_state(ts: dict) -> _State:
+    """Step, tokens and training seconds of a checkpoint's train_state (CheckpointError if bad)."""
+    try:
+        for name in ("step", "tokens"):
+            _number(name, ts.get(name, 0), int, low=0)
+        _number("train_seconds", ts.get("train_seconds", 0.0), float, low=0)
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint train_state: {exc}") from None
+    return _State(ts.get("step", 0), ts.get("tokens", 0), float(ts.get("train_seconds", 0.0)))
 
 
 # The quickstart recipe (docs/RESULTS.md has the measurements behind it): a 4-layer model
@@ -640,13 +707,15 @@ def quickstart_options(out: str, *, data: list[str] | None = None, log: str | No
                         final_eval=False)
 
 
-def train(options: TrainOptions, callback: Callback | None = None) -> TrainResult:
+def train(options: TrainOptions, callback: Callback | None = None, *, limits: Limits = DEFAULT_LIMITS,
+          model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> TrainResult:
     """Train a supermask GPT; write the checkpoint (and log); return the final figures.
 
     ``callback`` receives every log event (dicts with ``event`` in start / step / eval /
-    final) on rank 0, e.g. the CLI's progress display (ticketpack.cli.progress).
+    final) on rank 0, e.g. the CLI's progress display (ticketpack.cli.progress). ``limits``
+    caps a resumed checkpoint's tensors; ``model_limits`` bounds the model config.
     """
-    trainer = _Trainer(options, callback)
+    trainer = _Trainer(options, callback, limits, model_limits)
     try:
         return trainer.run()
     finally:
