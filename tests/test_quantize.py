@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticketpack.artifact import decode_artifact, encode_artifact, parse_artifact
-from ticketpack.compression import compress
+from ticketpack.format.compression import compress
 from ticketpack.errors import ConfigError, DecodeError, HeaderError, TicketpackError, TruncatedError
 from ticketpack.model import GPT, GPTConfig
 from ticketpack.quantize import (INT8_PREFIX, decode_int8_state, dequantize_rows_int8, encode_int8_state,

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .compression import compress, decompress
+from .format.compression import compress, decompress
 from .errors import ConfigError, DecodeError, HeaderError, TruncatedError
 from .ticket import PlainTensor, TensorEntry, TernaryTensor, Ticket, default_provenance
 
