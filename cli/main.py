@@ -245,13 +245,18 @@ def inspect(artifact: str) -> None:
 @click.option("--resume", default=None, type=click.Path(dir_okay=False), help="checkpoint to continue from")
 @click.option("--log", default=None, type=click.Path(dir_okay=False), help="JSON-lines log file")
 @click.option("--model", "model_json", default=None, help='GPTConfig overrides as JSON, e.g. \'{"model_dim": 512}\'')
+@click.option("--budget", default=None,
+              help="byte budget (256KB, 16MB): train the widest shape of the recipe whose packed artifact fits")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @quiet_option
 @handle_errors
 def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init, density, seed, seq_len,
           batch_size, lr, scale_lr, eval_every, checkpoint_every, tokenizer, device, resume, log,
-          model_json, as_json, quiet) -> None:
-    """Train a supermask GPT on text: only mask scores and scales are learned."""
+          model_json, budget, as_json, quiet) -> None:
+    """Train a supermask GPT on text: only mask scores and scales are learned.
+
+    With --budget, depth and width are chosen (keeping the recipe's head width and
+    width/depth ratio) so that the packed artifact fits; the choice is printed on stderr."""
     from ticketpack.train import TrainOptions, train as run_training
 
     opts = TrainOptions(data=list(data), val_data=list(val_data) or None, out=out, steps=steps,
@@ -259,17 +264,29 @@ def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init
                         init=init, density=density, seed=seed, seq_len=seq_len, batch_size=batch_size,
                         lr=lr, scale_lr=scale_lr, eval_every=eval_every,
                         checkpoint_every=checkpoint_every, tokenizer=tokenizer, device=device,
-                        resume=resume, log=log, model=_json_object(model_json, "--model"))
-    result = run_training(opts, callback=reporter(quiet))
+                        resume=resume, log=log, model=_json_object(model_json, "--model"),
+                        byte_budget=_budget(budget))
+    result = run_training(opts, callback=functools.partial(_train_event, reporter(quiet)))
     summary = {"val_bpb": result.val_bpb, "val_loss": result.val_loss, "steps": result.steps,
                "tokens": result.tokens, "seconds": round(result.seconds, 2), "checkpoint": result.checkpoint,
                "density": result.density, "connections": result.connections}
+    if result.packed_bytes is not None:
+        summary.update(shape=result.shape, packed_bytes=result.packed_bytes, budget=opts.byte_budget)
     if as_json:
         _emit(summary)
     elif result.val_bpb is not None:
+        packed = "" if result.packed_bytes is None else f", packs to {result.packed_bytes:,} B"
         click.echo(f"trained {result.steps} steps ({result.tokens:,} tokens, {result.seconds:.0f}s): "
                    f"val_bpb {result.val_bpb:.4f}, density {result.density:.3f}, "
-                   f"{result.connections:,} connections -> {result.checkpoint}")
+                   f"{result.connections:,} connections{packed} -> {result.checkpoint}")
+
+
+def _train_event(progress, event: dict) -> None:
+    """Say which shape a byte budget bought (one stderr line), then show progress."""
+    if event.get("event") == "start" and event.get("budget_shape"):
+        click.echo(f"ticketpack: {event['budget_shape']}", err=True)
+    if progress is not None:
+        progress(event)
 
 
 @main.command()
