@@ -19,7 +19,7 @@ import numpy as np
 import zstandard
 
 from ticketpack import __version__, codecs
-from ticketpack.compression import compress, decompress
+from ticketpack.format.compression import compress, decompress
 
 
 def cases(n: int, seed: int = 0):

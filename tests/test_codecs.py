@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ticketpack import codecs
-from ticketpack.codecs import nm as nm_codec
-from ticketpack.compression import decompress
+from ticketpack.format import codecs
+from ticketpack.format.codecs import nm as nm_codec
+from ticketpack.format.compression import decompress
 from ticketpack.errors import DecodeError, UsageError
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -109,7 +109,7 @@ def test_constant_tensors_cost_only_the_header():
 
 
 def test_large_tensor_coded_in_chunks_round_trips():
-    from ticketpack.codecs import entropy
+    from ticketpack.format.codecs import entropy
     x = bernoulli(entropy.CHUNK * 2 + 123, 0.2, seed=5)
     round_trip("ans0", x, 2, x.shape)
 
@@ -215,7 +215,7 @@ def test_entropy_bits():
 # ---------------------------------------------------------------- the auto choice
 
 def all_options(symbols, K, shape, n=0, m=0):
-    from ticketpack.compression import compress
+    from ticketpack.format.compression import compress
     sizes = {}
     for name in codecs.ENCODINGS:
         if codecs.applicable(name, symbols, K, shape, n, m):

@@ -13,7 +13,7 @@ from ticketpack.artifact import (_assemble, encode_artifact, parse_artifact, rea
                                  write_artifact, PREFIX, TRAILER)
 from ticketpack.checkpoint import load_checkpoint
 from ticketpack.cli.main import main
-from ticketpack.compression import decompress
+from ticketpack.format.compression import decompress
 from ticketpack.data import bundled_corpus_path, read_text_file
 from ticketpack.errors import CheckpointError, HeaderError, UsageError
 from ticketpack.eval_context import check_eval_context

@@ -22,7 +22,7 @@ from ticketpack.artifact import (DEFAULT_LIMITS, SYMBOL_RAW_PER_ELEMENT, SYMBOL_
                                  load_ticket, parse_artifact, read_artifact_bytes)
 from ticketpack.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
 from ticketpack.cli.main import main
-from ticketpack.compression import compress, decompress
+from ticketpack.format.compression import compress, decompress
 from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError,
                                TicketpackError, UsageError)
 from ticketpack.layers import bind_seed

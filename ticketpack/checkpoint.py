@@ -31,7 +31,8 @@ from .eval_context import check_eval_context
 from .masking import MaskSpec
 from .model_config import DEFAULT_MODEL_LIMITS, INIT_RULE_NAMES as INIT_RULES, ModelLimits, config_from_dict
 from .strict_json import loads_strict
-from .ticket import (SCALE_MODES, MaskedTensor, PlainTensor, Ticket, check_fits, default_provenance,
+from .format.constants import SCALE_MODES
+from .ticket import (MaskedTensor, PlainTensor, Ticket, check_fits, default_provenance,
                      ticket_from_model)
 
 CHECKPOINT_FORMAT = "ticketpack-checkpoint"

@@ -19,9 +19,9 @@ from torch import nn
 
 from . import rng
 from .errors import ConfigError
+from .format.constants import SCALE_MODES
 from .masking import MaskSpec, hard_levels, init_scores, mask_levels, quant_log_step_init
 
-SCALE_MODES = ("none", "tensor", "row")
 
 
 class _MaskedWeight(nn.Module):

@@ -34,97 +34,14 @@ and, for ``quant``, the parameter ``mask_log_step``.
 from __future__ import annotations
 
 import math
-import re
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
 from .errors import ConfigError
+from .format.maskspec import MaskSpec  # noqa: F401 (re-exported: the torch-free spec)
 
-KINDS = ("binary", "multibit", "nm")
-ESTIMATORS = {"binary": ("ste", "topk"), "multibit": ("quant", "nested"), "nm": ("topk",)}
-MAX_LEVELS = 256  # levels are stored as uint8
 QUANT_STEP_INIT = 0.05  # initial delta of the quant estimator (score units)
-
-
-@dataclass(frozen=True)
-class MaskSpec:
-    """What a mask is (kind, levels, N:M) and how training finds it (estimator, density)."""
-
-    kind: str = "binary"  # binary | multibit | nm
-    levels: int = 2  # K: levels 0..K-1 (2 for binary and nm)
-    n: int | None = None  # nm: kept per group
-    m: int | None = None  # nm: group size along the input dimension
-    estimator: str = ""  # "" -> the kind's default (first of ESTIMATORS[kind])
-    density: float | None = None  # target share of nonzero levels (topk, nested: required)
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"mask kind: {self.kind!r}, expected one of {', '.join(KINDS)}")
-        if not self.estimator:
-            object.__setattr__(self, "estimator", ESTIMATORS[self.kind][0])
-        self._check_levels()
-        if self.estimator not in ESTIMATORS[self.kind]:
-            raise ConfigError(f"mask estimator: {self.estimator!r} for {self.kind} masks, "
-                              f"expected one of {', '.join(ESTIMATORS[self.kind])}")
-        self._check_density()
-
-    def _check_levels(self) -> None:
-        if self.kind == "multibit":
-            if not _is_int(self.levels) or not 2 <= self.levels <= MAX_LEVELS:
-                raise ConfigError(f"mask levels: {self.levels!r}, expected an integer in 2..{MAX_LEVELS}")
-        elif self.levels != 2:
-            raise ConfigError(f"mask levels: {self.levels!r} for {self.kind} masks, expected 2")
-        if self.kind == "nm":
-            if not (_is_int(self.n) and _is_int(self.m) and 0 < self.n < self.m <= MAX_LEVELS):
-                raise ConfigError(f"mask nm: N={self.n!r} M={self.m!r}, expected integers 0 < N < M <= {MAX_LEVELS}")
-        elif self.n is not None or self.m is not None:
-            raise ConfigError(f"mask nm: N={self.n!r} M={self.m!r} given for {self.kind} masks, expected none")
-
-    def _check_density(self) -> None:
-        d = self.density
-        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1):
-            raise ConfigError(f"mask density: {d!r}, expected a number in (0, 1]")
-        if d is not None:
-            object.__setattr__(self, "density", float(d))
-        if self.estimator in ("topk", "nested") and self.kind != "nm" and d is None:
-            raise ConfigError(f"mask density: none given, the {self.estimator} estimator needs a target density")
-
-    @classmethod
-    def parse(cls, text: str, *, estimator: str = "", density: float | None = None) -> "MaskSpec":
-        """'binary' | 'multibit:K' | 'nm:N:M' (estimator and density as keywords)."""
-        m = re.fullmatch(r"binary|multibit:(\d{1,3})|nm:(\d{1,3}):(\d{1,3})", str(text).strip())
-        if m is None:
-            raise ConfigError(f"mask: {text!r}, expected 'binary', 'multibit:K' or 'nm:N:M'")
-        if m.group(1) is not None:
-            return cls("multibit", int(m.group(1)), estimator=estimator, density=density)
-        if m.group(2) is not None:
-            return cls("nm", 2, int(m.group(2)), int(m.group(3)), estimator=estimator, density=density)
-        return cls("binary", 2, estimator=estimator, density=density)
-
-    def __str__(self) -> str:
-        if self.kind == "multibit":
-            return f"multibit:{self.levels}"
-        if self.kind == "nm":
-            return f"nm:{self.n}:{self.m}"
-        return "binary"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "MaskSpec":
-        if not isinstance(data, dict):
-            raise ConfigError(f"mask spec: {type(data).__name__}, expected a JSON object")
-        unknown = sorted(set(data) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ConfigError(f"mask spec: unknown key {unknown[0]!r}, expected {', '.join(cls.__dataclass_fields__)}")
-        return cls(**data)
-
-
-def _is_int(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool)
 
 
 class MaskState(Protocol):

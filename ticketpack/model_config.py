@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, TicketpackError
+from .format.constants import INIT_RULES, SCALE_MODES
 
 ACTIVATIONS = ("relu", "relu2")
-SCALE_MODES = ("none", "tensor", "row")
 MASK_ESTIMATORS = ("", "ste", "topk", "quant", "nested")
 
 
@@ -37,7 +37,7 @@ class ConfigField:
 
 
 # rng.INIT_RULES, named here without importing torch (tests/test_model_config.py checks they agree)
-INIT_RULE_NAMES = ("xavier_uniform", "he_uniform", "signed_constant_xavier", "signed_constant_he")
+INIT_RULE_NAMES = INIT_RULES
 
 # The schema, key by key, in the order FORMAT.md lists it. Ranges are hard limits of the
 # built-in model; the resources a whole config implies are bounded by ModelLimits.

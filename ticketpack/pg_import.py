@@ -37,11 +37,13 @@ import torch
 
 from .errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError, TruncatedError,
                      UsageError)
-from .masking import MaskSpec
+from .format.constants import PG_RNG_PREFIX
+from .format.container import write_artifact
+from .format.maskspec import MaskSpec
+from .format.tensors import MaskedTensor, PlainTensor, Ticket, register_stream
+from .provenance import default_provenance
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_preset
-from .rng import PG_RNG_PREFIX
 from .strict_json import loads_strict
-from .ticket import MaskedTensor, PlainTensor, Ticket, default_provenance
 
 RNG_PREFIX = PG_RNG_PREFIX
 MASK_SUFFIX = ".mask_scores"
@@ -422,8 +424,6 @@ def import_pg_file(artifact: str | os.PathLike, out: str | os.PathLike,
                    level: int | None = None, limits: PgLimits = DEFAULT_PG_LIMITS,
                    model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Any]:
     """``ticketpack import-pg``: read, map, regenerate, write a .tpk; returns a summary."""
-    from .artifact import write_artifact
-
     arch = load_arch(config) if config is not None else None
     ticket = import_pg(artifact, arch, limits, model_limits)
     written = write_artifact(ticket, out, codec=codec, level=level,
@@ -435,3 +435,6 @@ def import_pg_file(artifact: str | os.PathLike, out: str | os.PathLike,
             "masks": len(masked), "connections": total, "density": kept / max(total, 1),
             "scales": len(ticket.tensors) - len(masked),
             "tokenizer": "byte-level" if ticket.config["vocab_size"] == 256 else "sentencepiece"}
+
+
+register_stream(RNG_PREFIX, mt19937_frozen_weights)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import codecs
+from .format import codecs
 from .artifact import ArtifactInfo, decode_artifact
 from .errors import UsageError
 from .ticket import MaskedTensor, TernaryTensor

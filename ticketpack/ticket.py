@@ -1,166 +1,34 @@
-"""What a ticket is: a seed plus a named, ordered list of masked, plain and ternary tensors.
+"""Tickets and torch modules: the bridge between the format core and the model.
 
-A ticket holds everything an artifact stores, decoded: mask levels, fp16 scales,
-fp16 plain tensors and trits. ``effective_state_dict`` turns it into the dense
-float32 weights a torch module loads, regenerating each frozen weight with the
-ticket's random stream (``rng``): from ``(seed, tensor name)`` for Philox, or in
-one documented sequence for imported torch-MT19937 tickets (``frozen_weights``).
+A ticket (``ticketpack.format.tensors``, re-exported here) holds everything an artifact
+stores, decoded: mask levels, fp16 scales, plain tensors, trits, int8 weights.
+``Ticket.effective_state_dict`` turns it into the dense float32 weights a torch module
+loads; this module reads a trained module into a ticket and builds the model back.
+Importing it registers the imported torch-MT19937 stream (``ticketpack.pg_import``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import struct
-from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Sequence, Union
+from typing import Iterable
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, rng
+from . import pg_import  # noqa: F401 (registers the torch-MT19937 stream)
 from .errors import ConfigError, HeaderError
-from .masking import MaskSpec
+from .format.digest import weights_sha256_v1
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
-
-SCALE_MODES = ("none", "tensor", "row")
-GAMMA_MODES = ("tensor", "row", "shard")
-
-
-@dataclass
-class MaskedTensor:
-    """A frozen seeded weight times a mask of levels 0..K-1, times an optional fp16 scale."""
-
-    name: str
-    shape: tuple[int, ...]
-    init: str
-    mask: MaskSpec
-    levels: np.ndarray  # uint8, ``shape``
-    scale: np.ndarray | None = None  # float16: shape () per tensor or (shape[0],) per row
-
-    @property
-    def scale_mode(self) -> str:
-        if self.scale is None:
-            return "none"
-        return "tensor" if self.scale.ndim == 0 else "row"
-
-    def effective(self, seed: int, frozen: np.ndarray | None = None) -> np.ndarray:
-        """(frozen * level) * scale in float32, in that order (the documented rule).
-
-        ``frozen`` is the regenerated weight; None draws it from the Philox stream.
-        """
-        if frozen is None:
-            frozen = rng.frozen_weight(seed, self.name, self.shape, self.init)
-        weight = frozen * self.levels.astype(np.float32)
-        if self.scale is not None:
-            weight *= _broadcast_rows(self.scale.astype(np.float32), len(self.shape))
-        return weight
-
-
-@dataclass
-class PlainTensor:
-    """A small learned tensor (scale, gain): float16, or float32 where values must stay exact."""
-
-    name: str
-    data: np.ndarray  # float16 (stored f16) or float32 (stored f32, e.g. imported fp32 scales)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
-
-    def effective(self, seed: int) -> np.ndarray:
-        return self.data.astype(np.float32)
-
-
-@dataclass
-class TernaryTensor:
-    """An externally trained ternary weight: gamma * trit, trit in {-1, 0, +1}."""
-
-    name: str
-    trits: np.ndarray  # int8 in {-1, 0, 1}, the weight's shape
-    gamma: np.ndarray  # float16: () per tensor, (d0,) per row, (S,) per shard of rows
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.trits.shape)
-
-    @property
-    def gamma_mode(self) -> str:
-        if self.gamma.ndim == 0:
-            return "tensor"
-        return "row" if self.gamma.shape[0] == self.trits.shape[0] else "shard"
-
-    def effective(self, seed: int) -> np.ndarray:
-        gamma = self.gamma.astype(np.float32)
-        if gamma.ndim == 1 and self.gamma_mode == "shard":
-            gamma = np.repeat(gamma, self.trits.shape[0] // gamma.shape[0])
-        return _broadcast_rows(gamma, self.trits.ndim) * self.trits.astype(np.float32)
-
-
-TensorEntry = Union[MaskedTensor, PlainTensor, TernaryTensor]
-
-
-@dataclass
-class Ticket:
-    """A seed, the random stream it drives, a model config and the ordered tensors."""
-
-    seed: int
-    config: dict
-    tensors: list[TensorEntry]
-    rng: str = rng.RNG_ID
-    provenance: dict = field(default_factory=dict)
-    eval: dict | None = None  # evaluation context: {"seq_len", "tokenizer"} (eval_context.py)
-
-    def __post_init__(self) -> None:
-        names = [t.name for t in self.tensors]
-        if len(set(names)) != len(names):
-            dup = next(n for n in names if names.count(n) > 1)
-            raise HeaderError(f"tensors: duplicate name {dup!r}, expected unique names")
-
-    def effective_state_dict(self) -> dict[str, torch.Tensor]:
-        """Dense float32 CPU weights, keyed by tensor name, in ticket order."""
-        masked = {t.name: t for t in self.tensors if isinstance(t, MaskedTensor)}
-        done = {name: masked[name].effective(self.seed, frozen)
-                for name, frozen in frozen_weights(self.seed, self.rng, list(masked.values()))}
-        return {t.name: torch.from_numpy(done[t.name] if t.name in done else t.effective(self.seed))
-                for t in self.tensors}
-
-    def check_rng(self) -> None:
-        """Refuse a random stream this version cannot regenerate (HeaderError)."""
-        frozen_weights(self.seed, self.rng, [])
-
-    def connections(self) -> int:
-        return sum(int(np.prod(t.shape)) for t in self.tensors if not isinstance(t, PlainTensor))
-
-
-def frozen_weights(seed: int, rng_id: str,
-                   tensors: Sequence[MaskedTensor]) -> Iterator[tuple[str, np.ndarray]]:
-    """(name, frozen float32 weight) of each masked tensor, in the order ``rng_id``'s stream draws them.
-
-    ``philox4x32-10/v1``: each tensor alone from its own stream. ``torch-mt19937-cpu/<version>``
-    (imported parameter-golf tickets): all from one torch generator, in the order pg_import documents.
-    """
-    if rng_id == rng.RNG_ID:
-        return ((t.name, rng.frozen_weight(seed, t.name, t.shape, t.init)) for t in tensors)
-    if rng_id.startswith(rng.PG_RNG_PREFIX):
-        from . import pg_import
-
-        return pg_import.mt19937_frozen_weights(seed, tensors)
-    raise HeaderError(f"rng: this ticket uses {rng_id!r}; effective weights need {rng.RNG_ID!r} "
-                      f"or {rng.PG_RNG_PREFIX + '<torch version>'!r}")
+from .provenance import default_provenance
+from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,  # noqa: F401
+                             TernaryTensor, Ticket, frozen_weights)
 
 
 def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> str:
-    """SHA-256 over (name, shape, float32 little-endian values) of each tensor in order."""
+    """Format v1's hash: SHA-256 over (name, shape, float32 little-endian values) of each tensor."""
     items = state.items() if isinstance(state, dict) else state
-    digest = hashlib.sha256()
-    for name, tensor in items:
-        raw = name.encode("utf-8")
-        values = tensor.detach().to("cpu", torch.float32).contiguous().numpy()
-        digest.update(struct.pack("<I", len(raw)) + raw + struct.pack("<I", values.ndim))
-        digest.update(struct.pack(f"<{values.ndim}Q", *values.shape))
-        digest.update(values.astype("<f4", copy=False).tobytes())
-    return digest.hexdigest()
+    return weights_sha256_v1((name, t.detach().to("cpu", torch.float32).contiguous().numpy())
+                             for name, t in items)
 
 
 def ticket_from_model(module: nn.Module, seed: int, config: dict,
@@ -232,17 +100,3 @@ def load_effective(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     with torch.no_grad():
         for name, value in state.items():
             own[name].copy_(value)
-
-
-def default_provenance(extra: dict | None = None) -> dict:
-    """Library versions (and any caller facts) recorded in artifacts and logs."""
-    out = {"ticketpack": __version__, "torch": torch.__version__, "numpy": np.__version__}
-    out.update(extra or {})
-    return out
-
-
-def _broadcast_rows(values: np.ndarray, ndim: int) -> np.ndarray:
-    """Shape a per-row vector (d0,) as (d0, 1, ...) so it scales whole rows."""
-    if values.ndim == 0:
-        return values
-    return values.reshape((-1,) + (1,) * (ndim - 1))

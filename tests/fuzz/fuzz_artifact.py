@@ -113,7 +113,7 @@ def codec_input(rng: random.Random) -> tuple[str, bytes, int, tuple, int, int]:
     """An encoding, its bytes and the parameters it is decoded with."""
     import numpy as np
 
-    from ticketpack import codecs
+    from ticketpack.format import codecs
     from ticketpack.errors import TicketpackError
 
     enc, shape, K = rng.choice(codecs.ENCODINGS), rng.choice(SHAPES), rng.choice(LEVELS)
@@ -137,7 +137,7 @@ def codec_input(rng: random.Random) -> tuple[str, bytes, int, tuple, int, int]:
 
 
 def run_codecs(seconds: float, seed: int) -> None:
-    from ticketpack import codecs
+    from ticketpack.format import codecs
     from ticketpack.errors import TicketpackError
 
     rng = random.Random(seed)

@@ -27,10 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hostile.make_hostile import (Parts, base_ticket, repack, section_blobs,  # noqa: E402
                                   sections, split)
-from ticketpack import codecs  # noqa: E402
+from ticketpack.format import codecs  # noqa: E402
 from ticketpack.artifact import (Limits, PREFIX, TRAILER, decode_artifact,  # noqa: E402
                                  encode_artifact, parse_artifact, verify_ticket)
-from ticketpack.compression import compress, decompress  # noqa: E402
+from ticketpack.format.compression import compress, decompress  # noqa: E402
 from ticketpack.errors import TicketpackError  # noqa: E402
 from ticketpack.ticket import MaskedTensor, TernaryTensor  # noqa: E402
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import compression
-from ..errors import UsageError
+from ...errors import UsageError
 from .registry import COMPRESSIBLE, ENCODINGS, _applies, _check_params, encode, flat_symbols
 
 

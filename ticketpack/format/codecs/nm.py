@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from math import comb
 
-import constriction
 import numpy as np
 
-from ..errors import DecodeError, UsageError
+from ...errors import DecodeError, UsageError
+from .entropy import constriction_stream
 
 # Uniform models up to 2**20 symbols stay within ~0.25% of log2(C) at 24-bit precision.
 MAX_PATTERNS = 2**20
@@ -82,8 +82,8 @@ def encode_nm(sym: np.ndarray, n: int, m: int) -> bytes:
         return b""
     table = _table(m)
     ranks = np.concatenate([_rank(chunk, table) for chunk in _chunks(groups)])
-    coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse(ranks, constriction.stream.model.Uniform(comb(m, n)))
+    coder = constriction_stream().stack.AnsCoder()
+    coder.encode_reverse(ranks, constriction_stream().model.Uniform(comb(m, n)))
     return coder.get_compressed().astype("<u4").tobytes()
 
 
@@ -96,10 +96,10 @@ def decode_nm(data: bytes, n: int, m: int, size: int) -> np.ndarray:
     if len(data) % 4:
         raise DecodeError(f"nm: ANS stream has {len(data)} bytes, expected a multiple of 4")
     try:
-        coder = constriction.stream.stack.AnsCoder(np.frombuffer(data, "<u4").astype(np.uint32))
+        coder = constriction_stream().stack.AnsCoder(np.frombuffer(data, "<u4").astype(np.uint32))
     except ValueError as exc:
         raise DecodeError(f"nm: invalid ANS stream ({exc})") from None
-    ranks = coder.decode(constriction.stream.model.Uniform(comb(m, n)), count)
+    ranks = coder.decode(constriction_stream().model.Uniform(comb(m, n)), count)
     if not coder.is_empty():
         raise DecodeError("nm: ANS stream has data left after the last group")
     table = _table(m)

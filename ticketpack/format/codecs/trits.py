@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DecodeError
+from ...errors import DecodeError
 
 _POW3 = np.array([1, 3, 9, 27, 81], np.uint8)
 

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DecodeError, UsageError
+from ...errors import DecodeError, UsageError
 from . import bitpack, entropy, nm, trits
 
 Shape = tuple[int, ...]

@@ -10,7 +10,7 @@ import zlib
 
 import zstandard
 
-from .errors import DecodeError, UsageError
+from ..errors import DecodeError, UsageError
 
 CODECS = ("zstd", "zlib", "none")
 DEFAULT_LEVELS = {"zstd": 19, "zlib": 9, "none": 0}

@@ -26,14 +26,28 @@ Varints are unsigned LEB128 of minimal length.
 
 from __future__ import annotations
 
-import constriction
 import numpy as np
 
-from ..errors import DecodeError
+from ...errors import DecodeError, UsageError
 from .bitpack import pack_bits, unpack_bits
 
-_model = constriction.stream.model
-_AnsCoder = constriction.stream.stack.AnsCoder
+
+def constriction_stream():
+    """``constriction.stream``, imported on first use: only format-v1 ANS sections need it."""
+    try:
+        import constriction
+    except ImportError:
+        raise UsageError("v1 ANS sections (ans0, ansrow, nm) need the constriction package "
+                         "(pip install 'constriction>=0.5,<0.6')") from None
+    return constriction.stream
+
+
+def _model():
+    return constriction_stream().model
+
+
+def _AnsCoder(*args):
+    return constriction_stream().stack.AnsCoder(*args)
 
 
 # --- varints (unsigned LEB128, minimal length) -------------------------------
@@ -97,7 +111,7 @@ def encode_ans0(sym: np.ndarray, K: int) -> bytes:
     # Code only the levels present: absent levels take no probability mass.
     index = np.zeros(K, np.int32)
     index[present] = np.arange(len(present), dtype=np.int32)
-    model = _model.Categorical(counts[present].astype(np.float64), perfect=False)
+    model = _model().Categorical(counts[present].astype(np.float64), perfect=False)
     coder = _AnsCoder()
     for start in reversed(range(0, sym.size, CHUNK)):  # a stack: push the tail first
         coder.encode_reverse(index[sym[start:start + CHUNK]], model)
@@ -124,7 +138,7 @@ def decode_ans0(data: bytes, K: int, n: int) -> np.ndarray:
                               f"expected 0")
         return np.full(n, present[0] if len(present) else 0, np.uint8)
     coder = _coder_from_bytes(data[pos:], "ans0")
-    model = _model.Categorical(counts[present].astype(np.float64), perfect=False)
+    model = _model().Categorical(counts[present].astype(np.float64), perfect=False)
     out, seen = np.empty(n, np.uint8), np.zeros(len(present), np.int64)
     for start in range(0, n, CHUNK):
         index = coder.decode(model, min(CHUNK, n - start))
@@ -147,7 +161,7 @@ def encode_ansrow(sym: np.ndarray, rows: int, cols: int) -> bytes:
     for r in range(rows - 1, -1, -1):  # a stack: the last row pushed is popped first
         if 0 < counts[r] < cols:
             coder.encode_reverse(grid[r].astype(np.int32),
-                                 _model.Bernoulli(counts[r] / cols, perfect=False))
+                                 _model().Bernoulli(counts[r] / cols, perfect=False))
     return header + _words_to_bytes(coder)
 
 
@@ -181,7 +195,7 @@ def decode_ansrow(data: bytes, rows: int, cols: int) -> np.ndarray:
         if c == cols:
             grid[r] = 1
         elif c:
-            grid[r] = coder.decode(_model.Bernoulli(c / cols, perfect=False), cols)
+            grid[r] = coder.decode(_model().Bernoulli(c / cols, perfect=False), cols)
             if int(grid[r].sum()) != c:
                 raise DecodeError(f"ansrow: row {r} decodes to {int(grid[r].sum())} ones, "
                                   f"expected {c}")

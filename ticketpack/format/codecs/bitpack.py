@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import DecodeError
+from ...errors import DecodeError
 
 
 def pack_bits(bits: np.ndarray) -> bytes:

@@ -1,0 +1,87 @@
+"""The format's vocabulary, named once: every other module imports these names.
+
+Magic and versions, header codecs, tensor kinds and the section roles of each kind,
+encodings, scale / gamma modes, mask kinds, init rules with their fan rule, random
+stream ids and Philox constants, and the reader's safety limits (docs/FORMAT.md).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+from typing import Sequence
+
+# ---------------------------------------------------------------- container
+MAGIC = b"\x89TPK\r\n\x1a\n"
+FORMAT_VERSION = 1  # what writers write
+READ_VERSIONS = (1,)  # what readers accept
+PREFIX = struct.Struct("<8sHBBIIQ")  # magic, version, header codec, flags, stored, raw, payload
+TRAILER = struct.Struct("<I")  # crc32 of everything before it
+HEADER_CODECS = {0: "none", 1: "zlib", 2: "zstd"}  # prefix byte -> header compression
+SECTION_CODECS = ("zstd", "zlib", "none")  # general-purpose compression around a section
+WRITE_CODECS = ("auto",) + SECTION_CODECS  # what a writer may be asked for
+
+# ---------------------------------------------------------------- tensors
+KIND_MASKED, KIND_PLAIN, KIND_TERNARY = "masked", "plain", "ternary"
+KINDS = (KIND_MASKED, KIND_PLAIN, KIND_TERNARY)
+ROLE_MASK, ROLE_SCALE, ROLE_DATA, ROLE_TRITS, ROLE_GAMMA = "mask", "scale", "data", "trits", "gamma"
+ROLES = (ROLE_MASK, ROLE_SCALE, ROLE_DATA, ROLE_TRITS, ROLE_GAMMA)
+SCALE_MODES = ("none", "tensor", "row")
+GAMMA_MODES = ("tensor", "row", "shard")
+MASK_KINDS = ("binary", "multibit", "nm", "none")  # none: every connection kept, no section
+MAX_MASK_LEVELS = 256  # levels are uint8
+
+# ---------------------------------------------------------------- encodings
+VALUE_ENCODINGS = ("f16", "f32")  # IEEE little-endian floats: scales, gammas, plain data
+VALUE_DTYPES = {"f16": "<f2", "f32": "<f4"}
+PACKED_ENCODINGS = ("bits", "planes", "trits5")  # fixed-width symbol packings
+V1_ENTROPY_ENCODINGS = ("ans0", "ansrow", "nm")  # constriction ANS streams (format v1)
+SYMBOL_ENCODINGS = ("bits", "planes", "ans0", "ansrow", "nm", "trits5")  # masks and trits
+# Declared raw size of a mask / trit section: no encoding needs more than this per element
+# (plus a fixed slack for histograms), so a section can never make a reader decompress more.
+SYMBOL_RAW_PER_ELEMENT = 8
+SYMBOL_RAW_SLACK = 4096
+
+# ---------------------------------------------------------------- random streams
+RNG_ID = "philox4x32-10/v1"
+PG_RNG_PREFIX = "torch-mt19937-cpu/"  # + torch version: imported parameter-golf tickets
+PHILOX_M = (0xD2511F53, 0xCD9E8D57)  # round multipliers
+PHILOX_W = (0x9E3779B9, 0xBB67AE85)  # Weyl key increments
+PHILOX_ROUNDS = 10
+MAX_WORDS = 2**62  # implementation limit on word indices of one stream
+
+# ---------------------------------------------------------------- init rules
+UNIFORM_RULES = ("xavier_uniform", "he_uniform")
+SIGNED_RULES = ("signed_constant_xavier", "signed_constant_he")
+INIT_RULES = UNIFORM_RULES + SIGNED_RULES
+HE_RULES = ("he_uniform", "signed_constant_he")  # divide by fan_in alone
+
+
+def fans(shape: Sequence[int]) -> tuple[int, int]:
+    """The fan rule: (fan_in, fan_out) of (d0, d1, ...) is (d1 * d2 * ..., d0); rank 1: (1, d0)."""
+    return math.prod(shape[1:]), shape[0]
+
+
+def init_bound(rule: str, shape: Sequence[int]) -> float:
+    """float64 uniform bound b (sqrt(6 / fan)) or signed constant c (sqrt(2 / fan)) of ``rule``."""
+    fan_in, fan_out = fans(shape)
+    numerator = 6.0 if rule in UNIFORM_RULES else 2.0
+    return math.sqrt(numerator / (fan_in if rule in HE_RULES else fan_in + fan_out))
+
+
+# ---------------------------------------------------------------- limits
+@dataclass(frozen=True)
+class Limits:
+    """Safety caps a reader checks before any allocation; raise them for very large models."""
+
+    max_file_bytes: int = 4 * 2**30
+    max_header_bytes: int = 16 * 2**20
+    max_tensors: int = 100_000
+    max_rank: int = 8
+    max_dim: int = 2**31
+    max_total_elements: int = 2**30  # loading costs ~4 B (effective fp32) + 1-8 B per element
+    max_name_bytes: int = 1024
+
+
+DEFAULT_LIMITS = Limits()

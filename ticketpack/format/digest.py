@@ -1,0 +1,68 @@
+"""Digests of effective weights (numpy arrays), per tensor and combined.
+
+A tensor's record is ``u32 len(UTF-8 name) | name | u32 rank | rank x u64 dims |
+float32 LE values``. Format v1's ``weights_sha256`` is one SHA-256 over the records of
+all tensors in header order; from v2 each record has its own SHA-256 (``tensor_sha256``),
+computed in parallel, and ``weights_sha256`` is the SHA-256 of those 32-byte digests
+concatenated in header order (docs/FORMAT.md section 6).
+
+hashlib releases the GIL on large buffers, so digests of several tensors run in parallel
+threads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable
+
+import numpy as np
+
+
+def default_threads() -> int:
+    """Worker threads for per-tensor work: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def record_prefix(name: str, shape: tuple[int, ...]) -> bytes:
+    """The bytes before a tensor's values in its digest record."""
+    raw = name.encode("utf-8")
+    return (struct.pack("<I", len(raw)) + raw + struct.pack("<I", len(shape))
+            + struct.pack(f"<{len(shape)}Q", *shape))
+
+
+def _values_bytes(values: np.ndarray) -> memoryview:
+    return memoryview(np.ascontiguousarray(values, dtype="<f4")).cast("B")
+
+
+def tensor_sha256(name: str, values: np.ndarray) -> bytes:
+    """SHA-256 (32 raw bytes) of one tensor's record."""
+    digest = hashlib.sha256(record_prefix(name, tuple(values.shape)))
+    digest.update(_values_bytes(values))
+    return digest.digest()
+
+
+def combine_digests(digests: Iterable[bytes]) -> str:
+    """v2 ``weights_sha256``: SHA-256 of the per-tensor digests concatenated in header order."""
+    return hashlib.sha256(b"".join(digests)).hexdigest()
+
+
+def weights_sha256_v1(weights: Iterable[tuple[str, np.ndarray]]) -> str:
+    """v1 ``weights_sha256``: one SHA-256 over every tensor's record in header order."""
+    digest = hashlib.sha256()
+    for name, values in weights:
+        digest.update(record_prefix(name, tuple(values.shape)))
+        digest.update(_values_bytes(values))
+    return digest.hexdigest()
+
+
+def weights_sha256_v2(weights: Iterable[tuple[str, np.ndarray]], threads: int | None = None) -> str:
+    """v2 ``weights_sha256`` of (name, float32 values) pairs, digests computed in threads."""
+    items = list(weights)
+    with ThreadPoolExecutor(threads or default_threads()) as pool:
+        return combine_digests(pool.map(lambda nv: tensor_sha256(*nv), items))

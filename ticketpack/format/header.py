@@ -1,0 +1,193 @@
+"""Strict parsing and validation of the artifact header (docs/FORMAT.md sections 2, 3 and 7).
+
+Every field is checked for presence, type and range, every section for bounds and for a
+declared raw size its tensor's shape allows, and the sections must tile the payload, all
+before anything is decompressed or allocated from a declared size.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from ..eval_context import check_eval_context
+from ..errors import HeaderError, LimitError, TicketpackError
+from ..strict_json import loads_strict
+from .codecs import ENCODINGS as SYMBOL_CODINGS
+from .constants import (GAMMA_MODES, INIT_RULES, KINDS, PG_RNG_PREFIX, RNG_ID, SCALE_MODES,
+                        SECTION_CODECS, SYMBOL_RAW_PER_ELEMENT, SYMBOL_RAW_SLACK, VALUE_DTYPES,
+                        VALUE_ENCODINGS, Limits)
+from .maskspec import MaskSpec
+
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_VALUE_SIZE = {enc: int(VALUE_DTYPES[enc][-1]) for enc in VALUE_ENCODINGS}
+
+
+def load_json(hbytes: bytes) -> Any:
+    """Strict JSON: UTF-8, no duplicate keys, no NaN / Infinity / 1e400, no over-long integers."""
+    return loads_strict(hbytes, "header", HeaderError)
+
+
+def parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:
+    """Decode and validate header bytes against the payload length and ``limits``."""
+    header = load_json(hbytes)
+    require(header, dict, "header")
+    field(header, "seed", int, "header")
+    if not 0 <= header["seed"] < 2**32:
+        raise HeaderError(f"seed: got {header['seed']}, expected 0..2^32-1")
+    rng_id = field(header, "rng", str, "header")
+    if rng_id != RNG_ID and not rng_id.startswith(PG_RNG_PREFIX):
+        raise HeaderError(f"rng: got {rng_id[:100]!r}, expected {RNG_ID!r} or "
+                          f"{PG_RNG_PREFIX + '<torch version>'!r}")
+    field(header, "config", dict, "header")
+    if not SHA256_HEX.fullmatch(field(header, "weights_sha256", str, "header")):
+        raise HeaderError(f"weights_sha256: got {header['weights_sha256'][:80]!r}, "
+                          f"expected 64 lowercase hex digits")
+    field(header, "provenance", dict, "header")
+    if "eval" in header:
+        check_eval_context(header["eval"])
+    tensors = field(header, "tensors", list, "header")
+    if len(tensors) > limits.max_tensors:
+        raise LimitError(f"tensors: {len(tensors):,} entries, cap is {limits.max_tensors:,}")
+    seen: set[str] = set()
+    total = 0
+    extents: list[tuple[int, int]] = []
+    for i, t in enumerate(tensors):
+        total = _check_tensor(t, i, seen, payload_len, limits, extents, total)
+    _check_coverage(extents, payload_len)
+    return header
+
+
+def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
+                  extents: list, total: int) -> int:
+    """Validate tensor entry ``i``; returns the running element total including it."""
+    where = f"tensors[{i}]"
+    require(t, dict, where)
+    name = field(t, "name", str, where)
+    try:
+        name_bytes = len(name.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise HeaderError(f"{where}.name: {name[:100]!r} is not encodable as UTF-8, "
+                          f"expected text") from None
+    if not name or name_bytes > limits.max_name_bytes:
+        raise LimitError(f"{where}.name: {name_bytes} B, expected 1..{limits.max_name_bytes}")
+    if name in seen:
+        raise HeaderError(f"{where}.name: duplicate tensor name {name!r}")
+    seen.add(name)
+    kind = field(t, "kind", str, where)
+    if kind not in KINDS:
+        raise HeaderError(f"{name}: kind {kind!r}, expected one of {', '.join(KINDS)}")
+    shape = field(t, "shape", list, where)
+    if len(shape) > limits.max_rank:
+        raise LimitError(f"{name}: rank {len(shape)}, cap is {limits.max_rank}")
+    for d in shape:
+        if type(d) is not int or not 0 <= d <= limits.max_dim:
+            raise LimitError(f"{name}: dimension {d!r}, expected an integer 0..{limits.max_dim}")
+    elements = math.prod(shape)
+    if total + elements > limits.max_total_elements:  # before any size derived from the shape
+        raise LimitError(f"tensors: {total + elements:,} elements in all (up to {name!r}), cap is "
+                         f"{limits.max_total_elements:,} (raise Limits.max_total_elements)")
+    roles = _check_kind_fields(t, name, kind, shape)
+    sections = field(t, "sections", list, where)
+    if len(sections) != len(roles):
+        raise HeaderError(f"{name}: {len(sections)} sections, expected {len(roles)} ({', '.join(roles)})")
+    got_roles = []
+    for s in sections:
+        _check_section(s, name, payload_len, extents)
+        got_roles.append(s["role"])
+    if sorted(got_roles) != sorted(roles):
+        raise HeaderError(f"{name}: sections {got_roles}, expected {list(roles)}")
+    for s in sections:
+        _check_raw(s, name, roles[s["role"]], elements)
+    return total + elements
+
+
+def _check_raw(s: dict, name: str, values: int | None, elements: int) -> None:
+    """Bound a section's declared raw size by its tensor's shape, before anything is decompressed."""
+    role, enc, raw = s["role"], s["enc"], s["raw"]
+    if values is not None:  # scales, gammas, plain data: exactly 2 (f16) or 4 (f32) B per value
+        if enc not in VALUE_ENCODINGS or raw != _VALUE_SIZE[enc] * values:
+            raise HeaderError(f"{name}: section {role} is {enc!r} of {raw} B raw, expected 'f16' "
+                              f"of {2 * values} B or 'f32' of {4 * values} B")
+        return
+    if enc in VALUE_ENCODINGS:
+        raise HeaderError(f"{name}: section {role} encoding {enc!r}, expected one of "
+                          f"{', '.join(SYMBOL_CODINGS)}")
+    bound = SYMBOL_RAW_PER_ELEMENT * elements + SYMBOL_RAW_SLACK
+    if raw > bound:
+        raise LimitError(f"{name}: section {role} declares {raw:,} B raw, at most {bound:,} B "
+                         f"for {elements:,} elements")
+
+
+def _check_kind_fields(t: dict, name: str, kind: str, shape: list) -> dict[str, int | None]:
+    """The section roles this kind needs: role -> float values it holds (None: mask / trits)."""
+    if kind == "plain":
+        return {"data": math.prod(shape)}
+    if kind == "ternary":
+        mode = field(t, "gamma", str, name)
+        count = field(t, "gamma_count", int, name)
+        ok = {"tensor": count == 1, "row": bool(shape) and count == shape[0],
+              "shard": bool(shape) and 1 <= count <= shape[0] and shape[0] % count == 0}
+        if mode not in GAMMA_MODES or not ok[mode]:
+            raise HeaderError(f"{name}: gamma {mode!r} with {count} values does not fit shape {shape}")
+        return {"trits": None, "gamma": count}
+    init = field(t, "init", str, name)
+    if init not in INIT_RULES:
+        raise HeaderError(f"{name}: init {init!r}, expected one of {', '.join(INIT_RULES)}")
+    if not shape or math.prod(shape) == 0:
+        raise HeaderError(f"{name}: masked tensor shape {shape}, expected non-empty")
+    mask = field(t, "mask", str, name)
+    try:
+        spec = MaskSpec.parse(mask)
+    except TicketpackError as exc:  # MaskSpec raises ConfigError: here it is a header error
+        raise HeaderError(f"{name}: mask {mask[:100]!r} is not a valid mask kind ({exc})") from None
+    if spec.kind == "nm" and shape[-1] % spec.m:
+        raise HeaderError(f"{name}: mask {spec} on last dimension {shape[-1]}, expected a multiple "
+                          f"of {spec.m}")
+    scale = field(t, "scale", str, name)
+    if scale not in SCALE_MODES:
+        raise HeaderError(f"{name}: scale {scale!r}, expected none, tensor or row")
+    return {"mask": None, **({} if scale == "none" else {"scale": 1 if scale == "tensor" else shape[0]})}
+
+
+def _check_section(s: Any, name: str, payload_len: int, extents: list) -> None:
+    require(s, dict, f"{name} section")
+    for key, typ in (("role", str), ("enc", str), ("codec", str), ("offset", int),
+                     ("length", int), ("raw", int), ("crc", int)):
+        field(s, key, typ, f"{name} section")
+    if s["codec"] not in SECTION_CODECS:
+        raise HeaderError(f"{name}: codec {s['codec']!r}, expected zstd, zlib or none")
+    if s["enc"] not in VALUE_ENCODINGS and s["enc"] not in SYMBOL_CODINGS:
+        raise HeaderError(f"{name}: encoding {s['enc']!r}, expected one of "
+                          f"{', '.join(VALUE_ENCODINGS + SYMBOL_CODINGS)}")
+    if s["offset"] < 0 or s["length"] < 0 or s["offset"] + s["length"] > payload_len:
+        raise HeaderError(f"{name}: section {s['role']} at {s['offset']}+{s['length']} lies outside "
+                          f"the {payload_len} B payload")
+    if s["raw"] < 0 or not 0 <= s["crc"] < 2**32:
+        raise HeaderError(f"{name}: section {s['role']} raw size {s['raw']} or crc {s['crc']} invalid")
+    extents.append((s["offset"], s["length"]))
+
+
+def _check_coverage(extents: list[tuple[int, int]], payload_len: int) -> None:
+    """Sections must tile the payload exactly: no holes, no overlaps (as safetensors asks)."""
+    pos = 0
+    for off, length in sorted(extents):
+        if off != pos:
+            raise HeaderError(f"payload: section at {off} but previous ends at {pos} "
+                              f"({'overlap' if off < pos else 'hole'})")
+        pos = off + length
+    if pos != payload_len:
+        raise HeaderError(f"payload: sections cover {pos} B of {payload_len} B")
+
+
+def require(value: Any, typ: type, where: str) -> None:
+    if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+        raise HeaderError(f"{where}: got {type(value).__name__}, expected {typ.__name__}")
+
+
+def field(obj: dict, key: str, typ: type, where: str) -> Any:
+    if key not in obj:
+        raise HeaderError(f"{where}: missing field {key!r}")
+    require(obj[key], typ, f"{where}.{key}")
+    return obj[key]

@@ -1,0 +1,144 @@
+"""Tensors <-> payload sections: encode each tensor's parts, decode them back (numpy only).
+
+A section is one encoded part of a tensor (docs/FORMAT.md section 3): its ``role``, its
+encoding ``enc``, the general-purpose ``codec`` around it, where it lies in the payload,
+its exact raw size and its CRC-32.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+
+from ..errors import ChecksumError, DecodeError, UsageError
+from . import codecs
+from .compression import check_codec, compress, decompress
+from .constants import VALUE_DTYPES, VALUE_ENCODINGS
+from .maskspec import MaskSpec
+from .tensors import MaskedTensor, PlainTensor, TensorEntry, TernaryTensor
+
+# (role, enc, codec, stored bytes, raw size) of one encoded part
+Part = tuple[str, str, str, bytes, int]
+
+
+# ---------------------------------------------------------------- writing
+
+def encode_tensor(tensor: TensorEntry, codec: str, level: int | None) -> tuple[dict, list[Part]]:
+    """The header entry (without ``sections``) and the encoded parts of one tensor."""
+    if isinstance(tensor, MaskedTensor):
+        entry = {"name": tensor.name, "kind": "masked", "shape": list(tensor.shape),
+                 "init": tensor.init, "mask": str(tensor.mask), "scale": tensor.scale_mode}
+        parts = [("mask", *encode_symbols(tensor.levels, tensor.mask.levels, tensor.mask,
+                                          codec, level))]
+        if tensor.scale is not None:
+            parts.append(("scale", *encode_values(tensor.scale, codec, level)))
+        return entry, parts
+    if isinstance(tensor, PlainTensor):
+        entry = {"name": tensor.name, "kind": "plain", "shape": list(tensor.shape)}
+        return entry, [("data", *encode_values(tensor.data, codec, level))]
+    if isinstance(tensor, TernaryTensor):
+        entry = {"name": tensor.name, "kind": "ternary", "shape": list(tensor.shape),
+                 "gamma": tensor.gamma_mode, "gamma_count": int(tensor.gamma.size)}
+        symbols = (tensor.trits.astype(np.int16) + 1).astype(np.uint8)
+        parts = [("trits", *encode_symbols(symbols, 3, None, codec, level)),
+                 ("gamma", *encode_values(tensor.gamma, codec, level))]
+        return entry, parts
+    raise UsageError(f"ticket: unknown tensor type {type(tensor).__name__}")
+
+
+def encode_symbols(symbols: np.ndarray, K: int, spec: MaskSpec | None, codec: str,
+                   level: int | None) -> tuple[str, str, bytes, int]:
+    shape = tuple(symbols.shape)
+    n, m = (spec.n, spec.m) if spec is not None and spec.kind == "nm" else (0, 0)
+    flat = np.ascontiguousarray(symbols, dtype=np.uint8).reshape(-1)
+    if codec == "auto":
+        return codecs.choose(flat, K=K, shape=shape, n=n, m=m, level=level)
+    enc = "bits" if K == 2 else ("trits5" if K == 3 else "planes")
+    raw = codecs.encode(enc, flat, K=K, shape=shape)
+    return enc, codec, compress(raw, codec, level), len(raw)
+
+
+def encode_values(values: np.ndarray, codec: str, level: int | None) -> tuple[str, str, bytes, int]:
+    """f32 for float32 arrays (exact fp32 values, e.g. imported scales), f16 for all else."""
+    enc = "f32" if np.asarray(values).dtype == np.float32 else "f16"
+    raw = np.ascontiguousarray(values, dtype=VALUE_DTYPES[enc]).tobytes()
+    if codec != "auto":
+        return enc, codec, compress(raw, codec, level), len(raw)
+    options = [(compress(raw, c, None), c) for c in ("none", "zstd", "zlib")]
+    stored, best = min(options, key=lambda o: len(o[0]))
+    return enc, best, stored, len(raw)
+
+
+def check_write_codec(codec: str, level: int | None, allowed: tuple[str, ...]) -> None:
+    if codec not in allowed:
+        raise UsageError(f"codec: got {codec!r}, expected one of {', '.join(allowed)}")
+    if codec != "auto":
+        check_codec(codec, level)
+
+
+# ---------------------------------------------------------------- reading
+
+def section_bytes(s: dict, payload: bytes, name: str) -> bytes:
+    """A section's bytes after its CRC-32 check and bounded decompression to exactly ``raw``."""
+    chunk = payload[s["offset"]:s["offset"] + s["length"]]
+    if zlib.crc32(chunk) != s["crc"]:
+        raise ChecksumError(f"{name}: section {s['role']} crc32 {zlib.crc32(chunk):#010x}, "
+                            f"expected {s['crc']:#010x}")
+    return decompress(chunk, s["codec"], s["raw"], f"{name}/{s['role']}")
+
+
+def decode_tensor(t: dict, payload: bytes) -> TensorEntry:
+    """Decode one validated header entry's sections into its tensor."""
+    name, shape = t["name"], tuple(t["shape"])
+    sections = {s["role"]: s for s in t["sections"]}
+    if t["kind"] == "plain":
+        return PlainTensor(name, decode_values(sections["data"], payload, name, shape))
+    if t["kind"] == "ternary":
+        symbols = decode_symbols(sections["trits"], payload, name, shape, 3, None)
+        gshape = () if t["gamma"] == "tensor" else (t["gamma_count"],)
+        gamma = decode_values(sections["gamma"], payload, name, gshape)
+        return TernaryTensor(name, symbols.astype(np.int8) - 1, gamma)
+    spec = MaskSpec.parse(t["mask"])
+    levels = decode_symbols(sections["mask"], payload, name, shape, spec.levels, spec)
+    if spec.kind == "nm":
+        check_nm_pattern(levels, spec, name)
+    scale = None
+    if t["scale"] != "none":
+        sshape = () if t["scale"] == "tensor" else (shape[0],)
+        scale = decode_values(sections["scale"], payload, name, sshape)
+    return MaskedTensor(name, shape, t["init"], spec, levels, scale)
+
+
+def decode_symbols(s: dict, payload: bytes, name: str, shape: tuple, K: int,
+                   spec: MaskSpec | None) -> np.ndarray:
+    raw = section_bytes(s, payload, name)
+    n, m = (spec.n, spec.m) if spec is not None and spec.kind == "nm" else (0, 0)
+    try:
+        out = codecs.decode(s["enc"], raw, K=K, shape=shape, n=n, m=m)
+    except DecodeError as exc:  # say which tensor the codec was decoding
+        raise DecodeError(f"{name}/{s['role']}: {exc}") from None
+    if out.shape != shape:
+        raise DecodeError(f"{name}: decoded shape {out.shape}, expected {shape}")
+    return out
+
+
+def check_nm_pattern(levels: np.ndarray, spec: MaskSpec, name: str) -> None:
+    """Whatever the encoding, an N:M mask must hold N kept in every M (2:4 kernels rely on it)."""
+    kept = levels.reshape(-1, spec.m).sum(axis=1)
+    bad = np.flatnonzero(kept != spec.n)
+    if bad.size:
+        raise DecodeError(f"{name}/mask: group {int(bad[0])} of {spec.m} keeps {int(kept[bad[0]])}, "
+                          f"mask {spec} expects {spec.n}")
+
+
+def decode_values(s: dict, payload: bytes, name: str, shape: tuple) -> np.ndarray:
+    if s["enc"] not in VALUE_ENCODINGS:
+        raise DecodeError(f"{name}: {s['role']} encoding {s['enc']!r}, expected 'f16' or 'f32'")
+    dtype = np.dtype(VALUE_DTYPES[s["enc"]])
+    need = dtype.itemsize * math.prod(shape)
+    if s["raw"] != need:
+        raise DecodeError(f"{name}: {s['role']} is {s['raw']} B raw, shape {shape} needs {need} B")
+    raw = section_bytes(s, payload, name)
+    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
