@@ -353,6 +353,22 @@ def export(artifact: str, out: str, quiet: bool) -> None:
                f"weights sha256 {info['weights_sha256'][:16]}...")
 
 
+@main.command("export-loader")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Python file to write")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@handle_errors
+def export_loader(out: str, as_json: bool) -> None:
+    """Write the standalone loader: one Python file (numpy + zstandard) that reads v2 artifacts.
+
+    Ship it with an artifact and count it: `ticketpack size model.tpk --code tpk_loader.py`.
+    """
+    info = api.export_loader(out)
+    if as_json:
+        _emit(info)
+    else:
+        click.echo(f"wrote {out}: {info['bytes']:,} bytes (count it with size --code {out})")
+
+
 @main.command("import-pg")
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="artifact to write (.tpk)")

@@ -41,6 +41,7 @@ def command_lines(tmp, text, artifact) -> dict[str, list[str]]:
         "size": ["size", artifact, "--budget", "1MB", "--code", text],
         "load-and-eval": ["load-and-eval", artifact, "--data", text, "--device", "cpu"],
         "verify": ["verify", artifact],
+        "export-loader": ["export-loader", "-o", tmp / "tpk_loader.py"],
         "train": ["train", "--data", text, "--out", tmp / "t.safetensors", "--preset", "tiny",
                   "--steps", "2", "--seq-len", "16", "--batch-size", "2", "--eval-every", "1"],
         "quickstart": ["quickstart", "--out-dir", tmp / "qs", "--minutes", "0.01"],
@@ -51,7 +52,7 @@ def test_every_json_command_is_covered(files):
     assert json_commands() == set(command_lines(*files)) == set(COVERED)
 
 
-COVERED = ("load-and-eval", "quickstart", "size", "train", "verify")
+COVERED = ("export-loader", "load-and-eval", "quickstart", "size", "train", "verify")
 
 
 @pytest.mark.parametrize("name", COVERED)

@@ -230,6 +230,28 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits =
             "weights_sha256": sha}
 
 
+LOADER_FILE = "loader/tpk_loader.py"  # package data, never imported by ticketpack itself
+
+
+def loader_source() -> bytes:
+    """The standalone loader (one Python file, numpy + zstandard) that reads v2 artifacts."""
+    from importlib import resources
+
+    return resources.files("ticketpack").joinpath(LOADER_FILE).read_bytes()
+
+
+def export_loader(out: str | os.PathLike) -> dict:
+    """Write the standalone loader to ``out`` atomically; returns its bytes and SHA-256."""
+    import hashlib
+
+    from .atomic import atomic_write_bytes
+
+    source = loader_source()
+    atomic_write_bytes(out, source)
+    return {"path": os.fspath(out), "bytes": len(source),
+            "sha256": hashlib.sha256(source).hexdigest()}
+
+
 def connections_density(ticket: Ticket) -> float:
     """Fraction of kept connections over all masked tensors (for summaries)."""
     from .ticket import MaskedTensor
