@@ -36,6 +36,7 @@ from baselines import (Corpus, Method, Result, RunSpec, prepare_corpus, proxy_by
 
 from ticketpack import __version__, shape_budget  # noqa: E402
 from ticketpack.budget import parse_budget  # noqa: E402
+from ticketpack.cli.progress import reporter  # noqa: E402
 from ticketpack.errors import ConfigError  # noqa: E402
 from ticketpack.model import GPTConfig  # noqa: E402
 from ticketpack.train import git_commit  # noqa: E402
@@ -105,13 +106,16 @@ def solve(method: Method, budget: int) -> tuple[Shape, int]:
 
 # ---------------------------------------------------------------- the run
 
-def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec, log) -> list[Result]:
+def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec, log,
+               progress=None) -> list[Result]:
+    """Each method at its widest fitting shape; ``progress(label)`` gives a run's step callback."""
     rows = []
     for method in methods:
         shape, proxy = solve(method, budget)
         config = shape_config(shape.model_dim, shape.num_layers, method)
         t0 = time.perf_counter()
-        result = run_method(method, config, corpus, spec, budget)
+        callback = progress(f"{_kb(budget)} {method.name}") if progress else None
+        result = run_method(method, config, corpus, spec, budget, callback)
         result.extra.update(proxy_bytes=proxy, wall_seconds=round(time.perf_counter() - t0, 1))
         rows.append(result)
         log(f"  {method.name:32s} {shape.num_layers}x{shape.model_dim:<5d} {result.artifact_bytes:>9,} B "
@@ -178,6 +182,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="CI-size smoke run: small budgets, few steps")
     ap.add_argument("--out", default="bench/results/bakeoff.png", help="plot path (rows go to .json beside it)")
+    ap.add_argument("--quiet", action="store_true",
+                    help="no progress lines on stderr (default: one every 30 s while a method trains)")
     args = ap.parse_args(argv)
     quick = dict(budgets="24KB,48KB", steps=20, val_tokens=8192)
     full = dict(budgets="64KB,256KB", steps=400, val_tokens=131072)
@@ -209,7 +215,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
               f"{len(corpus.val):,} held-out bytes scored", flush=True)
         for budget in budgets:
             print(f"## budget {_kb(budget)}", flush=True)
-            rows += run_budget(methods, budget, corpus, spec, lambda s: print(s, flush=True))
+            rows += run_budget(methods, budget, corpus, spec, lambda s: print(s, flush=True),
+                               lambda label: reporter(args.quiet, label))
     print()
     print(markdown_table(rows))
     save_plot(rows, args.out)

@@ -25,7 +25,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -46,6 +46,8 @@ from ticketpack.train import TrainOptions, train
 FAMILIES = ("int8", "ternary", "binary", "ticket")
 WARMUP, WARMDOWN = 0.02, 0.3  # the trainer's defaults, used for every method
 EVAL_BATCH = 8
+LOG_EVERY = 10  # steps between progress events
+Callback = Callable[[dict], None]
 
 
 # ---------------------------------------------------------------- data
@@ -220,9 +222,11 @@ def build_dense(config: GPTConfig, seed: int) -> GPT:
     return model
 
 
-def train_dense(model: nn.Module, corpus: Corpus, spec: RunSpec, lr: float, weight_decay: float) -> float:
+def train_dense(model: nn.Module, corpus: Corpus, spec: RunSpec, lr: float, weight_decay: float,
+                progress: Callback | None = None) -> float:
     """AdamW, betas (0.9, 0.95), decay on 2-D weights only, warm-up / warm-down, clip 1.0.
 
+    ``progress`` receives a ``step`` event every LOG_EVERY steps, as the ticket trainer sends.
     Returns training seconds."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
@@ -241,12 +245,18 @@ def train_dense(model: nn.Module, corpus: Corpus, spec: RunSpec, lr: float, weig
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if progress is not None and (step + 1) % LOG_EVERY == 0:
+            seconds, tokens = time.perf_counter() - t0, (step + 1) * spec.batch_size * spec.seq_len
+            progress({"event": "step", "step": step + 1, "loss": float(loss.detach()), "tokens": tokens,
+                      "progress": (step + 1) / spec.steps, "train_seconds": seconds,
+                      "tokens_per_second": tokens / max(seconds, 1e-9)})
     return time.perf_counter() - t0
 
 
-def run_int8(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
+def run_int8(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
+             progress: Callback | None = None) -> Result:
     model = build_dense(config, spec.seed)
-    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay)
+    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay, progress)
     blob = encode_int8_state(model.state_dict(), config.to_dict())
     cfg, state = decode_int8_state(blob)  # score what the bytes hold
     rebuilt = GPT(GPTConfig.from_dict(cfg), masked=False)
@@ -256,11 +266,12 @@ def run_int8(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, b
     return _result(method, budget, len(blob), mats, other, bpb, loss, seconds, spec, config)
 
 
-def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
+def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
+                progress: Callback | None = None) -> Result:
     """Ternary QAT (family ternary) or binary QAT (family binary), packed as TernaryTensors."""
     dense = build_dense(config, spec.seed)
     model = make_binary(dense) if method.family == "binary" else make_ternary(dense, mode=method.gamma_mode)
-    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay)
+    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay, progress)
     ticket = ternary_ticket(model, spec.seed, config.to_dict())
     blob = encode_artifact(ticket)
     rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
@@ -289,9 +300,13 @@ def ticket_options(method: Method, config: GPTConfig, corpus: Corpus, spec: RunS
                         eval_batch_size=EVAL_BATCH, device="cpu")
 
 
-def run_ticket(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
+def run_ticket(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
+               progress: Callback | None = None) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
-        res = train(ticket_options(method, config, corpus, spec, os.path.join(tmp, "t.safetensors")))
+        opts = ticket_options(method, config, corpus, spec, os.path.join(tmp, "t.safetensors"))
+        if progress is not None:  # step events; the masks learned do not depend on logging
+            opts.log_every = LOG_EVERY
+        res = train(opts, callback=progress)
     ticket = ticket_from_model(res.model, spec.seed, res.config)
     blob = encode_artifact(ticket)
     rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
@@ -302,9 +317,11 @@ def run_ticket(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec,
                    extra={"trainer_val_bpb": res.val_bpb})
 
 
-def run_method(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
+def run_method(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
+               progress: Callback | None = None) -> Result:
+    """Train, pack and score one method; ``progress`` receives the training's step events."""
     runner = {"int8": run_int8, "ternary": run_ternary, "binary": run_ternary, "ticket": run_ticket}[method.family]
-    return runner(method, config, corpus, spec, budget)
+    return runner(method, config, corpus, spec, budget, progress)
 
 
 def _result(method: Method, budget: int, nbytes: int, mats: int, other: int, bpb: float, loss: float,

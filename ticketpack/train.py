@@ -350,44 +350,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-class ProgressBar:
-    """Draws one updating line on a terminal stream from the trainer's events (pass as callback).
-
-    The library never writes to a terminal on its own: the CLI creates this with
-    ``sys.stderr`` when that is a TTY.
-    """
-
-    def __init__(self, stream: TextIO, width: int = 24) -> None:
-        self.stream, self.width = stream, width
-        self.val_bpb: float | None = None
-
-    def __call__(self, event: Event) -> None:
-        kind = event.get("event")
-        if kind == "eval":
-            self.val_bpb = event["val_bpb"]
-        elif kind == "step":
-            self._draw(event)
-        elif kind in ("final", "stop"):
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def _draw(self, e: Event) -> None:
-        p = e["progress"]
-        filled = int(round(p * self.width))
-        left = e["train_seconds"] * (1 - p) / p if p > 0 else float("nan")
-        val = f" val {self.val_bpb:.3f}" if self.val_bpb is not None else ""
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {p:6.1%} step {e['step']} "
-                          f"loss {e['loss']:.3f}{val} {e['tokens_per_second']:,.0f} tok/s "
-                          f"{_mmss(left)} left ")
-        self.stream.flush()
-
-
-def _mmss(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "--:--"
-    return f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}"
-
-
 def git_commit() -> str | None:
     """The commit of the checkout ticketpack runs from, if it is one."""
     try:
@@ -797,8 +759,8 @@ def train(options: TrainOptions, callback: Callback | None = None, *, limits: Li
     """Train a supermask GPT; write the checkpoint (and log); return the final figures.
 
     ``callback`` receives every log event (dicts with ``event`` in start / step / eval /
-    final) on rank 0, e.g. a ``ProgressBar``. ``limits`` caps a resumed checkpoint's tensors;
-    ``model_limits`` bounds the model config.
+    final) on rank 0, e.g. the CLI's progress display (ticketpack.cli.progress). ``limits``
+    caps a resumed checkpoint's tensors; ``model_limits`` bounds the model config.
     """
     trainer = _Trainer(options, callback, limits, model_limits)
     try:
