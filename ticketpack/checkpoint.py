@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 from torch import nn
 
-from .artifact import DEFAULT_LIMITS, Limits, encode_artifact
+from .artifact import DEFAULT_LIMITS, Limits
 from .atomic import atomic_write_bytes
 from .errors import CheckpointError, LimitError, TicketpackError, UsageError
 from .eval_context import check_eval_context
@@ -140,20 +140,6 @@ def load_checkpoint(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
     return Checkpoint(seed=_meta_seed(meta), config=config, manifest=manifest, tensors=tensors,
                       train_state=_meta_json(meta, "train_state", dict, "{}"),
                       provenance=_meta_json(meta, "provenance", dict, "{}"), eval=eval_context)
-
-
-def packed_ticket(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
-                  limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS
-                  ) -> tuple[Ticket, dict]:
-    """The ticket ``pack`` writes for a checkpoint, and the creation facts it records."""
-    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint, limits, model_limits), model_limits)
-    return ticket, {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec, "level": level}
-
-
-def packed_size(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None) -> int:
-    """The bytes ``pack`` would write for a checkpoint, writing nothing."""
-    ticket, creation = packed_ticket(checkpoint, codec, level)
-    return len(encode_artifact(ticket, codec, level, creation))
 
 
 def _check_identity(meta: dict, p: Path) -> None:
@@ -344,3 +330,20 @@ def _scale_owners(model: nn.Module):
     from .layers import masked_layers
 
     return [layer for _, layer in masked_layers(model) if getattr(layer, "scale", None) is not None]
+
+
+def checkpoint_ticket(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
+                      limits: Limits = DEFAULT_LIMITS,
+                      model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> tuple[Ticket, dict]:
+    """The ticket ``pack`` writes for a checkpoint and the provenance ``creation`` it records."""
+    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint, limits, model_limits), model_limits)
+    return ticket, {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec, "level": level}
+
+
+def packed_size(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
+                model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> int:
+    """The bytes ``pack`` would write for a checkpoint, writing nothing."""
+    from .artifact import encode_artifact
+
+    ticket, creation = checkpoint_ticket(checkpoint, codec, level, DEFAULT_LIMITS, model_limits)
+    return len(encode_artifact(ticket, codec, level, creation))
