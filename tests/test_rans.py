@@ -103,6 +103,36 @@ def test_edge_cases():
     assert np.array_equal(rans._patterns(2, 4)[[0, 1, 2, 5]], groups)
 
 
+@pytest.mark.parametrize("cols", [64, 61, 3])
+def test_ransrow_models_padding_and_direct_rows(cols):
+    gen = np.random.default_rng(cols)
+    bits = (gen.random((40, cols)) < np.linspace(0.1, 0.9, 40)[:, None]).astype(np.uint8)
+    bits[:, 0], bits[:, 1] = 0, 1  # every row mixed: 64 columns decode straight into the grid
+    data = {k.name: rans.encode_ransrow(bits, kernels=k) for k in KERNELS}
+    assert len(set(data.values())) == 1
+    for k in KERNELS:
+        assert np.array_equal(rans.decode_ransrow(data["numpy"], 40, cols, kernels=k), bits)
+
+
+@pytest.mark.skipif(rans.NUMBA_KERNELS is None, reason="numba not importable")
+def test_row_model_tables_match_between_kernels():
+    counts = np.array([[5, 3], [1, 99], [50, 50], [7, 1]], np.int64)
+    weight = rans.level_weights(counts)
+    tables = []
+    for k in KERNELS:
+        out = (np.empty((4, 256), np.int64), np.empty((4, 257), np.int64), np.empty((4, 1024), np.uint8))
+        k.row_models(weight, 8, *out)
+        tables.append(out)
+    for a, b in zip(*tables):
+        assert np.array_equal(a, b)
+    assert np.array_equal(tables[0][0], rans.product_table(counts, 8))
+
+
+def test_counts_beyond_32_bits_follow_the_exact_rule():
+    big = rans.product_freqs([3 << 40, 1 << 40], 2)
+    assert big.tolist() == rans.product_freqs([3, 1], 2).tolist()
+
+
 def test_bad_arguments_are_usage_errors():
     with pytest.raises(UsageError, match="level 3"):
         rans.encode_rans0(np.array([0, 3], np.uint8), 3)
@@ -123,7 +153,7 @@ GOLDEN = [
      "0206040050e6f31d"),
     ("rans0 one level", lambda: rans.encode_rans0(np.array([2, 2, 2], np.uint8), 4), "000003"),
     ("ransrow", lambda: rans.encode_ransrow(np.array([[0] * 8, [1] * 8, [0, 1, 0, 0, 0, 0, 1, 0]],
-                                                     np.uint8)), "000480020000405e00"),
+                                                     np.uint8)), "000480020800f39d5900"),
     ("ransnm", lambda: rans.encode_ransnm(np.array([[1, 1, 0, 0, 0, 1, 0, 1],
                                                    [0, 0, 1, 1, 1, 0, 1, 0]], np.uint8), 2, 4),
      "0500cb0e711c"),
@@ -150,8 +180,9 @@ def test_frequency_rules():
     assert rans.uniform_freqs(6).tolist() == [10923] * 4 + [10922] * 2
     freq = rans.product_freqs([10**6, 1], 8)  # every symbol at least 1, the largest absorbs
     assert freq.min() == 1 and freq.sum() == 1 << 16 and freq.argmax() == 0
-    assert rans.row_threshold(1, 3) == 65536 - 21845
-    assert rans.row_threshold(1, 10**6) == 65535 and rans.row_threshold(10**6 - 1, 10**6) == 1
+    table = rans.product_table(np.array([[3, 1], [1, 3], [7, 3]]), 2)  # one model per row
+    assert table[0].tolist() == [36864, 12288, 12288, 4096] and table[1].tolist() == [4096, 12288, 12288, 36864]
+    assert np.array_equal(table[2], rans.product_freqs([7, 3], 2))
 
 
 # --- sizes against the order-0 bound --------------------------------------------------------
