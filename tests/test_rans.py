@@ -87,6 +87,19 @@ def test_larger_streams_match_between_kernels(p):
     check_rans0(multi, 4)
 
 
+def test_decoders_run_in_parallel_threads():
+    from concurrent.futures import ThreadPoolExecutor
+    gen = np.random.default_rng(9)
+    masks = [(gen.random((64, 256)) < p).astype(np.uint8) for p in (0.1, 0.3, 0.5, 0.7)]
+    blobs = [rans.encode_rans0(m, 2) for m in masks] + [rans.encode_ransrow(m) for m in masks]
+    jobs = [(lambda b=b: rans.decode_rans0(b, 64 * 256, 2)) for b in blobs[:4]]
+    jobs += [(lambda b=b: rans.decode_ransrow(b, 64, 256).reshape(-1)) for b in blobs[4:]]
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda job: job(), jobs * 3))
+    for i, out in enumerate(outs):
+        assert np.array_equal(out, masks[i % 4].reshape(-1))
+
+
 def test_edge_cases():
     assert rans.encode_rans0(np.zeros(0, np.uint8), 2) == b"\x00"
     assert rans.decode_rans0(b"\x00", 0, 2).shape == (0,)
