@@ -142,7 +142,13 @@ def _size_table(report) -> str:
                      f"{t.bits_per_connection:>9.4f} {dens:>7} {ent:>7} {over:>7}")
     lines.append(f"header + trailer: {report.header_bytes:,} B; uncompressed {report.raw_bytes:,} B, "
                  f"compression saved {report.compression_saving_bytes:,} B")
-    lines.append(f"entropy bound of masks/trits: {report.entropy_bound_bytes:,.0f} B")
+    if report.masked_connections:
+        lines.append(f"masked tensors: {report.masked_connections:,} connections in "
+                     f"{report.masked_bytes:,} B = {report.masked_bits_per_connection:.4f} bits/connection; "
+                     f"entropy bound {report.entropy_bound_bytes:,.0f} B = "
+                     f"{report.entropy_bound_bits_per_connection:.4f} bits/connection")
+        lines.append(f"above the bound: masks {_over(report.mask_over_bound_bytes, report.mask_over_bound_percent)}, "
+                     f"whole artifact {_over(report.artifact_over_bound_bytes, report.artifact_over_bound_percent)}")
     total = f"total: {report.total_bytes:,} B"
     if report.code_bytes:
         total += f" (artifact {report.total_bytes - report.code_bytes:,} B + code {report.code_bytes:,} B)"
@@ -152,6 +158,10 @@ def _size_table(report) -> str:
                   (f"OVER by {-left:,} B" if left < 0 else f"{left:,} B to spare"))
     lines.append(total)
     return "\n".join(lines)
+
+
+def _over(nbytes: float, percent: float | None) -> str:
+    return f"{nbytes:+,.0f} B" + (f" ({percent:+.2f}%)" if percent is not None else "")
 
 
 @main.command("load-and-eval")
