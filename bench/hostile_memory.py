@@ -51,16 +51,16 @@ def gpt_bomb(elements: int) -> tuple[bytes, int]:
     from ticketpack.artifact import encode_artifact
     from ticketpack.masking import MaskSpec
     from ticketpack.model import GPT
-    from ticketpack.model_config import config_from_dict, parameter_count
+    from ticketpack.model_config import GPTConfig, parameter_count
     from ticketpack.ticket import MaskedTensor, PlainTensor, Ticket
 
     dim = 1024
-    while parameter_count(config_from_dict({"model_dim": dim, "num_layers": 1})) > elements:
+    while parameter_count(GPTConfig(model_dim=dim, num_layers=1)) > elements:
         dim //= 2
     layers = 1
-    while parameter_count(config_from_dict({"model_dim": dim, "num_layers": layers + 1})) <= elements:
+    while layers < 1024 and parameter_count(GPTConfig(model_dim=dim, num_layers=layers + 1)) <= elements:
         layers += 1
-    config = config_from_dict({"model_dim": dim, "num_layers": layers})
+    config = GPTConfig(model_dim=dim, num_layers=layers)
     with torch.device("meta"):
         model = GPT(config, masked=False)
     tensors = []
