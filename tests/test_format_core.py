@@ -31,14 +31,13 @@ sys.meta_path.insert(0, _Blocker())
 
 LOAD = """
 import json
-from ticketpack.format import load_artifact, parse_artifact, read_artifact_bytes
+from ticketpack.format import decode_artifact, parse_artifact, read_artifact_bytes
 from ticketpack.format import philox
-from ticketpack.format.digest import weights_sha256_v1
-ticket, weights = load_artifact(PATH)  # raises VerificationError unless the digest matches
-header = parse_artifact(read_artifact_bytes(PATH)).header
+from ticketpack.format.container import check_digests
+info = parse_artifact(read_artifact_bytes(PATH))
+weights, digests = check_digests(decode_artifact(info), info.header, info.version)  # raises on a mismatch
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
-print(json.dumps({"digest": weights_sha256_v1(weights.items()), "header": header["weights_sha256"],
-                  "numba": philox.has_numba(), "loaded": loaded, "tensors": len(weights)}))
+print(json.dumps({**digests, "numba": philox.has_numba(), "loaded": loaded, "tensors": len(weights)}))
 """
 
 
@@ -63,11 +62,12 @@ def _run_blocked(path: Path, blocked: set[str]) -> dict:
     return json.loads(out.stdout)
 
 
-@pytest.mark.parametrize("blocked", [{"torch"}, {"torch", "numba"}])
+@pytest.mark.parametrize("blocked", [{"torch", "constriction"}, {"torch", "numba", "constriction"}])
 def test_core_loads_a_trained_artifact_without_torch(trained_artifact, blocked):
     got = _run_blocked(trained_artifact, blocked)
     header = parse_artifact(read_artifact_bytes(trained_artifact)).header
-    assert got["digest"] == got["header"] == header["weights_sha256"]
+    assert got["weights_sha256"] == header["weights_sha256"]
+    assert got["model_sha256"] == header["model_sha256"]
     assert got["loaded"] == [] and got["tensors"] == len(header["tensors"])
     assert got["numba"] is ("numba" not in blocked)
 
