@@ -5,8 +5,8 @@
     python bench/bakeoff.py --budgets 64KB --methods int8,binary --steps 100
 
 For each byte budget, every method gets the widest shape of the built-in GPT family whose
-artifact fits (``solve``: an analytic estimate ranks the shapes, then a stand-in model is
-packed for real to check it fits), trains on the same bytes of the bundled Shakespeare
+artifact fits (``solve``, the package's ``shape_budget`` solver: an analytic estimate ranks
+the shapes, then a stand-in model is packed for real to check it fits), trains on the same bytes of the bundled Shakespeare
 corpus for the same number of tokens (equal training tokens, not equal time), and is
 scored on the same held-out text (the first ``--val-tokens`` bytes of the last 10%) from
 the model rebuilt from its counted bytes. Prints a markdown table with each method's
@@ -17,6 +17,7 @@ bytes, one line per method) and the rows as JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -33,20 +34,22 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from baselines import (Corpus, Method, Result, RunSpec, prepare_corpus, proxy_bytes,  # noqa: E402
                        run_method, shape_config)
 
-from ticketpack import __version__  # noqa: E402
+from ticketpack import __version__, shape_budget  # noqa: E402
 from ticketpack.budget import parse_budget  # noqa: E402
-from ticketpack.errors import BudgetExceededError, ConfigError  # noqa: E402
+from ticketpack.cli.progress import reporter  # noqa: E402
+from ticketpack.errors import ConfigError  # noqa: E402
+from ticketpack.model import GPTConfig  # noqa: E402
 from ticketpack.train import git_commit  # noqa: E402
 
 VOCAB = 256
 HEAD_DIM = 32
-MIN_RATIO, MAX_RATIO = 32, 128  # width / depth of the shapes the solver considers
 
 # The methods, each at the best learning rate of a sweep at the 64 KB shape, 400 steps
 # (docs/RESULTS.md lists the sweeps).
 METHODS: dict[str, Method] = {
     "int8": Method("dense int8 + zlib/zstd", "int8", lr=1e-2),
     "ternary": Method("ternary QAT (TriLM)", "ternary", lr=3e-3),
+    "binary-qat": Method("binary QAT (sign x row scale)", "binary", lr=3e-3),
     "binary": Method("ticket binary (pg-lth)", "ticket", lr=0.01),
     "binary-sc": Method("ticket binary, signed const", "ticket", lr=0.01, init="signed-constant"),
     "multibit4": Method("ticket 2-bit (multibit:4)", "ticket", lr=0.3, mask="multibit:4"),
@@ -79,57 +82,40 @@ def estimate_bytes(method: Method, model_dim: int, num_layers: int) -> float:
     vectors = L * (2 * C + max(1, C // HEAD_DIM)) + C  # block, head and pre-logit scales
     tensors = 1 + 6 * L + 3 * L + 1
     bits = method.bits_bound()
-    per_row = method.family == "int8" or (method.family == "ticket" and method.scale_mode == "row")
+    per_row = method.family in ("int8", "binary") or (method.family == "ticket" and method.scale_mode == "row")
     header = (120 if method.family == "int8" else 400) + 45 * tensors
     return conn * bits / 8 + 2 * (vectors + (rows if per_row else 0)) + header
-
-
-def candidates(method: Method, budget: int, max_dim: int = 2048) -> list[Shape]:
-    """Shapes whose estimate fits (5% slack: the real check comes after), most connections
-    first: width a multiple of 32 (head_dim 32), width / depth between 32 and 128."""
-    out = []
-    for C in range(HEAD_DIM, max_dim + 1, HEAD_DIM):
-        for L in range(max(1, -(-C // MAX_RATIO)), C // MIN_RATIO + 1):
-            est = estimate_bytes(method, C, L)
-            if est <= budget * 1.05:
-                out.append(Shape(C, L, connections(C, L, method.mlp_mult), est))
-    return sorted(out, key=lambda s: (-s.connections, -s.num_layers))
 
 
 def solve(method: Method, budget: int) -> tuple[Shape, int]:
     """The shape a method gets at a budget, and its stand-in's packed bytes.
 
-    The largest number of connections that really fits sets the bar; among the shapes
-    within 10% of it, the one whose width / depth is nearest 64 (as the family's ``small``
-    preset, 256 / 4) wins, ties to more connections. "Really fits": a stand-in whose
-    tensors cost what the method's worst case costs is packed (``baselines.proxy_bytes``).
+    The package's solver (``ticketpack.shape_budget.solve``) over the family's shapes (head
+    width 32, width / depth 32..128 around the ``small`` preset's 64), with this method's
+    estimate and stand-in (``baselines.proxy_bytes``: tensors as costly as the method's worst
+    case, packed for real); no reserve, as the trained model's real bytes are reported.
     """
-    sized: dict[Shape, int] = {}
-
-    def fits(shape: Shape) -> bool:
-        if shape not in sized:
-            sized[shape] = proxy_bytes(method, shape_config(shape.model_dim, shape.num_layers, method))
-        return sized[shape] <= budget
-
-    shapes = candidates(method, budget)
-    best = next((s for s in shapes if fits(s)), None)
-    if best is None:
-        raise BudgetExceededError(f"budget: {budget:,} B, no shape of the family fits {method.name}")
-    pool = [s for s in shapes if 0.9 * best.connections <= s.connections <= best.connections]
-    pool.sort(key=lambda s: (abs(math.log2(s.model_dim / s.num_layers / 64)), -s.connections))
-    chosen = next(s for s in pool if fits(s))
-    return chosen, sized[chosen]
+    template = shape_config(256, 4, method).to_dict()
+    choice = shape_budget.solve(
+        template, budget, reserve=0,
+        measure=lambda cfg: proxy_bytes(method, GPTConfig.from_dict(cfg)),
+        estimate=lambda cfg: estimate_bytes(method, cfg["model_dim"], cfg["num_layers"]))
+    C, L = choice.model_dim, choice.num_layers
+    return Shape(C, L, connections(C, L, method.mlp_mult), choice.estimate), choice.bytes
 
 
 # ---------------------------------------------------------------- the run
 
-def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec, log) -> list[Result]:
+def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec, log,
+               progress=None) -> list[Result]:
+    """Each method at its widest fitting shape; ``progress(label)`` gives a run's step callback."""
     rows = []
     for method in methods:
         shape, proxy = solve(method, budget)
         config = shape_config(shape.model_dim, shape.num_layers, method)
         t0 = time.perf_counter()
-        result = run_method(method, config, corpus, spec, budget)
+        callback = progress(f"{_kb(budget)} {method.name}") if progress else None
+        result = run_method(method, config, corpus, spec, budget, callback)
         result.extra.update(proxy_bytes=proxy, wall_seconds=round(time.perf_counter() - t0, 1))
         rows.append(result)
         log(f"  {method.name:32s} {shape.num_layers}x{shape.model_dim:<5d} {result.artifact_bytes:>9,} B "
@@ -187,6 +173,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--budgets", default=None, help="comma-separated byte budgets (default 64KB,256KB)")
     ap.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHODS)}")
     ap.add_argument("--steps", type=int, default=None, help="training steps of every method (default 400)")
+    ap.add_argument("--lr", type=float, default=None,
+                    help="replace every chosen method's tuned learning rate (for sweeps)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--val-tokens", type=int, default=None, help="held-out bytes scored (default 131072)")
@@ -194,6 +182,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="CI-size smoke run: small budgets, few steps")
     ap.add_argument("--out", default="bench/results/bakeoff.png", help="plot path (rows go to .json beside it)")
+    ap.add_argument("--quiet", action="store_true",
+                    help="no progress lines on stderr (default: one every 30 s while a method trains)")
     args = ap.parse_args(argv)
     quick = dict(budgets="24KB,48KB", steps=20, val_tokens=8192)
     full = dict(budgets="64KB,256KB", steps=400, val_tokens=131072)
@@ -210,7 +200,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     unknown = [k for k in keys if k not in METHODS]
     if unknown:
         raise ConfigError(f"methods: {unknown[0]!r}, expected some of {', '.join(METHODS)}")
-    methods = [METHODS[k] for k in keys]
+    methods = [METHODS[k] if args.lr is None else dataclasses.replace(METHODS[k], lr=args.lr) for k in keys]
     budgets = [parse_budget(b) for b in args.budgets.split(",")]
     spec = RunSpec(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed)
     print(f"# bake-off: budgets {', '.join(_kb(b) for b in budgets)}; {spec.tokens:,} training tokens per "
@@ -225,7 +215,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
               f"{len(corpus.val):,} held-out bytes scored", flush=True)
         for budget in budgets:
             print(f"## budget {_kb(budget)}", flush=True)
-            rows += run_budget(methods, budget, corpus, spec, lambda s: print(s, flush=True))
+            rows += run_budget(methods, budget, corpus, spec, lambda s: print(s, flush=True),
+                               lambda label: reporter(args.quiet, label))
     print()
     print(markdown_table(rows))
     save_plot(rows, args.out)

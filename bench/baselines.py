@@ -5,6 +5,9 @@
   export; ``ticketpack.quantize.encode_int8_state``); size = those bytes.
 - ``ternary``: the same dense GPT trained quantisation-aware (TriLM: gamma = 1e-5 +
   mean|W|, straight-through), packed as TernaryTensors in a ticketpack artifact.
+- ``binary``: the same dense GPT trained quantisation-aware with 1-bit weights (sign of
+  the latent weight times a per-row scale alpha = mean|W_row|, straight-through), packed as
+  TernaryTensors whose trits are all +-1 (the coder spends ~1 bit each) + fp16 row scales.
 - ``ticket``: a supermask GPT trained by ``ticketpack.train`` (frozen seeded weights,
   learned masks and scales), packed with ``encode_artifact(codec="auto")``.
 
@@ -22,26 +25,29 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from ticketpack import shape_budget
 from ticketpack.artifact import decode_artifact, encode_artifact, parse_artifact
 from ticketpack.data import TokenStream, batch_iterator, bundled_corpus_path, load_tokens, split_train_val
 from ticketpack.errors import ConfigError
 from ticketpack.evaluate import evaluate
 from ticketpack.layers import masked_layers
 from ticketpack.model import GPT, GPTConfig, config_from_preset
-from ticketpack.quantize import decode_int8_state, encode_int8_state, make_ternary, ternary_ticket
+from ticketpack.quantize import decode_int8_state, encode_int8_state, make_binary, make_ternary, ternary_ticket
 from ticketpack.schedule import lr_multiplier
 from ticketpack.ticket import model_from_ticket, ticket_from_model
 from ticketpack.train import TrainOptions, train
 
-FAMILIES = ("int8", "ternary", "ticket")
+FAMILIES = ("int8", "ternary", "binary", "ticket")
 WARMUP, WARMDOWN = 0.02, 0.3  # the trainer's defaults, used for every method
 EVAL_BATCH = 8
+LOG_EVERY = 10  # steps between progress events
+Callback = Callable[[dict], None]
 
 
 # ---------------------------------------------------------------- data
@@ -94,7 +100,7 @@ class Method:
     """One line of the bake-off: a family and its (tuned) hyperparameters."""
 
     name: str
-    family: str  # int8 | ternary | ticket
+    family: str  # int8 | ternary | binary | ticket
     lr: float  # AdamW lr (dense), score lr (ticket; trainer units)
     weight_decay: float = 0.1  # dense: AdamW decay of 2-D weights
     gamma_mode: str = "tensor"  # ternary: per tensor (TriLM) or per row, linear layers
@@ -120,6 +126,8 @@ class Method:
             return 8.0
         if self.family == "ternary":
             return 1.6  # trits5; auto only ever picks something smaller
+        if self.family == "binary":
+            return 1.0  # +-1 trits, entropy-coded
         if self.density is not None and self.mask == "binary":
             return _h(self.density) * 1.01 + 1e-3  # ANS order-0 at a known density
         levels = int(self.mask.split(":")[1]) if self.mask.startswith("multibit") else 2
@@ -193,7 +201,7 @@ def _score(model: nn.Module, corpus: Corpus, spec: RunSpec) -> tuple[float, floa
     return res.val_bpb, res.val_loss
 
 
-# ---------------------------------------------------------------- dense training (int8, ternary)
+# ---------------------------------------------------------------- dense training (int8, ternary, binary)
 
 def init_dense_(model: GPT) -> None:
     """A sensible dense init: embedding N(0, 1/C) (tied logits start near 1), output
@@ -214,9 +222,11 @@ def build_dense(config: GPTConfig, seed: int) -> GPT:
     return model
 
 
-def train_dense(model: nn.Module, corpus: Corpus, spec: RunSpec, lr: float, weight_decay: float) -> float:
+def train_dense(model: nn.Module, corpus: Corpus, spec: RunSpec, lr: float, weight_decay: float,
+                progress: Callback | None = None) -> float:
     """AdamW, betas (0.9, 0.95), decay on 2-D weights only, warm-up / warm-down, clip 1.0.
 
+    ``progress`` receives a ``step`` event every LOG_EVERY steps, as the ticket trainer sends.
     Returns training seconds."""
     decay = [p for p in model.parameters() if p.dim() >= 2]
     rest = [p for p in model.parameters() if p.dim() < 2]
@@ -235,12 +245,18 @@ def train_dense(model: nn.Module, corpus: Corpus, spec: RunSpec, lr: float, weig
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if progress is not None and (step + 1) % LOG_EVERY == 0:
+            seconds, tokens = time.perf_counter() - t0, (step + 1) * spec.batch_size * spec.seq_len
+            progress({"event": "step", "step": step + 1, "loss": float(loss.detach()), "tokens": tokens,
+                      "progress": (step + 1) / spec.steps, "train_seconds": seconds,
+                      "tokens_per_second": tokens / max(seconds, 1e-9)})
     return time.perf_counter() - t0
 
 
-def run_int8(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
+def run_int8(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
+             progress: Callback | None = None) -> Result:
     model = build_dense(config, spec.seed)
-    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay)
+    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay, progress)
     blob = encode_int8_state(model.state_dict(), config.to_dict())
     cfg, state = decode_int8_state(blob)  # score what the bytes hold
     rebuilt = GPT(GPTConfig.from_dict(cfg), masked=False)
@@ -250,9 +266,12 @@ def run_int8(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, b
     return _result(method, budget, len(blob), mats, other, bpb, loss, seconds, spec, config)
 
 
-def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
-    model = make_ternary(build_dense(config, spec.seed), mode=method.gamma_mode)
-    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay)
+def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
+                progress: Callback | None = None) -> Result:
+    """Ternary QAT (family ternary) or binary QAT (family binary), packed as TernaryTensors."""
+    dense = build_dense(config, spec.seed)
+    model = make_binary(dense) if method.family == "binary" else make_ternary(dense, mode=method.gamma_mode)
+    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay, progress)
     ticket = ternary_ticket(model, spec.seed, config.to_dict())
     blob = encode_artifact(ticket)
     rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
@@ -281,9 +300,13 @@ def ticket_options(method: Method, config: GPTConfig, corpus: Corpus, spec: RunS
                         eval_batch_size=EVAL_BATCH, device="cpu")
 
 
-def run_ticket(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
+def run_ticket(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
+               progress: Callback | None = None) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
-        res = train(ticket_options(method, config, corpus, spec, os.path.join(tmp, "t.safetensors")))
+        opts = ticket_options(method, config, corpus, spec, os.path.join(tmp, "t.safetensors"))
+        if progress is not None:  # step events; the masks learned do not depend on logging
+            opts.log_every = LOG_EVERY
+        res = train(opts, callback=progress)
     ticket = ticket_from_model(res.model, spec.seed, res.config)
     blob = encode_artifact(ticket)
     rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
@@ -294,9 +317,11 @@ def run_ticket(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec,
                    extra={"trainer_val_bpb": res.val_bpb})
 
 
-def run_method(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int) -> Result:
-    runner = {"int8": run_int8, "ternary": run_ternary, "ticket": run_ticket}[method.family]
-    return runner(method, config, corpus, spec, budget)
+def run_method(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
+               progress: Callback | None = None) -> Result:
+    """Train, pack and score one method; ``progress`` receives the training's step events."""
+    runner = {"int8": run_int8, "ternary": run_ternary, "binary": run_ternary, "ticket": run_ticket}[method.family]
+    return runner(method, config, corpus, spec, budget, progress)
 
 
 def _result(method: Method, budget: int, nbytes: int, mats: int, other: int, bpb: float, loss: float,
@@ -316,12 +341,13 @@ def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
 
     int8: uniform weights (int8 values uniform over -127..127: nothing to compress; trained
     weights come out within ~2% of it); ternary: trits of Gaussian weights (about 1/3 zeros:
-    ~1.58 bits, trits5 1.6);
-    ticket: random levels, uniform over the levels (free density), or at exactly the
-    target density (topk). Every fp16 vector (scales, gains) gets random values, as training
-    leaves them (at init they are ones, which compress to nothing)."""
+    ~1.58 bits, trits5 1.6); binary: signs of Gaussian weights (1 bit);
+    ticket: the package's worst-case stand-in (``shape_budget.worst_case_ticket``: levels
+    uniform over the levels, or at exactly the target density). Every fp16 vector (scales,
+    gains) gets random values, as training leaves them (at init they are ones, which
+    compress to nothing)."""
     gen = torch.Generator().manual_seed(seed)
-    if method.family in ("int8", "ternary"):
+    if method.family in ("int8", "ternary", "binary"):
         model = GPT(config, masked=False)
         _random_vectors_(model, gen)
         with torch.no_grad():  # scale is irrelevant: int8 and ternary are relative to it
@@ -332,25 +358,9 @@ def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
                     p.copy_(torch.randn(p.shape, generator=gen))
         if method.family == "int8":
             return len(encode_int8_state(model.state_dict(), config.to_dict()))
-        make_ternary(model, mode=method.gamma_mode)
+        make_binary(model) if method.family == "binary" else make_ternary(model, mode=method.gamma_mode)
         return len(encode_artifact(ternary_ticket(model, seed, config.to_dict())))
-    model = GPT(config, masked=True, seed=seed)
-    _worst_case_scores_(model, method, gen)
-    _random_vectors_(model, gen)
-    return len(encode_artifact(ticket_from_model(model, seed, config.to_dict())))
-
-
-def _worst_case_scores_(model: GPT, method: Method, gen: torch.Generator) -> None:
-    with torch.no_grad():
-        for _, layer in masked_layers(model):
-            if layer.mask.estimator == "quant":  # uniform levels 0..K-1 on the step grid
-                step = float(layer.mask_log_step.exp())
-                k = torch.randint(0, layer.mask.levels, layer.shape, generator=gen)
-                layer.scores.copy_((k.float() - 0.5) * step)
-            elif layer.mask.estimator in ("topk", "nested"):
-                layer.scores.copy_(torch.rand(layer.shape, generator=gen))
-            else:  # ste: p = 1/2, one bit each
-                layer.scores.copy_(torch.rand(layer.shape, generator=gen) - 0.5)
+    return shape_budget.worst_case_bytes(config.to_dict(), seed, creation={})
 
 
 def _random_vectors_(model: nn.Module, gen: torch.Generator) -> None:

@@ -17,6 +17,7 @@ import click
 from ticketpack import api
 from ticketpack.budget import parse_budget
 from ticketpack.errors import TicketpackError
+from ticketpack.cli.progress import reporter
 from ticketpack.train import QUICKSTART_MINUTES
 
 INTERNAL_ERROR = 4
@@ -50,6 +51,13 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def quiet_option(fn):
+    """--quiet: no progress lines (by default, long runs report on stderr every 30 s)."""
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="no progress lines on stderr (default: one every 30 s on a log, "
+                             "a bar on a terminal)")(fn)
+
+
 def _budget(value: str | None) -> int | None:
     return None if value is None else parse_budget(value)
 
@@ -78,15 +86,16 @@ def main() -> None:
 @click.option("--level", type=int, default=None, help="compression level (zstd 1-22, zlib 0-9)")
 @click.option("--budget", default=None, help="byte budget: 16000000, 16MB or 16MiB")
 @click.option("--code", "code_paths", multiple=True, type=click.Path(), help="source files counted against the budget")
+@quiet_option
 @handle_errors
 def pack(checkpoint: str, out: str, codec: str, level: int | None, budget: str | None,
-         code_paths: tuple[str, ...]) -> None:
+         code_paths: tuple[str, ...], quiet: bool) -> None:
     """Pack a ticketpack CHECKPOINT (safetensors) into an artifact."""
     from ticketpack.sizing import code_size
 
     code_bytes = code_size(list(code_paths))
     nbytes = api.pack(checkpoint, out, codec=codec, level=level, budget=_budget(budget),
-                      code_bytes=code_bytes)
+                      code_bytes=code_bytes, progress=reporter(quiet))
     click.echo(f"wrote {out}: {nbytes:,} bytes" + (f" (+ {code_bytes:,} B code)" if code_bytes else ""))
 
 
@@ -162,15 +171,16 @@ def _size_table(report) -> str:
 @click.option("--sparse-kernels", default="auto", show_default=True, type=click.Choice(["auto", "on", "off"]),
               help="2:4 layers through torch's semi-structured sparse kernels (CUDA, bf16)")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@quiet_option
 @handle_errors
 def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: int | None, batch_size: int,
                   stride: int | None, max_bytes: int | None, tokenizer: str | None, split: str,
-                  precision: str, sparse_kernels: str, as_json: bool) -> None:
+                  precision: str, sparse_kernels: str, as_json: bool, quiet: bool) -> None:
     """Rebuild the model from ARTIFACT alone and report val_loss and val_bpb on text."""
     out = api.load_and_eval(artifact, list(data), device=device, seq_len=seq_len,
                             batch_size=batch_size, stride=stride, max_bytes=max_bytes,
                             tokenizer=tokenizer, split=split, precision=precision,
-                            sparse_kernels=sparse_kernels)
+                            sparse_kernels=sparse_kernels, progress=reporter(quiet))
     _note_default_length(out["seq_len_source"], "--seq-len", out["seq_len"])
     if as_json:
         _emit(out)
@@ -194,10 +204,11 @@ def _note_default_length(source: str, flag: str, value: int) -> None:
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@quiet_option
 @handle_errors
-def verify(artifact: str, as_json: bool) -> None:
+def verify(artifact: str, as_json: bool, quiet: bool) -> None:
     """Check ARTIFACT's format, checksums, regenerated-weight and model digests (exit 0 ok, else non-zero)."""
-    out = api.verify(artifact)
+    out = api.verify(artifact, progress=reporter(quiet))
     if as_json:
         _emit(out)
     else:
@@ -237,44 +248,60 @@ def inspect(artifact: str) -> None:
 @click.option("--resume", default=None, type=click.Path(dir_okay=False), help="checkpoint to continue from")
 @click.option("--log", default=None, type=click.Path(dir_okay=False), help="JSON-lines log file")
 @click.option("--model", "model_json", default=None, help='GPTConfig overrides as JSON, e.g. \'{"model_dim": 512}\'')
+@click.option("--budget", default=None,
+              help="byte budget (256KB, 16MB): train the widest shape of the recipe whose packed artifact fits")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@quiet_option
 @handle_errors
 def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init, density, seed, seq_len,
           batch_size, lr, scale_lr, eval_every, checkpoint_every, tokenizer, device, resume, log,
-          model_json, as_json) -> None:
-    """Train a supermask GPT on text: only mask scores and scales are learned."""
-    from ticketpack.train import ProgressBar, TrainOptions, train as run_training
+          model_json, budget, as_json, quiet) -> None:
+    """Train a supermask GPT on text: only mask scores and scales are learned.
+
+    With --budget, depth and width are chosen (keeping the recipe's head width and
+    width/depth ratio) so that the packed artifact fits; the choice is printed on stderr."""
+    from ticketpack.train import TrainOptions, train as run_training
 
     opts = TrainOptions(data=list(data), val_data=list(val_data) or None, out=out, steps=steps,
                         max_minutes=max_minutes, preset=preset, mask=mask, estimator=estimator,
                         init=init, density=density, seed=seed, seq_len=seq_len, batch_size=batch_size,
                         lr=lr, scale_lr=scale_lr, eval_every=eval_every,
                         checkpoint_every=checkpoint_every, tokenizer=tokenizer, device=device,
-                        resume=resume, log=log, model=_json_object(model_json, "--model"))
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    result = run_training(opts, callback=bar)
+                        resume=resume, log=log, model=_json_object(model_json, "--model"),
+                        byte_budget=_budget(budget))
+    result = run_training(opts, callback=functools.partial(_train_event, reporter(quiet)))
     summary = {"val_bpb": result.val_bpb, "val_loss": result.val_loss, "steps": result.steps,
                "tokens": result.tokens, "seconds": round(result.seconds, 2), "checkpoint": result.checkpoint,
                "density": result.density, "connections": result.connections}
+    if result.packed_bytes is not None:
+        summary.update(shape=result.shape, packed_bytes=result.packed_bytes, budget=opts.byte_budget)
     if as_json:
         _emit(summary)
     elif result.val_bpb is not None:
+        packed = "" if result.packed_bytes is None else f", packs to {result.packed_bytes:,} B"
         click.echo(f"trained {result.steps} steps ({result.tokens:,} tokens, {result.seconds:.0f}s): "
                    f"val_bpb {result.val_bpb:.4f}, density {result.density:.3f}, "
-                   f"{result.connections:,} connections -> {result.checkpoint}")
+                   f"{result.connections:,} connections{packed} -> {result.checkpoint}")
+
+
+def _train_event(progress, event: dict) -> None:
+    """Say which shape a byte budget bought (one stderr line), then show progress."""
+    if event.get("event") == "start" and event.get("budget_shape"):
+        click.echo(f"ticketpack: {event['budget_shape']}", err=True)
+    if progress is not None:
+        progress(event)
 
 
 @main.command()
 @click.option("--out-dir", default="runs/quickstart", show_default=True, type=click.Path(file_okay=False))
 @click.option("--minutes", type=float, default=None, help=f"training time budget (default {QUICKSTART_MINUTES:g})")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@quiet_option
 @handle_errors
-def quickstart(out_dir: str, minutes: float | None, as_json: bool) -> None:
+def quickstart(out_dir: str, minutes: float | None, as_json: bool, quiet: bool) -> None:
     """Train a small supermask model on the bundled Shakespeare, pack, size and load-and-eval it."""
-    from ticketpack.train import ProgressBar
-
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    out = api.quickstart(out_dir, minutes, say=lambda line: click.echo(line, err=as_json), progress=bar)
+    out = api.quickstart(out_dir, minutes, say=lambda line: click.echo(line, err=as_json),
+                         progress=reporter(quiet))
     if as_json:
         _emit(out)
 
@@ -304,12 +331,14 @@ def _json_object(text: str | None, what: str) -> dict:
               help="tokens of context the model sees (default: the artifact's training length, else 256)")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
 @click.option("--tokenizer", default=None, help="SentencePiece .model (default: byte-level)")
+@quiet_option
 @handle_errors
 def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: int | None, seed: int,
-           context: int | None, device: str, tokenizer: str | None) -> None:
+           context: int | None, device: str, tokenizer: str | None, quiet: bool) -> None:
     """Print text the packed model in ARTIFACT writes after --prompt."""
     out = api.sample(artifact, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
-                     seed=seed, device=device, tokenizer=tokenizer, context=context)
+                     seed=seed, device=device, tokenizer=tokenizer, context=context,
+                     progress=reporter(quiet))
     _note_default_length(out["context_source"], "--context", out["context"])
     click.echo(f"context {out['context']} tokens ({out['context_source']})", err=True)
     click.echo(prompt + out["text"])
@@ -318,12 +347,29 @@ def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: i
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="safetensors file to write")
+@quiet_option
 @handle_errors
-def export(artifact: str, out: str) -> None:
+def export(artifact: str, out: str, quiet: bool) -> None:
     """Write ARTIFACT's regenerated dense weights (config in the metadata) as safetensors."""
-    info = api.export(artifact, out)
+    info = api.export(artifact, out, progress=reporter(quiet))
     click.echo(f"wrote {out}: {info['tensors']} tensors, {info['parameters']:,} float32 values, "
                f"weights sha256 {info['weights_sha256'][:16]}...")
+
+
+@main.command("export-loader")
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Python file to write")
+@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@handle_errors
+def export_loader(out: str, as_json: bool) -> None:
+    """Write the standalone loader: one Python file (numpy + zstandard) that reads v2 artifacts.
+
+    Ship it with an artifact and count it: `ticketpack size model.tpk --code tpk_loader.py`.
+    """
+    info = api.export_loader(out)
+    if as_json:
+        _emit(info)
+    else:
+        click.echo(f"wrote {out}: {info['bytes']:,} bytes (count it with size --code {out})")
 
 
 @main.command("import-pg")

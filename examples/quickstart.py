@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from ticketpack import api
-from ticketpack.train import QUICKSTART_MINUTES, ProgressBar
+from ticketpack.cli.progress import reporter
+from ticketpack.train import QUICKSTART_MINUTES
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description="train, pack and load-and-eval the quickstart model")
     p.add_argument("--out-dir", default="runs/quickstart")
     p.add_argument("--minutes", type=float, default=QUICKSTART_MINUTES, help="training time budget")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = p.parse_args()
-    bar = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
-    figures = api.quickstart(args.out_dir, minutes=args.minutes, say=print, progress=bar)
+    figures = api.quickstart(args.out_dir, minutes=args.minutes, say=print, progress=reporter(args.quiet))
     print(json.dumps(figures))
 
 

@@ -67,6 +67,18 @@ def test_method_fits_and_is_scored_from_its_bytes(key, corpus):
         assert 0 < result.density <= 1
 
 
+@pytest.mark.parametrize("key", ["int8", "binary"])
+def test_training_reports_step_events(key, corpus):
+    torch.set_num_threads(1)
+    method, events = bakeoff.METHODS[key], []
+    config = shape_config(64, 1, method)
+    run_method(method, config, corpus, RunSpec(steps=10, batch_size=2, seq_len=16, seed=3), BUDGET,
+               events.append)
+    steps = [e for e in events if e["event"] == "step"]
+    assert [e["step"] for e in steps] == [10] and steps[0]["progress"] == pytest.approx(1.0)
+    assert all(steps[0][k] > 0 for k in ("loss", "train_seconds", "tokens_per_second"))
+
+
 def test_table_ratios_against_int8():
     rows = [Result("a", "int8", 1000, 900, 100, 10, 72.0, 2.0, 1.4, 1.0, 10, 32, 1),
             Result("b", "ticket", 1000, 990, 800, 10, 9.9, 1.5, 1.0, 1.0, 10, 64, 2, density=0.5)]

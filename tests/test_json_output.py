@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 import ticketpack.train as train_mod
 from ticketpack.cli.main import main
+from ticketpack.cli.progress import EVERY_ENV
 
 from test_cli import TEXT, make_checkpoint
 from test_quickstart import TINY as TINY_QUICKSTART
@@ -40,6 +41,7 @@ def command_lines(tmp, text, artifact) -> dict[str, list[str]]:
         "size": ["size", artifact, "--budget", "1MB", "--code", text],
         "load-and-eval": ["load-and-eval", artifact, "--data", text, "--device", "cpu"],
         "verify": ["verify", artifact],
+        "export-loader": ["export-loader", "-o", tmp / "tpk_loader.py"],
         "train": ["train", "--data", text, "--out", tmp / "t.safetensors", "--preset", "tiny",
                   "--steps", "2", "--seq-len", "16", "--batch-size", "2", "--eval-every", "1"],
         "quickstart": ["quickstart", "--out-dir", tmp / "qs", "--minutes", "0.01"],
@@ -50,12 +52,13 @@ def test_every_json_command_is_covered(files):
     assert json_commands() == set(command_lines(*files)) == set(COVERED)
 
 
-COVERED = ("load-and-eval", "quickstart", "size", "train", "verify")
+COVERED = ("export-loader", "load-and-eval", "quickstart", "size", "train", "verify")
 
 
 @pytest.mark.parametrize("name", COVERED)
 def test_stdout_is_exactly_one_json_object(name, files, monkeypatch, capfd):
     monkeypatch.setattr(train_mod, "QUICKSTART_MODEL", TINY_QUICKSTART)
+    monkeypatch.setenv(EVERY_ENV, "0")  # progress lines at every event: none may reach stdout
     args = [str(a) for a in command_lines(*files)[name]] + ["--json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -63,4 +66,5 @@ def test_stdout_is_exactly_one_json_object(name, files, monkeypatch, capfd):
     assert capfd.readouterr().out == ""
     if name == "quickstart":  # its stage lines still show, on stderr
         assert "packed " in result.stderr and "load-and-eval: val_bpb" in result.stderr
+        assert "progress: pack " in result.stderr and "progress: load " in result.stderr
 

@@ -14,9 +14,9 @@ from ticketpack.artifact import decode_artifact, encode_artifact, parse_artifact
 from ticketpack.format.compression import compress
 from ticketpack.errors import ConfigError, DecodeError, HeaderError, TicketpackError, TruncatedError
 from ticketpack.model import GPT, GPTConfig
-from ticketpack.quantize import (INT8_PREFIX, decode_int8_state, dequantize_rows_int8, encode_int8_state,
-                                 int8_roundtrip, make_ternary, quantize_rows_int8, ternarize,
-                                 ternary_gamma, ternary_ticket)
+from ticketpack.quantize import (INT8_PREFIX, binarize, binary_signs, decode_int8_state, dequantize_rows_int8,
+                                 encode_int8_state, int8_roundtrip, make_binary, make_ternary,
+                                 quantize_rows_int8, ternarize, ternary_gamma, ternary_ticket)
 from ticketpack.ticket import PlainTensor, TernaryTensor, model_from_ticket
 
 TINY = dict(num_layers=1, model_dim=32, num_heads=2, num_kv_heads=2, mlp_mult=2)
@@ -152,3 +152,64 @@ def test_ternary_ticket_needs_parametrized_model():
     model = dense_model()
     with pytest.raises(ConfigError, match="make_ternary"):
         ternary_ticket(model, 0, model.config.to_dict())
+
+
+# ---------------------------------------------------------------- binary (sign * row scale)
+
+def test_binarize_values_row_scale_and_straight_through():
+    w = torch.tensor([[0.5, -0.1, 2.0, 0.0], [-3.0, 0.2, 0.05, -0.4]], requires_grad=True)
+    signs, alpha = binary_signs(w.detach())
+    assert torch.equal(signs, torch.tensor([[1.0, -1.0, 1.0, 1.0], [-1.0, 1.0, 1.0, -1.0]]))  # sign(0) = +1
+    assert torch.allclose(alpha.view(-1), torch.tensor([2.6 / 4, 3.65 / 4]))
+    out = binarize(w)
+    assert torch.allclose(out.detach(), alpha * signs, rtol=0, atol=1e-6)  # w + (q - w): rounding only
+    (out * torch.arange(8.0).view(2, 4)).sum().backward()
+    assert torch.equal(w.grad, torch.arange(8.0).view(2, 4))  # identity to the latent weights
+
+
+def test_binary_alpha_minimises_the_row_error():
+    w = torch.randn(3, 50, generator=torch.Generator().manual_seed(1))
+    signs, alpha = binary_signs(w)
+    best = ((w - alpha * signs) ** 2).sum(dim=1)
+    for factor in (0.9, 1.1):
+        assert bool((((w - factor * alpha * signs) ** 2).sum(dim=1) > best).all())
+    zero_signs, zero_alpha = binary_signs(torch.zeros(2, 3))
+    assert bool((zero_alpha > 0).all()) and bool((zero_signs == 1).all())
+    with pytest.raises(ConfigError, match="2-D"):
+        binary_signs(torch.ones(4))
+
+
+def test_binary_model_packs_at_one_bit_and_loads_what_it_trained():
+    model = make_binary(dense_model(4))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    before = model.tok_emb.weight.detach().clone()
+    for _ in range(3):
+        loss = model.loss(x[:, :-1], x[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert not torch.equal(model.tok_emb.weight.detach(), before)  # the signs follow the latents
+    ticket = ternary_ticket(model, 5, model.config.to_dict())
+    assert ticket.provenance["method"] == "binary-qat"
+    weights = [t for t in ticket.tensors if isinstance(t, TernaryTensor)]
+    assert len(weights) == 1 + 6 * model.config.num_layers
+    for t in weights:
+        assert set(np.unique(t.trits).tolist()) <= {-1, 1}
+        assert t.gamma_mode == "row" and t.gamma.dtype == np.float16
+    blob = encode_artifact(ticket)
+    info = parse_artifact(blob)
+    loaded = model_from_ticket(decode_artifact(info))
+    with torch.no_grad():
+        for name, p in loaded.named_parameters():  # exactly sign * fp16(alpha)
+            if p.dim() == 2:
+                mod = dict(model.named_modules())[name.rsplit(".", 1)[0]]
+                signs, alpha = binary_signs(mod.parametrizations.weight.original)
+                assert torch.equal(p, signs * alpha.half().float()), name
+        assert torch.allclose(model(x), loaded(x), rtol=2e-2, atol=2e-2)
+    # ~1 bit per weight: the coder never pays for the absent zero symbol
+    for entry in info.tensors:
+        if entry["kind"] == "ternary":
+            n = int(np.prod(entry["shape"]))
+            trits = next(s for s in entry["sections"] if s["role"] == "trits")
+            assert trits["length"] * 8 / n < 1.1, entry["name"]

@@ -10,11 +10,12 @@ import torch
 
 from ticketpack import api
 from ticketpack.checkpoint import load_checkpoint, save_checkpoint
+from ticketpack.cli.progress import ProgressBar
 from ticketpack.data import read_text_file, bundled_corpus_path
 from ticketpack.errors import CheckpointError, ConfigError, UsageError
 from ticketpack.evaluate import evaluate
 from ticketpack.schedule import DensitySchedule, lr_multiplier, progress, temperature
-from ticketpack.train import (ProgressBar, TrainOptions, build_config, build_model, load_data,
+from ticketpack.train import (TrainOptions, build_config, build_model, load_data,
                               train)
 
 TINY = dict(preset="tiny", seq_len=32, batch_size=8, eval_every=0, log_every=5)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from .artifact import (DEFAULT_LIMITS, Limits, decode_artifact, parse_artifact, read_artifact_bytes,
-                       verify_info, write_artifact)
+from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, encode_artifact,
+                       parse_artifact, read_artifact_bytes, verify_info, write_artifact)
 from .checkpoint import load_checkpoint, ticket_from_checkpoint
 from .errors import HeaderError, UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
@@ -25,13 +25,27 @@ from .ticket import Ticket, model_from_ticket, ticket_from_model, weights_sha256
 
 def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
          level: int | None = None, budget: int | None = None, code_bytes: int = 0,
-         limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> int:
-    """Pack a ticketpack checkpoint into an artifact; returns the artifact's bytes."""
-    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint, limits, model_limits), model_limits)
-    creation = {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec,
-                "level": level}
+         limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+         progress: Progress | None = None) -> int:
+    """Pack a ticketpack checkpoint into an artifact; returns the artifact's bytes.
+
+    ``progress`` receives an event after each tensor (artifact.encode_artifact)."""
+    ticket, creation = _checkpoint_ticket(checkpoint, codec, level, limits, model_limits)
     return write_artifact(ticket, out, codec=codec, level=level, budget=budget,
-                          code_bytes=code_bytes, creation=creation)
+                          code_bytes=code_bytes, creation=creation, progress=progress)
+
+
+def packed_size(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
+                model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> int:
+    """The bytes ``pack`` would write for a checkpoint, writing nothing."""
+    ticket, creation = _checkpoint_ticket(checkpoint, codec, level, DEFAULT_LIMITS, model_limits)
+    return len(encode_artifact(ticket, codec, level, creation))
+
+
+def _checkpoint_ticket(checkpoint: str | os.PathLike, codec: str, level: int | None, limits: Limits,
+                       model_limits: ModelLimits) -> tuple[Ticket, dict]:
+    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint, limits, model_limits), model_limits)
+    return ticket, {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec, "level": level}
 
 
 def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
@@ -59,11 +73,11 @@ def inspect(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> dic
 
 
 def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
-           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict:
+           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
     """Check format, checksums, config and the regenerated-weight and model digests; raises on
     any failure."""
     start = time.perf_counter()
-    ticket, _, digests, version = load_checked(artifact, limits, model_limits)
+    ticket, _, digests, version = load_checked(artifact, limits, model_limits, progress)
     return {"ok": True, "format_version": version, "tensors": len(ticket.tensors),
             "connections": ticket.connections(), **digests,
             "seconds": round(time.perf_counter() - start, 3)}
@@ -77,23 +91,25 @@ def check_config(config: dict, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS)
 
 
 def load_verified(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
-                  model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> tuple[Ticket, dict, str]:
+                  model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+                  progress: Progress | None = None) -> tuple[Ticket, dict, str]:
     """Load an artifact and regenerate its weights on the CPU in float32, verified by hash.
 
     The config is checked first (``check_config``). Returns the ticket, its effective state
-    dict and the verified weights hash.
+    dict and the verified weights hash. ``progress`` receives an event after each decoded tensor.
     """
-    ticket, state, digests, _ = load_checked(artifact, limits, model_limits)
+    ticket, state, digests, _ = load_checked(artifact, limits, model_limits, progress)
     return ticket, state, digests["weights_sha256"]
 
 
 def load_checked(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
-                 model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> tuple[Ticket, dict, dict, int]:
+                 model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+                 progress: Progress | None = None) -> tuple[Ticket, dict, dict, int]:
     """``load_verified`` with both digests: (ticket, state dict, {"weights_sha256",
     "model_sha256"} as recomputed and checked, format version)."""
     info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
     check_config(info.header["config"], model_limits)
-    ticket = decode_artifact(info)
+    ticket = decode_artifact(info, progress)
     state, digests = verify_info(info, ticket)
     return ticket, state, digests, info.version
 
@@ -119,8 +135,8 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
                   seq_len: int | None = None, batch_size: int = 8, stride: int | None = None,
                   max_bytes: int | None = None, tokenizer: str | None = None,
                   split: str = "all", precision: str = "auto", sparse_kernels: str = "auto",
-                  limits: Limits = DEFAULT_LIMITS,
-                  model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Any]:
+                  limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+                  progress: Progress | None = None) -> dict[str, Any]:
     """Rebuild the model from the artifact alone and score it on text or token shards.
 
     ``seq_len`` None: the artifact's recorded evaluation context, else 256; the result says
@@ -130,7 +146,7 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     from .evaluate import evaluate
 
     t0 = time.perf_counter()
-    ticket, state, digests, _ = load_checked(artifact, limits, model_limits)
+    ticket, state, digests, _ = load_checked(artifact, limits, model_limits, progress)
     dev = resolve_device(device)
     model = build_model(ticket, state, dev, model_limits)
     sparse_layers = _maybe_sparsify(model, ticket, dev, sparse_kernels)
@@ -197,7 +213,8 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
            temperature: float = 0.8, top_k: int | None = None, seed: int = 0,
            device: str = "auto", tokenizer: str | None = None,
            context: int | None = None, limits: Limits = DEFAULT_LIMITS,
-           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Any]:
+           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+           progress: Progress | None = None) -> dict[str, Any]:
     """Text the packed model writes after ``prompt``: ``{"text", "context", "context_source"}``.
 
     ``context`` None: the artifact's recorded sequence length, else 256 (``context_source``
@@ -207,7 +224,7 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
 
     check_sampling(tokens=tokens, temperature=temperature, top_k=top_k, seed=seed,
                    context=1 if context is None else context)
-    ticket, state, _ = load_verified(artifact, limits, model_limits)
+    ticket, state, _ = load_verified(artifact, limits, model_limits, progress)
     context, source = resolve_seq_len(context, ticket.eval)
     tok = checked_tokenizer(ticket, tokenizer)
     model = build_model(ticket, state, device, model_limits)
@@ -217,7 +234,7 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
 
 
 def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
-           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict:
+           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
     """Write the regenerated effective dense weights (+ config in metadata) as safetensors."""
     import json
 
@@ -225,12 +242,34 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits =
 
     from .atomic import atomic_write_bytes
 
-    ticket, state, sha = load_verified(artifact, limits, model_limits)
+    ticket, state, sha = load_verified(artifact, limits, model_limits, progress)
     metadata = {"format": "ticketpack-export", "config": json.dumps(ticket.config),
                 "seed": str(ticket.seed), "rng": ticket.rng, "weights_sha256": sha}
     atomic_write_bytes(out, st_save({k: v.contiguous() for k, v in state.items()}, metadata=metadata))
     return {"tensors": len(state), "parameters": int(sum(v.numel() for v in state.values())),
             "weights_sha256": sha}
+
+
+LOADER_FILE = "loader/tpk_loader.py"  # package data, never imported by ticketpack itself
+
+
+def loader_source() -> bytes:
+    """The standalone loader (one Python file, numpy + zstandard) that reads v2 artifacts."""
+    from importlib import resources
+
+    return resources.files("ticketpack").joinpath(LOADER_FILE).read_bytes()
+
+
+def export_loader(out: str | os.PathLike) -> dict:
+    """Write the standalone loader to ``out`` atomically; returns its bytes and SHA-256."""
+    import hashlib
+
+    from .atomic import atomic_write_bytes
+
+    source = loader_source()
+    atomic_write_bytes(out, source)
+    return {"path": os.fspath(out), "bytes": len(source),
+            "sha256": hashlib.sha256(source).hexdigest()}
 
 
 def connections_density(ticket: Ticket) -> float:
@@ -250,7 +289,8 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     """README's main job: train on the bundled corpus, pack, size and load-and-eval.
 
     ``say(line)`` receives one human-readable line per stage; ``progress`` is the trainer
-    callback (e.g. a progress bar). Returns the figures as a dict.
+    callback (e.g. a progress display), also given pack's and load's events. Returns the
+    figures as a dict.
     """
     from .data import bundled_corpus_path
     from .train import QUICKSTART_MINUTES, quickstart_options, train
@@ -265,11 +305,11 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     result = train(opts, callback=progress)
     say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds:.0f} s: "
         f"density {result.density:.3f}, {result.connections:,} connections")
-    nbytes = pack(ckpt, artifact)
+    nbytes = pack(ckpt, artifact, progress=progress)
     say(f"packed {artifact}: {nbytes:,} bytes ({8 * nbytes / result.connections:.3f} bits per connection)")
     # scored at the sequence length the artifact records (the training one)
     ev = load_and_eval(artifact, [bundled_corpus_path()], device="cpu",
-                       batch_size=opts.eval_batch_size, split="val")
+                       batch_size=opts.eval_batch_size, split="val", progress=progress)
     # The trained model in memory against the weights regenerated from the artifact's bytes.
     trained_sha = weights_sha256(ticket_from_model(result.model, opts.seed, result.config)
                                  .effective_state_dict())

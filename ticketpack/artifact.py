@@ -11,7 +11,7 @@ import os
 
 from .format.constants import (DEFAULT_LIMITS, FORMAT_VERSION, MAGIC, PREFIX,  # noqa: F401
                                SYMBOL_RAW_PER_ELEMENT, SYMBOL_RAW_SLACK, TRAILER, Limits)
-from .format.container import (ArtifactInfo, assemble, check_digests,  # noqa: F401
+from .format.container import (ArtifactInfo, Progress, assemble, check_digests,  # noqa: F401
                                decode_artifact, encode_artifact, parse_artifact,
                                read_artifact_bytes, verify_weights, write_artifact)
 from .ticket import Ticket

@@ -53,6 +53,7 @@ from .masking import QUANT_STEP_INIT
 from .model import GPT, GPTConfig, config_from_preset
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
+from .shape_budget import ShapeChoice, solve as solve_shape
 from .ticket import default_provenance, model_from_ticket, ticket_from_model
 from .tokenizer import Tokenizer, load_tokenizer
 
@@ -85,6 +86,7 @@ class TrainOptions:
     tokenizer: str | None = None  # SentencePiece .model; None: bytes (vocabulary 256)
     preset: str = "small"  # model.PRESETS name
     model: dict[str, Any] = field(default_factory=dict)  # GPTConfig field overrides
+    byte_budget: int | None = None  # pick the widest shape of the recipe whose artifact fits
     mask: str | None = None  # binary | multibit:K | nm:N:M (None: the preset's)
     estimator: str = ""  # ste | topk | quant | nested ("": ste/quant, topk/nested with density)
     init: str | None = None  # xavier | he | signed-constant (None: the preset's)
@@ -157,6 +159,7 @@ class TrainOptions:
             raise ConfigError(f"model: {_shown(self.model)}, expected a JSON object of config fields")
         if self.init is not None and self.init not in INIT_CHOICES:
             raise ConfigError(f"init: {_shown(self.init)}, expected one of {', '.join(INIT_CHOICES)}")
+        _number("byte_budget", self.byte_budget, int, low=1, optional=True)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -202,6 +205,8 @@ class TrainResult:
     config: dict
     eval: dict | None = None  # the final EvalResult as a dict
     log: str | None = None
+    shape: str | None = None  # with a byte budget: which shape it bought, and why
+    packed_bytes: int | None = None  # with a byte budget: bytes of the trained ticket, packed
     model: nn.Module | None = field(default=None, repr=False)  # the trained masked model
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,6 +240,16 @@ def build_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS)
         raise ConfigError(f"density: {opts.density} given with mask {config.mask}, expected none "
                           f"(an N:M mask keeps N of every M)")
     return config
+
+
+def budget_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS
+                  ) -> tuple[GPTConfig, ShapeChoice | None]:
+    """``build_config``, resized by ``byte_budget`` to the widest shape that fits (if given)."""
+    config = build_config(opts, limits)
+    if opts.byte_budget is None:
+        return config, None
+    choice = solve_shape(config.to_dict(), opts.byte_budget)
+    return config_from_dict(choice.config, limits), choice
 
 
 def density_schedule(opts: TrainOptions, config: GPTConfig) -> DensitySchedule | None:
@@ -322,44 +337,6 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, tuple):
         return list(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-class ProgressBar:
-    """Draws one updating line on a terminal stream from the trainer's events (pass as callback).
-
-    The library never writes to a terminal on its own: the CLI creates this with
-    ``sys.stderr`` when that is a TTY.
-    """
-
-    def __init__(self, stream: TextIO, width: int = 24) -> None:
-        self.stream, self.width = stream, width
-        self.val_bpb: float | None = None
-
-    def __call__(self, event: Event) -> None:
-        kind = event.get("event")
-        if kind == "eval":
-            self.val_bpb = event["val_bpb"]
-        elif kind == "step":
-            self._draw(event)
-        elif kind in ("final", "stop"):
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def _draw(self, e: Event) -> None:
-        p = e["progress"]
-        filled = int(round(p * self.width))
-        left = e["train_seconds"] * (1 - p) / p if p > 0 else float("nan")
-        val = f" val {self.val_bpb:.3f}" if self.val_bpb is not None else ""
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {p:6.1%} step {e['step']} "
-                          f"loss {e['loss']:.3f}{val} {e['tokens_per_second']:,.0f} tok/s "
-                          f"{_mmss(left)} left ")
-        self.stream.flush()
-
-
-def _mmss(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "--:--"
-    return f"{int(seconds) // 60:02d}:{int(seconds) % 60:02d}"
 
 
 def git_commit() -> str | None:
@@ -474,6 +451,7 @@ class _Trainer:
         self.callback = callback
         self.device = _resolve_device(self.opts.device)
         self.dctx = _setup_distributed(self.device)
+        self.shape: ShapeChoice | None = None
         self.config = self._config()
         self.budget = self.opts.max_minutes * 60 if self.opts.max_minutes else None
         self.train_stream, self.val_stream, tok = load_data(self.opts)
@@ -492,10 +470,11 @@ class _Trainer:
         self.log = JsonlLog(self.opts.log if self.dctx.main else None, append=self.resumed is not None)
 
     def _config(self) -> GPTConfig:
-        if self.resumed is None:
-            return build_config(self.opts, self.model_limits)
-        return config_from_dict(self.resumed.config, self.model_limits, error=CheckpointError,
-                                where="checkpoint config")
+        if self.resumed is not None:  # the checkpoint's shape, whatever the budget says now
+            return config_from_dict(self.resumed.config, self.model_limits, error=CheckpointError,
+                                    where="checkpoint config")
+        config, self.shape = budget_config(self.opts, self.model_limits)
+        return config
 
     def _restore(self, ckpt: Checkpoint) -> None:
         model_state = ckpt.model_state()
@@ -532,6 +511,7 @@ class _Trainer:
                    "connections": overall_density(self.model)[1],
                    "train_tokens": len(self.train_stream), "val_tokens": len(self.val_stream),
                    "steps": self.opts.steps, "max_minutes": self.opts.max_minutes,
+                   **({"budget_shape": self.shape.reason()} if self.shape else {}),
                    "provenance": provenance(self.config, self.opts, self.dctx, self.device)})
 
     # -- schedule and step
@@ -662,9 +642,12 @@ class _Trainer:
         if final is not None:
             self.save(done=True, final=final)
         density, connections = overall_density(self.model)
+        packed = self.packed_bytes() if self.dctx.main and self.opts.byte_budget else None
         if self.dctx.main:
             scores = {} if final is None else {"val_loss": final.val_loss, "val_bpb": final.val_bpb,
                                                "eval_tokens": final.tokens, "eval_bytes": final.bytes}
+            if packed is not None:
+                scores.update(packed_bytes=packed, byte_budget=self.opts.byte_budget)
             self.emit({"event": "final", "step": self.state.step, **scores,
                        "tokens": self.state.tokens, "train_seconds": self.state.train_seconds,
                        "density": density, "layer_density": layer_densities(self.model),
@@ -674,7 +657,14 @@ class _Trainer:
                            tokens=self.state.tokens, seconds=self.state.train_seconds,
                            checkpoint=str(self.opts.out), density=density, connections=connections,
                            config=self.config.to_dict(), eval=final.to_dict() if final else None,
-                           log=self.opts.log, model=self.model)
+                           log=self.opts.log, model=self.model,
+                           shape=self.shape.reason() if self.shape else None, packed_bytes=packed)
+
+    def packed_bytes(self) -> int:
+        """Bytes ``ticketpack pack`` writes for the final checkpoint (the budget's proof)."""
+        from .api import packed_size  # api sits above the trainer
+
+        return packed_size(self.opts.out)
 
     def close(self) -> None:
         self.log.close()
@@ -751,8 +741,8 @@ def train(options: TrainOptions, callback: Callback | None = None, *, limits: Li
     """Train a supermask GPT; write the checkpoint (and log); return the final figures.
 
     ``callback`` receives every log event (dicts with ``event`` in start / step / eval /
-    final) on rank 0, e.g. a ``ProgressBar``. ``limits`` caps a resumed checkpoint's tensors;
-    ``model_limits`` bounds the model config.
+    final) on rank 0, e.g. the CLI's progress display (ticketpack.cli.progress). ``limits``
+    caps a resumed checkpoint's tensors; ``model_limits`` bounds the model config.
     """
     trainer = _Trainer(options, callback, limits, model_limits)
     try:

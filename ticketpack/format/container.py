@@ -13,10 +13,12 @@ only then decompresses, each section to exactly its declared size.
 from __future__ import annotations
 
 import json
+import math
 import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from ..atomic import atomic_write_bytes
 from ..eval_context import check_eval_context
@@ -30,6 +32,8 @@ from .header import parse_header
 from .sections import check_write_codec, decode_tensor, encode_tensor
 from .digest import combine_digests, model_sha256, weights_sha256_v1
 from .tensors import Ticket, effective_weights
+
+Progress = Callable[[dict], None]  # receives progress events (ticketpack.cli.progress shows them)
 
 
 @dataclass
@@ -50,15 +54,19 @@ class ArtifactInfo:
 # ---------------------------------------------------------------- writing
 
 def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = None,
-                    creation: dict | None = None) -> bytes:
-    """Encode a ticket into artifact bytes (``codec``: auto picks the smallest per section)."""
+                    creation: dict | None = None, progress: Progress | None = None) -> bytes:
+    """Encode a ticket into artifact bytes (``codec``: auto picks the smallest per section).
+
+    ``progress`` receives a ``tensor`` event (stage ``pack``) after each tensor."""
     check_write_codec(codec, level, WRITE_CODECS)
     if ticket.eval is not None:
         check_eval_context(ticket.eval, "ticket.eval", UsageError)
     payload = bytearray()
     entries = []
+    report = _tensor_reporter("pack", [t.shape for t in ticket.tensors], progress)
     for tensor in ticket.tensors:
         entry, parts = encode_tensor(tensor, codec, level)
+        report()
         sections = []
         for role, enc, comp, stored, raw in parts:
             sections.append({"role": role, "enc": enc, "codec": comp, "offset": len(payload),
@@ -83,9 +91,10 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
 
 def write_artifact(ticket: Ticket, path: str | os.PathLike, codec: str = "auto",
                    level: int | None = None, budget: int | None = None,
-                   code_bytes: int = 0, creation: dict | None = None) -> int:
+                   code_bytes: int = 0, creation: dict | None = None,
+                   progress: Progress | None = None) -> int:
     """Encode and write atomically; over budget raises and writes nothing. Returns bytes."""
-    data = encode_artifact(ticket, codec, level, creation)
+    data = encode_artifact(ticket, codec, level, creation, progress)
     total = len(data) + code_bytes
     if budget is not None and total > budget:
         raise BudgetExceededError(f"budget: artifact {len(data):,} B + code {code_bytes:,} B = "
@@ -104,6 +113,22 @@ def assemble(header: dict, payload: bytes, header_codec: str,
     prefix = PREFIX.pack(MAGIC, version, code, 0, len(stored), len(raw), len(payload))
     body = prefix + stored + payload
     return body + TRAILER.pack(zlib.crc32(body))
+
+
+def _tensor_reporter(stage: str, shapes: list, progress: Progress | None) -> Callable[[], None]:
+    """A function to call after each tensor: sends ``progress`` how far the stage has got."""
+    sizes = [math.prod(shape) for shape in shapes]
+    total, state = sum(sizes), {"done": 0, "elements": 0}
+
+    def report() -> None:
+        if progress is None:
+            return
+        state["elements"] += sizes[state["done"]]
+        state["done"] += 1
+        progress({"event": "tensor", "stage": stage, "done": state["done"], "total": len(sizes),
+                  "elements": state["elements"], "total_elements": total})
+
+    return report
 
 
 # ---------------------------------------------------------------- reading
@@ -191,10 +216,16 @@ def _damaged_section(data: bytes, stored: int, raw: int, hcodec: int) -> str:
     return ""
 
 
-def decode_artifact(info: ArtifactInfo) -> Ticket:
-    """Decode every section of a parsed artifact into a Ticket."""
+def decode_artifact(info: ArtifactInfo, progress: Progress | None = None) -> Ticket:
+    """Decode every section of a parsed artifact into a Ticket.
+
+    ``progress`` receives a ``tensor`` event (stage ``load``) after each tensor."""
     h = info.header
-    tensors = [decode_tensor(t, info.payload) for t in h["tensors"]]
+    report = _tensor_reporter("load", [t["shape"] for t in h["tensors"]], progress)
+    tensors = []
+    for t in h["tensors"]:
+        tensors.append(decode_tensor(t, info.payload))
+        report()
     return Ticket(seed=h["seed"], config=h["config"], tensors=tensors, rng=h["rng"],
                   provenance=h["provenance"], eval=h.get("eval"))
 

@@ -36,7 +36,7 @@ MAX_K = 256
 MAX_M = 64
 
 WRITER_MAX_LANES_LOG2 = 8          # writers use at most 256 lanes,
-WRITER_FLUSH_SHARE = 400           # and at most ~1/400 of the stream for final states
+WRITER_FLUSH_SHARE = 1000          # and at most ~1/1000 of the stream for final states
 WRITER_SLACK = 0.0015              # rans0/ransnm: the most symbol-grouping may cost over the bound
 WRITER_NM_TABLE = 1 << 20          # ransnm writers keep the expansion table under 1 MiB
 
@@ -129,7 +129,7 @@ def _max_symbols(words: int, lanes: int, top_freq: int) -> int:
 
 def _choose_lanes(bits: float, n_symbols: int) -> int:
     """Writer's rule: the most lanes (up to 256, at most one per symbol) whose final states
-    take at most 1/400 of the estimated stream; one lane for streams under 3,200 bytes."""
+    take at most 1/1000 of the estimated stream; one lane for streams under 8,000 bytes."""
     budget = max(4, int(bits / 8) // WRITER_FLUSH_SHARE)
     e = 0
     while e < WRITER_MAX_LANES_LOG2 and 4 << (e + 1) <= budget and 1 << (e + 1) <= n_symbols:

@@ -1,0 +1,306 @@
+"""Training to a byte budget: the widest shape of a recipe whose packed artifact fits.
+
+A recipe is a model config (preset + overrides: mask, scales, MLP ratio, head width, ...).
+Its *shapes* keep everything but the width ``model_dim`` and depth ``num_layers``: the head
+width stays (``num_heads`` = width / head width), as does the query-to-key/value head ratio,
+and the width / depth ratio stays within a factor 2 of the recipe's own.
+
+``solve`` ranks the shapes by an analytic byte estimate, then checks the best ones for real:
+a *worst-case stand-in* of the shape (every mask level drawn uniformly over the levels the
+estimator can produce, or at exactly the target density; every fp16 vector random, as
+training leaves it) is packed with ``encode_artifact``. A trained mask never codes larger
+than a uniform one (its empirical entropy is at most log2 K), so the trained artifact fits
+whenever the stand-in does. Among the shapes whose connections are within 10% of the most
+that fit, the one nearest the recipe's width / depth wins.
+
+Nothing here imports torch directly; the mask spec and the artifact writer it calls do.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .errors import BudgetExceededError, ConfigError, UsageError
+from .model_config import config_from_dict
+
+POOL = 0.9  # shapes within this share of the most connections compete on width / depth
+ASPECT_SPAN = 2.0  # width / depth within this factor of the recipe's
+RESERVE = 64  # bytes kept free for header fields the stand-in cannot know (names, numbers)
+ShapeFn = Callable[[dict], float]
+
+
+@dataclass(frozen=True)
+class StoredTensor:
+    """One tensor an artifact of the built-in GPT stores: ``masked`` (frozen x mask) or ``plain``."""
+
+    name: str
+    kind: str
+    shape: tuple[int, ...]
+    init: str = ""  # masked: frozen init rule
+
+
+@dataclass
+class ShapeChoice:
+    """The chosen shape, its worst-case packed bytes and the runner-up that did not fit."""
+
+    config: dict
+    budget: int
+    bytes: int  # packed bytes of the worst-case stand-in (+ RESERVE must fit)
+    connections: int
+    estimate: float
+    wider: tuple[int, int, int] | None = None  # (num_layers, model_dim, bytes) of the next wider shape
+    checked: int = 0  # stand-ins packed
+    alternatives: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def model_dim(self) -> int:
+        return int(self.config["model_dim"])
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.config["num_layers"])
+
+    def reason(self) -> str:
+        """One line: which shape and why."""
+        heads = int(self.config["num_heads"])
+        line = (f"budget {self.budget:,} B: {self.num_layers} x {self.model_dim} ({heads} heads of "
+                f"{self.model_dim // heads}), {self.connections:,} connections, worst case "
+                f"{self.bytes:,} B packed")
+        if self.wider is not None:
+            line += f"; the next wider shape, {self.wider[0]} x {self.wider[1]}, needs {self.wider[2]:,} B"
+        return line
+
+
+# ---------------------------------------------------------------- the tensors of a config
+
+def stored_tensors(config: dict) -> list[StoredTensor]:
+    """The tensors (names, shapes, kinds) a ticket of the built-in GPT holds, in its order:
+    the masked weights in module order, then the plain vectors in parameter order (a
+    module's own parameters before its children's)."""
+    c = _validated(config)
+    C, V, kv = c["model_dim"], c["vocab_size"], c["num_kv_heads"] * (c["model_dim"] // c["num_heads"])
+    hidden, gains = c["mlp_mult"] * C, c["rmsnorm_weight"]
+    masked = [StoredTensor("tok_emb.weight", "masked", (V, C), c["embed_init"])]
+    plain = [StoredTensor("pre_logit_scale", "plain", (C,))] if c["pre_logit_scale"] else []
+    if c["embed_norm"] and gains:
+        plain.append(StoredTensor("emb_norm.weight", "plain", (C,)))
+    for i in range(c["num_layers"]):
+        b = f"blocks.{i}"
+        masked += [StoredTensor(f"{b}.attn.c_q.weight", "masked", (C, C), c["init"]),
+                   StoredTensor(f"{b}.attn.c_k.weight", "masked", (kv, C), c["init"]),
+                   StoredTensor(f"{b}.attn.c_v.weight", "masked", (kv, C), c["init"]),
+                   StoredTensor(f"{b}.attn.proj.weight", "masked", (C, C), c["init"]),
+                   StoredTensor(f"{b}.mlp.fc.weight", "masked", (hidden, C), c["mlp_fc_init"]),
+                   StoredTensor(f"{b}.mlp.proj.weight", "masked", (C, hidden), c["init"])]
+        vectors = [(f"{b}.attn_scale", C, c["block_scales"]), (f"{b}.mlp_scale", C, c["block_scales"]),
+                   (f"{b}.attn_norm.weight", C, gains), (f"{b}.attn.head_scale", c["num_heads"], c["head_scales"]),
+                   (f"{b}.mlp_norm.weight", C, gains)]
+        plain += [StoredTensor(name, "plain", (n,)) for name, n, kept in vectors if kept]
+    if gains:
+        plain.append(StoredTensor("final_norm.weight", "plain", (C,)))
+    if not c["tie_embeddings"]:
+        masked.append(StoredTensor("lm_head.weight", "masked", (V, C), c["init"]))
+    return masked + plain
+
+
+def connections(config: dict) -> int:
+    """Frozen connections (elements of every masked tensor) of a config."""
+    return sum(math.prod(t.shape) for t in stored_tensors(config) if t.kind == "masked")
+
+
+def mask_bits(config: dict) -> float:
+    """Worst-case coded bits per connection of the config's mask (order-0 entropy bound)."""
+    spec = _validated_spec(config)
+    if spec.kind == "nm":
+        return math.log2(math.comb(spec.m, spec.n)) / spec.m
+    if spec.estimator == "topk":
+        return _entropy([1 - spec.density, spec.density])
+    if spec.estimator == "nested":
+        return _entropy(_nested_probs(spec.density, spec.levels))
+    return math.log2(spec.levels)
+
+
+def estimate_bytes(config: dict) -> float:
+    """Analytic bytes: masks at their worst-case bits (+1%), fp16 vectors and scales, header."""
+    tensors = stored_tensors(config)
+    bits = mask_bits(config) * 1.01
+    scale_mode = _validated(config)["scale_mode"]
+    total = 400.0 + 45 * len(tensors)
+    for t in tensors:
+        n = math.prod(t.shape)
+        if t.kind == "plain":
+            total += 2 * n
+        else:
+            total += n * bits / 8 + {"none": 0, "tensor": 2, "row": 2 * t.shape[0]}[scale_mode]
+    return total
+
+
+# ---------------------------------------------------------------- worst-case stand-ins
+
+def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = None):
+    """A ticket of ``config`` whose tensors cost what training can make them cost at most."""
+    from .ticket import MaskedTensor, PlainTensor, Ticket, default_provenance
+
+    gen = np.random.default_rng(seed)
+    spec = _validated_spec(config)
+    scale_mode = _validated(config)["scale_mode"]
+    out = []
+    for t in stored_tensors(config):
+        if t.kind == "plain":
+            out.append(PlainTensor(t.name, _random_f16(gen, t.shape)))
+            continue
+        scale = None if scale_mode == "none" else _random_f16(gen, () if scale_mode == "tensor" else t.shape[:1])
+        out.append(MaskedTensor(t.name, t.shape, t.init, spec, _worst_levels(gen, spec, t.shape), scale))
+    return Ticket(seed=seed, config=dict(config), tensors=out, eval=_EVAL,
+                  provenance=provenance if provenance is not None else default_provenance(_TRAIN_FACTS))
+
+
+# what `pack` records about training and evaluation, at its longest plausible length
+_TRAIN_FACTS = {"train": {"step": 10**9, "tokens": 10**13, "val_bpb": 1.2345678901234567}}
+_EVAL = {"seq_len": 10**6, "tokenizer": {"kind": "sentencepiece", "vocab_size": 10**6,
+                                         "sha256": hashlib.sha256(b"a tokenizer").hexdigest()}}
+
+
+def worst_case_bytes(config: dict, seed: int = 0, creation: dict | None = None) -> int:
+    """Packed bytes (``codec="auto"``) of ``worst_case_ticket(config)``."""
+    from .artifact import encode_artifact
+
+    creation = creation if creation is not None else {"checkpoint": "x" * 40, "codec": "auto", "level": None}
+    return len(encode_artifact(worst_case_ticket(config, seed), creation=creation))
+
+
+def _worst_levels(gen: np.random.Generator, spec, shape: tuple[int, ...]) -> np.ndarray:
+    n = math.prod(shape)
+    if spec.kind == "nm":  # N random positions of every M
+        groups = np.argsort(gen.random((n // spec.m, spec.m)), axis=1) < spec.n
+        return groups.astype(np.uint8).reshape(shape)
+    if spec.estimator == "topk":
+        levels = np.zeros(n, np.uint8)
+        levels[gen.permutation(n)[:int(round(spec.density * n))]] = 1
+        return levels.reshape(shape)
+    probs = _nested_probs(spec.density, spec.levels) if spec.estimator == "nested" else None
+    return gen.choice(spec.levels, size=shape, p=probs).astype(np.uint8)
+
+
+def _random_f16(gen: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    return (1 + 0.3 * gen.standard_normal(shape)).astype(np.float16)
+
+
+def _nested_probs(d: float, levels: int) -> list[float]:
+    """Level shares of a nested top-k mask: level >= j holds a share d**j."""
+    at_least = [d ** j for j in range(levels)] + [0.0]
+    return [at_least[j] - at_least[j + 1] for j in range(levels)]
+
+
+def _entropy(probs: list[float]) -> float:
+    return -sum(p * math.log2(p) for p in probs if p > 0)
+
+
+# ---------------------------------------------------------------- the search
+
+def shapes(template: dict, budget: int, estimate: ShapeFn, max_dim: int = 8192) -> list[dict]:
+    """Configs of the recipe's shapes whose estimate is within 5% of the budget, most
+    connections first (ties: deeper first)."""
+    t = _validated(template)
+    head_dim, group = t["model_dim"] // t["num_heads"], t["num_heads"] // t["num_kv_heads"]
+    ratio = t["model_dim"] / t["num_layers"]
+    found = []
+    for C in range(head_dim, max_dim + 1, head_dim):
+        heads = C // head_dim
+        if heads % group:
+            continue
+        lo, hi = max(1, math.ceil(C / (ratio * ASPECT_SPAN))), math.floor(C * ASPECT_SPAN / ratio)
+        fitting = 0
+        for L in range(lo, hi + 1):
+            cfg = {**template, "model_dim": C, "num_layers": L, "num_heads": heads, "num_kv_heads": heads // group}
+            try:
+                est = estimate(cfg)
+            except ConfigError:  # e.g. an N:M group that does not divide this width
+                continue
+            if est <= budget * 1.05:
+                found.append((connections(cfg), L, est, cfg))
+                fitting += 1
+        if not fitting and lo <= hi and _min_estimate(template, C, heads, group, lo, estimate) > budget * 1.05:
+            break  # wider only costs more
+    found.sort(key=lambda f: (-f[0], -f[1]))
+    return [dict(f[3], _estimate=f[2]) for f in found]
+
+
+def _min_estimate(template: dict, C: int, heads: int, group: int, L: int, estimate: ShapeFn) -> float:
+    try:
+        return estimate({**template, "model_dim": C, "num_layers": L, "num_heads": heads,
+                         "num_kv_heads": heads // group})
+    except ConfigError:
+        return 0.0
+
+
+def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
+          estimate: ShapeFn | None = None, reserve: int = RESERVE) -> ShapeChoice:
+    """The shape of ``template`` a byte budget buys (see the module docstring).
+
+    ``measure(config)`` gives the real worst-case bytes (default: pack the stand-in ticket),
+    ``estimate(config)`` the analytic ranking (default: ``estimate_bytes``); a shape fits
+    when ``measure + reserve <= budget``. Raises BudgetExceededError when none does.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
+        raise UsageError(f"budget: {budget!r}, expected a positive number of bytes")
+    measure = measure or worst_case_bytes
+    estimate = estimate or estimate_bytes
+    sized: dict[tuple[int, int], int] = {}
+
+    def cost(cfg: dict) -> int:
+        key = (cfg["num_layers"], cfg["model_dim"])
+        if key not in sized:
+            sized[key] = int(measure(_public(cfg)))
+        return sized[key]
+
+    candidates = shapes(template, budget, estimate)
+    best = next((c for c in candidates if cost(c) + reserve <= budget), None)
+    if best is None:
+        small = _smallest(template)
+        raise BudgetExceededError(f"budget: {budget:,} B, no shape of this recipe fits: the smallest, "
+                                  f"{small['num_layers']} x {small['model_dim']}, needs "
+                                  f"{cost(small) + reserve:,} B (raise the budget or choose a cheaper mask)")
+    most = connections(best)
+    ratio = template["model_dim"] / template["num_layers"]
+    pool = [c for c in candidates if POOL * most <= connections(c) <= most]
+    pool.sort(key=lambda c: (abs(math.log2(c["model_dim"] / c["num_layers"] / ratio)), -connections(c)))
+    chosen = next(c for c in pool if cost(c) + reserve <= budget)
+    wider = _next_wider(chosen, cost)
+    return ShapeChoice(config=_public(chosen), budget=budget, bytes=cost(chosen),
+                       connections=connections(chosen), estimate=chosen["_estimate"], wider=wider,
+                       checked=len(sized))
+
+
+def _smallest(template: dict) -> dict:
+    """One block, one group of heads: the cheapest shape of the recipe."""
+    head_dim, group = template["model_dim"] // template["num_heads"], template["num_heads"] // template["num_kv_heads"]
+    return {**template, "model_dim": head_dim * group, "num_layers": 1, "num_heads": group, "num_kv_heads": 1}
+
+
+def _next_wider(chosen: dict, cost: Callable[[dict], int]) -> tuple[int, int, int] | None:
+    """(depth, width, worst-case bytes) of the same depth one step of heads wider."""
+    head_dim, group = chosen["model_dim"] // chosen["num_heads"], chosen["num_heads"] // chosen["num_kv_heads"]
+    heads = chosen["num_heads"] + group
+    cfg = {**chosen, "model_dim": heads * head_dim, "num_heads": heads, "num_kv_heads": heads // group}
+    try:
+        return cfg["num_layers"], cfg["model_dim"], cost(cfg)
+    except ConfigError:
+        return None
+
+
+def _public(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if not k.startswith("_")}
+
+
+def _validated(config: dict) -> dict:
+    return config_from_dict(_public(config)).to_dict()
+
+
+def _validated_spec(config: dict):
+    return config_from_dict(_public(config)).mask_spec()
