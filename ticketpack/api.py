@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, encode_artifact,
-                       parse_artifact, read_artifact_bytes, verify_info, write_artifact)
-from .checkpoint import load_checkpoint, ticket_from_checkpoint
+from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, parse_artifact,
+                       read_artifact_bytes, verify_info, write_artifact)
+from .checkpoint import checkpoint_ticket, packed_size  # noqa: F401 - packed_size is API
 from .errors import HeaderError, UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
@@ -30,22 +30,9 @@ def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "au
     """Pack a ticketpack checkpoint into an artifact; returns the artifact's bytes.
 
     ``progress`` receives an event after each tensor (artifact.encode_artifact)."""
-    ticket, creation = _checkpoint_ticket(checkpoint, codec, level, limits, model_limits)
+    ticket, creation = checkpoint_ticket(checkpoint, codec, level, limits, model_limits)
     return write_artifact(ticket, out, codec=codec, level=level, budget=budget,
                           code_bytes=code_bytes, creation=creation, progress=progress)
-
-
-def packed_size(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
-                model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> int:
-    """The bytes ``pack`` would write for a checkpoint, writing nothing."""
-    ticket, creation = _checkpoint_ticket(checkpoint, codec, level, DEFAULT_LIMITS, model_limits)
-    return len(encode_artifact(ticket, codec, level, creation))
-
-
-def _checkpoint_ticket(checkpoint: str | os.PathLike, codec: str, level: int | None, limits: Limits,
-                       model_limits: ModelLimits) -> tuple[Ticket, dict]:
-    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint, limits, model_limits), model_limits)
-    return ticket, {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec, "level": level}
 
 
 def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",

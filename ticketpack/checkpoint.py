@@ -305,3 +305,20 @@ def _scale_owners(model: nn.Module):
     from .layers import masked_layers
 
     return [layer for _, layer in masked_layers(model) if getattr(layer, "scale", None) is not None]
+
+
+def checkpoint_ticket(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
+                      limits: Limits = DEFAULT_LIMITS,
+                      model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> tuple[Ticket, dict]:
+    """The ticket ``pack`` writes for a checkpoint and the provenance ``creation`` it records."""
+    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint, limits, model_limits), model_limits)
+    return ticket, {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec, "level": level}
+
+
+def packed_size(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
+                model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> int:
+    """The bytes ``pack`` would write for a checkpoint, writing nothing."""
+    from .artifact import encode_artifact
+
+    ticket, creation = checkpoint_ticket(checkpoint, codec, level, DEFAULT_LIMITS, model_limits)
+    return len(encode_artifact(ticket, codec, level, creation))

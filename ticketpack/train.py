@@ -43,7 +43,7 @@ from torch import nn
 
 from . import __version__
 from .artifact import DEFAULT_LIMITS, Limits
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, packed_size, save_checkpoint
 from .data import TokenStream, batch_iterator, load_tokens, split_train_val
 from .errors import CheckpointError, ConfigError, UsageError
 from .eval_context import make_eval_context
@@ -662,8 +662,6 @@ class _Trainer:
 
     def packed_bytes(self) -> int:
         """Bytes ``ticketpack pack`` writes for the final checkpoint (the budget's proof)."""
-        from .api import packed_size  # api sits above the trainer
-
         return packed_size(self.opts.out)
 
     def close(self) -> None:
