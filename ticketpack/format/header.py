@@ -161,6 +161,8 @@ def _check_kind_fields(t: dict, name: str, kind: str, shape: list, version: int)
         spec = MaskSpec.parse(mask)
     except TicketpackError as exc:  # MaskSpec raises ConfigError: here it is a header error
         raise HeaderError(f"{name}: mask {mask[:100]!r} is not a valid mask kind ({exc})") from None
+    if str(spec) != mask:
+        raise HeaderError(f"{name}: mask {mask[:100]!r}, expected its canonical spelling {str(spec)!r}")
     if spec.kind == "none" and version < 2:
         raise HeaderError(f"{name}: mask 'none' in a format version {version} file, expected a "
                           f"stored mask (mask none is format version 2)")

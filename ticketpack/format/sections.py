@@ -163,4 +163,8 @@ def decode_values(s: dict, payload: bytes, name: str, shape: tuple) -> np.ndarra
     if s["raw"] != need:
         raise DecodeError(f"{name}: {s['role']} is {s['raw']} B raw, shape {shape} needs {need} B")
     raw = section_bytes(s, payload, name)
-    return np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
+    values = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
+    if not np.isfinite(values).all():
+        raise DecodeError(f"{name}: {s['role']} holds a non-finite value (NaN or infinity), "
+                          f"expected finite numbers")
+    return values
