@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import json
 import subprocess
 import sys
@@ -141,3 +142,26 @@ def test_core_imports_only_numpy_zstandard_and_the_standard_library():
                 top = name.split(".")[0]
                 assert top in allowed or top in sys.stdlib_module_names or \
                     (top == "torch" and id(node) in exempt), (path.name, name)
+
+
+FORMAT_MD = PACKAGE.parent / "docs" / "FORMAT.md"
+
+
+def test_format_md_known_answers_are_what_the_core_computes():
+    from ticketpack.format.digest import tensor_sha256
+
+    rows = re.findall(r"^\| (\d+) \| `([^`]+)` \| `(\[[\d, ]+\])` \| `(\w+)` \| `([0-9a-f ]+)` \| `([0-9a-f]{64})` \|$",
+                      FORMAT_MD.read_text(encoding="utf-8"), re.M)
+    assert len(rows) >= 5
+    for seed, name, shape, rule, first, digest in rows:
+        w = philox.frozen_weight(int(seed), name, tuple(json.loads(shape)), rule)
+        assert " ".join(f"{int(x):08x}" for x in w.reshape(-1)[:4].view("<u4")) == first, name
+        assert tensor_sha256(name, w).hex() == digest, name
+
+
+def test_format_md_lists_the_config_schema():
+    from ticketpack.model_config import CONFIG_SCHEMA
+
+    text = FORMAT_MD.read_text(encoding="utf-8")
+    for f in CONFIG_SCHEMA:
+        assert re.search(rf"^\| `{f.name}` \| [^|]+ \| `{re.escape(json.dumps(f.default))}` \|", text, re.M), f.name
