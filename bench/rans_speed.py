@@ -19,8 +19,8 @@ from math import comb, log2
 
 import numpy as np
 
-from ticketpack.codecs import entropy as v1
-from ticketpack.codecs import nm as v1_nm
+from ticketpack.format.codecs import entropy as v1
+from ticketpack.format.codecs import nm as v1_nm
 from ticketpack.format import rans
 
 

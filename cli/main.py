@@ -142,7 +142,13 @@ def _size_table(report) -> str:
                      f"{t.bits_per_connection:>9.4f} {dens:>7} {ent:>7} {over:>7}")
     lines.append(f"header + trailer: {report.header_bytes:,} B; uncompressed {report.raw_bytes:,} B, "
                  f"compression saved {report.compression_saving_bytes:,} B")
-    lines.append(f"entropy bound of masks/trits: {report.entropy_bound_bytes:,.0f} B")
+    if report.masked_connections:
+        lines.append(f"masked tensors: {report.masked_connections:,} connections in "
+                     f"{report.masked_bytes:,} B = {report.masked_bits_per_connection:.4f} bits/connection; "
+                     f"entropy bound {report.entropy_bound_bytes:,.0f} B = "
+                     f"{report.entropy_bound_bits_per_connection:.4f} bits/connection")
+        lines.append(f"above the bound: masks {_over(report.mask_over_bound_bytes, report.mask_over_bound_percent)}, "
+                     f"whole artifact {_over(report.artifact_over_bound_bytes, report.artifact_over_bound_percent)}")
     total = f"total: {report.total_bytes:,} B"
     if report.code_bytes:
         total += f" (artifact {report.total_bytes - report.code_bytes:,} B + code {report.code_bytes:,} B)"
@@ -152,6 +158,10 @@ def _size_table(report) -> str:
                   (f"OVER by {-left:,} B" if left < 0 else f"{left:,} B to spare"))
     lines.append(total)
     return "\n".join(lines)
+
+
+def _over(nbytes: float, percent: float | None) -> str:
+    return f"{nbytes:+,.0f} B" + (f" ({percent:+.2f}%)" if percent is not None else "")
 
 
 @main.command("load-and-eval")
@@ -232,7 +242,7 @@ def inspect(artifact: str) -> None:
 @click.option("--steps", type=int, default=None, help="training steps")
 @click.option("--max-minutes", type=float, default=None, help="training time budget (schedules follow it)")
 @click.option("--preset", default="small", show_default=True, help="model preset: tiny, small, pg-lth")
-@click.option("--mask", default=None, help="binary | multibit:K | nm:N:M (default: the preset's)")
+@click.option("--mask", default=None, help="binary | multibit:K | nm:N:M | none (frozen seeded weights, no mask; default: the preset's)")
 @click.option("--estimator", default="", help="ste | topk | quant | nested (default: by mask kind)")
 @click.option("--init", default=None, type=click.Choice(["xavier", "he", "signed-constant"]), help="frozen init")
 @click.option("--density", type=float, default=None, help="target density (topk/nested estimators)")
@@ -250,12 +260,17 @@ def inspect(artifact: str) -> None:
 @click.option("--model", "model_json", default=None, help='GPTConfig overrides as JSON, e.g. \'{"model_dim": 512}\'')
 @click.option("--budget", default=None,
               help="byte budget (256KB, 16MB): train the widest shape of the recipe whose packed artifact fits")
+@click.option("--adapter-rank", type=int, default=None,
+              help="rank of trained low-rank adapters B @ A on every frozen weight (default: none)")
+@click.option("--adapter-dtype", default="f16", show_default=True, type=click.Choice(["f16", "int8"]),
+              help="how the artifact stores adapters (int8: per row, fp16 scales)")
+@click.option("--adapter-lr", type=float, default=0.003, show_default=True, help="Adam lr of the adapters")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @quiet_option
 @handle_errors
 def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init, density, seed, seq_len,
           batch_size, lr, scale_lr, eval_every, checkpoint_every, tokenizer, device, resume, log,
-          model_json, budget, as_json, quiet) -> None:
+          model_json, budget, adapter_rank, adapter_dtype, adapter_lr, as_json, quiet) -> None:
     """Train a supermask GPT on text: only mask scores and scales are learned.
 
     With --budget, depth and width are chosen (keeping the recipe's head width and
@@ -268,7 +283,8 @@ def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init
                         lr=lr, scale_lr=scale_lr, eval_every=eval_every,
                         checkpoint_every=checkpoint_every, tokenizer=tokenizer, device=device,
                         resume=resume, log=log, model=_json_object(model_json, "--model"),
-                        byte_budget=_budget(budget))
+                        byte_budget=_budget(budget), adapter_rank=adapter_rank,
+                        adapter_dtype=adapter_dtype, adapter_lr=adapter_lr)
     result = run_training(opts, callback=functools.partial(_train_event, reporter(quiet)))
     summary = {"val_bpb": result.val_bpb, "val_loss": result.val_loss, "steps": result.steps,
                "tokens": result.tokens, "seconds": round(result.seconds, 2), "checkpoint": result.checkpoint,

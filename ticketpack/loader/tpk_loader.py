@@ -234,14 +234,26 @@ def ransrow(d, shape):
     if len(mix) == 0:
         need(pos + 1 + nb == len(d), "ransrow: extra bytes")
         return grid
-    f1, ar = np.clip((nr[mix] << 16) // C, 1, ONE - 1), np.arange(4096)
+    B = d[pos + 1 + nb] if pos + 1 + nb < len(d) else 0
+    need(B in (1, 2, 4, 8), "ransrow: bad B")
+    Q, A, n1 = -(-C // B), 1 << B, nr[mix]
+    dv, mi = np.unique(n1, return_inverse=True)
+    dig = (np.arange(A)[:, None] >> np.arange(B)) & 1
+    u, a = (np.stack([C - dv, dv], 1) << 31) // C, np.full((len(dv), A), 1 << 31, np.int64)
+    for j in range(B):
+        a = (a * u[:, dig[:, j]]) >> 31
+    f = np.maximum(1, (a << 16) // a.sum(1, keepdims=True))
+    f[np.arange(len(f)), np.argmax(f, 1)] += ONE - f.sum(1)
+    c, ar = np.cumsum(f, 1) - f, np.arange(4096)
 
     def look(slot, i, k):
-        g = f1[(i + ar[:k]) // C]
-        s = slot >= ONE - g
-        return s, np.where(s, g, ONE - g), np.where(s, ONE - g, 0)
-    grid[mix] = rans(d, pos + 1 + nb, len(mix) * C, look).reshape(-1, C)
-    need((grid[mix].sum(1) == nr[mix]).all(), "ransrow: row counts do not match")
+        m = mi[(i + ar[:k]) // Q]
+        s = (c[m] <= slot[:, None]).sum(1) - 1
+        return s, f[m, s], c[m, s]
+    b = dig[rans(d, pos + 2 + nb, len(mix) * Q, look)].reshape(len(mix), Q * B)
+    need((b[:, C:] == (n1 > C - n1)[:, None]).all() and (b[:, :C].sum(1) == n1).all(),
+         "ransrow: row counts do not match")
+    grid[mix] = b[:, :C]
     return grid
 
 
