@@ -6,6 +6,7 @@ and returns plain data (dicts, dataclasses) that the CLI prints.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any
@@ -16,7 +17,7 @@ import torch
 from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, parse_artifact,
                        read_artifact_bytes, verify_info, write_artifact)
 from .checkpoint import checkpoint_ticket, packed_size  # noqa: F401 - packed_size is API
-from .errors import HeaderError, UsageError, VerificationError
+from .errors import ArtifactError, HeaderError, UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .sizing import SizeReport, size_report
@@ -157,6 +158,9 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     result = evaluate(model, stream, seq_len=seq_len, batch_size=batch_size, device=dev,
                       stride=stride, autocast_bf16=bf16)
     out = result.to_dict()
+    if not math.isfinite(out["val_loss"]):  # finite weights can still overflow in the forward pass
+        raise ArtifactError(f"load-and-eval: the model's loss is {out['val_loss']}, expected a finite "
+                            f"number (the artifact's weights or config make its outputs overflow)")
     if stride is not None:  # sliding-window scores are not comparable with window scores
         out["val_bpb_sliding"] = out["val_bpb"]
     out.update({"precision": "bf16" if bf16 else "fp32", "load_seconds": round(load_seconds, 4),
@@ -220,6 +224,9 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
     return {"text": tok.decode(out), "context": context, "context_source": source}
 
 
+SAFETENSORS_RESERVED = "__metadata__"  # the header key of a safetensors file's metadata
+
+
 def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
            model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
     """Write the regenerated effective dense weights (+ config in metadata) as safetensors."""
@@ -230,6 +237,9 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits =
     from .atomic import atomic_write_bytes
 
     ticket, state, sha = load_verified(artifact, limits, model_limits, progress)
+    if SAFETENSORS_RESERVED in state:  # it would collide with the file's metadata entry
+        raise UsageError(f"export: tensor name {SAFETENSORS_RESERVED!r} is reserved by the safetensors "
+                         f"format; this artifact cannot be exported; nothing written")
     metadata = {"format": "ticketpack-export", "config": json.dumps(ticket.config),
                 "seed": str(ticket.seed), "rng": ticket.rng, "weights_sha256": sha}
     atomic_write_bytes(out, st_save({k: v.contiguous() for k, v in state.items()}, metadata=metadata))

@@ -95,7 +95,7 @@ class Limits:
     max_tensors: int = 100_000
     max_rank: int = 8
     max_dim: int = 2**31
-    max_total_elements: int = 2**30  # loading costs ~4 B (effective fp32) + 1-8 B per element
+    max_total_elements: int = 2**28  # loading costs ~10 B per element: ~2.7 GB at the cap
     max_name_bytes: int = 1024
 
 

@@ -37,23 +37,23 @@ def encode_tensor(tensor: TensorEntry, codec: str, level: int | None) -> tuple[d
             parts.append(("mask", *encode_symbols(tensor.levels, tensor.mask.levels, tensor.mask,
                                                   codec, level)))
         if tensor.scale is not None:
-            parts.append(("scale", *encode_values(tensor.scale, codec, level)))
+            parts.append(("scale", *encode_values(tensor.scale, codec, level, f"{tensor.name}/scale")))
         return entry, parts
     if isinstance(tensor, PlainTensor):
         entry = {"name": tensor.name, "kind": "plain", "shape": list(tensor.shape)}
-        return entry, [("data", *encode_values(tensor.data, codec, level))]
+        return entry, [("data", *encode_values(tensor.data, codec, level, tensor.name))]
     if isinstance(tensor, TernaryTensor):
         entry = {"name": tensor.name, "kind": "ternary", "shape": list(tensor.shape),
                  "gamma": tensor.gamma_mode, "gamma_count": int(tensor.gamma.size)}
         symbols = (tensor.trits.astype(np.int16) + 1).astype(np.uint8)
         parts = [("trits", *encode_symbols(symbols, 3, None, codec, level)),
-                 ("gamma", *encode_values(tensor.gamma, codec, level))]
+                 ("gamma", *encode_values(tensor.gamma, codec, level, f"{tensor.name}/gamma"))]
         return entry, parts
     if isinstance(tensor, Int8Tensor):
         entry = {"name": tensor.name, "kind": "int8", "shape": list(tensor.shape)}
         q = np.ascontiguousarray(tensor.q, dtype=np.int8).tobytes()
         return entry, [("q", INT8_ENCODING, *_compressed(q, codec, level)),
-                       ("scale", *encode_values(tensor.scale, codec, level))]
+                       ("scale", *encode_values(tensor.scale, codec, level, f"{tensor.name}/scale"))]
     raise UsageError(f"ticket: unknown tensor type {type(tensor).__name__}")
 
 
@@ -81,11 +81,16 @@ def _compressed(raw: bytes, codec: str, level: int | None) -> tuple[str, bytes, 
     return best, stored, len(raw)
 
 
-def encode_values(values: np.ndarray, codec: str, level: int | None) -> tuple[str, str, bytes, int]:
-    """f32 for float32 arrays (exact fp32 values, e.g. imported scales), f16 for all else."""
+def encode_values(values: np.ndarray, codec: str, level: int | None,
+                  what: str = "values") -> tuple[str, str, bytes, int]:
+    """f32 for float32 arrays (exact fp32 values, e.g. imported scales), f16 for all else;
+    a non-finite value is refused (readers refuse it: never write one)."""
     enc = "f32" if np.asarray(values).dtype == np.float32 else "f16"
-    raw = np.ascontiguousarray(values, dtype=VALUE_DTYPES[enc]).tobytes()
-    return (enc, *_compressed(raw, codec, level))
+    stored = np.ascontiguousarray(values, dtype=VALUE_DTYPES[enc])
+    if not np.isfinite(stored).all():
+        raise UsageError(f"{what}: holds a non-finite value (NaN or infinity, e.g. an overflow of "
+                         f"float16's range), expected finite values; nothing written")
+    return (enc, *_compressed(stored.tobytes(), codec, level))
 
 
 def check_write_codec(codec: str, level: int | None, allowed: tuple[str, ...]) -> None:
@@ -165,6 +170,7 @@ def decode_values(s: dict, payload: bytes, name: str, shape: tuple) -> np.ndarra
     raw = section_bytes(s, payload, name)
     values = np.frombuffer(raw, dtype=dtype).astype(dtype.newbyteorder("=")).reshape(shape)
     if not np.isfinite(values).all():
-        raise DecodeError(f"{name}: {s['role']} holds a non-finite value (NaN or infinity), "
-                          f"expected finite numbers")
+        bad = int(np.flatnonzero(~np.isfinite(values.reshape(-1)))[0])
+        raise DecodeError(f"{name}/{s['role']}: value {bad} is {values.reshape(-1)[bad]}, "
+                          f"expected finite values")
     return values
