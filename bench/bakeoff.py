@@ -56,6 +56,12 @@ METHODS: dict[str, Method] = {
     # the best ticket recipe found so far (docs/RESULTS.md): signed constant, sharper surrogate
     "best": Method("ticket best (sc, T 1->0.05)", "ticket", lr=0.01, init="signed-constant",
                    temperature_start=1.0, temperature_end=0.05),
+    # seeded backbones + adapters (issue 16): no mask, a frozen random network + trained rank-4
+    # adapters and per-row scales; and the hybrid, the best ticket + rank-1 adapters
+    "adapters": Method("backbone + adapters (r 4)", "ticket", lr=0.01, mask="none", scale_mode="row",
+                       adapter_rank=4),
+    "mask-adapters": Method("best ticket + adapters (r 1)", "ticket", lr=0.01, init="signed-constant",
+                            temperature_start=1.0, temperature_end=0.05, adapter_rank=1),
 }
 
 
@@ -99,7 +105,8 @@ def solve(method: Method, budget: int) -> tuple[Shape, int]:
     choice = shape_budget.solve(
         template, budget, reserve=0,
         measure=lambda cfg: proxy_bytes(method, GPTConfig.from_dict(cfg)),
-        estimate=lambda cfg: estimate_bytes(method, cfg["model_dim"], cfg["num_layers"]))
+        estimate=lambda cfg: (shape_budget.estimate_bytes(cfg, method.adapter_dtype) if method.adapter_rank
+                              else estimate_bytes(method, cfg["model_dim"], cfg["num_layers"])))
     C, L = choice.model_dim, choice.num_layers
     return Shape(C, L, connections(C, L, method.mlp_mult), choice.estimate), choice.bytes
 
