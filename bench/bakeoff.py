@@ -82,6 +82,9 @@ def connections(model_dim: int, num_layers: int, mlp_mult: int = 2) -> int:
 
 def estimate_bytes(method: Method, model_dim: int, num_layers: int) -> float:
     """Bytes by the method's worst-case bits, plus fp16 vectors, row scales and headers."""
+    if method.adapter_rank:  # the package's estimate knows adapters and mask none
+        return shape_budget.estimate_bytes(shape_config(model_dim, num_layers, method).to_dict(),
+                                           method.adapter_dtype)
     C, L = model_dim, num_layers
     conn = connections(C, L, method.mlp_mult)
     rows = VOCAB + L * (4 + method.mlp_mult + 1) * C  # output rows of every matrix
@@ -105,8 +108,7 @@ def solve(method: Method, budget: int) -> tuple[Shape, int]:
     choice = shape_budget.solve(
         template, budget, reserve=0,
         measure=lambda cfg: proxy_bytes(method, GPTConfig.from_dict(cfg)),
-        estimate=lambda cfg: (shape_budget.estimate_bytes(cfg, method.adapter_dtype) if method.adapter_rank
-                              else estimate_bytes(method, cfg["model_dim"], cfg["num_layers"])))
+        estimate=lambda cfg: estimate_bytes(method, cfg["model_dim"], cfg["num_layers"]))
     C, L = choice.model_dim, choice.num_layers
     return Shape(C, L, connections(C, L, method.mlp_mult), choice.estimate), choice.bytes
 
