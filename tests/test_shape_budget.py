@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli.main import main as cli
+from ticketpack.cli.main import main as cli
 from ticketpack import shape_budget as sb
 from ticketpack.artifact import encode_artifact
 from ticketpack.errors import BudgetExceededError, UsageError
