@@ -29,9 +29,9 @@ from .atomic import atomic_write_bytes
 from .errors import CheckpointError, LimitError, TicketpackError, UsageError
 from .eval_context import check_eval_context
 from .masking import MaskSpec
-from .model_config import DEFAULT_MODEL_LIMITS, INIT_RULE_NAMES as INIT_RULES, ModelLimits, config_from_dict
+from .format.constants import INIT_RULES, SCALE_MODES
+from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .strict_json import loads_strict
-from .format.constants import SCALE_MODES
 from .ticket import (Int8Tensor, MaskedTensor, PlainTensor, Ticket, adapter_tensor, check_fits,
                      default_provenance, ticket_from_model)
 

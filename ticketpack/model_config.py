@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import ConfigError, TicketpackError
 from .format.constants import INIT_RULES, SCALE_MODES
+from .format.maskspec import MaskSpec
 
 ACTIVATIONS = ("relu", "relu2")
 MASK_ESTIMATORS = ("", "ste", "topk", "quant", "nested")
@@ -36,8 +37,7 @@ class ConfigField:
     doc: str = ""
 
 
-# rng.INIT_RULES, named here without importing torch (tests/test_model_config.py checks they agree)
-INIT_RULE_NAMES = INIT_RULES
+INIT_RULE_NAMES = INIT_RULES  # the format core's init rules
 
 # The schema, key by key, in the order FORMAT.md lists it. Ranges are hard limits of the
 # built-in model; the resources a whole config implies are bounded by ModelLimits.
@@ -137,9 +137,7 @@ class GPTConfig:
     def kv_dim(self) -> int:
         return self.num_kv_heads * self.head_dim
 
-    def mask_spec(self):
-        from .masking import MaskSpec
-
+    def mask_spec(self) -> MaskSpec:
         return MaskSpec.parse(self.mask, estimator=self.mask_estimator, density=self.mask_density)
 
     def to_dict(self) -> dict[str, Any]:

@@ -641,6 +641,9 @@ class _Trainer:
 
     def _log_step(self, loss: torch.Tensor, sched: dict, p: float, t0: float) -> None:
         value = self.last_loss = self.mean_loss(loss)  # waits for the device: the step's time is complete
+        if not math.isfinite(value):
+            raise ConfigError(f"training diverged: loss {value} at step {self.state.step}; "
+                              f"lower --lr / --scale-lr")
         self.state.train_seconds += time.perf_counter() - t0
         self.emit({"event": "step", "step": self.state.step, "loss": value, **sched,
                    "progress": self.progress(), "tokens": self.state.tokens,
