@@ -31,6 +31,11 @@ def finite(s):
     return float(s)
 
 
+def unique(kv):
+    need(len(dict(kv)) == len(kv), "duplicate key")
+    return dict(kv)
+
+
 def inflate(d, codec, raw):
     try:
         if codec == "zstd":
@@ -58,30 +63,34 @@ def read(buf):
     need(max(hl, raw) <= 1 << 24, "header over 16 MiB")
     try:
         h = json.loads(inflate(buf[28:28 + hl], ("none", "zlib", "zstd")[hc], raw).decode(),
-                       parse_float=finite, parse_constant=finite)
+                       object_pairs_hook=unique, parse_float=finite, parse_constant=finite)
         need(isint(h["seed"], 0, M32), "seed")
         need(h["rng"] == "philox4x32-10/v1", f"rng {h['rng']!r} is not supported")
-        names, ts = set(), h["tensors"]
-        need(len(ts) <= 100000 and sum(check(t, names, pl) for t in ts) <= 1 << 30, "too big")
+        names, spans, ts = set(), [], h["tensors"]
+        need(len(ts) <= 100000 and sum(check(t, names, spans) for t in ts) <= 1 << 30, "too big")
     except (TpkError, ValueError, TypeError, KeyError, AttributeError) as e:
         raise TpkError(f"header: {e}") from None
+    spans.sort()
+    need([a for a, _ in spans] == [0] + [b for _, b in spans][:-1]
+         and (spans[-1][1] if spans else 0) == pl, "sections do not tile the payload")
     return h, buf[28 + hl:-4]
 
 
-def check(t, names, pl):
-    """Check a tensor entry; return its element count."""
+def check(t, names, spans):
+    """Check a tensor entry (sections 2.1, 3, 7); return its element count."""
     name, shape, kind = t["name"], t["shape"], t["kind"]
     need(type(name) is str and 0 < len(name.encode()) <= 1024 and name not in names,
          f"tensor name {name!r}")
     names.add(name)
-    need(type(shape) is list and len(shape) <= 8 and all(isint(d, 1, 1 << 31) for d in shape),
-         f"{name}: shape")
     n = math.prod(shape)
+    need(type(shape) is list and len(shape) <= 8 and all(isint(d, 0, 1 << 31) for d in shape)
+         and (kind in ("plain", "ternary") or shape and (kind == "int8" or n)), f"{name}: shape")
     need(kind in ("plain", "ternary", "int8") or kind == "masked" and t["init"] in INITS
-         and mask(t), f"{name}: kind or init")
+         and t["scale"] in ("none", "tensor", "row") and mask(t), f"{name}: kind, init or scale")
     for s in t["sections"]:
-        need(all(isint(s[k]) for k in ("offset", "length", "crc")) and isint(s["raw"], 0, 4 * n + ONE)
-             and s["offset"] + s["length"] <= pl, f"{name}: {s['role']} section")
+        need(all(isint(s[k]) for k in ("offset", "length", "crc")) and isint(s["raw"], 0, 8 * n + 4096),
+             f"{name}: {s['role']} section")
+        spans.append((s["offset"], s["offset"] + s["length"]))
     return n
 
 
@@ -90,10 +99,10 @@ INITS = ("xavier_uniform", "he_uniform", "signed_constant_xavier", "signed_const
 
 def mask(t):
     """(K levels, N, M) of a mask: K = 0 for `none`, M = 0 unless N:M."""
-    m = re.fullmatch(r"(none|binary)|multibit:([1-9]\d*)|nm:(0|[1-9]\d*):([1-9]\d*)", str(t["mask"]))
+    m = re.fullmatch(r"(none|binary)|multibit:([1-9]\d*)|nm:([1-9]\d*):([1-9]\d*)", str(t["mask"]))
     k, n, mm = [int(v or 0) for v in m.groups()[1:]] if m else (0, 0, 0)
-    need(m and (m[1] or 2 <= k <= 256 or m[3] and n <= mm <= 64 and t["shape"][-1:] != []
-                and t["shape"][-1] % mm == 0), f"{t['name']}: mask {t['mask']!r}")
+    need(m and (m[1] or 2 <= k <= 256 or n < mm <= 256 and t["shape"][-1] % mm == 0),
+         f"{t['name']}: mask {t['mask']!r}")
     return 2 * (m[1] == "binary") if m[1] else k or 2, n, mm
 
 
@@ -152,6 +161,18 @@ def rans(d, pos, n, look):
     return out
 
 
+def product(cnt, B):
+    """Section 5.2.2's product model of B elements per symbol, level counts cnt (all > 0)."""
+    P = len(cnt)
+    dig = (np.arange(P ** B)[:, None] // P ** np.arange(B)) % P
+    u, a = (cnt << 31) // cnt.sum(), np.full(P ** B, 1 << 31, np.int64)
+    for j in range(B):
+        a = (a * u[dig[:, j]]) >> 31
+    f = np.maximum(1, (a << 16) // a.sum())
+    f[np.argmax(f)] += ONE - f.sum()
+    return f, dig
+
+
 def rans0(d, n, K):
     """Section 5.2.2: levels 0..K-1, B per symbol, product model."""
     cnt, pos = [], 0
@@ -163,16 +184,11 @@ def rans0(d, n, K):
     v = np.flatnonzero(cnt)
     P = len(v)
     if P < 2:
-        return np.full(n, v[0], np.uint8)
+        return np.full(n, v[0] if P else 0, np.uint8)
     B = d[pos] if pos < len(d) else 0
     need(B in (1, 2, 4, 8) and P ** B <= 256, "rans0: bad B")
-    S, dig = -(-n // B), (np.arange(P ** B)[:, None] // P ** np.arange(B)) % P
-    u, a = (cnt[v] << 31) // n, np.full(P ** B, 1 << 31, np.int64)
-    for j in range(B):
-        a = (a * u[dig[:, j]]) >> 31
-    f = np.maximum(1, (a << 16) // a.sum())
-    f[np.argmax(f)] += ONE - f.sum()
-    return v.astype(np.uint8)[dig][rans(d, pos + 1, S, static(f))].reshape(-1)[:n]
+    f, dig = product(cnt[v], B)
+    return v.astype(np.uint8)[dig][rans(d, pos + 1, -(-n // B), static(f))].reshape(-1)[:n]
 
 
 def ransrow(d, shape):
@@ -191,13 +207,20 @@ def ransrow(d, shape):
     mix = np.flatnonzero((nr > 0) & (nr < C))
     if len(mix) == 0:
         return grid
-    f1, ar = np.clip((nr[mix] << 16) // C, 1, ONE - 1), np.arange(4096)
+    B = d[pos + 1 + nb] if pos + 1 + nb < len(d) else 0
+    need(B in (1, 2, 4, 8), "ransrow: bad B")
+    Q, ar = -(-C // B), np.arange(4096)
+    dv, mi = np.unique(nr[mix], return_inverse=True)  # one model per distinct row count
+    f = np.stack([product(np.array([C - k, k]), B)[0] for k in dv])
+    c = np.cumsum(f, 1) - f
+    cc = (c + (np.arange(len(dv))[:, None] << 16)).reshape(-1)
 
     def look(slot, i, k):
-        g = f1[(i + ar[:k]) // C]
-        s = slot >= ONE - g
-        return s, np.where(s, g, ONE - g), np.where(s, ONE - g, 0)
-    grid[mix] = rans(d, pos + 1 + nb, len(mix) * C, look).reshape(-1, C)
+        m = mi[(i + ar[:k]) // Q]
+        s = np.searchsorted(cc, (m << 16) + slot, "right") - 1 - (m << B)
+        return s, f[m, s], c[m, s]
+    sym = rans(d, pos + 2 + nb, len(mix) * Q, look)
+    grid[mix] = ((sym[:, None] >> np.arange(B)) & 1).reshape(len(mix), -1)[:, :C]
     return grid
 
 
@@ -230,6 +253,7 @@ def levels(t, sec, d):
         nb, m = (K - 1).bit_length(), -(-n // 8)
         need(len(d) == nb * m, "planes: wrong length")
         lev = sum(bits(d[i * m:i * m + m], n) << i for i in range(nb))
+        need(lev.max() < K, "planes: level out of range")
     elif enc == "trits5" and K == 3:
         x = np.frombuffer(d, np.uint8)
         lev = ((x[:, None] // np.array([1, 3, 9, 27, 81], np.uint8)) % 3).reshape(-1)
@@ -237,12 +261,13 @@ def levels(t, sec, d):
         lev = lev[:n]
     elif enc == "rans0":
         lev = rans0(d, n, K)
-    elif enc == "ransrow" and K == 2 and not M and shape:
+    elif enc == "ransrow" and K == 2 and len(shape) > 1:
         lev = ransrow(d, shape)
     elif enc == "ransnm" and M:
         lev = ransnm(d, n, N, M)
     else:
         raise TpkError(f"encoding {enc!r} not allowed here")
+    need(not M or (lev.reshape(-1, M).sum(1) == N).all(), f"mask is not {N}:{M}")
     return lev.reshape(shape).astype(np.float32)
 
 
@@ -298,10 +323,11 @@ def tensor(seed, t, pay):
             w = np.frombuffer(S["q"][1], np.int8).reshape(shape).astype(np.float32)
             w = w * bcast(floats(*S["scale"], r), shape)
         elif kind == "ternary":
-            g = {"tensor": 1, "row": r, "shard": t.get("gamma_count")}[t["gamma"]]
-            need(isint(g, 1) and r % g == 0, "gamma_count")
-            g = floats(*S["gamma"], g)
-            w = bcast(np.repeat(g, r // len(g)), shape) * (levels(t, *S["trits"]) - 1)
+            g = t["gamma_count"]
+            need(g == {"tensor": 1, "row": r, "shard": g}[t["gamma"]] and isint(g)
+                 and (r % g == 0 if g else r == 0), "gamma_count")
+            g = np.repeat(floats(*S["gamma"], g), r // g if g else 0)
+            w = bcast(g, shape) * (levels(t, *S["trits"]) - 1)
         else:
             w = frozen(seed, name, shape, t["init"])
             if t["mask"] != "none":
@@ -346,12 +372,11 @@ def load(path):
         out = list(ex.map(lambda t: tensor(h["seed"], t, pay), h["tensors"]))
     wd = hashlib.sha256(b"".join(d for _, d in out))
     need(wd.hexdigest() == h.get("weights_sha256"), "weights_sha256 mismatch")
-    if "model_sha256" in h:
-        try:
-            md = b"ticketpack/model-sha256/v2\0" + wd.digest() + canon(h["config"]) + canon(h.get("eval"))
-        except (OverflowError, KeyError, AttributeError) as e:
-            raise TpkError(f"header: config or eval: {e!r}") from None
-        need(hashlib.sha256(md).hexdigest() == h["model_sha256"], "model_sha256 mismatch")
+    try:
+        md = b"ticketpack/model-sha256/v2\0" + wd.digest() + canon(h["config"]) + canon(h.get("eval"))
+    except (OverflowError, KeyError, AttributeError) as e:
+        raise TpkError(f"header: config or eval: {e!r}") from None
+    need(hashlib.sha256(md).hexdigest() == h.get("model_sha256"), "model_sha256 mismatch")
     return {t["name"]: w for t, (w, _) in zip(h["tensors"], out)}
 
 
