@@ -80,11 +80,12 @@ def check(t, names, spans):
 	name, shape, kind = t["name"], t["shape"], t["kind"]
 	need(type(name) is str and 0 < len(name.encode()) <= 1024 and name not in names, f"name {name!r}")
 	names.add(name)
+	need(kind in ("plain", "ternary", "int8", "masked"), f"{name}: kind {kind!r}")
 	n = math.prod(shape)
 	need(type(shape) is list and len(shape) <= 8 and all(isint(d, 0, 1 << 31) for d in shape)
 		and (kind in ("plain", "ternary") or shape and (kind == "int8" or n)), f"{name}: shape")
-	need(kind in ("plain", "ternary", "int8") or kind == "masked" and mask(t) and t["init"] in
-		INITS and t["scale"] in ("none", "tensor", "row"), f"{name}: kind, init or scale")
+	need(kind != "masked" or mask(t) and t["init"] in INITS and t["scale"] in ("none", "tensor",
+		"row"), f"{name}: init or scale")
 	for s in t["sections"]:
 		need(all(isint(s[k]) for k in ("offset", "length", "crc")) and isint(s["raw"], 0, 8 * n + 4096),
 			f"{name}: {s['role']} section")
@@ -324,7 +325,7 @@ def tensor(seed, t, pay):
 		raise TpkError(f"{name}: no {e}") from None
 	except (TpkError, ValueError, TypeError, IndexError) as e:
 		raise TpkError(f"{name}: {e}") from None
-	w, b = np.ascontiguousarray(w, "<f4"), name.encode()
+	w, b = w.astype("<f4", order="C", copy=False), name.encode()
 	h = hashlib.sha256(struct.pack(f"<I{len(b)}sI{len(shape)}Q", len(b), b, len(shape), *shape))
 	h.update(w.reshape(-1).view(u8))
 	return w, h.digest()
