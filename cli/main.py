@@ -1,8 +1,8 @@
 """The ``ticketpack`` command line: a thin click front end over ``ticketpack.api``.
 
 Exit codes: 0 ok; 1 over budget or verification failed; 2 usage (bad option, path,
-config or data); 3 bad or unreadable artifact or checkpoint; 4 internal error.
-Errors are one line on stderr; set TICKETPACK_DEBUG=1 for a traceback.
+config or data); 3 bad or unreadable artifact or checkpoint; 4 internal error; 130
+interrupted (Ctrl-C). Errors are one line on stderr; set TICKETPACK_DEBUG=1 for a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import click
 
 from ticketpack import api
 from ticketpack.budget import parse_budget
+from ticketpack.cli.entry import INTERRUPTED, interrupts_raise
 from ticketpack.errors import TicketpackError
 from ticketpack.cli.progress import reporter
 from ticketpack.train import QUICKSTART_MINUTES
@@ -30,11 +31,12 @@ def handle_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with interrupts_raise():
+                return fn(*args, **kwargs)
         except TicketpackError as exc:
             _fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted", INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException):
             raise
         except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback by default
@@ -47,8 +49,26 @@ def handle_errors(fn):
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"ticketpack: error: {' '.join(message.split())}", err=True)
+    click.echo(f"ticketpack: error: {printable(' '.join(message.split()))}", err=True)
     sys.exit(code)
+
+
+def printable(text: str) -> str:
+    """``text`` with control and other non-printable characters escaped (``\\n``, ``\\x1b``),
+    so a name taken from a file cannot rewrite the terminal or the table it is printed in."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _caps() -> dict:
+    """The caps this run was given (--max-elements, --max-activations or their environment
+    variables), as the ``limits`` / ``model_limits`` keywords of the api functions."""
+    from ticketpack.artifact import Limits
+    from ticketpack.model_config import ModelLimits
+
+    params = click.get_current_context().find_root().params
+    elements, activations = params["max_elements"], params["max_activations"]
+    return {"limits": Limits(max_total_elements=elements),
+            "model_limits": ModelLimits(max_parameters=elements, max_activations_per_token=activations)}
 
 
 def quiet_option(fn):
@@ -63,7 +83,8 @@ def _budget(value: str | None) -> int | None:
 
 
 def _emit(obj: dict) -> None:
-    click.echo(json.dumps(obj, indent=None, default=_json_default))
+    # allow_nan=False: NaN / Infinity are not JSON; a result holding one is refused, not printed
+    click.echo(json.dumps(obj, indent=None, default=_json_default, allow_nan=False))
 
 
 def _json_default(value):
@@ -72,9 +93,18 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
+def _cap_option(name: str, env: str, default: int, what: str):
+    return click.option(name, envvar=env, show_envvar=True, default=default, show_default=True,
+                        type=click.IntRange(min=1, max=2**62), help=what)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ticketpack")
-def main() -> None:
+@_cap_option("--max-elements", "TICKETPACK_MAX_ELEMENTS", 2**28,
+             "cap on tensor elements an artifact or checkpoint may declare and on a config's parameters")
+@_cap_option("--max-activations", "TICKETPACK_MAX_ACTIVATIONS", 2**21,
+             "cap on the activations per token a model config implies")
+def main(max_elements: int, max_activations: int) -> None:
     """Seed + mask language models: train, pack under a byte budget, load bit-exactly."""
 
 
@@ -95,7 +125,7 @@ def pack(checkpoint: str, out: str, codec: str, level: int | None, budget: str |
 
     code_bytes = code_size(list(code_paths))
     nbytes = api.pack(checkpoint, out, codec=codec, level=level, budget=_budget(budget),
-                      code_bytes=code_bytes, progress=reporter(quiet))
+                      code_bytes=code_bytes, progress=reporter(quiet), **_caps())
     click.echo(f"wrote {out}: {nbytes:,} bytes" + (f" (+ {code_bytes:,} B code)" if code_bytes else ""))
 
 
@@ -122,7 +152,7 @@ def size(artifact: str, budget: str | None, code_paths: tuple[str, ...], as_json
     """Total bytes of ARTIFACT and where they go, against an optional budget."""
     from ticketpack.sizing import code_size
 
-    report = api.size(artifact, _budget(budget), code_size(list(code_paths)))
+    report = api.size(artifact, _budget(budget), code_size(list(code_paths)), _caps()["limits"])
     if as_json:
         _emit(report.to_dict())
     else:
@@ -138,11 +168,17 @@ def _size_table(report) -> str:
         dens = f"{t.density:.3f}" if t.density is not None else "-"
         ent = f"{t.entropy_bits_per_connection:.4f}" if t.entropy_bits_per_connection is not None else "-"
         over = f"{t.over_bound_percent:+.2f}%" if t.over_bound_percent is not None else "-"
-        lines.append(f"{t.name[:36]:<36} {t.kind:<7} {t.codec:<11} {t.connections:>12,} {t.bytes:>10,} "
+        lines.append(f"{printable(t.name)[:36]:<36} {t.kind:<7} {t.codec:<11} {t.connections:>12,} {t.bytes:>10,} "
                      f"{t.bits_per_connection:>9.4f} {dens:>7} {ent:>7} {over:>7}")
     lines.append(f"header + trailer: {report.header_bytes:,} B; uncompressed {report.raw_bytes:,} B, "
                  f"compression saved {report.compression_saving_bytes:,} B")
-    lines.append(f"entropy bound of masks/trits: {report.entropy_bound_bytes:,.0f} B")
+    if report.masked_connections:
+        lines.append(f"masked tensors: {report.masked_connections:,} connections in "
+                     f"{report.masked_bytes:,} B = {report.masked_bits_per_connection:.4f} bits/connection; "
+                     f"entropy bound {report.entropy_bound_bytes:,.0f} B = "
+                     f"{report.entropy_bound_bits_per_connection:.4f} bits/connection")
+        lines.append(f"above the bound: masks {_over(report.mask_over_bound_bytes, report.mask_over_bound_percent)}, "
+                     f"whole artifact {_over(report.artifact_over_bound_bytes, report.artifact_over_bound_percent)}")
     total = f"total: {report.total_bytes:,} B"
     if report.code_bytes:
         total += f" (artifact {report.total_bytes - report.code_bytes:,} B + code {report.code_bytes:,} B)"
@@ -152,6 +188,10 @@ def _size_table(report) -> str:
                   (f"OVER by {-left:,} B" if left < 0 else f"{left:,} B to spare"))
     lines.append(total)
     return "\n".join(lines)
+
+
+def _over(nbytes: float, percent: float | None) -> str:
+    return f"{nbytes:+,.0f} B" + (f" ({percent:+.2f}%)" if percent is not None else "")
 
 
 @main.command("load-and-eval")
@@ -180,7 +220,7 @@ def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: in
     out = api.load_and_eval(artifact, list(data), device=device, seq_len=seq_len,
                             batch_size=batch_size, stride=stride, max_bytes=max_bytes,
                             tokenizer=tokenizer, split=split, precision=precision,
-                            sparse_kernels=sparse_kernels, progress=reporter(quiet))
+                            sparse_kernels=sparse_kernels, progress=reporter(quiet), **_caps())
     _note_default_length(out["seq_len_source"], "--seq-len", out["seq_len"])
     if as_json:
         _emit(out)
@@ -190,6 +230,8 @@ def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: in
                f"tokens {out['tokens']:,}  bytes {out['bytes']:,}  seq_len {out['seq_len']} "
                f"({out['seq_len_source']})  {out['seconds']:.2f}s  "
                f"{out['tokens_per_second']:,.0f} tok/s  on {out['device']} ({out['precision']})")
+    click.echo(f"model sha256 {out['model_sha256'][:16]}... (weights {out['weights_sha256'][:16]}..., "
+               f"config and evaluation context: verified)")
 
 
 def _note_default_length(source: str, flag: str, value: int) -> None:
@@ -205,13 +247,14 @@ def _note_default_length(source: str, flag: str, value: int) -> None:
 @quiet_option
 @handle_errors
 def verify(artifact: str, as_json: bool, quiet: bool) -> None:
-    """Check ARTIFACT's format, checksums and regenerated-weight hash (exit 0 ok, else non-zero)."""
-    out = api.verify(artifact, progress=reporter(quiet))
+    """Check ARTIFACT's format, checksums, regenerated-weight and model digests (exit 0 ok, else non-zero)."""
+    out = api.verify(artifact, progress=reporter(quiet), **_caps())
     if as_json:
         _emit(out)
     else:
-        click.echo(f"ok: {out['tensors']} tensors, {out['connections']:,} connections, "
-                   f"weights sha256 {out['weights_sha256'][:16]}... ({out['seconds']}s)")
+        click.echo(f"ok: format v{out['format_version']}, {out['tensors']} tensors, "
+                   f"{out['connections']:,} connections, weights sha256 {out['weights_sha256'][:16]}..., "
+                   f"model sha256 {out['model_sha256'][:16]}... ({out['seconds']}s)")
 
 
 @main.command()
@@ -219,7 +262,7 @@ def verify(artifact: str, as_json: bool, quiet: bool) -> None:
 @handle_errors
 def inspect(artifact: str) -> None:
     """Print ARTIFACT's header as JSON."""
-    click.echo(json.dumps(api.inspect(artifact), indent=2))
+    click.echo(json.dumps(api.inspect(artifact, _caps()["limits"]), indent=2, allow_nan=False))
 
 
 @main.command()
@@ -229,7 +272,7 @@ def inspect(artifact: str) -> None:
 @click.option("--steps", type=int, default=None, help="training steps")
 @click.option("--max-minutes", type=float, default=None, help="training time budget (schedules follow it)")
 @click.option("--preset", default="small", show_default=True, help="model preset: tiny, small, pg-lth")
-@click.option("--mask", default=None, help="binary | multibit:K | nm:N:M (default: the preset's)")
+@click.option("--mask", default=None, help="binary | multibit:K | nm:N:M | none (frozen seeded weights, no mask; default: the preset's)")
 @click.option("--estimator", default="", help="ste | topk | quant | nested (default: by mask kind)")
 @click.option("--init", default=None, type=click.Choice(["xavier", "he", "signed-constant"]), help="frozen init")
 @click.option("--density", type=float, default=None, help="target density (topk/nested estimators)")
@@ -247,12 +290,17 @@ def inspect(artifact: str) -> None:
 @click.option("--model", "model_json", default=None, help='GPTConfig overrides as JSON, e.g. \'{"model_dim": 512}\'')
 @click.option("--budget", default=None,
               help="byte budget (256KB, 16MB): train the widest shape of the recipe whose packed artifact fits")
+@click.option("--adapter-rank", type=int, default=None,
+              help="rank of trained low-rank adapters B @ A on every frozen weight (default: none)")
+@click.option("--adapter-dtype", default="f16", show_default=True, type=click.Choice(["f16", "int8"]),
+              help="how the artifact stores adapters (int8: per row, fp16 scales)")
+@click.option("--adapter-lr", type=float, default=0.003, show_default=True, help="Adam lr of the adapters")
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
 @quiet_option
 @handle_errors
 def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init, density, seed, seq_len,
           batch_size, lr, scale_lr, eval_every, checkpoint_every, tokenizer, device, resume, log,
-          model_json, budget, as_json, quiet) -> None:
+          model_json, budget, adapter_rank, adapter_dtype, adapter_lr, as_json, quiet) -> None:
     """Train a supermask GPT on text: only mask scores and scales are learned.
 
     With --budget, depth and width are chosen (keeping the recipe's head width and
@@ -265,8 +313,9 @@ def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init
                         lr=lr, scale_lr=scale_lr, eval_every=eval_every,
                         checkpoint_every=checkpoint_every, tokenizer=tokenizer, device=device,
                         resume=resume, log=log, model=_json_object(model_json, "--model"),
-                        byte_budget=_budget(budget))
-    result = run_training(opts, callback=functools.partial(_train_event, reporter(quiet)))
+                        byte_budget=_budget(budget), adapter_rank=adapter_rank,
+                        adapter_dtype=adapter_dtype, adapter_lr=adapter_lr)
+    result = run_training(opts, callback=functools.partial(_train_event, reporter(quiet)), **_caps())
     summary = {"val_bpb": result.val_bpb, "val_loss": result.val_loss, "steps": result.steps,
                "tokens": result.tokens, "seconds": round(result.seconds, 2), "checkpoint": result.checkpoint,
                "density": result.density, "connections": result.connections}
@@ -307,11 +356,9 @@ def _json_object(text: str | None, what: str) -> dict:
     if not text:
         return {}
     from ticketpack.errors import UsageError
+    from ticketpack.strict_json import loads_strict
 
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{what}: not valid JSON ({exc})") from None
+    value = loads_strict(text, what, UsageError)
     if not isinstance(value, dict):
         raise UsageError(f"{what}: got {type(value).__name__}, expected a JSON object")
     return value
@@ -335,7 +382,7 @@ def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: i
     """Print text the packed model in ARTIFACT writes after --prompt."""
     out = api.sample(artifact, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
                      seed=seed, device=device, tokenizer=tokenizer, context=context,
-                     progress=reporter(quiet))
+                     progress=reporter(quiet), **_caps())
     _note_default_length(out["context_source"], "--context", out["context"])
     click.echo(f"context {out['context']} tokens ({out['context_source']})", err=True)
     click.echo(prompt + out["text"])
@@ -348,7 +395,7 @@ def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: i
 @handle_errors
 def export(artifact: str, out: str, quiet: bool) -> None:
     """Write ARTIFACT's regenerated dense weights (config in the metadata) as safetensors."""
-    info = api.export(artifact, out, progress=reporter(quiet))
+    info = api.export(artifact, out, progress=reporter(quiet), **_caps())
     click.echo(f"wrote {out}: {info['tensors']} tensors, {info['parameters']:,} float32 values, "
                f"weights sha256 {info['weights_sha256'][:16]}...")
 
@@ -379,9 +426,12 @@ def export_loader(out: str, as_json: bool) -> None:
 @handle_errors
 def import_pg(artifact: str, out: str, config: str | None, codec: str) -> None:
     """Convert a parameter-golf lottery-ticket ARTIFACT into a .tpk with the same weights."""
-    from ticketpack.pg_import import import_pg_file
+    from ticketpack.pg_import import PgLimits, import_pg_file
 
-    info = import_pg_file(artifact, out, config=config, codec=codec)
+    caps = _caps()
+    info = import_pg_file(artifact, out, config=config, codec=codec,
+                          limits=PgLimits(max_total_elements=caps["limits"].max_total_elements),
+                          model_limits=caps["model_limits"])
     click.echo(f"wrote {out}: {info['bytes']:,} bytes; seed {info['seed']}, rng {info['rng']}, "
                f"{info['masks']} masks ({info['connections']:,} connections, density "
                f"{info['density']:.4f}), {info['scales']} scales; tokenizer {info['tokenizer']}")

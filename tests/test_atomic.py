@@ -6,15 +6,19 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
 
 from ticketpack import api
 from ticketpack.artifact import encode_artifact, write_artifact
+from ticketpack.atomic import atomic_write_bytes
+from ticketpack.errors import UsageError
 from ticketpack.checkpoint import load_checkpoint, save_checkpoint
 from ticketpack.layers import bind_seed
 from ticketpack.model import GPT, GPTConfig
@@ -175,3 +179,46 @@ def test_budget_refusal_writes_nothing(tmp_path):
     with pytest.raises(Exception, match="budget"):
         write_artifact(make_ticket(), target, budget=size - 1)
     assert target.read_bytes() == PREVIOUS and len(list(tmp_path.iterdir())) == 1
+
+
+# ---------------------------------------------------------------- what is at the output path
+
+def test_new_files_follow_the_umask_and_overwrites_keep_the_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        atomic_write_bytes(tmp_path / "new.bin", b"x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new.bin").stat().st_mode) == 0o640
+    kept = tmp_path / "kept.bin"
+    kept.write_bytes(b"old")
+    kept.chmod(0o644)
+    atomic_write_bytes(kept, b"new")
+    assert kept.read_bytes() == b"new" and stat.S_IMODE(kept.stat().st_mode) == 0o644
+
+
+def test_symlink_is_followed_and_stays_a_link(tmp_path):
+    real = tmp_path / "real.bin"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.bin"
+    link.symlink_to(real)
+    atomic_write_bytes(link, b"new")
+    assert link.is_symlink() and real.read_bytes() == b"new"
+    dangling = tmp_path / "dangling.bin"
+    dangling.symlink_to(tmp_path / "missing.bin")
+    atomic_write_bytes(dangling, b"made")
+    assert dangling.is_symlink() and (tmp_path / "missing.bin").read_bytes() == b"made"
+
+
+def test_devices_fifos_and_directories_are_refused(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "dir").mkdir()
+    link_to_null = tmp_path / "null-link"
+    link_to_null.symlink_to("/dev/null")
+    for target, kind in ((Path("/dev/null"), "device"), (fifo, "FIFO"), (tmp_path / "dir", "directory"),
+                         (link_to_null, "device")):
+        with pytest.raises(UsageError, match=kind):
+            atomic_write_bytes(target, b"x")
+    assert Path("/dev/null").is_char_device() and stat.S_ISFIFO(fifo.stat().st_mode)
+    assert not list(tmp_path.glob(".*.tmp"))

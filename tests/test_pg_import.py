@@ -445,3 +445,30 @@ def test_f32_section_with_an_f16_size_is_refused():
     payload = data[artifact.PREFIX.size + artifact.PREFIX.unpack_from(data)[4]:-4]
     with pytest.raises(HeaderError, match="'f32' of 12 B"):
         artifact.parse_artifact(artifact._assemble(header, payload, "none"))
+
+
+# ---------------------------------------------------------------- views that lie about their size
+
+def _pg_bytes_with_scales(scales: dict) -> bytes:
+    buf = io.BytesIO()
+    torch.save(scales, buf)
+    return zlib.compress(struct.pack("<II", 7, 4) + struct.pack("<I", 0) + buf.getvalue())
+
+
+@pytest.mark.parametrize("n", [2**28, 2**40])
+def test_expanded_scale_is_refused_before_it_is_materialised(n):
+    data = _pg_bytes_with_scales({"x": torch.zeros(1).expand(n)})
+    assert len(data) < 1000  # the red-team's 590-byte file
+    with pytest.raises(DecodeError, match="expanded or overlapping"):
+        parse_pg_bytes(data)
+
+
+def test_dense_views_and_the_scale_element_cap():
+    pg = parse_pg_bytes(_pg_bytes_with_scales({"t": torch.arange(12.0).reshape(3, 4).t(),
+                                               "s": torch.arange(8.0)[2:6]}))
+    assert pg.scales["t"].tolist() == torch.arange(12.0).reshape(3, 4).t().tolist()
+    assert pg.scales["s"].tolist() == [2.0, 3.0, 4.0, 5.0]
+    with pytest.raises(LimitError, match="cap"):
+        parse_pg_bytes(_pg_bytes_with_scales({"s": torch.zeros(100)}), PgLimits(max_total_elements=99))
+    with pytest.raises(DecodeError, match="non-finite"):
+        parse_pg_bytes(_pg_bytes_with_scales({"s": torch.tensor([1.0, float("nan")])}))

@@ -87,6 +87,19 @@ def test_larger_streams_match_between_kernels(p):
     check_rans0(multi, 4)
 
 
+def test_decoders_run_in_parallel_threads():
+    from concurrent.futures import ThreadPoolExecutor
+    gen = np.random.default_rng(9)
+    masks = [(gen.random((64, 256)) < p).astype(np.uint8) for p in (0.1, 0.3, 0.5, 0.7)]
+    blobs = [rans.encode_rans0(m, 2) for m in masks] + [rans.encode_ransrow(m) for m in masks]
+    jobs = [(lambda b=b: rans.decode_rans0(b, 64 * 256, 2)) for b in blobs[:4]]
+    jobs += [(lambda b=b: rans.decode_ransrow(b, 64, 256).reshape(-1)) for b in blobs[4:]]
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda job: job(), jobs * 3))
+    for i, out in enumerate(outs):
+        assert np.array_equal(out, masks[i % 4].reshape(-1))
+
+
 def test_edge_cases():
     assert rans.encode_rans0(np.zeros(0, np.uint8), 2) == b"\x00"
     assert rans.decode_rans0(b"\x00", 0, 2).shape == (0,)
@@ -101,6 +114,36 @@ def test_edge_cases():
     groups = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 1, 1, 0], [0, 0, 1, 1]], np.uint8)
     assert rans._ranks(groups, 2).tolist() == [0, 1, 2, 5]
     assert np.array_equal(rans._patterns(2, 4)[[0, 1, 2, 5]], groups)
+
+
+@pytest.mark.parametrize("cols", [64, 61, 3])
+def test_ransrow_models_padding_and_direct_rows(cols):
+    gen = np.random.default_rng(cols)
+    bits = (gen.random((40, cols)) < np.linspace(0.1, 0.9, 40)[:, None]).astype(np.uint8)
+    bits[:, 0], bits[:, 1] = 0, 1  # every row mixed: 64 columns decode straight into the grid
+    data = {k.name: rans.encode_ransrow(bits, kernels=k) for k in KERNELS}
+    assert len(set(data.values())) == 1
+    for k in KERNELS:
+        assert np.array_equal(rans.decode_ransrow(data["numpy"], 40, cols, kernels=k), bits)
+
+
+@pytest.mark.skipif(rans.NUMBA_KERNELS is None, reason="numba not importable")
+def test_row_model_tables_match_between_kernels():
+    counts = np.array([[5, 3], [1, 99], [50, 50], [7, 1]], np.int64)
+    weight = rans.level_weights(counts)
+    tables = []
+    for k in KERNELS:
+        out = (np.empty((4, 256), np.int64), np.empty((4, 257), np.int64), np.empty((4, 1024), np.uint8))
+        k.row_models(weight, 8, *out)
+        tables.append(out)
+    for a, b in zip(*tables):
+        assert np.array_equal(a, b)
+    assert np.array_equal(tables[0][0], rans.product_table(counts, 8))
+
+
+def test_counts_beyond_32_bits_follow_the_exact_rule():
+    big = rans.product_freqs([3 << 40, 1 << 40], 2)
+    assert big.tolist() == rans.product_freqs([3, 1], 2).tolist()
 
 
 def test_bad_arguments_are_usage_errors():
@@ -123,7 +166,7 @@ GOLDEN = [
      "0206040050e6f31d"),
     ("rans0 one level", lambda: rans.encode_rans0(np.array([2, 2, 2], np.uint8), 4), "000003"),
     ("ransrow", lambda: rans.encode_ransrow(np.array([[0] * 8, [1] * 8, [0, 1, 0, 0, 0, 0, 1, 0]],
-                                                     np.uint8)), "000480020000405e00"),
+                                                     np.uint8)), "000480020800f39d5900"),
     ("ransnm", lambda: rans.encode_ransnm(np.array([[1, 1, 0, 0, 0, 1, 0, 1],
                                                    [0, 0, 1, 1, 1, 0, 1, 0]], np.uint8), 2, 4),
      "0500cb0e711c"),
@@ -150,8 +193,9 @@ def test_frequency_rules():
     assert rans.uniform_freqs(6).tolist() == [10923] * 4 + [10922] * 2
     freq = rans.product_freqs([10**6, 1], 8)  # every symbol at least 1, the largest absorbs
     assert freq.min() == 1 and freq.sum() == 1 << 16 and freq.argmax() == 0
-    assert rans.row_threshold(1, 3) == 65536 - 21845
-    assert rans.row_threshold(1, 10**6) == 65535 and rans.row_threshold(10**6 - 1, 10**6) == 1
+    table = rans.product_table(np.array([[3, 1], [1, 3], [7, 3]]), 2)  # one model per row
+    assert table[0].tolist() == [36864, 12288, 12288, 4096] and table[1].tolist() == [4096, 12288, 12288, 36864]
+    assert np.array_equal(table[2], rans.product_freqs([7, 3], 2))
 
 
 # --- sizes against the order-0 bound --------------------------------------------------------
@@ -258,3 +302,14 @@ def test_mutated_streams_raise_decode_error_or_decode(data):
             decode(bad)
         except DecodeError:
             pass
+
+
+def test_bench_script_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "bench" / "rans_speed.py"
+    run = subprocess.run([sys.executable, str(script), "--elements", "16384", "--repeats", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("| binary p=") == 7 and "| 2:4 | ransnm |" in run.stdout

@@ -23,8 +23,9 @@ from ticketpack.artifact import (DEFAULT_LIMITS, SYMBOL_RAW_PER_ELEMENT, SYMBOL_
 from ticketpack.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
 from ticketpack.cli.main import main
 from ticketpack.format.compression import compress, decompress
-from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError,
+from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError, VerificationError,
                                TicketpackError, UsageError)
+from ticketpack.format.digest import model_sha256
 from ticketpack.layers import bind_seed
 from ticketpack.model import GPT, GPTConfig
 from ticketpack.ticket import weights_sha256
@@ -56,9 +57,9 @@ def test_hostile_files_are_what_the_script_makes():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_hostile_file_raises_its_error(name):
     want = EXPECTED[name]
-    load_ticket(CONTROL)  # the success control, beside every case
-    with pytest.raises(TicketpackError) as info:
-        load_ticket(HOSTILE / f"{name}.tpk")
+    api.verify(CONTROL)  # the success control, beside every case
+    with pytest.raises(TicketpackError) as info:  # verify: the loader plus the config check
+        api.verify(HOSTILE / f"{name}.tpk")
     err = info.value
     assert type(err).__name__ == want["error"], str(err)
     assert want["field"] in str(err) and "\n" not in str(err)
@@ -172,9 +173,9 @@ def load_ticket_bytes(data: bytes):
 def test_default_limits_are_the_documented_ones():
     assert DEFAULT_LIMITS == Limits(max_file_bytes=4 * 2**30, max_header_bytes=16 * 2**20,
                                     max_tensors=100_000, max_rank=8, max_dim=2**31,
-                                    max_total_elements=2**30, max_name_bytes=1024)
+                                    max_total_elements=2**28, max_name_bytes=1024)
     text = (Path(__file__).parents[1] / "SECURITY.md").read_text()
-    assert "2^30" in text and "16 MiB" in text and "100,000" in text
+    assert "2^28" in text and "16 MiB" in text and "100,000" in text
 
 
 def test_every_cap_holds_at_its_boundary_and_can_be_raised(tmp_path):
@@ -356,6 +357,11 @@ def test_config_that_misfits_the_tensors_is_malformed_content(gpt_files):
     parts.header["config"]["vocab_size"] = 300  # valid alone; the embedding holds 256 rows
     bad = art.with_name("misfit.tpk")
     bad.write_bytes(repack(parts.header, section_blobs(parts)))
+    with pytest.raises(VerificationError, match="model_sha256"):  # the model digest covers config
+        api.verify(bad)
+    h = parts.header  # re-sealed by someone who also recomputes the model digest
+    h["model_sha256"] = model_sha256(h["weights_sha256"], h["config"], h.get("eval"))
+    bad.write_bytes(repack(h, section_blobs(parts)))
     assert api.verify(bad)["ok"]  # a valid config and valid weights, each on its own
     with pytest.raises(HeaderError, match="tok_emb"):
         api.load_and_eval(bad, [str(text)], device="cpu", seq_len=16)

@@ -6,6 +6,7 @@ and returns plain data (dicts, dataclasses) that the CLI prints.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from typing import Any
@@ -13,10 +14,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, encode_artifact,
-                       parse_artifact, read_artifact_bytes, verify_ticket, write_artifact)
-from .checkpoint import load_checkpoint, ticket_from_checkpoint
-from .errors import HeaderError, UsageError, VerificationError
+from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, parse_artifact,
+                       read_artifact_bytes, verify_info, write_artifact)
+from .checkpoint import checkpoint_ticket, packed_size  # noqa: F401 - packed_size is API
+from .errors import ArtifactError, HeaderError, UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .sizing import SizeReport, size_report
@@ -30,22 +31,9 @@ def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "au
     """Pack a ticketpack checkpoint into an artifact; returns the artifact's bytes.
 
     ``progress`` receives an event after each tensor (artifact.encode_artifact)."""
-    ticket, creation = _checkpoint_ticket(checkpoint, codec, level, limits, model_limits)
+    ticket, creation = checkpoint_ticket(checkpoint, codec, level, limits, model_limits)
     return write_artifact(ticket, out, codec=codec, level=level, budget=budget,
                           code_bytes=code_bytes, creation=creation, progress=progress)
-
-
-def packed_size(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
-                model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> int:
-    """The bytes ``pack`` would write for a checkpoint, writing nothing."""
-    ticket, creation = _checkpoint_ticket(checkpoint, codec, level, DEFAULT_LIMITS, model_limits)
-    return len(encode_artifact(ticket, codec, level, creation))
-
-
-def _checkpoint_ticket(checkpoint: str | os.PathLike, codec: str, level: int | None, limits: Limits,
-                       model_limits: ModelLimits) -> tuple[Ticket, dict]:
-    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint, limits, model_limits), model_limits)
-    return ticket, {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec, "level": level}
 
 
 def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
@@ -74,14 +62,12 @@ def inspect(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> dic
 
 def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
            model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
-    """Check format, checksums, config and the regenerated-weight hash; raises on any failure."""
+    """Check format, checksums, config and the regenerated-weight and model digests; raises on
+    any failure."""
     start = time.perf_counter()
-    info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
-    check_config(info.header["config"], model_limits)
-    ticket = decode_artifact(info, progress)
-    verify_ticket(ticket, info.header["weights_sha256"])
-    return {"ok": True, "tensors": len(ticket.tensors), "connections": ticket.connections(),
-            "weights_sha256": info.header["weights_sha256"],
+    ticket, _, digests, version = load_checked(artifact, limits, model_limits, progress)
+    return {"ok": True, "format_version": version, "tensors": len(ticket.tensors),
+            "connections": ticket.connections(), **digests,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -100,11 +86,20 @@ def load_verified(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
     The config is checked first (``check_config``). Returns the ticket, its effective state
     dict and the verified weights hash. ``progress`` receives an event after each decoded tensor.
     """
+    ticket, state, digests, _ = load_checked(artifact, limits, model_limits, progress)
+    return ticket, state, digests["weights_sha256"]
+
+
+def load_checked(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
+                 model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+                 progress: Progress | None = None) -> tuple[Ticket, dict, dict, int]:
+    """``load_verified`` with both digests: (ticket, state dict, {"weights_sha256",
+    "model_sha256"} as recomputed and checked, format version)."""
     info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
     check_config(info.header["config"], model_limits)
     ticket = decode_artifact(info, progress)
-    sha = info.header["weights_sha256"]
-    return ticket, verify_ticket(ticket, sha), sha
+    state, digests = verify_info(info, ticket)
+    return ticket, state, digests, info.version
 
 
 def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str,
@@ -139,7 +134,7 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     from .evaluate import evaluate
 
     t0 = time.perf_counter()
-    ticket, state, sha = load_verified(artifact, limits, model_limits, progress)
+    ticket, state, digests, _ = load_checked(artifact, limits, model_limits, progress)
     dev = resolve_device(device)
     model = build_model(ticket, state, dev, model_limits)
     sparse_layers = _maybe_sparsify(model, ticket, dev, sparse_kernels)
@@ -163,11 +158,14 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     result = evaluate(model, stream, seq_len=seq_len, batch_size=batch_size, device=dev,
                       stride=stride, autocast_bf16=bf16)
     out = result.to_dict()
+    if not math.isfinite(out["val_loss"]):  # finite weights can still overflow in the forward pass
+        raise ArtifactError(f"load-and-eval: the model's loss is {out['val_loss']}, expected a finite "
+                            f"number (the artifact's weights or config make its outputs overflow)")
     if stride is not None:  # sliding-window scores are not comparable with window scores
         out["val_bpb_sliding"] = out["val_bpb"]
     out.update({"precision": "bf16" if bf16 else "fp32", "load_seconds": round(load_seconds, 4),
                 "sparse_2to4_layers": len(sparse_layers), "seq_len_source": seq_len_source,
-                "weights_sha256": sha})
+                **digests})
     return out
 
 
@@ -226,6 +224,9 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
     return {"text": tok.decode(out), "context": context, "context_source": source}
 
 
+SAFETENSORS_RESERVED = "__metadata__"  # the header key of a safetensors file's metadata
+
+
 def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
            model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
     """Write the regenerated effective dense weights (+ config in metadata) as safetensors."""
@@ -236,6 +237,9 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits =
     from .atomic import atomic_write_bytes
 
     ticket, state, sha = load_verified(artifact, limits, model_limits, progress)
+    if SAFETENSORS_RESERVED in state:  # it would collide with the file's metadata entry
+        raise UsageError(f"export: tensor name {SAFETENSORS_RESERVED!r} is reserved by the safetensors "
+                         f"format; this artifact cannot be exported; nothing written")
     metadata = {"format": "ticketpack-export", "config": json.dumps(ticket.config),
                 "seed": str(ticket.seed), "rng": ticket.rng, "weights_sha256": sha}
     atomic_write_bytes(out, st_save({k: v.contiguous() for k, v in state.items()}, metadata=metadata))

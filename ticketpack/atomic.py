@@ -1,9 +1,17 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of one.
+
+What a write does with what is already at the path: a regular file is replaced and keeps its
+permission bits; a symbolic link is followed (the file it points to is replaced, atomically,
+in that file's folder; the link stays); a directory, device, FIFO or socket is refused with
+``UsageError`` (exit 2) before anything is written. A new file gets the mode the umask allows
+(0666 & ~umask), as ``open`` would give it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -17,15 +25,17 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
     If the block raises, the temporary file is removed and ``path`` is untouched.
     """
-    target = Path(path)
+    target = _resolve_target(Path(path))
     folder = target.parent if str(target.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"output: folder {str(folder)!r} does not exist")
+    mode = _mode_for(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise _write_error(target, exc) from exc
     try:
+        os.fchmod(fd, mode)  # mkstemp makes 0600
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
@@ -37,6 +47,33 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         if isinstance(exc, OSError) and not isinstance(exc, OutputWriteError):
             raise _write_error(target, exc) from exc
         raise
+
+
+def _resolve_target(path: Path) -> Path:
+    """The regular file a write replaces: symlinks followed; anything but a file refused."""
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise _write_error(target, exc) from exc
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a device" if stat.S_ISCHR(st.st_mode)
+                or stat.S_ISBLK(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise UsageError(f"output {str(path)!r}: is {kind}, expected a regular file path; nothing written")
+    return target
+
+
+def _mode_for(target: Path) -> int:
+    """An existing file's permission bits, else what the umask leaves of 0666."""
+    try:
+        return stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _write_error(target: Path, exc: OSError) -> OutputWriteError:

@@ -12,6 +12,7 @@ _UNITS = {
     "kib": 2**10, "mib": 2**20, "gib": 2**30,
 }
 _PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+MAX_DIGITS = 30  # far past any byte count; keeps int() clear of Python's digit limit
 
 
 def parse_budget(text: str | int) -> int:
@@ -25,6 +26,8 @@ def parse_budget(text: str | int) -> int:
     if not match or unit not in _UNITS:
         raise UsageError(f"budget: got {text!r}, expected bytes such as 16000000, 16MB or 16MiB")
     number = match.group(1)
+    if len(number) > MAX_DIGITS:
+        raise UsageError(f"budget: a number of {len(number):,} digits, expected at most {MAX_DIGITS}")
     whole, _, frac = number.partition(".")
     scale = _UNITS[unit]
     # Exact integer arithmetic: 15.5MB is 15,500,000 bytes, not a float rounding of it.

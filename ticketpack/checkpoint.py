@@ -29,16 +29,18 @@ from .atomic import atomic_write_bytes
 from .errors import CheckpointError, LimitError, TicketpackError, UsageError
 from .eval_context import check_eval_context
 from .masking import MaskSpec
-from .model_config import DEFAULT_MODEL_LIMITS, INIT_RULE_NAMES as INIT_RULES, ModelLimits, config_from_dict
+from .format.constants import INIT_RULES, SCALE_MODES
+from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .strict_json import loads_strict
-from .format.constants import SCALE_MODES
-from .ticket import (MaskedTensor, PlainTensor, Ticket, check_fits, default_provenance,
-                     ticket_from_model)
+from .ticket import (Int8Tensor, MaskedTensor, PlainTensor, Ticket, adapter_tensor, check_fits,
+                     default_provenance, ticket_from_model)
 
 CHECKPOINT_FORMAT = "ticketpack-checkpoint"
 CHECKPOINT_VERSION = "1"
 METADATA_KEYS = ("format", "version", "seed", "config", "manifest", "train_state", "provenance", "eval")
-MANIFEST_KEYS = {"masked": ("name", "kind", "init", "mask", "scale"), "plain": ("name", "kind")}
+MANIFEST_KEYS = {"masked": ("name", "kind", "init", "mask", "scale"), "plain": ("name", "kind"),
+                 "int8": ("name", "kind")}
+NO_MASK_KEYS = MANIFEST_KEYS["masked"] + ("shape",)  # mask none: no levels tensor gives the shape
 # safetensors dtype names each key family may hold (``ticket/<name>/levels``: U8 only)
 FLOATS = ("F32", "F16", "BF16")
 TENSOR_DTYPES = {"ticket": FLOATS, "model": FLOATS, "extra": FLOATS + ("I64",)}
@@ -69,21 +71,24 @@ class Checkpoint:
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, seed: int, config: dict,
                     train_state: dict | None = None,
                     extra_tensors: dict[str, torch.Tensor] | None = None,
-                    provenance: dict | None = None, eval_context: dict | None = None) -> None:
+                    provenance: dict | None = None, eval_context: dict | None = None,
+                    adapter_dtype: str = "f16") -> None:
     """Write ``model`` (any module with masked layers, seed-bound) as a checkpoint, atomically.
 
     ``eval_context``: the sequence length and tokenizer it was trained with (eval_context.py).
+    ``adapter_dtype``: how ``pack`` stores the adapters (f16 plain, or int8 per row); the
+    checkpoint keeps their float32 values either way.
     """
-    ticket = ticket_from_model(model, seed, config)
+    ticket = ticket_from_model(model, seed, config, adapter_dtype=adapter_dtype)
     tensors: dict[str, torch.Tensor] = {}
     manifest = []
     for t in ticket.tensors:
         manifest.append(_manifest_entry(t))
-        if isinstance(t, MaskedTensor):
+        if isinstance(t, MaskedTensor) and t.levels is not None:
             tensors[f"ticket/{t.name}/levels"] = torch.from_numpy(t.levels.copy())
     for layer in _scale_owners(model):
         tensors[f"ticket/{layer.tensor_name}/scale"] = layer.scale.detach().float().cpu().reshape(-1)
-    plain = {e["name"] for e in manifest if e["kind"] == "plain"}
+    plain = {e["name"] for e in manifest if e["kind"] in ("plain", "int8")}
     for name, param in model.named_parameters():
         if name in plain:
             tensors[f"ticket/{name}"] = param.detach().float().cpu()
@@ -199,10 +204,16 @@ def _check_manifest_entry(entry, i: int) -> None:
     kind = entry.get("kind")
     keys = MANIFEST_KEYS.get(kind) if isinstance(kind, str) else None
     if keys is None:
-        raise CheckpointError(f"{where}: kind {str(kind)[:40]!r}, expected masked or plain")
+        raise CheckpointError(f"{where}: kind {str(kind)[:40]!r}, expected masked, plain or int8")
+    if kind == "masked" and entry.get("mask") == "none":
+        keys = NO_MASK_KEYS
+        shape = entry.get("shape")
+        if not (isinstance(shape, list) and 1 <= len(shape) <= 8
+                and all(type(d) is int and 1 <= d <= 2**31 for d in shape)):
+            raise CheckpointError(f"{where}.shape: {str(shape)[:40]}, expected a list of 1..8 positive integers")
     if set(entry) != set(keys):
         raise CheckpointError(f"{where}: fields {sorted(entry)}, a {kind} entry has {list(keys)}")
-    for key in keys:
+    for key in (k for k in keys if k != "shape"):
         if not isinstance(entry[key], str) or not entry[key]:
             raise CheckpointError(f"{where}.{key}: {str(entry[key])[:40]!r}, expected a non-empty string")
     if kind == "masked":
@@ -240,7 +251,16 @@ def _ticket_tensor(ckpt: Checkpoint, entry: dict):
     name = entry["name"]
     if entry["kind"] == "plain":
         return PlainTensor(name, fp16_values(_get(ckpt, f"ticket/{name}"), name))
+    if entry["kind"] == "int8":
+        value = _get(ckpt, f"ticket/{name}")
+        fp16_values(value, name)  # finite and in range
+        if value.dim() != 2:
+            raise CheckpointError(f"{name}: {value.dim()}-D int8 tensor, expected 2-D (rows, cols)")
+        return adapter_tensor(name, value.float(), "int8")
     spec = MaskSpec.parse(entry["mask"])
+    if not spec.stored:
+        shape = tuple(entry["shape"])
+        return MaskedTensor(name, shape, entry["init"], spec, None, _scale(ckpt, entry, shape))
     levels = _get(ckpt, f"ticket/{name}/levels").numpy()
     if levels.ndim == 0 or levels.size == 0:
         raise CheckpointError(f"{name}: levels of shape {tuple(levels.shape)}, expected a non-empty tensor")
@@ -249,15 +269,20 @@ def _ticket_tensor(ckpt: Checkpoint, entry: dict):
     if spec.kind == "nm" and (levels.shape[-1] % spec.m or
                               np.any(levels.reshape(-1, spec.m).sum(axis=1) != spec.n)):
         raise CheckpointError(f"{name}: levels break the {spec} pattern ({spec.n} kept in every {spec.m})")
-    scale = None
-    if entry["scale"] != "none":
-        scale = fp16_values(_get(ckpt, f"ticket/{name}/scale"), f"{name} scale")
-        want = 1 if entry["scale"] == "tensor" else levels.shape[0]
-        if scale.size != want:
-            raise CheckpointError(f"{name}: {scale.size} scale values, a {entry['scale']} scale "
-                                  f"of shape {tuple(levels.shape)} has {want}")
-        scale = scale.reshape(()) if entry["scale"] == "tensor" else scale.reshape(-1)
-    return MaskedTensor(name, tuple(levels.shape), entry["init"], spec, levels.astype(np.uint8), scale)
+    return MaskedTensor(name, tuple(levels.shape), entry["init"], spec, levels.astype(np.uint8),
+                        _scale(ckpt, entry, tuple(levels.shape)))
+
+
+def _scale(ckpt: Checkpoint, entry: dict, shape: tuple[int, ...]) -> np.ndarray | None:
+    name = entry["name"]
+    if entry["scale"] == "none":
+        return None
+    scale = fp16_values(_get(ckpt, f"ticket/{name}/scale"), f"{name} scale")
+    want = 1 if entry["scale"] == "tensor" else shape[0]
+    if scale.size != want:
+        raise CheckpointError(f"{name}: {scale.size} scale values, a {entry['scale']} scale "
+                              f"of shape {shape} has {want}")
+    return scale.reshape(()) if entry["scale"] == "tensor" else scale.reshape(-1)
 
 
 def fp16_values(tensor: torch.Tensor, what: str) -> np.ndarray:
@@ -296,12 +321,29 @@ def _get(ckpt: Checkpoint, key: str) -> torch.Tensor:
 
 def _manifest_entry(t) -> dict:
     if isinstance(t, MaskedTensor):
-        return {"name": t.name, "kind": "masked", "init": t.init, "mask": str(t.mask),
-                "scale": t.scale_mode}
-    return {"name": t.name, "kind": "plain"}
+        entry = {"name": t.name, "kind": "masked", "init": t.init, "mask": str(t.mask), "scale": t.scale_mode}
+        return entry if t.mask.stored else {**entry, "shape": list(t.shape)}
+    return {"name": t.name, "kind": "int8" if isinstance(t, Int8Tensor) else "plain"}
 
 
 def _scale_owners(model: nn.Module):
     from .layers import masked_layers
 
     return [layer for _, layer in masked_layers(model) if getattr(layer, "scale", None) is not None]
+
+
+def checkpoint_ticket(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
+                      limits: Limits = DEFAULT_LIMITS,
+                      model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> tuple[Ticket, dict]:
+    """The ticket ``pack`` writes for a checkpoint and the provenance ``creation`` it records."""
+    ticket = ticket_from_checkpoint(load_checkpoint(checkpoint, limits, model_limits), model_limits)
+    return ticket, {"checkpoint": os.path.basename(os.fspath(checkpoint)), "codec": codec, "level": level}
+
+
+def packed_size(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
+                model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> int:
+    """The bytes ``pack`` would write for a checkpoint, writing nothing."""
+    from .artifact import encode_artifact
+
+    ticket, creation = checkpoint_ticket(checkpoint, codec, level, DEFAULT_LIMITS, model_limits)
+    return len(encode_artifact(ticket, codec, level, creation))

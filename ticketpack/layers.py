@@ -9,6 +9,13 @@ Per-layer training state read by the estimators: ``temperature`` (float, default
 all layers at once with ``set_temperature``), ``target_density`` (starts at the spec's
 density; ``set_density`` moves it for a schedule) and, for multibit ``quant``, the learned
 parameter ``mask_log_step``.
+
+Mask ``none``: no scores at all; the effective weight is ``frozen * scale`` (a seeded
+backbone). Adapters (``adapter_rank`` r > 0): trained ``adapter_a`` (r x in, LoRA's uniform
+init) and ``adapter_b`` (out x r, zero, so training starts from the backbone) add ``B @ A``:
+a linear layer computes ``x @ W_eff.T + (x @ A.T) @ B.T``, an embedding looks rows up in
+``W_eff + B @ A``. ``AdaptedLinear`` / ``AdaptedEmbedding`` are the dense twins a ticket
+with adapters loads into.
 """
 
 from __future__ import annotations
@@ -27,7 +34,8 @@ from .masking import MaskSpec, hard_levels, init_scores, mask_levels, quant_log_
 class _MaskedWeight(nn.Module):
     """What MaskedLinear and MaskedEmbedding share: frozen, scores, scale, levels."""
 
-    def _setup(self, shape: tuple[int, int], init: str, mask: MaskSpec | str, scale_mode: str) -> None:
+    def _setup(self, shape: tuple[int, int], init: str, mask: MaskSpec | str, scale_mode: str,
+               adapter_rank: int = 0) -> None:
         if init not in rng.INIT_RULES:
             raise ConfigError(f"init: {init!r}, expected one of {', '.join(rng.INIT_RULES)}")
         if scale_mode not in SCALE_MODES:
@@ -41,7 +49,8 @@ class _MaskedWeight(nn.Module):
         self.temperature = 1.0
         self.target_density = self.mask.density
         self.register_buffer("frozen", torch.empty(shape, dtype=torch.float32), persistent=False)
-        self.scores = nn.Parameter(init_scores(shape, self.mask, device=self.frozen.device))
+        self.scores = None if self.mask.kind == "none" else nn.Parameter(
+            init_scores(shape, self.mask, device=self.frozen.device))
         log_step = None
         if self.mask.estimator == "quant":
             log_step = nn.Parameter(torch.tensor(quant_log_step_init(), device=self.frozen.device))
@@ -51,21 +60,24 @@ class _MaskedWeight(nn.Module):
             scale = nn.Parameter(torch.ones(() if scale_mode == "tensor" else (shape[0], 1),
                                             device=self.frozen.device))
         self.scale = scale
+        self.adapter_a, self.adapter_b = _adapters(shape, adapter_rank, self.frozen.device)
 
     @property
     def shape(self) -> tuple[int, int]:
-        return tuple(self.scores.shape)
+        return tuple(self.frozen.shape)
 
     def effective_weight(self) -> torch.Tensor:
         """(frozen * level) * scale in float32; gradients reach scores, step and scale."""
         if self.seed is None:
             raise ConfigError("masked layer: frozen weights not generated; "
                               "call ticketpack.layers.bind_seed(module, seed) first")
-        weight = self.frozen * mask_levels(self.scores, self.mask, self)
+        weight = self.frozen if self.scores is None else self.frozen * mask_levels(self.scores, self.mask, self)
         return weight if self.scale is None else weight * self.scale
 
     def hard_mask(self) -> torch.Tensor:
         """The uint8 levels this layer's forward uses."""
+        if self.scores is None:  # mask none: every connection kept
+            return torch.ones(self.shape, dtype=torch.uint8, device=self.frozen.device)
         with torch.no_grad():
             return hard_levels(self.scores, self.mask, self)
 
@@ -75,34 +87,89 @@ class _MaskedWeight(nn.Module):
         return int(torch.count_nonzero(levels)) / levels.numel()
 
     def extra_repr(self) -> str:
+        rank = 0 if self.adapter_a is None else self.adapter_a.shape[0]
         return (f"shape={self.shape}, init={self.init}, mask={self.mask}/{self.mask.estimator}, "
-                f"scale={self.scale_mode}, name={self.tensor_name}")
+                f"scale={self.scale_mode}, adapter_rank={rank}, name={self.tensor_name}")
 
 
 class MaskedLinear(_MaskedWeight):
     """y = x @ W_eff.T with W_eff of shape (out_features, in_features); no bias."""
 
     def __init__(self, in_features: int, out_features: int, *, init: str = "xavier_uniform",
-                 mask: MaskSpec | str = "binary", scale_mode: str = "none") -> None:
+                 mask: MaskSpec | str = "binary", scale_mode: str = "none", adapter_rank: int = 0) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._setup((out_features, in_features), init, mask, scale_mode)
+        self._setup((out_features, in_features), init, mask, scale_mode, adapter_rank)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.effective_weight())
+        return adapted_linear(x, self.effective_weight(), self.adapter_a, self.adapter_b)
 
 
 class MaskedEmbedding(_MaskedWeight):
     """Row lookup in W_eff of shape (num_embeddings, dim)."""
 
     def __init__(self, num_embeddings: int, dim: int, *, init: str = "xavier_uniform",
-                 mask: MaskSpec | str = "binary", scale_mode: str = "none") -> None:
+                 mask: MaskSpec | str = "binary", scale_mode: str = "none", adapter_rank: int = 0) -> None:
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, dim
-        self._setup((num_embeddings, dim), init, mask, scale_mode)
+        self._setup((num_embeddings, dim), init, mask, scale_mode, adapter_rank)
+
+    def table(self) -> torch.Tensor:
+        """The rows looked up (and the tied logits' weight): W_eff + B @ A."""
+        return adapted_table(self.effective_weight(), self.adapter_a, self.adapter_b)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return F.embedding(idx, self.effective_weight())
+        return F.embedding(idx, self.table())
+
+
+# ---------------------------------------------------------------- adapters
+
+def _adapters(shape: tuple[int, int], rank: int, device: torch.device
+              ) -> tuple[nn.Parameter | None, nn.Parameter | None]:
+    """(A, B) of a rank-r adapter for a (out, in) weight: A ~ U(+-1/sqrt(in)), B = 0."""
+    if isinstance(rank, bool) or not isinstance(rank, int) or rank < 0:
+        raise ConfigError(f"adapter_rank: {rank!r}, expected an integer >= 0")
+    if rank == 0:
+        return None, None
+    bound = shape[1] ** -0.5
+    a = torch.empty((rank, shape[1]), device=device).uniform_(-bound, bound)
+    return nn.Parameter(a), nn.Parameter(torch.zeros((shape[0], rank), device=device))
+
+
+def adapted_linear(x: torch.Tensor, weight: torch.Tensor, a: torch.Tensor | None,
+                   b: torch.Tensor | None) -> torch.Tensor:
+    """x @ W.T, plus (x @ A.T) @ B.T with an adapter (never forms B @ A: r << in, out)."""
+    y = F.linear(x, weight)
+    return y if a is None else y + F.linear(F.linear(x, a.to(x.dtype)), b.to(x.dtype))
+
+
+def adapted_table(weight: torch.Tensor, a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
+    return weight if a is None else weight + b @ a
+
+
+class AdaptedLinear(nn.Linear):
+    """The dense twin of an adapted MaskedLinear: ``weight`` (the effective weight) + adapters."""
+
+    def __init__(self, in_features: int, out_features: int, rank: int) -> None:
+        super().__init__(in_features, out_features, bias=False)
+        self.adapter_a, self.adapter_b = _adapters((out_features, in_features), rank, self.weight.device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return adapted_linear(x, self.weight, self.adapter_a, self.adapter_b)
+
+
+class AdaptedEmbedding(nn.Embedding):
+    """The dense twin of an adapted MaskedEmbedding."""
+
+    def __init__(self, num_embeddings: int, dim: int, rank: int) -> None:
+        super().__init__(num_embeddings, dim)
+        self.adapter_a, self.adapter_b = _adapters((num_embeddings, dim), rank, self.weight.device)
+
+    def table(self) -> torch.Tensor:
+        return adapted_table(self.weight, self.adapter_a, self.adapter_b)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return F.embedding(idx, self.table())
 
 
 def masked_layers(module: nn.Module) -> list[tuple[str, _MaskedWeight]]:
@@ -116,7 +183,7 @@ def bind_seed(module: nn.Module, seed: int) -> None:
         raise ConfigError(f"seed: {seed!r}, expected an integer in 0..{2**32 - 1}")
     for path, layer in masked_layers(module):
         name = f"{path}.weight" if path else "weight"
-        device = layer.scores.device
+        device = layer.frozen.device
         with torch.no_grad():
             layer.frozen = _regenerate(seed, name, layer.shape, layer.init, device)
         layer.tensor_name, layer.seed = name, seed
@@ -152,4 +219,5 @@ def randomize_scores(module: nn.Module, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for _, layer in masked_layers(module):
-            layer.scores.copy_(torch.randn(layer.scores.shape, generator=gen))
+            if layer.scores is not None:  # mask none has nothing to choose
+                layer.scores.copy_(torch.randn(layer.scores.shape, generator=gen))

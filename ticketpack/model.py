@@ -9,7 +9,8 @@ Module names follow the parameter-golf lottery-ticket layout (pg-lth-format.md):
 ``tok_emb``, ``blocks.N.attn.{c_q,c_k,c_v,proj}``, ``blocks.N.mlp.{fc,proj}``,
 ``blocks.N.{attn_scale,mlp_scale}``, ``blocks.N.attn.head_scale``, ``pre_logit_scale``,
 ``lm_head`` (untied only). ``GPT(config, masked=False)`` has ``nn.Linear`` / ``nn.Embedding``
-under the same names, so its state-dict keys ``X.weight`` are the masked layers' tensor names.
+under the same names, so its state-dict keys ``X.weight`` are the masked layers' tensor names;
+with ``adapter_rank`` > 0 each of them also holds ``X.adapter_a`` / ``X.adapter_b`` (layers.py).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import MaskedEmbedding, MaskedLinear, bind_seed
+from .layers import AdaptedEmbedding, AdaptedLinear, MaskedEmbedding, MaskedLinear, bind_seed
 # the config lives in a torch-free module; re-exported so ``from ticketpack.model import ...`` works
 from .model_config import (ACTIVATIONS, PRESETS, GPTConfig, config_from_preset,  # noqa: F401
                            ModelLimits)
@@ -27,7 +28,10 @@ from .model_config import (ACTIVATIONS, PRESETS, GPTConfig, config_from_preset, 
 
 def _linear(cfg: GPTConfig, masked: bool, in_f: int, out_f: int, init: str) -> nn.Module:
     if masked:
-        return MaskedLinear(in_f, out_f, init=init, mask=cfg.mask_spec(), scale_mode=cfg.scale_mode)
+        return MaskedLinear(in_f, out_f, init=init, mask=cfg.mask_spec(), scale_mode=cfg.scale_mode,
+                            adapter_rank=cfg.adapter_rank)
+    if cfg.adapter_rank:
+        return AdaptedLinear(in_f, out_f, cfg.adapter_rank)
     return nn.Linear(in_f, out_f, bias=False)
 
 
@@ -138,7 +142,9 @@ class GPT(nn.Module):
         C, V = config.model_dim, config.vocab_size
         if masked:
             self.tok_emb = MaskedEmbedding(V, C, init=config.embed_init, mask=config.mask_spec(),
-                                           scale_mode=config.scale_mode)
+                                           scale_mode=config.scale_mode, adapter_rank=config.adapter_rank)
+        elif config.adapter_rank:
+            self.tok_emb = AdaptedEmbedding(V, C, config.adapter_rank)
         else:
             self.tok_emb = nn.Embedding(V, C)
         self.emb_norm = RMSNorm(C, config.rmsnorm_weight) if config.embed_norm else None
@@ -151,7 +157,7 @@ class GPT(nn.Module):
 
     def _embedding_weight(self) -> torch.Tensor:
         emb = self.tok_emb
-        return emb.effective_weight() if isinstance(emb, MaskedEmbedding) else emb.weight
+        return emb.table() if isinstance(emb, (MaskedEmbedding, AdaptedEmbedding)) else emb.weight
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, T) int64 -> logits (B, T, V) float32."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from .errors import ConfigError, TicketpackError
 from .format.constants import INIT_RULES, SCALE_MODES
+from .format.maskspec import MaskSpec
 
 ACTIVATIONS = ("relu", "relu2")
 MASK_ESTIMATORS = ("", "ste", "topk", "quant", "nested")
@@ -36,8 +37,7 @@ class ConfigField:
     doc: str = ""
 
 
-# rng.INIT_RULES, named here without importing torch (tests/test_model_config.py checks they agree)
-INIT_RULE_NAMES = INIT_RULES
+INIT_RULE_NAMES = INIT_RULES  # the format core's init rules
 
 # The schema, key by key, in the order FORMAT.md lists it. Ranges are hard limits of the
 # built-in model; the resources a whole config implies are bounded by ModelLimits.
@@ -61,7 +61,8 @@ CONFIG_SCHEMA: tuple[ConfigField, ...] = (
                 doc="frozen init rule of blocks.N.mlp.fc"),
     ConfigField("embed_init", "str", "xavier_uniform", choices=INIT_RULE_NAMES,
                 doc="frozen init rule of tok_emb"),
-    ConfigField("mask", "str", "binary", doc="binary | multibit:K (2 <= K <= 256) | nm:N:M (0 < N < M <= 256)"),
+    ConfigField("mask", "str", "binary",
+                doc="binary | multibit:K (2 <= K <= 256) | nm:N:M (0 < N < M <= 256) | none (no mask)"),
     ConfigField("mask_estimator", "str", "", choices=MASK_ESTIMATORS,
                 doc="training estimator; '' = the mask kind's default"),
     ConfigField("mask_density", "float-or-null", None, 0.0, 1.0,
@@ -70,6 +71,9 @@ CONFIG_SCHEMA: tuple[ConfigField, ...] = (
     ConfigField("block_scales", "bool", True, doc="per-block attn_scale / mlp_scale vectors"),
     ConfigField("head_scales", "bool", True, doc="per-head attention output scales"),
     ConfigField("pre_logit_scale", "bool", True, doc="pre_logit_scale vector"),
+    ConfigField("adapter_rank", "int", 0, 0, 4096,
+                doc="rank r of the low-rank adapter B @ A added to every masked weight (A: r x in, "
+                    "B: out x r); 0 = none"),
 )
 SCHEMA = {f.name: f for f in CONFIG_SCHEMA}
 
@@ -116,6 +120,7 @@ class GPTConfig:
     block_scales: bool = True
     head_scales: bool = True
     pre_logit_scale: bool = True
+    adapter_rank: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -132,9 +137,7 @@ class GPTConfig:
     def kv_dim(self) -> int:
         return self.num_kv_heads * self.head_dim
 
-    def mask_spec(self):
-        from .masking import MaskSpec
-
+    def mask_spec(self) -> MaskSpec:
         return MaskSpec.parse(self.mask, estimator=self.mask_estimator, density=self.mask_density)
 
     def to_dict(self) -> dict[str, Any]:
@@ -242,7 +245,10 @@ def parameter_count(c: GPTConfig) -> int:
     block = (attention + 2 * C * c.mlp_hidden + (2 * C if c.block_scales else 0)
              + (2 * C if c.rmsnorm_weight else 0))
     norms = ((1 + c.embed_norm) * C if c.rmsnorm_weight else 0) + (C if c.pre_logit_scale else 0)
-    return V * C * (1 if c.tie_embeddings else 2) + c.num_layers * block + norms
+    heads = 1 if c.tie_embeddings else 2
+    adapters = c.adapter_rank * ((V + C) * heads + c.num_layers * (
+        2 * (C + C) + 2 * (C + c.kv_dim) + 2 * (C + c.mlp_hidden)))
+    return V * C * heads + c.num_layers * block + norms + adapters
 
 
 def activations_per_token(c: GPTConfig) -> int:

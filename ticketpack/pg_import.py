@@ -227,7 +227,11 @@ def _parse_scales(blob: bytes, limits: PgLimits, budget: int) -> dict[str, torch
         if budget < 0:
             raise LimitError(f"scales: {k[:80]!r} takes the elements past the cap of "
                              f"{limits.max_total_elements:,}")
-    return {k: v.detach().contiguous() for k, v in obj.items()}
+    scales = {k: v.detach().contiguous() for k, v in obj.items()}
+    for k, v in scales.items():
+        if not bool(torch.isfinite(v).all()):
+            raise DecodeError(f"scales: {k[:80]!r} holds a non-finite value, expected finite scales")
+    return scales
 
 
 def _check_stored_zip(blob: bytes) -> None:

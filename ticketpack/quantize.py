@@ -33,7 +33,8 @@ from torch.nn.utils import parametrize
 
 from .format.compression import compress, decompress
 from .errors import ConfigError, DecodeError, HeaderError, TruncatedError
-from .ticket import PlainTensor, TensorEntry, TernaryTensor, Ticket, default_provenance
+from .format.tensors import PlainTensor, TensorEntry, TernaryTensor, Ticket
+from .provenance import default_provenance
 
 INT8_MAGIC = b"TPI8"
 INT8_PREFIX = struct.Struct("<4sBII")  # magic, codec id, stored JSON bytes, raw payload bytes

@@ -29,6 +29,7 @@ class TensorSize:
     over_bound_percent: float | None
     scale_bytes: int = 0
     raw_bytes: int = 0
+    symbol_bytes: int = 0  # stored bytes of the mask / trits section (what the bound bounds)
 
 
 @dataclass
@@ -41,7 +42,16 @@ class SizeReport:
     connections: int
     raw_bytes: int
     compression_saving_bytes: int
-    entropy_bound_bytes: float
+    entropy_bound_bytes: float  # sum of the masked / ternary tensors' order-0 entropy bounds
+    # Totals over the masked (and ternary) tensors, the ones with an entropy bound:
+    masked_connections: int = 0
+    masked_bytes: int = 0  # all their sections (masks / trits and scales / gammas)
+    masked_bits_per_connection: float | None = None
+    entropy_bound_bits_per_connection: float | None = None
+    mask_over_bound_bytes: float | None = None  # mask / trit sections minus the bound
+    mask_over_bound_percent: float | None = None
+    artifact_over_bound_bytes: float | None = None  # the whole file minus the bound
+    artifact_over_bound_percent: float | None = None
     tensors: list[TensorSize] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -69,7 +79,28 @@ def size_report(info: ArtifactInfo, budget: int | None = None, code_bytes: int =
                       budget=budget, over_budget=budget is not None and total > budget,
                       connections=sum(r.connections for r in rows if r.kind != "plain"),
                       raw_bytes=raw, compression_saving_bytes=raw - info.file_bytes,
-                      entropy_bound_bytes=bound, tensors=rows)
+                      entropy_bound_bytes=bound, tensors=rows,
+                      **_masked_totals(rows, bound, info.file_bytes))
+
+
+def _masked_totals(rows: list[TensorSize], bound: float, file_bytes: int) -> dict:
+    """Bits per connection over the tensors with an entropy bound, and the distance to it."""
+    bounded = [r for r in rows if r.entropy_bound_bytes is not None]
+    n = sum(r.connections for r in bounded)
+    if not n:
+        return {}
+    stored = sum(r.bytes for r in bounded)
+    symbols = sum(r.symbol_bytes for r in bounded)
+    return {"masked_connections": n, "masked_bytes": stored,
+            "masked_bits_per_connection": 8.0 * stored / n,
+            "entropy_bound_bits_per_connection": 8.0 * bound / n,
+            "mask_over_bound_bytes": symbols - bound, "mask_over_bound_percent": _percent(symbols, bound),
+            "artifact_over_bound_bytes": file_bytes - bound,
+            "artifact_over_bound_percent": _percent(file_bytes, bound)}
+
+
+def _percent(value: float, bound: float) -> float | None:
+    return 100.0 * (value - bound) / bound if bound > 0 else None
 
 
 def _tensor_size(entry: dict, tensor) -> TensorSize:
@@ -87,11 +118,12 @@ def _tensor_size(entry: dict, tensor) -> TensorSize:
                                           else tensor.trits) / max(n, 1))
         entropy = codecs.entropy_bits(symbols.reshape(-1), K)
         bound = n * entropy / 8
-        over = 100.0 * (main["length"] - bound) / bound if bound > 0 else None
+        over = _percent(main["length"], bound)
     return TensorSize(name=entry["name"], kind=entry["kind"], codec=codec, connections=n,
                       bytes=stored, bits_per_connection=8.0 * stored / max(n, 1), density=density,
                       entropy_bits_per_connection=entropy, entropy_bound_bytes=bound,
-                      over_bound_percent=over, scale_bytes=side, raw_bytes=raw)
+                      over_bound_percent=over, scale_bytes=side, raw_bytes=raw,
+                      symbol_bytes=main["length"] if bound is not None else 0)
 
 
 def _symbols(tensor) -> tuple[np.ndarray, int]:

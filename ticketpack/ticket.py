@@ -17,7 +17,7 @@ from torch import nn
 
 from . import pg_import  # noqa: F401 (registers the torch-MT19937 stream)
 from .errors import ConfigError, HeaderError
-from .format.digest import weights_sha256_v1
+from .format.digest import weights_sha256_v2
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .provenance import default_provenance
 from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,  # noqa: F401
@@ -25,28 +25,58 @@ from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,
 
 
 def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> str:
-    """Format v1's hash: SHA-256 over (name, shape, float32 little-endian values) of each tensor."""
+    """The current format's ``weights_sha256`` of a state dict (per-tensor digests, combined)."""
     items = state.items() if isinstance(state, dict) else state
-    return weights_sha256_v1((name, t.detach().to("cpu", torch.float32).contiguous().numpy())
+    return weights_sha256_v2((name, t.detach().to("cpu", torch.float32).contiguous().numpy())
                              for name, t in items)
 
 
+ADAPTER_DTYPES = ("f16", "int8")
+
+
 def ticket_from_model(module: nn.Module, seed: int, config: dict,
-                      provenance: dict | None = None) -> Ticket:
-    """Read a module's masked layers (hard masks, fp16 scales) and other parameters into a Ticket."""
+                      provenance: dict | None = None, adapter_dtype: str = "f16") -> Ticket:
+    """Read a module's masked layers (hard masks, fp16 scales) and other parameters into a Ticket.
+
+    A masked layer's adapters follow its entry as ``<path>.adapter_a`` / ``.adapter_b``:
+    plain fp16 tensors, or (``adapter_dtype="int8"``) int8 with one fp16 scale per row.
+    """
     from .layers import masked_layers
 
+    if adapter_dtype not in ADAPTER_DTYPES:
+        raise ConfigError(f"adapter dtype: {adapter_dtype!r}, expected one of {', '.join(ADAPTER_DTYPES)}")
     tensors: list[TensorEntry] = []
     owned: set[str] = set()
     for path, layer in masked_layers(module):
         prefix = f"{path}." if path else ""
         owned.update(f"{prefix}{p}" for p, _ in layer.named_parameters(recurse=False))
         tensors.append(_masked_entry(layer))
+        tensors += adapter_entries(layer, prefix, adapter_dtype)
     for name, param in module.named_parameters():
         if name not in owned:
             tensors.append(PlainTensor(name, param.detach().cpu().float().numpy().astype(np.float16)))
     return Ticket(seed=seed, config=dict(config), tensors=tensors,
                   provenance=provenance or default_provenance())
+
+
+def adapter_entries(layer: nn.Module, prefix: str, dtype: str) -> list[TensorEntry]:
+    """A layer's adapters A, B as stored tensors (none without adapters)."""
+    out: list[TensorEntry] = []
+    for role in ("adapter_a", "adapter_b"):
+        param = getattr(layer, role, None)
+        if param is None:
+            continue
+        out.append(adapter_tensor(f"{prefix}{role}", param.detach().cpu().float(), dtype))
+    return out
+
+
+def adapter_tensor(name: str, value: torch.Tensor, dtype: str) -> TensorEntry:
+    """fp16 plain, or int8 per row (``quantize.quantize_rows_int8``: scale = fp16(max|row| / 127))."""
+    if dtype == "int8":
+        from .quantize import quantize_rows_int8
+
+        return Int8Tensor(name, *quantize_rows_int8(value))
+    return PlainTensor(name, value.numpy().astype(np.float16))
 
 
 def _masked_entry(layer: nn.Module) -> MaskedTensor:
@@ -56,8 +86,8 @@ def _masked_entry(layer: nn.Module) -> MaskedTensor:
     if getattr(layer, "scale", None) is not None:
         scale = layer.scale.detach().cpu().float().numpy().astype(np.float16).reshape(-1)
         scale = scale.reshape(()) if scale.size == 1 and layer.scale.dim() == 0 else scale
-    levels = layer.hard_mask().detach().cpu().numpy().astype(np.uint8)
-    return MaskedTensor(name=layer.tensor_name, shape=tuple(levels.shape), init=layer.init,
+    levels = None if not layer.mask.stored else layer.hard_mask().detach().cpu().numpy().astype(np.uint8)
+    return MaskedTensor(name=layer.tensor_name, shape=tuple(layer.shape), init=layer.init,
                         mask=layer.mask, levels=levels, scale=scale)
 
 

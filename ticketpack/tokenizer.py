@@ -89,6 +89,8 @@ class SentencePieceTokenizer:
             self.sp = spm.SentencePieceProcessor(model_proto=data)
         except (RuntimeError, OSError):
             raise DataError(f"tokenizer {path}: not a valid SentencePiece model file") from None
+        if int(self.sp.get_piece_size()) < 1:
+            raise DataError(f"tokenizer {path}: a SentencePiece model without pieces")
         self.path = str(path)
         self.sha256 = hashlib.sha256(data).hexdigest()
         self.name = f"sentencepiece:{self.sha256}"
@@ -124,15 +126,29 @@ class SentencePieceTokenizer:
         return (self.base_bytes[ids] + space).astype(np.int32)
 
 
+MAX_MODEL_BYTES = 64 * 2**20  # real SentencePiece models are a few MB at most
+
+
 def _read_model_file(path: Path) -> bytes:
+    """The .model file's bytes: a non-empty regular file under the cap (never a device or FIFO,
+    which could be read forever)."""
     if not path.exists():
         raise DataError(f"tokenizer: file {path} does not exist")
     if path.is_dir():
         raise DataError(f"tokenizer: {path} is a directory, expected a SentencePiece .model file")
+    if not path.is_file():
+        raise DataError(f"tokenizer: {path} is not a regular file, expected a SentencePiece .model file")
     try:
-        return path.read_bytes()
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_MODEL_BYTES + 1)
     except OSError as exc:
         raise DataError(f"tokenizer {path}: cannot read ({exc.strerror})") from None
+    if not data:
+        raise DataError(f"tokenizer {path}: the file is empty, expected a SentencePiece .model file")
+    if len(data) > MAX_MODEL_BYTES:
+        raise DataError(f"tokenizer {path}: larger than {MAX_MODEL_BYTES:,} B, expected a SentencePiece "
+                        f".model file")
+    return data
 
 
 def _piece_tables(sp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -43,7 +43,7 @@ from torch import nn
 
 from . import __version__
 from .artifact import DEFAULT_LIMITS, Limits
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import Checkpoint, load_checkpoint, packed_size, save_checkpoint
 from .data import TokenStream, batch_iterator, load_tokens, split_train_val
 from .errors import CheckpointError, ConfigError, UsageError
 from .eval_context import make_eval_context
@@ -54,7 +54,7 @@ from .model import GPT, GPTConfig, config_from_preset
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .shape_budget import ShapeChoice, solve as solve_shape
-from .ticket import default_provenance, model_from_ticket, ticket_from_model
+from .ticket import ADAPTER_DTYPES, default_provenance, model_from_ticket, ticket_from_model
 from .tokenizer import Tokenizer, load_tokenizer
 
 # --init choices: (linear layers, mlp.fc, embedding) frozen init rules
@@ -72,7 +72,8 @@ Callback = Callable[[Event], None]
 _RESUMED_FIELDS = ("preset", "model", "mask", "estimator", "init", "density", "dense_warmup",
                    "density_ramp", "restore_density", "restore_from", "seed", "seq_len",
                    "batch_size", "lr", "scale_lr", "warmup", "warmdown", "temperature_start",
-                   "temperature_end", "grad_clip", "adam_betas", "adam_eps", "val_fraction")
+                   "temperature_end", "grad_clip", "adam_betas", "adam_eps", "val_fraction",
+                   "adapter_rank", "adapter_dtype", "adapter_lr")
 
 
 @dataclass
@@ -102,6 +103,9 @@ class TrainOptions:
     batch_size: int = 32  # global sequences per step (a multiple of the world size)
     lr: float = 0.1  # Adam lr of the scores (quant: in units of the initial level step)
     scale_lr: float = 0.01  # Adam lr of scales and other continuous parameters
+    adapter_rank: int | None = None  # low-rank adapters on every masked weight (None: the preset's, 0)
+    adapter_dtype: str = "f16"  # how pack stores adapters: f16 | int8 (per row, fp16 scales)
+    adapter_lr: float = 0.003  # Adam lr of the adapters
     warmup: float = 0.02  # lr warm-up, fraction of the run
     warmdown: float = 0.3  # lr warm-down to 0, fraction of the run
     temperature_start: float = 2.0  # STE surrogate temperature (quant: in level steps)
@@ -160,6 +164,11 @@ class TrainOptions:
         if self.init is not None and self.init not in INIT_CHOICES:
             raise ConfigError(f"init: {_shown(self.init)}, expected one of {', '.join(INIT_CHOICES)}")
         _number("byte_budget", self.byte_budget, int, low=1, optional=True)
+        _number("adapter_rank", self.adapter_rank, int, low=0, optional=True)
+        _number("adapter_lr", self.adapter_lr, float, low=0, open_low=True)
+        if self.adapter_dtype not in ADAPTER_DTYPES:
+            raise ConfigError(f"adapter_dtype: {_shown(self.adapter_dtype)}, expected one of "
+                              f"{', '.join(ADAPTER_DTYPES)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -223,6 +232,8 @@ def build_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS)
     overrides = dict(opts.model)
     if opts.mask is not None:
         overrides["mask"] = opts.mask
+    if opts.adapter_rank is not None:
+        overrides["adapter_rank"] = opts.adapter_rank
     if opts.init is not None:
         overrides["init"], overrides["mlp_fc_init"], overrides["embed_init"] = INIT_CHOICES[opts.init]
     if opts.estimator:
@@ -382,12 +393,18 @@ def build_model(config: GPTConfig, seed: int, device: torch.device) -> GPT:
 
 
 def param_groups(model: nn.Module, opts: TrainOptions, config: GPTConfig) -> list[dict]:
-    """Scores at lr (in score units), everything else trainable at scale_lr."""
-    scores, others = [], []
+    """Scores at lr (in score units), adapters at adapter_lr, everything else trainable at scale_lr
+    (mask none has no scores: its first group is empty)."""
+    scores, adapters, others = [], [], []
     for name, p in model.named_parameters():
-        (scores if name.endswith("scores") else others).append(p)
+        if name.endswith("scores"):
+            scores.append(p)
+        else:
+            (adapters if name.endswith(("adapter_a", "adapter_b")) else others).append(p)
     lr = opts.lr * _score_unit(config)
     groups = [{"params": scores, "lr": lr, "base_lr": lr, "name": "scores"}]
+    if adapters:
+        groups.append({"params": adapters, "lr": opts.adapter_lr, "base_lr": opts.adapter_lr, "name": "adapters"})
     if others:
         groups.append({"params": others, "lr": opts.scale_lr, "base_lr": opts.scale_lr, "name": "scales"})
     return groups
@@ -579,7 +596,8 @@ class _Trainer:
 
     def final_eval(self) -> EvalResult:
         """val_bpb of the model rebuilt from the ticket, evaluated as load-and-eval does."""
-        ticket = ticket_from_model(self.model, self.opts.seed, self.config.to_dict())
+        ticket = ticket_from_model(self.model, self.opts.seed, self.config.to_dict(),
+                                   adapter_dtype=self.opts.adapter_dtype)
         rebuilt = model_from_ticket(ticket, self.device)
         return evaluate(rebuilt, self.val_stream, seq_len=self.opts.seq_len,
                         batch_size=self.opts.eval_batch_size, device=self.device,
@@ -597,7 +615,7 @@ class _Trainer:
         save_checkpoint(self.opts.out, self.model, seed=self.opts.seed, config=self.config.to_dict(),
                         train_state=state, extra_tensors=optimizer_tensors(self.model, self.optimizer),
                         provenance=provenance(self.config, self.opts, self.dctx, self.device),
-                        eval_context=self.eval_context)
+                        eval_context=self.eval_context, adapter_dtype=self.opts.adapter_dtype)
 
     # -- the loop
 
@@ -623,6 +641,9 @@ class _Trainer:
 
     def _log_step(self, loss: torch.Tensor, sched: dict, p: float, t0: float) -> None:
         value = self.last_loss = self.mean_loss(loss)  # waits for the device: the step's time is complete
+        if not math.isfinite(value):
+            raise ConfigError(f"training diverged: loss {value} at step {self.state.step}; "
+                              f"lower --lr / --scale-lr")
         self.state.train_seconds += time.perf_counter() - t0
         self.emit({"event": "step", "step": self.state.step, "loss": value, **sched,
                    "progress": self.progress(), "tokens": self.state.tokens,
@@ -662,8 +683,6 @@ class _Trainer:
 
     def packed_bytes(self) -> int:
         """Bytes ``ticketpack pack`` writes for the final checkpoint (the budget's proof)."""
-        from .api import packed_size  # api sits above the trainer
-
         return packed_size(self.opts.out)
 
     def close(self) -> None:

@@ -16,8 +16,12 @@ Engines:
   codecs (the mask / trit decoders alone, on mutated valid encodings and random bytes,
   under every encoding, level count, shape and N:M pair, valid or not):
       python tests/fuzz/fuzz_artifact.py codecs --seconds 60 --seed 1
+  config (model configs and training checkpoints, tests/fuzz/fuzz_config.py: a config either
+  fails validation or builds a model of exactly the size the bound counted; a mutated
+  checkpoint loads, packs and passes the resume checks, or ends in a ticketpack error):
+      python tests/fuzz/fuzz_artifact.py config --seconds 300 --seed 1
 
-Both print the number of inputs run; SECURITY.md records the runs and what they found.
+All print the number of inputs run; SECURITY.md records the runs and what they found.
 """
 
 from __future__ import annotations
@@ -155,6 +159,19 @@ def run_codecs(seconds: float, seed: int) -> None:
     sys.exit(1 if failures else 0)
 
 
+def run_config(seconds: float, seed: int) -> None:
+    import fuzz_config
+
+    start = time.time()
+    try:
+        counts = collections.Counter(fuzz_config.run(seconds, seed))
+    except Exception:  # noqa: BLE001 - a finding: the seeded PRNG replays it
+        print(f"FINDING (seed {seed}):\n{traceback.format_exc(limit=-4)}", file=sys.stderr)
+        sys.exit(1)
+    counts.pop("seconds", None)
+    _report(counts, time.time() - start, "config")
+
+
 def _report(counts: collections.Counter, seconds: float, engine: str) -> None:
     inputs = counts["inputs"]
     outcomes = {k: v for k, v in counts.most_common() if k != "inputs"}
@@ -168,11 +185,12 @@ def main() -> None:
         run_atheris([sys.argv[0]] + sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("engine", choices=["random", "codecs"])
+    parser.add_argument("engine", choices=["random", "codecs", "config"])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    (run_codecs if args.engine == "codecs" else run_random)(args.seconds, args.seed)
+    engines = {"codecs": run_codecs, "random": run_random, "config": run_config}
+    engines[args.engine](args.seconds, args.seed)
 
 
 if __name__ == "__main__":

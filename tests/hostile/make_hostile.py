@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import zstandard
 
-from ticketpack.artifact import MAGIC, PREFIX, TRAILER, encode_artifact
+from ticketpack.artifact import FORMAT_VERSION, MAGIC, PREFIX, TRAILER, encode_artifact
 from ticketpack.masking import MaskSpec
 from ticketpack.ticket import MaskedTensor, PlainTensor, TernaryTensor, Ticket
 
@@ -87,7 +87,7 @@ def header_json(header: dict | str | bytes) -> bytes:
     return (header if isinstance(header, str) else json.dumps(header, separators=(",", ":"))).encode()
 
 
-def seal(header: dict | str | bytes, payload: bytes, *, version: int = 1, hcodec: int = 2,
+def seal(header: dict | str | bytes, payload: bytes, *, version: int = FORMAT_VERSION, hcodec: int = 2,
          flags: int = 0, magic: bytes = MAGIC, stored: bytes | None = None,
          raw_len: int | None = None, payload_len: int | None = None) -> bytes:
     """Assemble artifact bytes with a correct file CRC; any prefix field can be overridden."""
@@ -204,7 +204,7 @@ def duplicate_json_keys() -> bytes:
 
 def future_version() -> bytes:
     parts = split(control_bytes())
-    return seal(parts.header, parts.payload, version=2)
+    return seal(parts.header, parts.payload, version=FORMAT_VERSION + 1)
 
 
 def future_flags() -> bytes:
@@ -363,6 +363,47 @@ def swapped_mask() -> bytes:
     return repack(parts.header, blobs)
 
 
+def nan_scale() -> bytes:
+    # a.weight's 48 fp16 row scales all NaN, stored raw with a valid CRC
+    return _replace_section(1, np.full(48, np.nan, "<f2").tobytes(), codec="none", enc="f16", raw=96)
+
+
+def inf_plain_value() -> bytes:
+    parts = split(control_bytes())
+    i = next(i for i, s in enumerate(sections(parts.header)) if s["role"] == "data")
+    blobs = section_blobs(parts)
+    blobs[i] = np.array([1.0, np.inf, 3.25, 0.5], "<f2").tobytes()
+    sections(parts.header)[i].update(codec="none", enc="f16", raw=8)
+    return repack(parts.header, blobs)
+
+
+def huge_float_literal() -> bytes:
+    # 1e400 is valid JSON syntax but no 64-bit float: it must not become infinity
+    parts = split(control_bytes())
+    text = json.dumps(parts.header, separators=(",", ":"))
+    return seal(text.replace('"note":"hostile-file control"', '"logit_softcap":1e400', 1), parts.payload)
+
+
+def _config(**fields) -> Callable[[], bytes]:
+    def build() -> bytes:
+        return _edit(lambda h: h["config"].update(fields))
+    build.__name__ = f"config_{'_'.join(fields)}"
+    return build
+
+
+def tiny_memory_bomb() -> bytes:
+    # the red-team file: a 2^30-element all-zero mask in one byte of ans0 (a single-level
+    # histogram decodes without a stream); at the default cap it is refused before decoding
+    def fn(h: dict) -> None:
+        t = h["tensors"][0]
+        t.update(shape=[2**24 - 2048, 64], scale="none")
+        t["sections"] = [dict(t["sections"][0], enc="ans0", codec="none", raw=1)]
+    parts = split(control_bytes())
+    blobs = section_blobs(parts)
+    fn(parts.header)
+    return repack(parts.header, [b"\x00"] + blobs[2:])
+
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -414,6 +455,17 @@ CASES = [
     Case("nm_pattern_lie", nm_pattern_lie, "DecodeError", "c.weight/mask"),
     Case("empty_file", empty_file, "TruncatedError", "file"),
     Case("swapped_mask", swapped_mask, "VerificationError", "weights_sha256", exit_code=1),
+    Case("nan_scale", nan_scale, "DecodeError", "a.weight/scale"),
+    Case("inf_plain_value", inf_plain_value, "DecodeError", "gain/data"),
+    Case("huge_float_literal", huge_float_literal, "HeaderError", "1e400"),
+    Case("config_layers_bomb", _config(num_layers=2**40), "HeaderError", "num_layers"),
+    Case("config_vocab_bomb", _config(vocab_size=2**62), "HeaderError", "vocab_size"),
+    Case("config_mlp_bomb", _config(mlp_mult=2**63), "HeaderError", "mlp_mult"),
+    Case("config_softcap_huge", _config(logit_softcap=1e300), "HeaderError", "logit_softcap"),
+    Case("config_rope_tiny", _config(rope_base=1e-300), "HeaderError", "rope_base"),
+    Case("config_bool_as_int", _config(model_dim=True), "HeaderError", "model_dim"),
+    Case("config_parameters_bomb", _config(num_layers=1024, model_dim=2**14), "HeaderError", "parameters"),
+    Case("tiny_memory_bomb", tiny_memory_bomb, "LimitError", "elements"),
 ]
 
 

@@ -6,14 +6,15 @@ probabilities at 16 bits, L = 2^e interleaved states taking symbols round-robin,
 encoder starting (and its decoder ending) at 2^16.
 
 - `rans0`: level counts, then symbols of B elements each under the product model of the counts.
-- `ransrow`: row counts, then each element of a mixed row under that row's density.
+- `ransrow`: row counts, then B elements per symbol of each mixed row under the product model
+  of that row's counts.
 - `ransnm`: the colex rank of each group of M among C(M, N) patterns, G ranks per symbol under
   a uniform model over C^G.
 
 Two kernel sets write and read the same bytes: vectorised numpy (over the lanes) and, when numba
 imports, the compiled kernels of ``rans_numba`` (one thread each, GIL released). Decoders raise
-DecodeError on anything malformed and allocate only the declared output plus tables bounded by
-constants.
+DecodeError on anything malformed and allocate only the declared output plus model tables
+(ransrow: one per distinct row count).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ MAX_LANES_LOG2 = 12                # a stream has at most 2^12 lanes
 MAX_SYMBOLS = {"rans0": 256, "ransnm": PROB_ONE}  # alphabet size of one model
 PER_SYMBOL = (8, 4, 2, 1)          # rans0: elements per symbol a stream may use
 MAX_K = 256
+BUCKET_BITS = 6                    # ransrow decoders start each slot's search at its 64-slot bucket
 MAX_M = 64
 
 WRITER_MAX_LANES_LOG2 = 8          # writers use at most 256 lanes,
@@ -84,13 +86,32 @@ def product_freqs(counts: list[int], per: int) -> np.ndarray:
     31-bit level weights, truncated after each multiplication; frequencies are the weights scaled
     to 2^16 (at least 1), and the largest (lowest symbol on ties) absorbs the difference.
     """
-    total, P = sum(counts), len(counts)
-    weight = np.array([(c << WEIGHT_BITS) // total for c in counts], np.int64)
-    symbols = np.arange(P ** per, dtype=np.int64)
-    acc = np.full(P ** per, 1 << WEIGHT_BITS, np.int64)
+    return product_table(np.array([counts], np.int64), per)[0]
+
+
+def product_table(counts: np.ndarray, per: int) -> np.ndarray:
+    """``product_freqs`` of each row of ``counts`` (models x P), as a models x P^per array."""
+    return _product_weights(level_weights(counts), per)
+
+
+def level_weights(counts: np.ndarray) -> np.ndarray:
+    """(n_d * 2^31) // n for each row of counts (models x P), exactly."""
+    totals = counts.sum(axis=1, keepdims=True)
+    if int(counts.max()) < 1 << 32:  # counts * 2^31 fits in int64
+        return (counts << WEIGHT_BITS) // totals
+    return np.array([[(int(c) << WEIGHT_BITS) // int(t[0]) for c in row]
+                     for row, t in zip(counts, totals)], np.int64)
+
+
+def _product_weights(weight: np.ndarray, per: int) -> np.ndarray:
+    P = weight.shape[1]
+    digits = _digits(P ** per, P, per)
+    acc = np.full((len(weight), P ** per), 1 << WEIGHT_BITS, np.int64)
     for j in range(per):
-        acc = (acc * weight[(symbols // P ** j) % P]) >> WEIGHT_BITS
-    return _normalise(acc)
+        acc = (acc * weight[:, digits[:, j]]) >> WEIGHT_BITS
+    freq = np.maximum((acc << PROB_BITS) // acc.sum(axis=1, keepdims=True), 1)
+    freq[np.arange(len(freq)), np.argmax(freq, axis=1)] += PROB_ONE - freq.sum(axis=1)
+    return freq
 
 
 def uniform_freqs(size: int) -> np.ndarray:
@@ -100,19 +121,10 @@ def uniform_freqs(size: int) -> np.ndarray:
     return freq
 
 
-def row_threshold(count: int, cols: int) -> int:
-    """ransrow: frequency of a 0 in a row with ``count`` ones (0 < count < cols)."""
-    return PROB_ONE - min(max((count << PROB_BITS) // cols, 1), PROB_ONE - 1)
-
-
-def _normalise(weight: np.ndarray) -> np.ndarray:
-    freq = np.maximum((weight << PROB_BITS) // int(weight.sum()), 1)
-    freq[int(np.argmax(freq))] += PROB_ONE - int(freq.sum())
-    return freq
-
-
 def _cum(freq: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(freq)[:-1]]).astype(np.int64)
+    """Cumulative frequencies along the last axis, starting at 0, with 2^16 appended."""
+    zero = np.zeros(freq.shape[:-1] + (1,), np.int64)
+    return np.concatenate([zero, np.cumsum(freq, axis=-1)], axis=-1)
 
 
 def _max_symbols(words: int, lanes: int, top_freq: int) -> int:
@@ -173,19 +185,20 @@ def _close_stream(read: int, n_words: int, states: np.ndarray, what: str) -> Non
 
 # --- numpy kernels (vectorised over the lanes) ------------------------------------------------
 
-def _np_encode_static(symbols, lanes, freq, cum, buf, x):
+def _np_encode(symbols, per_model, model_of, freq, cum, lanes, buf, x):
     n, p = symbols.size, buf.size
     x[:] = STATE_LOW
     for start in range((n - 1) // lanes * lanes if n else -1, -1, -lanes):
         s = symbols[start:start + lanes].astype(np.int64)
-        f, xs = freq[s], x[:s.size]
+        m = model_of[(start + np.arange(s.size)) // per_model]
+        f, xs = freq[m, s], x[:s.size]
         out = xs >= (f << PROB_BITS)
         k = int(np.count_nonzero(out))
         if k:
             buf[p - k:p] = xs[out] & 0xFFFF
             p -= k
             xs[out] >>= 16
-        xs[:] = ((xs // f) << PROB_BITS) + xs % f + cum[s]
+        xs[:] = ((xs // f) << PROB_BITS) + xs % f + cum[m, s]
     return p
 
 
@@ -226,59 +239,48 @@ def _np_expand_groups(symbols, digits, patterns, out):
     out[:] = patterns[digits[symbols]].reshape(-1)
 
 
-def _np_row_symbols(grid, rows, f0):
-    """Per element of the listed rows: its bit and its row's threshold, row-major."""
-    return grid[rows].reshape(-1), np.repeat(f0, grid.shape[1])
-
-
-def _np_encode_rows(grid, rows, f0, lanes, buf, x):
-    bits, t = _np_row_symbols(grid, rows, f0)
-    freq = np.where(bits == 1, PROB_ONE - t, t)
-    cum = np.where(bits == 1, t, 0)
-    n, p = bits.size, buf.size
-    x[:] = STATE_LOW
-    for start in range((n - 1) // lanes * lanes if n else -1, -1, -lanes):
-        f, c, xs = freq[start:start + lanes], cum[start:start + lanes], x[:min(lanes, n - start)]
-        out = xs >= (f << PROB_BITS)
-        k = int(np.count_nonzero(out))
-        if k:
-            buf[p - k:p] = xs[out] & 0xFFFF
-            p -= k
-            xs[out] >>= 16
-        xs[:] = ((xs // f) << PROB_BITS) + xs % f + c
-    return p
-
-
-def _np_decode_rows(words, n_words, x, rows, f0, cols, grid, ones):
-    n, lanes, pos = rows.size * cols, x.size, 0
-    bits = np.empty(n, np.uint8)
-    thresholds = np.repeat(f0, cols)
+def _np_decode_rows(words, n_words, x, per_row, model_of, cum, start, tab, out, ones_of, ones):
+    n, lanes, pos = model_of.size * per_row, x.size, 0
+    symbols, half = np.empty(n, np.int64), (cum.shape[1] - 1) // 2
     for start in range(0, n, lanes):
         xs = x[:min(lanes, n - start)]
-        t = thresholds[start:start + xs.size]
+        m = model_of[(start + np.arange(xs.size)) // per_row]
         slot = xs & 0xFFFF
-        one = slot >= t
-        xs[:] = np.where(one, (PROB_ONE - t) * (xs >> PROB_BITS) + slot - t,
-                         t * (xs >> PROB_BITS) + slot)
+        s, step = np.zeros(xs.size, np.int64), half
+        while step:
+            s += step * (slot >= cum[m, s + step])
+            step >>= 1
+        low = cum[m, s]
+        xs[:] = (cum[m, s + 1] - low) * (xs >> PROB_BITS) + slot - low
         pos = _np_refill(xs, words, n_words, pos)
         if pos < 0:
             return -1
-        bits[start:start + xs.size] = one
-    block = bits.reshape(rows.size, cols)
-    grid[rows] = block
-    ones[:] = block.sum(axis=1, dtype=np.int64)
+        symbols[start:start + xs.size] = s
+    out[:] = tab[symbols]
+    ones[:] = ones_of[symbols].reshape(model_of.size, per_row).sum(axis=1)
     return pos
 
 
+def _np_row_models(weight, per, freq, cum, start):
+    """Product models of the rows of ``weight``, their cumulative frequencies and bucket starts."""
+    freq[:] = _product_weights(weight, per)
+    cum[:] = _cum(freq)
+    shift = np.arange(len(cum))[:, None] << (PROB_BITS + 1)  # models side by side, ascending
+    flat = (cum + shift).reshape(-1)
+    firsts = np.arange(0, PROB_ONE, 1 << BUCKET_BITS)
+    found = np.searchsorted(flat, (firsts + shift).reshape(-1), side="right").reshape(len(cum), -1)
+    start[:] = found - 1 - np.arange(len(cum))[:, None] * cum.shape[1]
+
+
 NUMPY_KERNELS = SimpleNamespace(
-    name="numpy", encode_static=_np_encode_static, decode_static=_np_decode_static,
-    expand_groups=_np_expand_groups, encode_rows=_np_encode_rows, decode_rows=_np_decode_rows)
+    name="numpy", encode=_np_encode, decode_static=_np_decode_static,
+    expand_groups=_np_expand_groups, decode_rows=_np_decode_rows, row_models=_np_row_models)
 
 try:
     from . import rans_numba as _rn
     NUMBA_KERNELS = SimpleNamespace(
-        name="numba", encode_static=_rn.encode_static, decode_static=_rn.decode_static,
-        expand_groups=_rn.expand_groups, encode_rows=_rn.encode_rows, decode_rows=_rn.decode_rows)
+        name="numba", encode=_rn.encode, decode_static=_rn.decode_static,
+        expand_groups=_rn.expand_groups, decode_rows=_rn.decode_rows, row_models=_rn.row_models)
 except ImportError:  # numba is optional: the numpy kernels give the same bytes
     NUMBA_KERNELS = None
 
@@ -289,11 +291,19 @@ def default_kernels() -> SimpleNamespace:
 
 # --- static-model streams (rans0, ransnm) ---------------------------------------------------
 
-def _encode_static(symbols: np.ndarray, freq: np.ndarray, bits: float, kernels) -> bytes:
+def _encode_stream(symbols: np.ndarray, per_model: int, model_of: np.ndarray, freq: np.ndarray,
+                   bits: float, kernels) -> bytes:
+    """Symbol i under model ``model_of[i // per_model]`` (a row of ``freq``)."""
     e = _choose_lanes(bits, symbols.size)
     buf, x = np.empty(symbols.size, np.uint16), np.empty(1 << e, np.int64)
-    start = kernels.encode_static(symbols.astype(np.uint16), 1 << e, freq, _cum(freq), buf, x)
+    start = kernels.encode(symbols.astype(np.uint16), per_model, model_of.astype(np.int64),
+                           freq, _cum(freq), 1 << e, buf, x)
     return _pack_stream(e, x, buf[start:])
+
+
+def _encode_static(symbols: np.ndarray, freq: np.ndarray, bits: float, kernels) -> bytes:
+    one = np.zeros(1, np.int64)
+    return _encode_stream(symbols, max(symbols.size, 1), one, freq[None], bits, kernels)
 
 
 def _decode_static(data: bytes, pos: int, n_symbols: int, freq: np.ndarray, tab: np.ndarray,
@@ -306,8 +316,8 @@ def _decode_static(data: bytes, pos: int, n_symbols: int, freq: np.ndarray, tab:
     slot_type = np.uint8 if freq.size <= 256 else np.uint16
     slot_symbol = np.repeat(np.arange(freq.size, dtype=slot_type), freq)
     out, hist = np.empty(n_symbols, tab.dtype), np.zeros(freq.size, np.int64)
-    read = kernels.decode_static(words, n_words, states, n_symbols, slot_symbol, freq, _cum(freq),
-                                 tab, out, hist)
+    read = kernels.decode_static(words, n_words, states, n_symbols, slot_symbol, freq,
+                                 _cum(freq)[:-1], tab, out, hist)
     _close_stream(read, n_words, states, what)
     return out, hist
 
@@ -342,8 +352,12 @@ def _group(digits: np.ndarray, base: int, per: int, pad: int) -> np.ndarray:
 
 
 def _cost_bits(symbols: np.ndarray, freq: np.ndarray) -> float:
-    hist = np.bincount(symbols, minlength=freq.size)
-    return float((hist * (PROB_BITS - np.log2(freq))).sum())
+    """Exact coded size in bits of ``symbols`` under ``freq`` (one model, or one per row of
+    ``symbols`` when both are 2-D), final states aside."""
+    if freq.ndim == 1:
+        hist = np.bincount(symbols, minlength=freq.size)
+        return float((hist * (PROB_BITS - np.log2(freq))).sum())
+    return float((PROB_BITS - np.log2(np.take_along_axis(freq, symbols.astype(np.int64), 1))).sum())
 
 
 # --- rans0 --------------------------------------------------------------------------------
@@ -473,6 +487,29 @@ def _read_row_header(data: bytes, rows: int, cols: int) -> tuple[np.ndarray, int
     return counts, pos + size
 
 
+def _row_models(counts: np.ndarray, cols: int, per: int) -> tuple[np.ndarray, np.ndarray]:
+    """(model index of each mixed row, one product model per distinct count)."""
+    distinct, model_of = np.unique(counts, return_inverse=True)
+    return model_of.astype(np.int64), product_table(np.stack([cols - distinct, distinct], 1), per)
+
+
+def _row_symbols(rows: np.ndarray, pad: np.ndarray, per: int) -> np.ndarray:
+    """(rows, ceil(cols / per)) symbols: ``per`` bits each, first bit least significant, the
+    row's tail padded with its bit ``pad``."""
+    count, cols = rows.shape
+    per_row = -(-cols // per)
+    full = np.repeat(pad.astype(np.uint8)[:, None], per_row * per, axis=1)
+    full[:, :cols] = rows
+    full = full.reshape(count, per_row, per)
+    symbols = np.zeros((count, per_row), np.uint16)
+    for j in range(per - 1, -1, -1):
+        symbols <<= 1
+        symbols |= full[:, :, j]
+    return symbols
+
+
+
+
 def encode_ransrow(bits: np.ndarray, *, kernels=None) -> bytes:
     """Binary (rows, cols) mask: row counts, then mixed rows under their own density."""
     grid = _check_bits(bits)
@@ -482,14 +519,22 @@ def encode_ransrow(bits: np.ndarray, *, kernels=None) -> bytes:
     mixed = np.flatnonzero((counts > 0) & (counts < cols))
     if not mixed.size:
         return header
-    f0 = np.array([row_threshold(int(c), cols) for c in counts[mixed]], np.int64)
-    p1 = (PROB_ONE - f0) / PROB_ONE
     ones = counts[mixed]
-    bits_est = float((ones * -np.log2(p1) + (cols - ones) * -np.log2(1 - p1)).sum())
-    e = _choose_lanes(bits_est, mixed.size * cols)
-    buf, x = np.empty(mixed.size * cols, np.uint16), np.empty(1 << e, np.int64)
-    start = (kernels or default_kernels()).encode_rows(grid, mixed, f0, 1 << e, buf, x)
-    return header + _pack_stream(e, x, buf[start:])
+    pad = ones > cols - ones  # the more frequent bit of each row (0 on ties)
+    bound = float((ones * np.log2(cols / ones) + (cols - ones) * np.log2(cols / (cols - ones))).sum())
+    best = None
+    for per in PER_SYMBOL:
+        model_of, freq = _row_models(ones, cols, per)
+        symbols = _row_symbols(grid[mixed], pad, per)
+        bits = _cost_bits(symbols, freq[model_of])
+        if best is None or bits < best[0]:
+            best = (bits, per, symbols, model_of, freq)
+        if bits <= bound * (1 + WRITER_SLACK) + 64:
+            break
+    bits, per, symbols, model_of, freq = best
+    stream = _encode_stream(symbols.reshape(-1), symbols.shape[1], model_of, freq, bits,
+                            kernels or default_kernels())
+    return header + bytes([per]) + stream
 
 
 def decode_ransrow(data: bytes, rows: int, cols: int, *, kernels=None) -> np.ndarray:
@@ -503,20 +548,40 @@ def decode_ransrow(data: bytes, rows: int, cols: int, *, kernels=None) -> np.nda
             raise DecodeError(f"ransrow: {len(data) - pos} bytes after a header without mixed "
                               f"rows, expected 0")
         return grid
-    states, words, n_words = _open_stream(data, pos, "ransrow")
-    f0 = np.array([row_threshold(int(c), cols) for c in counts[mixed]], np.int64)
-    top = int(max(f0.max(), PROB_ONE - f0.min()))
-    if mixed.size * cols > _max_symbols(n_words, states.size, top):
-        raise DecodeError(f"ransrow: {len(data)} bytes cannot hold {mixed.size * cols} elements")
-    ones = np.zeros(mixed.size, np.int64)
-    read = (kernels or default_kernels()).decode_rows(words, n_words, states, mixed, f0, cols,
-                                                      grid, ones)
+    per = _byte(data, pos, "ransrow")
+    if per not in PER_SYMBOL:
+        raise DecodeError(f"ransrow: {per} elements per symbol, expected one of {PER_SYMBOL}")
+    states, words, n_words = _open_stream(data, pos + 1, "ransrow")
+    kernels = kernels or default_kernels()
+    ones = counts[mixed]
+    distinct, model_of = np.unique(ones, return_inverse=True)
+    weight = level_weights(np.stack([cols - distinct, distinct], 1))
+    freq = np.empty((distinct.size, 1 << per), np.int64)
+    cum = np.empty((distinct.size, (1 << per) + 1), np.int64)
+    start = np.empty((distinct.size, PROB_ONE >> BUCKET_BITS), np.uint8)
+    kernels.row_models(weight, per, freq, cum, start)
+    per_row = -(-cols // per)
+    if mixed.size * per_row > _max_symbols(n_words, states.size, int(freq.max())):
+        raise DecodeError(f"ransrow: {len(data)} bytes cannot hold {mixed.size * per_row} symbols")
+    bits = _digits(1 << per, 2, per).astype(np.uint8)
+    tab = _units(bits).reshape(-1)
+    direct = mixed.size == rows and per_row * per == cols  # decode straight into the grid
+    block = grid if direct else np.empty((mixed.size, per_row * per), np.uint8)
+    seen = np.zeros(mixed.size, np.int64)
+    read = kernels.decode_rows(
+        words, n_words, states, per_row, model_of.astype(np.int64), cum, start, tab,
+        block.reshape(-1).view(tab.dtype), bits.sum(axis=1, dtype=np.int64), seen)
     _close_stream(read, n_words, states, "ransrow")
-    bad = np.flatnonzero(ones != counts[mixed])
+    pad = ones > cols - ones
+    if (block[:, cols:] != pad[:, None]).any():
+        raise DecodeError("ransrow: padding after a row's last element is not its more frequent bit")
+    seen -= pad * (per_row * per - cols)
+    bad = np.flatnonzero(seen != ones)
     if bad.size:
-        r = int(mixed[bad[0]])
-        raise DecodeError(f"ransrow: row {r} decodes to {int(ones[bad[0]])} ones, "
-                          f"expected {int(counts[r])}")
+        raise DecodeError(f"ransrow: row {int(mixed[bad[0]])} decodes to {int(seen[bad[0]])} "
+                          f"ones, expected {int(ones[bad[0]])}")
+    if not direct:
+        grid[mixed] = block[:, :cols]
     return grid
 
 

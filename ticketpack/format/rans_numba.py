@@ -14,6 +14,8 @@ from numba import njit
 PROB_BITS = 16
 PROB_MASK = (1 << PROB_BITS) - 1
 STATE_LOW = 1 << 16
+WEIGHT_BITS = 31
+BUCKET_BITS = 6
 
 
 @njit(nogil=True, cache=True)
@@ -44,10 +46,11 @@ def decode_static(words, n_words, x, n_symbols, slot_symbol, freq, cum, tab, out
 
 
 @njit(nogil=True, cache=True)
-def encode_static(symbols, lanes, freq, cum, buf, x):
+def encode(symbols, per_model, model_of, freq, cum, lanes, buf, x):
     """Encode ``symbols`` (last first) into ``buf`` from its end; returns where the words start.
 
-    ``x`` (one state per lane) receives the final states, which the decoder reads first.
+    Symbol i uses model ``model_of[i // per_model]`` (rows of ``freq`` / ``cum``); ``x`` (one
+    state per lane) receives the final states, which the decoder reads first.
     """
     n = symbols.size
     for j in range(lanes):
@@ -55,14 +58,15 @@ def encode_static(symbols, lanes, freq, cum, buf, x):
     p = buf.size
     for i in range(n - 1, -1, -1):
         j = i % lanes
+        m = model_of[i // per_model]
         s = symbols[i]
-        f = freq[s]
+        f = freq[m, s]
         state = x[j]
         if state >= (f << PROB_BITS):
             p -= 1
             buf[p] = state & 0xFFFF
             state >>= 16
-        x[j] = ((state // f) << PROB_BITS) + state % f + cum[s]
+        x[j] = ((state // f) << PROB_BITS) + state % f + cum[m, s]
     return p
 
 
@@ -82,27 +86,33 @@ def expand_groups(symbols, digits, patterns, out):
 
 
 @njit(nogil=True, cache=True)
-def decode_rows(words, n_words, x, rows, f0, cols, grid, ones):
-    """Binary elements of the listed rows, row ``rows[k]`` under its threshold ``f0[k]``.
+def decode_rows(words, n_words, x, per_row, model_of, cum, start, tab, out, ones_of, ones):
+    """ransrow: ``per_row`` symbols for each row k under model ``model_of[k]``, a row of ``cum``
+    (A + 1 ascending entries ending at 2^16). ``start[m, b]`` is the symbol owning the first slot
+    of bucket b (slots >> BUCKET_BITS), where the search for a slot of that bucket begins.
 
-    Fills ``grid[rows[k]]`` and counts its ones into ``ones[k]``; returns the words read or -1.
+    Writes ``out[i] = tab[s]``, adds ``ones_of[s]`` to ``ones[k]``; returns the words read or -1.
     """
-    lanes, pos, j = x.size, 0, 0
-    for k in range(rows.size):
-        r, t = rows[k], f0[k]
-        f1, count = (1 << PROB_BITS) - t, 0
-        for c in range(cols):
+    lanes, pos, j, i = x.size, 0, 0, 0
+    for k in range(model_of.size):
+        m = model_of[k]
+        row, first = cum[m], start[m]
+        count = 0
+        for _ in range(per_row):
             state = x[j]
             slot = state & PROB_MASK
-            bit = np.int64(slot >= t)
-            f = t + bit * (f1 - t)
-            state = f * (state >> PROB_BITS) + slot - bit * t
+            s = np.int64(first[slot >> BUCKET_BITS])
+            while slot >= row[s + 1]:
+                s += 1
+            low = row[s]
+            state = (row[s + 1] - low) * (state >> PROB_BITS) + slot - low
             need = np.int64(state < STATE_LOW)
             state = (state << (need * 16)) | (np.int64(words[pos]) & -need)
             pos += need
             x[j] = state
-            grid[r, c] = bit
-            count += bit
+            out[i] = tab[s]
+            count += ones_of[s]
+            i += 1
             j += 1
             if j == lanes:
                 j = 0
@@ -115,24 +125,39 @@ def decode_rows(words, n_words, x, rows, f0, cols, grid, ones):
 
 
 @njit(nogil=True, cache=True)
-def encode_rows(grid, rows, f0, lanes, buf, x):
-    """Encode the listed rows of a 0/1 grid (last element first); returns where the words start."""
-    cols = grid.shape[1]
-    for j in range(lanes):
-        x[j] = STATE_LOW
-    p = buf.size
-    for k in range(rows.size - 1, -1, -1):
-        r, t = rows[k], f0[k]
-        for c in range(cols - 1, -1, -1):
-            j = (k * cols + c) % lanes
-            if grid[r, c]:
-                f, start = (1 << PROB_BITS) - t, t
-            else:
-                f, start = t, 0
-            state = x[j]
-            if state >= (f << PROB_BITS):
-                p -= 1
-                buf[p] = state & 0xFFFF
-                state >>= 16
-            x[j] = ((state // f) << PROB_BITS) + state % f + start
-    return p
+def row_models(weight, per, freq, cum, start):
+    """The product model (FORMAT.md 5.2.2) of each row of level weights ``weight`` (models x P),
+    its cumulative frequencies and its bucket starts (see ``decode_rows``)."""
+    models, P = weight.shape
+    size = freq.shape[1]
+    acc = np.empty(size, np.int64)
+    digits = np.empty((size, per), np.int64)
+    for s in range(size):
+        t = s
+        for j in range(per):
+            digits[s, j] = t % P
+            t //= P
+    for m in range(models):
+        total = 0
+        for s in range(size):
+            a = np.int64(1) << WEIGHT_BITS
+            for j in range(per):
+                a = (a * weight[m, digits[s, j]]) >> WEIGHT_BITS
+            acc[s] = a
+            total += a
+        top, given = 0, 0
+        for s in range(size):
+            f = max((acc[s] << PROB_BITS) // total, 1)
+            freq[m, s] = f
+            given += f
+            if f > freq[m, top]:
+                top = s
+        freq[m, top] += (1 << PROB_BITS) - given
+        cum[m, 0] = 0
+        for s in range(size):
+            cum[m, s + 1] = cum[m, s] + freq[m, s]
+        s = 0
+        for b in range(start.shape[1]):
+            while cum[m, s + 1] <= b << BUCKET_BITS:
+                s += 1
+            start[m, b] = s

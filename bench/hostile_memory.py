@@ -1,0 +1,112 @@
+"""Peak memory of the worst tiny hostile artifact at the CLI's default element cap.
+
+    python bench/hostile_memory.py                 # at the default cap (2^28 elements)
+    python bench/hostile_memory.py --elements 2**24 --command load-and-eval
+
+The file: a single masked tensor of shape (elements / 64, 64) whose all-zero mask is one
+byte of ``ans0`` (a single-level histogram needs no stream), so a ~700-byte artifact asks
+for the most work the caps allow. With ``--command load-and-eval`` the file instead holds a
+complete GPT (all masks zero) whose parameters total about ``--elements``, so the model is
+built and evaluated too. ``weights_sha256`` is left wrong: ``verify`` regenerates every
+weight before comparing, so the peak is an honest file's. Each command runs in a fresh
+process under ``/usr/bin/time -v``; the baseline, measured in the same run, is ``verify`` of
+the 1.5 KB control artifact (the imports alone).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+from hostile.make_hostile import control_bytes, repack, split  # noqa: E402
+
+CONTROL = Path(__file__).parents[1] / "tests" / "hostile" / "control.tpk"
+DEFAULT_CAP = 2**28
+
+
+def single_tensor_bomb(elements: int) -> bytes:
+    parts = split(control_bytes())
+    t = parts.header["tensors"][0]
+    t.update(shape=[elements // 64, 64], scale="none")
+    t["sections"] = [dict(t["sections"][0], enc="ans0", codec="none", raw=1)]
+    parts.header.update(tensors=[t], weights_sha256="0" * 64)
+    return repack(parts.header, [b"\x00"])
+
+
+def gpt_bomb(elements: int) -> bytes:
+    """A GPT config near ``elements`` parameters, every masked tensor all zero in one byte."""
+    import numpy as np
+
+    from ticketpack.artifact import encode_artifact
+    from ticketpack.masking import MaskSpec
+    from ticketpack.model import GPT
+    from ticketpack.model_config import config_from_dict, parameter_count
+    from ticketpack.ticket import MaskedTensor, PlainTensor, Ticket
+    import torch
+
+    dim = 64
+    while parameter_count(config_from_dict({"model_dim": dim * 2, "num_layers": 8, "num_heads": 8,
+                                            "num_kv_heads": 8})) <= elements:
+        dim *= 2
+    config = config_from_dict({"model_dim": dim, "num_layers": 8, "num_heads": 8, "num_kv_heads": 8})
+    with torch.device("meta"):
+        model = GPT(config, masked=False)
+    tensors = []
+    for name, p in model.named_parameters():
+        shape = tuple(p.shape)
+        if len(shape) == 2:
+            tensors.append(MaskedTensor(name, shape, "xavier_uniform", MaskSpec.parse("binary"),
+                                        np.zeros(shape, np.uint8)))
+        else:
+            tensors.append(PlainTensor(name, np.ones(shape, np.float16)))
+    data = encode_artifact(Ticket(seed=1, config=config.to_dict(), tensors=tensors), codec="zstd")
+    return data
+
+
+def measure(args: list[str]) -> dict:
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-c", "from ticketpack.cli.entry import run; run()"] + args
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))
+    last = [line for line in done.stderr.splitlines() if line.startswith("ticketpack:")]
+    return {"exit": done.returncode, "seconds": wall, "peak_rss_mib": rss / 1024,
+            "message": last[-1][:100] if last else ""}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--elements", type=lambda s: int(eval(s, {})), default=DEFAULT_CAP)
+    ap.add_argument("--command", choices=["verify", "load-and-eval"], default="verify")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bomb.tpk"
+        bomb = single_tensor_bomb(a.elements) if a.command == "verify" else gpt_bomb(a.elements)
+        path.write_bytes(bomb)
+        text = Path(tmp) / "t.txt"
+        text.write_text("hello world " * 200)
+        extra = ["--data", str(text), "--device", "cpu", "--seq-len", "64"] if a.command == "load-and-eval" else []
+        cap = ["--max-elements", str(max(a.elements, DEFAULT_CAP))]
+        base = measure(cap + ["verify", str(CONTROL)])
+        bomb_run = measure(cap + [a.command, str(path)] + extra)
+    print(f"{a.command} of a {len(bomb):,}-byte file declaring {a.elements:,} elements "
+          f"(cap {max(a.elements, DEFAULT_CAP):,}):")
+    print(f"  baseline (verify of the control): {base['peak_rss_mib']:,.0f} MiB peak RSS, "
+          f"{base['seconds']:.1f} s, exit {base['exit']}")
+    print(f"  hostile file: {bomb_run['peak_rss_mib']:,.0f} MiB peak RSS, {bomb_run['seconds']:.1f} s, "
+          f"exit {bomb_run['exit']} ({bomb_run['message']})")
+    print(f"  over the imports: {bomb_run['peak_rss_mib'] - base['peak_rss_mib']:,.0f} MiB = "
+          f"{(bomb_run['peak_rss_mib'] - base['peak_rss_mib']) * 2**20 / a.elements:.1f} B per element")
+
+
+if __name__ == "__main__":
+    main()
