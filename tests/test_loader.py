@@ -8,8 +8,11 @@ torch or numba raises) the same weights and digests.
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib.util
 import json
+import re
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -308,3 +311,21 @@ def test_emitted_loader_command_line(loader_path, artifacts, tmp_path):
 def test_loader_stays_small(loader_path):
     # a regression guard on what a parameter-golf entrant ships (README: the loader's bytes)
     assert loader_path.stat().st_size <= 14_336
+
+
+def test_loader_reproduces_format_md_known_answers(loader):
+    """Section 9's table of FORMAT.md, read from the document, against the loader's Philox."""
+    text = (Path(__file__).parents[1] / "docs" / "FORMAT.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| `([^`]+)` \| `(\[[\d, ]+\])` \| `(\w+)` \| `([0-9a-f ]+)` \| `([0-9a-f]{64})` \|$",
+                      text, re.M)
+    assert len(rows) >= 5
+    for seed, name, shape, rule, first, digest in rows:
+        w = loader.frozen(int(seed), name, json.loads(shape), rule)
+        assert " ".join(f"{v:08x}" for v in w.reshape(-1)[:4].view(np.uint32)) == first
+        b = name.encode()
+        record = struct.pack(f"<I{len(b)}sI{w.ndim}Q", len(b), b, w.ndim, *w.shape) + w.tobytes()
+        assert hashlib.sha256(record).hexdigest() == digest
+    words = re.search(r"Stream words 0\.\.7 of seed 1, name `tok_emb.weight` \(sid `([0-9a-f]+)`\): (.*)\.", text)
+    sid = int.from_bytes(hashlib.sha256(b"tok_emb.weight").digest()[:8], "little")
+    assert f"{sid:016x}" == words[1]
+    assert [f"{v:08x}" for v in loader.philox(1, sid, 8)] == re.findall(r"`([0-9a-f]{8})`", words[2])
