@@ -221,13 +221,19 @@ def artifacts(tmp_path_factory) -> list[Path]:
         seen |= {s["enc"] for t in parse_artifact(path.read_bytes()).tensors for s in t["sections"]}
         paths.append(path)
     assert seen == V2_ENCODINGS  # the files below exercise every encoding of version 2
-    return paths + sorted(CONFORMANCE.glob("*.tpk"))
+    conformance = sorted(CONFORMANCE.glob("*.tpk"))
+    assert len(conformance) >= 40  # FORMAT.md section 9's reference files
+    return paths + conformance
 
 
 def test_emitted_loader_reads_every_artifact_without_torch(loader_path, artifacts, tmp_path):
     got = run_blocked(loader_path, artifacts, tmp_path)
     for path in artifacts:
         entry = got[str(path)]
+        rng = parse_artifact(path.read_bytes()).header["rng"]
+        if rng.startswith("torch-mt19937"):  # needs torch's generator: refused, saying why
+            assert rng in entry["error"] and "not supported" in entry["error"]
+            continue
         assert "error" not in entry, (path.name, entry)
         info = parse_artifact(path.read_bytes())
         weights, digests = check_digests(decode_artifact(info), info.header, info.version)

@@ -70,8 +70,7 @@ def read(buf):
 	except (TpkError, ValueError, TypeError, KeyError, AttributeError) as e:
 		raise TpkError(f"header: {e}") from None
 	spans.sort()
-	need([a for a, _ in spans] == [0] + [b for _, b in spans][:-1] and (spans or [(0, 0)])[-1][1]
-		== pl, "sections do not tile the payload")
+	need([a for a, _ in spans] + [pl] == [0] + [b for _, b in spans], "sections do not tile the payload")
 	return h, buf[28 + hl:-4]
 
 
