@@ -13,7 +13,7 @@ from ticketpack.errors import (BadMagicError, BudgetExceededError, ChecksumError
 from ticketpack.format.digest import weights_sha256_v1
 from ticketpack.ticket import MaskedTensor, Ticket, weights_sha256
 
-from conftest import make_ticket
+from tests.tiny import make_ticket
 
 
 def _same_tickets(a: Ticket, b: Ticket) -> None:

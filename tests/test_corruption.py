@@ -15,8 +15,8 @@ from ticketpack.artifact import decode_artifact, parse_artifact, verify_info
 from ticketpack.errors import ArtifactError, TicketpackError
 from ticketpack.ticket import weights_sha256
 
-from fuzz.mutate import DrawChooser, load_untrusted, mutate, seed_corpus
-from hostile.make_hostile import base_ticket, control_bytes, repack, seal, section_blobs, split
+from tests.fuzz.mutate import DrawChooser, load_untrusted, mutate, seed_corpus
+from tests.hostile.make_hostile import base_ticket, control_bytes, repack, seal, section_blobs, split
 
 CODECS = ["zstd", "auto"]
 

@@ -30,13 +30,13 @@ from ticketpack.layers import bind_seed
 from ticketpack.model import GPT, GPTConfig
 from ticketpack.ticket import weights_sha256
 
-from conftest import TINY_CONFIG
-from hostile.make_hostile import CASES, base_ticket, control_bytes, repack, section_blobs, split
+from tests.tiny import TINY_CONFIG
+from tests.hostile.make_hostile import CASES, base_ticket, control_bytes, repack, section_blobs, split
 
 HOSTILE = Path(__file__).parent / "hostile"
 EXPECTED = json.loads((HOSTILE / "expected.json").read_text())
 CONTROL = HOSTILE / "control.tpk"
-REGENERATE = "run `python tests/hostile/make_hostile.py` and commit tests/hostile/"
+REGENERATE = "run `python -m tests.hostile.make_hostile` and commit tests/hostile/"
 
 
 # ---------------------------------------------------------------- the hostile folder
