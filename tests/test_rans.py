@@ -302,3 +302,14 @@ def test_mutated_streams_raise_decode_error_or_decode(data):
             decode(bad)
         except DecodeError:
             pass
+
+
+def test_bench_script_runs():
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "bench" / "rans_speed.py"
+    run = subprocess.run([sys.executable, str(script), "--elements", "16384", "--repeats", "1"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.count("| binary p=") == 7 and "| 2:4 | ransnm |" in run.stdout
