@@ -230,6 +230,8 @@ def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: in
                f"tokens {out['tokens']:,}  bytes {out['bytes']:,}  seq_len {out['seq_len']} "
                f"({out['seq_len_source']})  {out['seconds']:.2f}s  "
                f"{out['tokens_per_second']:,.0f} tok/s  on {out['device']} ({out['precision']})")
+    click.echo(f"model sha256 {out['model_sha256'][:16]}... (weights {out['weights_sha256'][:16]}..., "
+               f"config and evaluation context: verified)")
 
 
 def _note_default_length(source: str, flag: str, value: int) -> None:
@@ -245,13 +247,14 @@ def _note_default_length(source: str, flag: str, value: int) -> None:
 @quiet_option
 @handle_errors
 def verify(artifact: str, as_json: bool, quiet: bool) -> None:
-    """Check ARTIFACT's format, checksums and regenerated-weight hash (exit 0 ok, else non-zero)."""
+    """Check ARTIFACT's format, checksums, regenerated-weight and model digests (exit 0 ok, else non-zero)."""
     out = api.verify(artifact, progress=reporter(quiet), **_caps())
     if as_json:
         _emit(out)
     else:
-        click.echo(f"ok: {out['tensors']} tensors, {out['connections']:,} connections, "
-                   f"weights sha256 {out['weights_sha256'][:16]}... ({out['seconds']}s)")
+        click.echo(f"ok: format v{out['format_version']}, {out['tensors']} tensors, "
+                   f"{out['connections']:,} connections, weights sha256 {out['weights_sha256'][:16]}..., "
+                   f"model sha256 {out['model_sha256'][:16]}... ({out['seconds']}s)")
 
 
 @main.command()

@@ -10,6 +10,7 @@ from ticketpack.artifact import (MAGIC, PREFIX, decode_artifact, encode_artifact
                                  parse_artifact, write_artifact)
 from ticketpack.errors import (BadMagicError, BudgetExceededError, ChecksumError, TruncatedError,
                                UnsupportedVersionError, VerificationError)
+from ticketpack.format.digest import weights_sha256_v1
 from ticketpack.ticket import MaskedTensor, Ticket, weights_sha256
 
 from conftest import make_ticket
@@ -62,21 +63,36 @@ def golden_ticket() -> Ticket:
 
 
 def test_golden_bytes():
-    """Format stability: with no compression the bytes are ours alone and must not change in v1."""
+    """Format stability: with no compression the bytes are ours alone and must not change in v2."""
     data = encode_artifact(golden_ticket(), codec="none")
-    assert data[:8] == MAGIC
-    assert hashlib.sha256(data).hexdigest() == GOLDEN_NONE_SHA256
+    assert data[:8] == MAGIC and data[8:10] == (2).to_bytes(2, "little")
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_V2_NONE_SHA256
 
 
-def test_golden_file_still_loads():
-    """A committed v1 artifact (auto codecs) must load to the same weights forever."""
-    ticket = load_ticket(GOLDEN_DIR / "small-v1.tpk")
-    assert weights_sha256(ticket.effective_state_dict()) == GOLDEN_WEIGHTS_SHA256
+def test_golden_v1_file_still_loads():
+    """A committed v1 artifact (auto codecs: constriction ANS) must load to the same weights forever."""
+    info = parse_artifact((GOLDEN_DIR / "small-v1.tpk").read_bytes())
+    assert info.version == 1
+    ticket = load_ticket(GOLDEN_DIR / "small-v1.tpk")  # checks the v1 weights_sha256
+    assert weights_sha256_v1((n, w.numpy()) for n, w in ticket.effective_state_dict().items()) \
+        == GOLDEN_V1_WEIGHTS_SHA256 == info.header["weights_sha256"]
+    _same_tickets(ticket, golden_ticket())
+    assert artifact.check_digests(ticket, info.header, 1)[1]["model_sha256"]  # computed, not stored
+
+
+def test_golden_v2_file_still_loads():
+    """A committed v2 artifact (auto codecs) must load to the same weights and model forever."""
+    info = parse_artifact((GOLDEN_DIR / "small-v2.tpk").read_bytes())
+    ticket = load_ticket(GOLDEN_DIR / "small-v2.tpk")
+    assert weights_sha256(ticket.effective_state_dict()) == GOLDEN_V2_WEIGHTS_SHA256
+    assert info.version == 2 and info.header["model_sha256"] == GOLDEN_V2_MODEL_SHA256
     _same_tickets(ticket, golden_ticket())
 
 
-GOLDEN_NONE_SHA256 = "46f0ce544b93cbbb46422b9b72ef8186ab96561bdf10e0e50e27181803373df2"
-GOLDEN_WEIGHTS_SHA256 = "4eb714ac76c1a410b05f1dc7d60ee64b4c865f6ef89c33c7564b0e7018890823"
+GOLDEN_V2_NONE_SHA256 = "627bfe572288d432bb632b9b0383e509d4de0273569d0160d097676ca6962583"
+GOLDEN_V1_WEIGHTS_SHA256 = "4eb714ac76c1a410b05f1dc7d60ee64b4c865f6ef89c33c7564b0e7018890823"
+GOLDEN_V2_WEIGHTS_SHA256 = "a8b005e60a4c0f028dc0c81b06a8c3b026a668e11f4ff7a86ba3e20027b4e870"
+GOLDEN_V2_MODEL_SHA256 = "ed913613ae14050d274ebe4de4206bfe2f643ee57ea587648f59060c8285edf4"
 
 
 def test_budget_overrun_writes_nothing(ticket, tmp_path):
@@ -120,10 +136,10 @@ def test_wrong_magic(ticket):
 
 def test_future_version(ticket):
     data = bytearray(encode_artifact(ticket))
-    data[8:10] = (2).to_bytes(2, "little")
+    data[8:10] = (3).to_bytes(2, "little")
     body = bytes(data[:-4])
     data[-4:] = zlib.crc32(body).to_bytes(4, "little")
-    with pytest.raises(UnsupportedVersionError, match="version: got 2"):
+    with pytest.raises(UnsupportedVersionError, match="version: got 3"):
         parse_artifact(bytes(data))
 
 

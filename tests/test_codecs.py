@@ -217,7 +217,7 @@ def test_entropy_bits():
 def all_options(symbols, K, shape, n=0, m=0):
     from ticketpack.format.compression import compress
     sizes = {}
-    for name in codecs.ENCODINGS:
+    for name in codecs.encodings():  # what the current format version writes
         if codecs.applicable(name, symbols, K, shape, n, m):
             raw = codecs.encode(name, symbols, K=K, shape=shape, n=n, m=m)
             for codec in ("none", "zstd", "zlib") if name in codecs.COMPRESSIBLE else ("none",):
@@ -249,7 +249,7 @@ def test_choose_returns_the_smallest_and_it_decodes(case):
     assert len(stored) == min(sizes.values()) == sizes[enc, codec]
     raw = decompress(stored, codec, raw_size)
     np.testing.assert_array_equal(codecs.decode(enc, raw, K=K, shape=shape, n=n, m=m), symbols)
-    expected = {"sparse": "ans0", "nm": "nm", "rows": "ansrow"}
+    expected = {"sparse": "rans0", "nm": "ransnm", "rows": "ransrow"}
     if case in expected:
         assert enc == expected[case]
 

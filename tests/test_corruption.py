@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ticketpack.artifact import decode_artifact, parse_artifact, verify_ticket
+from ticketpack.artifact import decode_artifact, parse_artifact, verify_info
 from ticketpack.errors import ArtifactError, TicketpackError
 from ticketpack.ticket import weights_sha256
 
@@ -27,10 +27,10 @@ def want_sha() -> str:
 
 
 def _load(data: bytes) -> dict:
-    """Parse, decode and verify; the verified effective weights."""
+    """Parse, decode and verify both digests; the verified effective weights."""
     info = parse_artifact(data)
     with np.errstate(all="ignore"):  # corrupt fp16 scales may be NaN or inf
-        return verify_ticket(decode_artifact(info), info.header["weights_sha256"])
+        return verify_info(info, decode_artifact(info))[0]
 
 
 @pytest.mark.parametrize("codec", CODECS)
@@ -70,10 +70,10 @@ def test_resealed_payload_flips_never_load(want_sha):
 
 def _resealed_header_flips(want_sha: str, stride: int) -> int:
     """Flip header bits and re-seal: each result is refused, or loads with the very same
-    weights and differs only inside config or provenance (not covered by the hash)."""
+    weights and differs only inside provenance (the model digest covers config and eval)."""
     parts = split(control_bytes("auto"))
     raw = json.dumps(parts.header, separators=(",", ":")).encode()
-    unhashed = [_span(raw, key) for key in ("config", "provenance")]
+    unhashed = [_span(raw, key) for key in ("provenance",)]
     loaded = 0
     for bit in range(0, len(raw) * 8, stride):
         changed = bytearray(raw)
@@ -95,7 +95,7 @@ def _span(raw: bytes, key: str) -> tuple[int, int]:
 
 
 def test_resealed_header_flips_keep_the_weights(want_sha):
-    assert _resealed_header_flips(want_sha, stride=3) > 0  # config/provenance edits do load
+    assert _resealed_header_flips(want_sha, stride=3) > 0  # provenance edits do load
 
 
 @pytest.mark.slow
@@ -128,5 +128,6 @@ def test_seed_corpus_covers_every_encoding_and_codec():
             for s in t["sections"]:
                 seen_enc.add(s["enc"])
                 seen_codec.add(s["codec"])
-    assert seen_enc >= {"bits", "planes", "ans0", "ansrow", "nm", "trits5", "f16"}
+    assert seen_enc >= {"bits", "planes", "ans0", "ansrow", "nm", "trits5", "f16", "rans0", "ransrow",
+                        "ransnm"}
     assert seen_codec == {"none", "zstd", "zlib"} and seen_hcodec == {0, 1, 2}

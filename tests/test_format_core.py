@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import json
 import subprocess
 import sys
@@ -31,14 +32,13 @@ sys.meta_path.insert(0, _Blocker())
 
 LOAD = """
 import json
-from ticketpack.format import load_artifact, parse_artifact, read_artifact_bytes
+from ticketpack.format import decode_artifact, parse_artifact, read_artifact_bytes
 from ticketpack.format import philox
-from ticketpack.format.digest import weights_sha256_v1
-ticket, weights = load_artifact(PATH)  # raises VerificationError unless the digest matches
-header = parse_artifact(read_artifact_bytes(PATH)).header
+from ticketpack.format.container import check_digests
+info = parse_artifact(read_artifact_bytes(PATH))
+weights, digests = check_digests(decode_artifact(info), info.header, info.version)  # raises on a mismatch
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
-print(json.dumps({"digest": weights_sha256_v1(weights.items()), "header": header["weights_sha256"],
-                  "numba": philox.has_numba(), "loaded": loaded, "tensors": len(weights)}))
+print(json.dumps({**digests, "numba": philox.has_numba(), "loaded": loaded, "tensors": len(weights)}))
 """
 
 
@@ -63,11 +63,12 @@ def _run_blocked(path: Path, blocked: set[str]) -> dict:
     return json.loads(out.stdout)
 
 
-@pytest.mark.parametrize("blocked", [{"torch"}, {"torch", "numba"}])
+@pytest.mark.parametrize("blocked", [{"torch", "constriction"}, {"torch", "numba", "constriction"}])
 def test_core_loads_a_trained_artifact_without_torch(trained_artifact, blocked):
     got = _run_blocked(trained_artifact, blocked)
     header = parse_artifact(read_artifact_bytes(trained_artifact)).header
-    assert got["digest"] == got["header"] == header["weights_sha256"]
+    assert got["weights_sha256"] == header["weights_sha256"]
+    assert got["model_sha256"] == header["model_sha256"]
     assert got["loaded"] == [] and got["tensors"] == len(header["tensors"])
     assert got["numba"] is ("numba" not in blocked)
 
@@ -141,3 +142,26 @@ def test_core_imports_only_numpy_zstandard_and_the_standard_library():
                 top = name.split(".")[0]
                 assert top in allowed or top in sys.stdlib_module_names or \
                     (top == "torch" and id(node) in exempt), (path.name, name)
+
+
+FORMAT_MD = PACKAGE.parent / "docs" / "FORMAT.md"
+
+
+def test_format_md_known_answers_are_what_the_core_computes():
+    from ticketpack.format.digest import tensor_sha256
+
+    rows = re.findall(r"^\| (\d+) \| `([^`]+)` \| `(\[[\d, ]+\])` \| `(\w+)` \| `([0-9a-f ]+)` \| `([0-9a-f]{64})` \|$",
+                      FORMAT_MD.read_text(encoding="utf-8"), re.M)
+    assert len(rows) >= 5
+    for seed, name, shape, rule, first, digest in rows:
+        w = philox.frozen_weight(int(seed), name, tuple(json.loads(shape)), rule)
+        assert " ".join(f"{int(x):08x}" for x in w.reshape(-1)[:4].view("<u4")) == first, name
+        assert tensor_sha256(name, w).hex() == digest, name
+
+
+def test_format_md_lists_the_config_schema():
+    from ticketpack.model_config import CONFIG_SCHEMA
+
+    text = FORMAT_MD.read_text(encoding="utf-8")
+    for f in CONFIG_SCHEMA:
+        assert re.search(rf"^\| `{f.name}` \| [^|]+ \| `{re.escape(json.dumps(f.default))}` \|", text, re.M), f.name

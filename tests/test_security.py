@@ -23,8 +23,9 @@ from ticketpack.artifact import (DEFAULT_LIMITS, SYMBOL_RAW_PER_ELEMENT, SYMBOL_
 from ticketpack.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
 from ticketpack.cli.main import main
 from ticketpack.format.compression import compress, decompress
-from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError,
+from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError, VerificationError,
                                TicketpackError, UsageError)
+from ticketpack.format.digest import model_sha256
 from ticketpack.layers import bind_seed
 from ticketpack.model import GPT, GPTConfig
 from ticketpack.ticket import weights_sha256
@@ -356,6 +357,11 @@ def test_config_that_misfits_the_tensors_is_malformed_content(gpt_files):
     parts.header["config"]["vocab_size"] = 300  # valid alone; the embedding holds 256 rows
     bad = art.with_name("misfit.tpk")
     bad.write_bytes(repack(parts.header, section_blobs(parts)))
+    with pytest.raises(VerificationError, match="model_sha256"):  # the model digest covers config
+        api.verify(bad)
+    h = parts.header  # re-sealed by someone who also recomputes the model digest
+    h["model_sha256"] = model_sha256(h["weights_sha256"], h["config"], h.get("eval"))
+    bad.write_bytes(repack(h, section_blobs(parts)))
     assert api.verify(bad)["ok"]  # a valid config and valid weights, each on its own
     with pytest.raises(HeaderError, match="tok_emb"):
         api.load_and_eval(bad, [str(text)], device="cpu", seq_len=16)

@@ -43,7 +43,7 @@ def test_two_four_layers_found_and_packed_at_their_entropy(tmp_path):
     report = api.size(art)
     for row in report.tensors:
         if row.name in names:
-            assert row.codec == "nm" and row.bits_per_connection <= 0.65 + 8 * 64 / row.connections
+            assert row.codec == "ransnm" and row.bits_per_connection <= 0.65 + 8 * 64 / row.connections
 
 
 def test_sparse_kernels_on_without_cuda_is_a_usage_error(tmp_path):

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, parse_artifact,
-                       read_artifact_bytes, verify_ticket, write_artifact)
+                       read_artifact_bytes, verify_info, write_artifact)
 from .checkpoint import checkpoint_ticket, packed_size  # noqa: F401 - packed_size is API
 from .errors import ArtifactError, HeaderError, UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
@@ -62,14 +62,12 @@ def inspect(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> dic
 
 def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
            model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
-    """Check format, checksums, config and the regenerated-weight hash; raises on any failure."""
+    """Check format, checksums, config and the regenerated-weight and model digests; raises on
+    any failure."""
     start = time.perf_counter()
-    info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
-    check_config(info.header["config"], model_limits)
-    ticket = decode_artifact(info, progress)
-    verify_ticket(ticket, info.header["weights_sha256"])
-    return {"ok": True, "tensors": len(ticket.tensors), "connections": ticket.connections(),
-            "weights_sha256": info.header["weights_sha256"],
+    ticket, _, digests, version = load_checked(artifact, limits, model_limits, progress)
+    return {"ok": True, "format_version": version, "tensors": len(ticket.tensors),
+            "connections": ticket.connections(), **digests,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -88,11 +86,20 @@ def load_verified(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
     The config is checked first (``check_config``). Returns the ticket, its effective state
     dict and the verified weights hash. ``progress`` receives an event after each decoded tensor.
     """
+    ticket, state, digests, _ = load_checked(artifact, limits, model_limits, progress)
+    return ticket, state, digests["weights_sha256"]
+
+
+def load_checked(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
+                 model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+                 progress: Progress | None = None) -> tuple[Ticket, dict, dict, int]:
+    """``load_verified`` with both digests: (ticket, state dict, {"weights_sha256",
+    "model_sha256"} as recomputed and checked, format version)."""
     info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
     check_config(info.header["config"], model_limits)
     ticket = decode_artifact(info, progress)
-    sha = info.header["weights_sha256"]
-    return ticket, verify_ticket(ticket, sha), sha
+    state, digests = verify_info(info, ticket)
+    return ticket, state, digests, info.version
 
 
 def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str,
@@ -127,7 +134,7 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     from .evaluate import evaluate
 
     t0 = time.perf_counter()
-    ticket, state, sha = load_verified(artifact, limits, model_limits, progress)
+    ticket, state, digests, _ = load_checked(artifact, limits, model_limits, progress)
     dev = resolve_device(device)
     model = build_model(ticket, state, dev, model_limits)
     sparse_layers = _maybe_sparsify(model, ticket, dev, sparse_kernels)
@@ -158,7 +165,7 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
         out["val_bpb_sliding"] = out["val_bpb"]
     out.update({"precision": "bf16" if bf16 else "fp32", "load_seconds": round(load_seconds, 4),
                 "sparse_2to4_layers": len(sparse_layers), "seq_len_source": seq_len_source,
-                "weights_sha256": sha})
+                **digests})
     return out
 
 

@@ -11,9 +11,9 @@ import os
 
 from .format.constants import (DEFAULT_LIMITS, FORMAT_VERSION, MAGIC, PREFIX,  # noqa: F401
                                SYMBOL_RAW_PER_ELEMENT, SYMBOL_RAW_SLACK, TRAILER, Limits)
-from .format.container import (ArtifactInfo, Progress, assemble, decode_artifact,  # noqa: F401
-                               encode_artifact, parse_artifact, read_artifact_bytes,
-                               verify_weights, write_artifact)
+from .format.container import (ArtifactInfo, Progress, assemble, check_digests,  # noqa: F401
+                               decode_artifact, encode_artifact, parse_artifact,
+                               read_artifact_bytes, verify_weights, write_artifact)
 from .ticket import Ticket
 
 _assemble = assemble  # the name tests that re-seal a header use
@@ -25,13 +25,23 @@ def load_ticket(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
     info = parse_artifact(read_artifact_bytes(path, limits), limits)
     ticket = decode_artifact(info)
     if verify:
-        verify_weights(ticket, info.header["weights_sha256"])
+        check_digests(ticket, info.header, info.version)
     return ticket
 
 
-def verify_ticket(ticket: Ticket, expected_sha256: str) -> dict:
-    """Regenerate the effective weights and compare their hash; returns the torch state dict."""
+def verify_ticket(ticket: Ticket, expected_sha256: str, version: int = FORMAT_VERSION) -> dict:
+    """Regenerate the effective weights and compare their ``weights_sha256`` (as format
+    ``version`` defines it); returns the torch state dict."""
+    return as_state_dict(verify_weights(ticket, expected_sha256, version))
+
+
+def verify_info(info: ArtifactInfo, ticket: Ticket) -> tuple[dict, dict]:
+    """Check a decoded artifact's weight and model digests; returns (torch state dict, digests)."""
+    weights, digests = check_digests(ticket, info.header, info.version)
+    return as_state_dict(weights), digests
+
+
+def as_state_dict(weights: dict) -> dict:
     import torch
 
-    weights = verify_weights(ticket, expected_sha256)
     return {name: torch.from_numpy(w) for name, w in weights.items()}

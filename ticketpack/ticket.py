@@ -17,7 +17,7 @@ from torch import nn
 
 from . import pg_import  # noqa: F401 (registers the torch-MT19937 stream)
 from .errors import ConfigError, HeaderError
-from .format.digest import weights_sha256_v1
+from .format.digest import weights_sha256_v2
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .provenance import default_provenance
 from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,  # noqa: F401
@@ -25,9 +25,9 @@ from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,
 
 
 def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> str:
-    """Format v1's hash: SHA-256 over (name, shape, float32 little-endian values) of each tensor."""
+    """The current format's ``weights_sha256`` of a state dict (per-tensor digests, combined)."""
     items = state.items() if isinstance(state, dict) else state
-    return weights_sha256_v1((name, t.detach().to("cpu", torch.float32).contiguous().numpy())
+    return weights_sha256_v2((name, t.detach().to("cpu", torch.float32).contiguous().numpy())
                              for name, t in items)
 
 

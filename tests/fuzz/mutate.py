@@ -29,7 +29,9 @@ from hostile.make_hostile import (Parts, base_ticket, repack, section_blobs,  # 
                                   sections, split)
 from ticketpack.format import codecs  # noqa: E402
 from ticketpack.artifact import (Limits, PREFIX, TRAILER, decode_artifact,  # noqa: E402
-                                 encode_artifact, parse_artifact, verify_ticket)
+                                 encode_artifact, parse_artifact, verify_info)
+from ticketpack.format.constants import V1_ENTROPY_ENCODINGS, symbol_encodings  # noqa: E402
+from ticketpack.format.digest import weights_sha256_v1  # noqa: E402
 from ticketpack.format.compression import compress, decompress  # noqa: E402
 from ticketpack.errors import TicketpackError  # noqa: E402
 from ticketpack.ticket import MaskedTensor, TernaryTensor  # noqa: E402
@@ -46,7 +48,7 @@ def load_untrusted(data: bytes, limits: Limits = FUZZ_LIMITS) -> str:
         info = parse_artifact(data, limits)
         ticket = decode_artifact(info)
         if sum(math.prod(t.shape) for t in ticket.tensors) <= VERIFY_ELEMENTS:
-            verify_ticket(ticket, info.header["weights_sha256"])
+            verify_info(info, ticket)
             return "verified"
         return "decoded"
     except TicketpackError as exc:
@@ -71,13 +73,16 @@ def seed_corpus() -> list[bytes]:
 
 
 def _force_encoding(ticket, base: Parts, enc: str) -> bytes | None:
-    """The base artifact with every symbol section that can take ``enc`` coded with it."""
+    """The base artifact with every symbol section that can take ``enc`` coded with it
+    (a format-v1 file for v1's encodings, with v1's weights hash)."""
     header, blobs = copy.deepcopy(base.header), section_blobs(base)
+    version = 1 if enc in V1_ENTROPY_ENCODINGS else 2
     changed, i = False, 0
     for tensor, entry in zip(ticket.tensors, header["tensors"]):
         for s in entry["sections"]:
             symbols = _symbols(tensor) if s["role"] in ("mask", "trits") else None
-            if symbols is not None:
+            holds = tensor.mask.kind if isinstance(tensor, MaskedTensor) else "trits"
+            if symbols is not None and enc in symbol_encodings(version, holds):
                 K, n, m = symbols[1:]
                 try:
                     raw = codecs.encode(enc, symbols[0], K=K, shape=tensor.shape, n=n, m=m)
@@ -88,7 +93,10 @@ def _force_encoding(ticket, base: Parts, enc: str) -> bytes | None:
                     s.update(enc=enc, codec="none", raw=len(raw))
                     changed = True
             i += 1
-    return repack(header, blobs) if changed else None
+    if version == 1:
+        header["weights_sha256"] = weights_sha256_v1(ticket.effective_arrays().items())
+        del header["model_sha256"]
+    return repack(header, blobs, version=version) if changed else None
 
 
 def _symbols(tensor) -> tuple[np.ndarray, int, int, int] | None:

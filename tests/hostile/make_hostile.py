@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 import zstandard
 
-from ticketpack.artifact import MAGIC, PREFIX, TRAILER, encode_artifact
+from ticketpack.artifact import FORMAT_VERSION, MAGIC, PREFIX, TRAILER, encode_artifact
 from ticketpack.masking import MaskSpec
 from ticketpack.ticket import MaskedTensor, PlainTensor, TernaryTensor, Ticket
 
@@ -87,7 +87,7 @@ def header_json(header: dict | str | bytes) -> bytes:
     return (header if isinstance(header, str) else json.dumps(header, separators=(",", ":"))).encode()
 
 
-def seal(header: dict | str | bytes, payload: bytes, *, version: int = 1, hcodec: int = 2,
+def seal(header: dict | str | bytes, payload: bytes, *, version: int = FORMAT_VERSION, hcodec: int = 2,
          flags: int = 0, magic: bytes = MAGIC, stored: bytes | None = None,
          raw_len: int | None = None, payload_len: int | None = None) -> bytes:
     """Assemble artifact bytes with a correct file CRC; any prefix field can be overridden."""
@@ -204,7 +204,7 @@ def duplicate_json_keys() -> bytes:
 
 def future_version() -> bytes:
     parts = split(control_bytes())
-    return seal(parts.header, parts.payload, version=2)
+    return seal(parts.header, parts.payload, version=FORMAT_VERSION + 1)
 
 
 def future_flags() -> bytes:

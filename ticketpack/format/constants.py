@@ -14,8 +14,8 @@ from typing import Sequence
 
 # ---------------------------------------------------------------- container
 MAGIC = b"\x89TPK\r\n\x1a\n"
-FORMAT_VERSION = 1  # what writers write
-READ_VERSIONS = (1,)  # what readers accept
+FORMAT_VERSION = 2  # what writers write
+READ_VERSIONS = (1, 2)  # what readers accept
 PREFIX = struct.Struct("<8sHBBIIQ")  # magic, version, header codec, flags, stored, raw, payload
 TRAILER = struct.Struct("<I")  # crc32 of everything before it
 HEADER_CODECS = {0: "none", 1: "zlib", 2: "zstd"}  # prefix byte -> header compression
@@ -23,10 +23,9 @@ SECTION_CODECS = ("zstd", "zlib", "none")  # general-purpose compression around 
 WRITE_CODECS = ("auto",) + SECTION_CODECS  # what a writer may be asked for
 
 # ---------------------------------------------------------------- tensors
-KIND_MASKED, KIND_PLAIN, KIND_TERNARY = "masked", "plain", "ternary"
-KINDS = (KIND_MASKED, KIND_PLAIN, KIND_TERNARY)
-ROLE_MASK, ROLE_SCALE, ROLE_DATA, ROLE_TRITS, ROLE_GAMMA = "mask", "scale", "data", "trits", "gamma"
-ROLES = (ROLE_MASK, ROLE_SCALE, ROLE_DATA, ROLE_TRITS, ROLE_GAMMA)
+KINDS = ("masked", "plain", "ternary", "int8")
+KINDS_BY_VERSION = {1: ("masked", "plain", "ternary"), 2: KINDS}
+ROLES = ("mask", "scale", "data", "trits", "gamma", "q")
 SCALE_MODES = ("none", "tensor", "row")
 GAMMA_MODES = ("tensor", "row", "shard")
 MASK_KINDS = ("binary", "multibit", "nm", "none")  # none: every connection kept, no section
@@ -35,9 +34,22 @@ MAX_MASK_LEVELS = 256  # levels are uint8
 # ---------------------------------------------------------------- encodings
 VALUE_ENCODINGS = ("f16", "f32")  # IEEE little-endian floats: scales, gammas, plain data
 VALUE_DTYPES = {"f16": "<f2", "f32": "<f4"}
-PACKED_ENCODINGS = ("bits", "planes", "trits5")  # fixed-width symbol packings
-V1_ENTROPY_ENCODINGS = ("ans0", "ansrow", "nm")  # constriction ANS streams (format v1)
-SYMBOL_ENCODINGS = ("bits", "planes", "ans0", "ansrow", "nm", "trits5")  # masks and trits
+INT8_ENCODING = "i8"  # int8 weights: one signed byte per element
+PACKED_ENCODINGS = ("bits", "planes", "trits5")  # fixed-width symbol packings (outer-compressible)
+V1_ENTROPY_ENCODINGS = ("ans0", "ansrow", "nm")  # constriction ANS streams: format v1 only
+V2_ENTROPY_ENCODINGS = ("rans0", "ransrow", "ransnm")  # the format-defined rANS: from v2
+SYMBOL_ENCODINGS_BY_VERSION = {1: PACKED_ENCODINGS + V1_ENTROPY_ENCODINGS,
+                               2: PACKED_ENCODINGS + V2_ENTROPY_ENCODINGS}
+# v2: the encodings legal for each symbol section, by what it holds (v1 allows any symbol
+# encoding that can code the symbols).
+V2_SYMBOL_ENCODINGS = {"binary": ("bits", "rans0", "ransrow"), "nm": ("bits", "rans0", "ransrow", "ransnm"),
+                       "multibit": ("planes", "rans0"), "trits": ("trits5", "rans0")}
+
+
+def symbol_encodings(version: int, holds: str) -> tuple[str, ...]:
+    """Encodings a section may use in format ``version`` for ``holds``: a mask kind
+    (binary, nm, multibit) or "trits". v1 allows every v1 encoding that can code the symbols."""
+    return SYMBOL_ENCODINGS_BY_VERSION[1] if version == 1 else V2_SYMBOL_ENCODINGS[holds]
 # Declared raw size of a mask / trit section: no encoding needs more than this per element
 # (plus a fixed slack for histograms), so a section can never make a reader decompress more.
 SYMBOL_RAW_PER_ELEMENT = 8
@@ -69,6 +81,9 @@ def init_bound(rule: str, shape: Sequence[int]) -> float:
     numerator = 6.0 if rule in UNIFORM_RULES else 2.0
     return math.sqrt(numerator / (fan_in if rule in HE_RULES else fan_in + fan_out))
 
+
+# ---------------------------------------------------------------- digests
+MODEL_DIGEST_TAG = b"ticketpack/model-sha256/v2\x00"  # first bytes hashed into model_sha256
 
 # ---------------------------------------------------------------- limits
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from .constants import (DEFAULT_LIMITS, FORMAT_VERSION, HEADER_CODECS, MAGIC, PR
                         READ_VERSIONS, TRAILER, WRITE_CODECS, Limits)
 from .header import parse_header
 from .sections import check_write_codec, decode_tensor, encode_tensor
-from .digest import weights_sha256_v1
+from .digest import combine_digests, model_sha256, weights_sha256_v1
 from .tensors import Ticket, effective_weights
 
 Progress = Callable[[dict], None]  # receives progress events (ticketpack.cli.progress shows them)
@@ -74,12 +74,14 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
             payload += stored
         entry["sections"] = sections
         entries.append(entry)
-    weights = effective_weights(ticket)
+    _, digests = effective_weights(ticket, digests=True)
+    weights_hex = combine_digests(digests)
     header = {
         "seed": ticket.seed,
         "rng": ticket.rng,
         "config": ticket.config,
-        "weights_sha256": weights_sha256_v1(weights.items()),
+        "weights_sha256": weights_hex,
+        "model_sha256": model_digest(weights_hex, ticket.config, ticket.eval),
         "provenance": {**ticket.provenance, **({"creation": creation} if creation else {})},
         **({"eval": ticket.eval} if ticket.eval is not None else {}),
         "tensors": entries,
@@ -191,7 +193,7 @@ def parse_artifact(data: bytes, limits: Limits = DEFAULT_LIMITS) -> ArtifactInfo
                             f"(the artifact is corrupt{_damaged_section(data, stored, raw, hcodec)})")
     hbytes = decompress(bytes(data[PREFIX.size:PREFIX.size + stored]), HEADER_CODECS[hcodec], raw,
                         "header")
-    header = parse_header(hbytes, payload_len, limits)
+    header = parse_header(hbytes, payload_len, limits, version)
     payload = bytes(data[PREFIX.size + stored:PREFIX.size + stored + payload_len])
     return ArtifactInfo(header=header, file_bytes=len(data),
                         header_bytes=PREFIX.size + stored + TRAILER.size, payload=payload,
@@ -228,23 +230,53 @@ def decode_artifact(info: ArtifactInfo, progress: Progress | None = None) -> Tic
                   provenance=h["provenance"], eval=h.get("eval"))
 
 
-def verify_weights(ticket: Ticket, expected_sha256: str, threads: int | None = None) -> dict:
-    """Regenerate the effective weights (numpy) and compare their hash; returns them."""
-    weights = effective_weights(ticket, threads)
-    got = weights_sha256_v1(weights.items())
-    if got != expected_sha256:
+def model_digest(weights_hex: str, config: dict, eval_context: dict | None) -> str:
+    """``model_sha256`` of a model; a config that is no JSON value is a HeaderError."""
+    try:
+        return model_sha256(weights_hex, config, eval_context)
+    except ValueError as exc:
+        raise HeaderError(f"config: {exc}, expected JSON values only") from None
+
+
+def check_digests(ticket: Ticket, header: dict, version: int = FORMAT_VERSION,
+                  threads: int | None = None, check_model: bool = True) -> tuple[dict, dict]:
+    """Regenerate the effective weights and check them against ``header``'s digests.
+
+    Returns the weights (name -> float32 array) and the digests recomputed from them:
+    ``weights_sha256`` (checked in every version) and ``model_sha256`` (checked from v2 on;
+    computed for v1 files as well, so callers can report it). VerificationError on a mismatch.
+    """
+    if version == 1:
+        weights = effective_weights(ticket, threads)
+        got = weights_sha256_v1(weights.items())
+    else:
+        weights, digests = effective_weights(ticket, threads, digests=True)
+        got = combine_digests(digests)
+    if got != header["weights_sha256"]:
         raise VerificationError(f"weights_sha256: regenerated {got[:16]}..., artifact stores "
-                                f"{expected_sha256[:16]}... (different weights)")
-    return weights
+                                f"{header['weights_sha256'][:16]}... (different weights)")
+    model = model_digest(got, ticket.config, ticket.eval)
+    if check_model and version >= 2 and model != header["model_sha256"]:
+        raise VerificationError(f"model_sha256: computed {model[:16]}..., artifact stores "
+                                f"{header['model_sha256'][:16]}... (the weights match; the config "
+                                f"or evaluation context differs from what was packed)")
+    return weights, {"weights_sha256": got, "model_sha256": model}
+
+
+def verify_weights(ticket: Ticket, expected_sha256: str, version: int = FORMAT_VERSION,
+                   threads: int | None = None) -> dict:
+    """Regenerate the effective weights (numpy) and compare their ``weights_sha256``; returns them."""
+    return check_digests(ticket, {"weights_sha256": expected_sha256}, version, threads,
+                         check_model=False)[0]
 
 
 def load_artifact(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
                   verify: bool = True) -> tuple[Ticket, dict | None]:
-    """Read, validate and decode an artifact; with ``verify`` regenerate and check its hash.
+    """Read, validate and decode an artifact; with ``verify`` regenerate and check its digests.
 
     Returns the ticket and, when verified, its effective weights (name -> float32 array).
     """
     info = parse_artifact(read_artifact_bytes(path, limits), limits)
     ticket = decode_artifact(info)
-    weights = verify_weights(ticket, info.header["weights_sha256"]) if verify else None
+    weights = check_digests(ticket, info.header, info.version)[0] if verify else None
     return ticket, weights

@@ -14,10 +14,10 @@ from typing import Any
 from ..eval_context import check_eval_context
 from ..errors import HeaderError, LimitError, TicketpackError
 from ..strict_json import loads_strict
-from .codecs import ENCODINGS as SYMBOL_CODINGS
-from .constants import (GAMMA_MODES, INIT_RULES, KINDS, PG_RNG_PREFIX, RNG_ID, SCALE_MODES,
-                        SECTION_CODECS, SYMBOL_RAW_PER_ELEMENT, SYMBOL_RAW_SLACK, VALUE_DTYPES,
-                        VALUE_ENCODINGS, Limits)
+from .constants import (FORMAT_VERSION, GAMMA_MODES, INIT_RULES, INT8_ENCODING, KINDS,
+                        KINDS_BY_VERSION, PG_RNG_PREFIX, RNG_ID, SCALE_MODES, SECTION_CODECS,
+                        SYMBOL_ENCODINGS_BY_VERSION, SYMBOL_RAW_PER_ELEMENT, SYMBOL_RAW_SLACK,
+                        VALUE_DTYPES, VALUE_ENCODINGS, Limits, symbol_encodings)
 from .maskspec import MaskSpec
 
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -29,8 +29,9 @@ def load_json(hbytes: bytes) -> Any:
     return loads_strict(hbytes, "header", HeaderError)
 
 
-def parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:
-    """Decode and validate header bytes against the payload length and ``limits``."""
+def parse_header(hbytes: bytes, payload_len: int, limits: Limits,
+                 version: int = FORMAT_VERSION) -> dict:
+    """Decode and validate format-``version`` header bytes against the payload length and ``limits``."""
     header = load_json(hbytes)
     require(header, dict, "header")
     field(header, "seed", int, "header")
@@ -41,9 +42,9 @@ def parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:
         raise HeaderError(f"rng: got {rng_id[:100]!r}, expected {RNG_ID!r} or "
                           f"{PG_RNG_PREFIX + '<torch version>'!r}")
     field(header, "config", dict, "header")
-    if not SHA256_HEX.fullmatch(field(header, "weights_sha256", str, "header")):
-        raise HeaderError(f"weights_sha256: got {header['weights_sha256'][:80]!r}, "
-                          f"expected 64 lowercase hex digits")
+    for key in ("weights_sha256", "model_sha256") if version >= 2 else ("weights_sha256",):
+        if not SHA256_HEX.fullmatch(field(header, key, str, "header")):
+            raise HeaderError(f"{key}: got {header[key][:80]!r}, expected 64 lowercase hex digits")
     field(header, "provenance", dict, "header")
     if "eval" in header:
         check_eval_context(header["eval"])
@@ -54,13 +55,13 @@ def parse_header(hbytes: bytes, payload_len: int, limits: Limits) -> dict:
     total = 0
     extents: list[tuple[int, int]] = []
     for i, t in enumerate(tensors):
-        total = _check_tensor(t, i, seen, payload_len, limits, extents, total)
+        total = _check_tensor(t, i, seen, payload_len, limits, extents, total, version)
     _check_coverage(extents, payload_len)
     return header
 
 
 def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
-                  extents: list, total: int) -> int:
+                  extents: list, total: int, version: int) -> int:
     """Validate tensor entry ``i``; returns the running element total including it."""
     where = f"tensors[{i}]"
     require(t, dict, where)
@@ -76,8 +77,9 @@ def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
         raise HeaderError(f"{where}.name: duplicate tensor name {name!r}")
     seen.add(name)
     kind = field(t, "kind", str, where)
-    if kind not in KINDS:
-        raise HeaderError(f"{name}: kind {kind!r}, expected one of {', '.join(KINDS)}")
+    if kind not in KINDS_BY_VERSION[version]:
+        raise HeaderError(f"{name}: kind {kind!r}, expected one of {', '.join(KINDS_BY_VERSION[version])}"
+                          + (" (format version 1)" if kind in KINDS else ""))
     shape = field(t, "shape", list, where)
     if len(shape) > limits.max_rank:
         raise LimitError(f"{name}: rank {len(shape)}, cap is {limits.max_rank}")
@@ -88,42 +90,59 @@ def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
     if total + elements > limits.max_total_elements:  # before any size derived from the shape
         raise LimitError(f"tensors: {total + elements:,} elements in all (up to {name!r}), cap is "
                          f"{limits.max_total_elements:,} (raise Limits.max_total_elements)")
-    roles = _check_kind_fields(t, name, kind, shape)
+    roles = _check_kind_fields(t, name, kind, shape, version)
     sections = field(t, "sections", list, where)
     if len(sections) != len(roles):
         raise HeaderError(f"{name}: {len(sections)} sections, expected {len(roles)} ({', '.join(roles)})")
     got_roles = []
     for s in sections:
-        _check_section(s, name, payload_len, extents)
+        _check_section(s, name, payload_len, extents, version)
         got_roles.append(s["role"])
     if sorted(got_roles) != sorted(roles):
         raise HeaderError(f"{name}: sections {got_roles}, expected {list(roles)}")
     for s in sections:
-        _check_raw(s, name, roles[s["role"]], elements)
+        _check_raw(s, name, roles[s["role"]], elements, version)
     return total + elements
 
 
-def _check_raw(s: dict, name: str, values: int | None, elements: int) -> None:
-    """Bound a section's declared raw size by its tensor's shape, before anything is decompressed."""
+# What a section holds: ("values", n) n floats; ("int8", n) n int8; ("symbols", what) mask
+# levels or trits, ``what`` naming them for the v2 encoding table (symbol_encodings).
+Content = tuple[str, Any]
+
+
+def _check_raw(s: dict, name: str, content: Content, elements: int, version: int) -> None:
+    """Check a section's encoding against what it holds and bound its declared raw size by the
+    tensor's shape, before anything is decompressed."""
     role, enc, raw = s["role"], s["enc"], s["raw"]
-    if values is not None:  # scales, gammas, plain data: exactly 2 (f16) or 4 (f32) B per value
-        if enc not in VALUE_ENCODINGS or raw != _VALUE_SIZE[enc] * values:
+    what, arg = content
+    if what == "values":  # scales, gammas, plain data: exactly 2 (f16) or 4 (f32) B per value
+        if enc not in VALUE_ENCODINGS or raw != _VALUE_SIZE[enc] * arg:
             raise HeaderError(f"{name}: section {role} is {enc!r} of {raw} B raw, expected 'f16' "
-                              f"of {2 * values} B or 'f32' of {4 * values} B")
+                              f"of {2 * arg} B or 'f32' of {4 * arg} B")
         return
-    if enc in VALUE_ENCODINGS:
+    if what == "int8":
+        if enc != INT8_ENCODING or raw != arg:
+            raise HeaderError(f"{name}: section {role} is {enc!r} of {raw} B raw, expected "
+                              f"{INT8_ENCODING!r} of {arg} B")
+        return
+    legal = symbol_encodings(version, arg)
+    if enc not in legal:
         raise HeaderError(f"{name}: section {role} encoding {enc!r}, expected one of "
-                          f"{', '.join(SYMBOL_CODINGS)}")
+                          f"{', '.join(legal)}")
     bound = SYMBOL_RAW_PER_ELEMENT * elements + SYMBOL_RAW_SLACK
     if raw > bound:
         raise LimitError(f"{name}: section {role} declares {raw:,} B raw, at most {bound:,} B "
                          f"for {elements:,} elements")
 
 
-def _check_kind_fields(t: dict, name: str, kind: str, shape: list) -> dict[str, int | None]:
-    """The section roles this kind needs: role -> float values it holds (None: mask / trits)."""
+def _check_kind_fields(t: dict, name: str, kind: str, shape: list, version: int) -> dict[str, Content]:
+    """The section roles this kind needs and what each holds."""
     if kind == "plain":
-        return {"data": math.prod(shape)}
+        return {"data": ("values", math.prod(shape))}
+    if kind == "int8":
+        if not shape:
+            raise HeaderError(f"{name}: int8 tensor of rank 0, expected rank >= 1 (a scale per row)")
+        return {"q": ("int8", math.prod(shape)), "scale": ("values", shape[0])}
     if kind == "ternary":
         mode = field(t, "gamma", str, name)
         count = field(t, "gamma_count", int, name)
@@ -131,7 +150,7 @@ def _check_kind_fields(t: dict, name: str, kind: str, shape: list) -> dict[str, 
               "shard": bool(shape) and 1 <= count <= shape[0] and shape[0] % count == 0}
         if mode not in GAMMA_MODES or not ok[mode]:
             raise HeaderError(f"{name}: gamma {mode!r} with {count} values does not fit shape {shape}")
-        return {"trits": None, "gamma": count}
+        return {"trits": ("symbols", "trits"), "gamma": ("values", count)}
     init = field(t, "init", str, name)
     if init not in INIT_RULES:
         raise HeaderError(f"{name}: init {init!r}, expected one of {', '.join(INIT_RULES)}")
@@ -142,25 +161,34 @@ def _check_kind_fields(t: dict, name: str, kind: str, shape: list) -> dict[str, 
         spec = MaskSpec.parse(mask)
     except TicketpackError as exc:  # MaskSpec raises ConfigError: here it is a header error
         raise HeaderError(f"{name}: mask {mask[:100]!r} is not a valid mask kind ({exc})") from None
+    if str(spec) != mask:
+        raise HeaderError(f"{name}: mask {mask[:100]!r}, expected its canonical spelling {str(spec)!r}")
+    if spec.kind == "none" and version < 2:
+        raise HeaderError(f"{name}: mask 'none' in a format version {version} file, expected a "
+                          f"stored mask (mask none is format version 2)")
     if spec.kind == "nm" and shape[-1] % spec.m:
         raise HeaderError(f"{name}: mask {spec} on last dimension {shape[-1]}, expected a multiple "
                           f"of {spec.m}")
     scale = field(t, "scale", str, name)
     if scale not in SCALE_MODES:
         raise HeaderError(f"{name}: scale {scale!r}, expected none, tensor or row")
-    return {"mask": None, **({} if scale == "none" else {"scale": 1 if scale == "tensor" else shape[0]})}
+    roles: dict[str, Content] = {"mask": ("symbols", spec.kind)} if spec.stored else {}
+    if scale != "none":
+        roles["scale"] = ("values", 1 if scale == "tensor" else shape[0])
+    return roles
 
 
-def _check_section(s: Any, name: str, payload_len: int, extents: list) -> None:
+def _check_section(s: Any, name: str, payload_len: int, extents: list, version: int) -> None:
     require(s, dict, f"{name} section")
     for key, typ in (("role", str), ("enc", str), ("codec", str), ("offset", int),
                      ("length", int), ("raw", int), ("crc", int)):
         field(s, key, typ, f"{name} section")
     if s["codec"] not in SECTION_CODECS:
         raise HeaderError(f"{name}: codec {s['codec']!r}, expected zstd, zlib or none")
-    if s["enc"] not in VALUE_ENCODINGS and s["enc"] not in SYMBOL_CODINGS:
-        raise HeaderError(f"{name}: encoding {s['enc']!r}, expected one of "
-                          f"{', '.join(VALUE_ENCODINGS + SYMBOL_CODINGS)}")
+    known = VALUE_ENCODINGS + SYMBOL_ENCODINGS_BY_VERSION[version] + (
+        (INT8_ENCODING,) if version >= 2 else ())
+    if s["enc"] not in known:
+        raise HeaderError(f"{name}: encoding {s['enc']!r}, expected one of {', '.join(known)}")
     if s["offset"] < 0 or s["length"] < 0 or s["offset"] + s["length"] > payload_len:
         raise HeaderError(f"{name}: section {s['role']} at {s['offset']}+{s['length']} lies outside "
                           f"the {payload_len} B payload")

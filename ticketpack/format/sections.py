@@ -15,9 +15,9 @@ import numpy as np
 from ..errors import ChecksumError, DecodeError, UsageError
 from . import codecs
 from .compression import check_codec, compress, decompress
-from .constants import VALUE_DTYPES, VALUE_ENCODINGS
+from .constants import FORMAT_VERSION, INT8_ENCODING, VALUE_DTYPES, VALUE_ENCODINGS, symbol_encodings
 from .maskspec import MaskSpec
-from .tensors import MaskedTensor, PlainTensor, TensorEntry, TernaryTensor
+from .tensors import Int8Tensor, MaskedTensor, PlainTensor, TensorEntry, TernaryTensor
 
 # (role, enc, codec, stored bytes, raw size) of one encoded part
 Part = tuple[str, str, str, bytes, int]
@@ -30,8 +30,12 @@ def encode_tensor(tensor: TensorEntry, codec: str, level: int | None) -> tuple[d
     if isinstance(tensor, MaskedTensor):
         entry = {"name": tensor.name, "kind": "masked", "shape": list(tensor.shape),
                  "init": tensor.init, "mask": str(tensor.mask), "scale": tensor.scale_mode}
-        parts = [("mask", *encode_symbols(tensor.levels, tensor.mask.levels, tensor.mask,
-                                          codec, level))]
+        parts = []
+        if tensor.mask.stored:
+            if tensor.levels is None:
+                raise UsageError(f"{tensor.name}: mask {tensor.mask} without levels")
+            parts.append(("mask", *encode_symbols(tensor.levels, tensor.mask.levels, tensor.mask,
+                                                  codec, level)))
         if tensor.scale is not None:
             parts.append(("scale", *encode_values(tensor.scale, codec, level, f"{tensor.name}/scale")))
         return entry, parts
@@ -45,19 +49,36 @@ def encode_tensor(tensor: TensorEntry, codec: str, level: int | None) -> tuple[d
         parts = [("trits", *encode_symbols(symbols, 3, None, codec, level)),
                  ("gamma", *encode_values(tensor.gamma, codec, level, f"{tensor.name}/gamma"))]
         return entry, parts
+    if isinstance(tensor, Int8Tensor):
+        entry = {"name": tensor.name, "kind": "int8", "shape": list(tensor.shape)}
+        q = np.ascontiguousarray(tensor.q, dtype=np.int8).tobytes()
+        return entry, [("q", INT8_ENCODING, *_compressed(q, codec, level)),
+                       ("scale", *encode_values(tensor.scale, codec, level, f"{tensor.name}/scale"))]
     raise UsageError(f"ticket: unknown tensor type {type(tensor).__name__}")
 
 
 def encode_symbols(symbols: np.ndarray, K: int, spec: MaskSpec | None, codec: str,
                    level: int | None) -> tuple[str, str, bytes, int]:
+    """Mask levels (``spec``) or trits (None): the smallest legal encoding under ``auto``,
+    else the fixed-width packing (bits, planes, trits5) compressed with ``codec``."""
     shape = tuple(symbols.shape)
     n, m = (spec.n, spec.m) if spec is not None and spec.kind == "nm" else (0, 0)
     flat = np.ascontiguousarray(symbols, dtype=np.uint8).reshape(-1)
     if codec == "auto":
-        return codecs.choose(flat, K=K, shape=shape, n=n, m=m, level=level)
-    enc = "bits" if K == 2 else ("trits5" if K == 3 else "planes")
+        legal = symbol_encodings(FORMAT_VERSION, spec.kind if spec is not None else "trits")
+        return codecs.choose(flat, K=K, shape=shape, n=n, m=m, level=level, candidates=legal)
+    enc = "bits" if K == 2 else ("trits5" if spec is None else "planes")
     raw = codecs.encode(enc, flat, K=K, shape=shape)
     return enc, codec, compress(raw, codec, level), len(raw)
+
+
+def _compressed(raw: bytes, codec: str, level: int | None) -> tuple[str, bytes, int]:
+    """(codec, stored, raw size): ``codec``, or under ``auto`` the smallest of none / zstd / zlib."""
+    if codec != "auto":
+        return codec, compress(raw, codec, level), len(raw)
+    options = [(compress(raw, c, None), c) for c in ("none", "zstd", "zlib")]
+    stored, best = min(options, key=lambda o: len(o[0]))
+    return best, stored, len(raw)
 
 
 def encode_values(values: np.ndarray, codec: str, level: int | None,
@@ -69,12 +90,7 @@ def encode_values(values: np.ndarray, codec: str, level: int | None,
     if not np.isfinite(stored).all():
         raise UsageError(f"{what}: holds a non-finite value (NaN or infinity, e.g. an overflow of "
                          f"float16's range), expected finite values; nothing written")
-    raw = stored.tobytes()
-    if codec != "auto":
-        return enc, codec, compress(raw, codec, level), len(raw)
-    options = [(compress(raw, c, None), c) for c in ("none", "zstd", "zlib")]
-    stored, best = min(options, key=lambda o: len(o[0]))
-    return enc, best, stored, len(raw)
+    return (enc, *_compressed(stored.tobytes(), codec, level))
 
 
 def check_write_codec(codec: str, level: int | None, allowed: tuple[str, ...]) -> None:
@@ -106,8 +122,13 @@ def decode_tensor(t: dict, payload: bytes) -> TensorEntry:
         gshape = () if t["gamma"] == "tensor" else (t["gamma_count"],)
         gamma = decode_values(sections["gamma"], payload, name, gshape)
         return TernaryTensor(name, symbols.astype(np.int8) - 1, gamma)
+    if t["kind"] == "int8":
+        q = np.frombuffer(section_bytes(sections["q"], payload, name), np.int8).reshape(shape)
+        return Int8Tensor(name, q, decode_values(sections["scale"], payload, name, (shape[0],)))
     spec = MaskSpec.parse(t["mask"])
-    levels = decode_symbols(sections["mask"], payload, name, shape, spec.levels, spec)
+    levels = None
+    if spec.stored:
+        levels = decode_symbols(sections["mask"], payload, name, shape, spec.levels, spec)
     if spec.kind == "nm":
         check_nm_pattern(levels, spec, name)
     scale = None

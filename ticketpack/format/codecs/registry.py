@@ -9,12 +9,14 @@ anything malformed; the element count comes from ``shape``, which the caller
 from __future__ import annotations
 
 from dataclasses import dataclass
-from math import prod
+from math import comb, prod
 from typing import Callable
 
 import numpy as np
 
 from ...errors import DecodeError, UsageError
+from .. import rans
+from ..constants import FORMAT_VERSION, SYMBOL_ENCODINGS_BY_VERSION
 from . import bitpack, entropy, nm, trits
 
 Shape = tuple[int, ...]
@@ -55,6 +57,18 @@ def _rows_cols(shape: Shape) -> tuple[int, int]:
     return shape[0], prod(shape[1:])
 
 
+def _groups_grid(shape: Shape) -> tuple[int, int]:
+    """N:M masks as (rows, last dimension): groups run along the last dimension."""
+    return prod(shape[:-1]), shape[-1]
+
+
+def _rans_nm(K: int, shape: Shape, n: int, m: int) -> str | None:
+    why = _binary(K, shape, n, m) or nm.check_nm(n, m, shape)
+    if why is None and comb(m, n) > rans.MAX_SYMBOLS["ransnm"]:
+        return f"C({m},{n}) = {comb(m, n)} patterns, expected at most {rans.MAX_SYMBOLS['ransnm']}"
+    return why
+
+
 _REGISTRY = {e.name: e for e in (
     Encoding("bits", True, _binary,
              lambda s, K, shape, n, m: bitpack.pack_bits(s),
@@ -74,9 +88,18 @@ _REGISTRY = {e.name: e for e in (
     Encoding("trits5", True, _ternary,
              lambda s, K, shape, n, m: trits.encode_trits5(s),
              lambda d, K, shape, n, m: trits.decode_trits5(d, prod(shape))),
+    Encoding("rans0", False, _any,
+             lambda s, K, shape, n, m: rans.encode_rans0(s, K),
+             lambda d, K, shape, n, m: rans.decode_rans0(d, prod(shape), K)),
+    Encoding("ransrow", False, _binary_rows,
+             lambda s, K, shape, n, m: rans.encode_ransrow(s.reshape(_rows_cols(shape))),
+             lambda d, K, shape, n, m: rans.decode_ransrow(d, *_rows_cols(shape))),
+    Encoding("ransnm", False, _rans_nm,
+             lambda s, K, shape, n, m: rans.encode_ransnm(s.reshape(_groups_grid(shape)), n, m),
+             lambda d, K, shape, n, m: rans.decode_ransnm(d, *_groups_grid(shape), n, m)),
 )}
 
-ENCODINGS: tuple[str, ...] = tuple(_REGISTRY)
+ENCODINGS: tuple[str, ...] = tuple(_REGISTRY)  # every encoding of any version
 COMPRESSIBLE: frozenset[str] = frozenset(e.name for e in _REGISTRY.values() if e.compressible)
 
 
@@ -109,10 +132,15 @@ def flat_symbols(symbols: np.ndarray, K: int, shape: Shape) -> np.ndarray:
     return np.ascontiguousarray(arr.reshape(-1), dtype=np.uint8)
 
 
+def encodings(version: int = FORMAT_VERSION) -> tuple[str, ...]:
+    """The symbol encodings format ``version`` defines."""
+    return SYMBOL_ENCODINGS_BY_VERSION[version]
+
+
 def _applies(name: str, sym: np.ndarray, K: int, shape: Shape, n: int, m: int) -> bool:
     if _REGISTRY[name].requires(K, shape, n, m) is not None:
         return False
-    return name != "nm" or nm.pattern_holds(sym, n, m)
+    return name not in ("nm", "ransnm") or nm.pattern_holds(sym, n, m)
 
 
 def applicable(name: str, symbols: np.ndarray, K: int, shape: Shape,

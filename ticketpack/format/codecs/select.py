@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import compression
 from ...errors import UsageError
-from .registry import COMPRESSIBLE, ENCODINGS, _applies, _check_params, encode, flat_symbols
+from .registry import COMPRESSIBLE, _applies, _check_params, encode, encodings, flat_symbols
 
 
 def entropy_bits(symbols: np.ndarray, K: int) -> float:
@@ -32,13 +32,15 @@ def _level(codec: str, level: int | None) -> int | None:
 
 
 def choose(symbols: np.ndarray, *, K: int, shape: tuple[int, ...], n: int = 0, m: int = 0,
-           level: int | None = None) -> tuple[str, str, bytes, int]:
-    """Try every applicable encoding under every useful outer compression and return
-    ``(encoding, compression, stored_bytes, raw_size)`` of the smallest; ties go to the
-    earlier encoding in ENCODINGS and to no compression."""
+           level: int | None = None, candidates: tuple[str, ...] | None = None
+           ) -> tuple[str, str, bytes, int]:
+    """Try every applicable encoding of ``candidates`` (default: those of the current format
+    version) under every useful outer compression and return ``(encoding, compression,
+    stored_bytes, raw_size)`` of the smallest; ties go to the earlier encoding and to no
+    compression."""
     sym, shape = flat_symbols(symbols, K, shape), _check_params(K, shape, UsageError)
     best, seen = None, set()
-    for name in ENCODINGS:
+    for name in candidates or encodings():
         if not _applies(name, sym, K, shape, n, m):
             continue
         raw = encode(name, sym, K=K, shape=shape, n=n, m=m)
