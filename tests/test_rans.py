@@ -35,8 +35,8 @@ def nm_mask(rows: int, cols: int, N: int, M: int, seed: int = 0) -> np.ndarray:
 
 # --- round trips and identical bytes from both kernel sets ---------------------------------
 
-def check_rans0(levels: np.ndarray, K: int) -> bytes:
-    data = {k.name: rans.encode_rans0(levels, K, kernels=k) for k in KERNELS}
+def check_rans0(levels: np.ndarray, K: int, lanes_log2: int | None = None) -> bytes:
+    data = {k.name: rans.encode_rans0(levels, K, kernels=k, lanes_log2=lanes_log2) for k in KERNELS}
     assert len(set(data.values())) == 1, "numpy and numba kernels wrote different bytes"
     blob = data[KERNELS[0].name]
     for k in KERNELS:
@@ -47,20 +47,21 @@ def check_rans0(levels: np.ndarray, K: int) -> bytes:
 
 @FAST
 @given(st.integers(1, 17).flatmap(lambda K: st.tuples(
-    st.just(K), st.lists(st.integers(0, K - 1), max_size=300))))
-def test_rans0_round_trip(case):
+    st.just(K), st.lists(st.integers(0, K - 1), max_size=300))), st.none() | st.integers(0, 5))
+def test_rans0_round_trip(case, lanes_log2):
     K, values = case
-    check_rans0(np.array(values, np.uint8), K)
+    check_rans0(np.array(values, np.uint8), K, lanes_log2)
 
 
 @FAST
-@given(st.integers(0, 9), st.integers(0, 40), st.floats(0, 1), st.integers(0, 2**32 - 1))
-def test_ransrow_round_trip(rows, cols, density, seed):
+@given(st.integers(0, 9), st.integers(0, 40), st.floats(0, 1), st.integers(0, 2**32 - 1),
+       st.integers(0, 5))
+def test_ransrow_round_trip(rows, cols, density, seed, lanes_log2):
     gen = np.random.default_rng(seed)
     bits = (gen.random((rows, cols)) < gen.random((rows, 1)) * density).astype(np.uint8)
     if rows > 2:
         bits[0], bits[1] = 0, 1  # all-zero and all-one rows cost nothing
-    data = {k.name: rans.encode_ransrow(bits, kernels=k) for k in KERNELS}
+    data = {k.name: rans.encode_ransrow(bits, kernels=k, lanes_log2=lanes_log2) for k in KERNELS}
     assert len(set(data.values())) == 1
     for k in KERNELS:
         assert np.array_equal(rans.decode_ransrow(data["numpy"], rows, cols, kernels=k), bits)
@@ -68,11 +69,11 @@ def test_ransrow_round_trip(rows, cols, density, seed):
 
 @FAST
 @given(st.sampled_from([(2, 4), (1, 4), (0, 4), (4, 4), (4, 8), (3, 7), (1, 1), (5, 16), (2, 64)]),
-       st.integers(0, 5), st.integers(0, 4), st.integers(0, 2**32 - 1))
-def test_ransnm_round_trip(nm, rows, groups, seed):
+       st.integers(0, 5), st.integers(0, 4), st.integers(0, 2**32 - 1), st.integers(0, 4))
+def test_ransnm_round_trip(nm, rows, groups, seed, lanes_log2):
     N, M = nm
     mask = nm_mask(rows, groups * M, N, M, seed)
-    data = {k.name: rans.encode_ransnm(mask, N, M, kernels=k) for k in KERNELS}
+    data = {k.name: rans.encode_ransnm(mask, N, M, kernels=k, lanes_log2=lanes_log2) for k in KERNELS}
     assert len(set(data.values())) == 1
     for k in KERNELS:
         out = rans.decode_ransnm(data["numpy"], rows, groups * M, N, M, kernels=k)
@@ -82,9 +83,10 @@ def test_ransnm_round_trip(nm, rows, groups, seed):
 @pytest.mark.parametrize("p", [0.02, 0.5, 0.97])
 def test_larger_streams_match_between_kernels(p):
     levels = (np.random.default_rng(1).random(60_003) < p).astype(np.uint8)
-    check_rans0(levels, 2)
+    check_rans0(levels, 2, lanes_log2=4)
     multi = np.random.default_rng(2).choice(4, 50_001, p=[0.6, 0.25, 0.1, 0.05]).astype(np.uint8)
-    check_rans0(multi, 4)
+    check_rans0(multi, 4, lanes_log2=7)
+    assert check_rans0(multi[:20_000], 4) != check_rans0(multi[:20_000], 4, lanes_log2=3)
 
 
 def test_decoders_run_in_parallel_threads():
@@ -155,6 +157,8 @@ def test_bad_arguments_are_usage_errors():
         rans.encode_ransnm(np.zeros((1, 6), np.uint8), 2, 4)
     with pytest.raises(UsageError, match="0/1"):
         rans.encode_ransrow(np.full((2, 2), 2, np.uint8))
+    with pytest.raises(UsageError, match="lanes_log2"):
+        rans.encode_rans0(np.array([0, 1, 1], np.uint8), 2, lanes_log2=13)
 
 
 # --- golden bytes: the format must never drift silently ------------------------------------
@@ -164,6 +168,15 @@ GOLDEN = [
      "0708007f8fd40d"),
     ("rans0 ternary", lambda: rans.encode_rans0(np.array([1, 1, 0, 2, 1, 1, 1, 0, 1], np.uint8), 3),
      "0206040050e6f31d"),
+    ("rans0 two lanes", lambda: rans.encode_rans0(
+        np.array([int(c) for c in "011010001110010110100111"], np.uint8), 2, lanes_log2=1),
+     "0b08019f0f01002f99de00b1dc"),
+    ("rans0 four lanes", lambda: rans.encode_rans0(
+        (np.random.default_rng(5).random(100) < 0.3).astype(np.uint8), 2, lanes_log2=2),
+     "4a08023ae0a70b1f440300a5e903005ce7200012cd24342a9a3c71"),
+    ("ransrow two lanes", lambda: rans.encode_ransrow(
+        (np.random.default_rng(6).random((3, 20)) < np.array([[0.2], [0.5], [0.8]])).astype(np.uint8),
+        lanes_log2=1), "0404700a080101016626057ec82b0af6db83"),
     ("rans0 one level", lambda: rans.encode_rans0(np.array([2, 2, 2], np.uint8), 4), "000003"),
     ("ransrow", lambda: rans.encode_ransrow(np.array([[0] * 8, [1] * 8, [0, 1, 0, 0, 0, 0, 1, 0]],
                                                      np.uint8)), "000480020800f39d5900"),

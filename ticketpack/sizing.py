@@ -105,14 +105,18 @@ def _percent(value: float, bound: float) -> float | None:
 
 def _tensor_size(entry: dict, tensor) -> TensorSize:
     sections = {s["role"]: s for s in entry["sections"]}
-    main = sections.get("mask") or sections.get("trits") or sections["data"]
+    # the main section: mask / trits / data / int8 values; mask none stores none at all
+    main = next((sections[r] for r in ("mask", "trits", "data", "q") if r in sections),
+                {"enc": "-", "codec": "none", "length": 0})
     stored = sum(s["length"] for s in entry["sections"])
     raw = sum(s["raw"] for s in entry["sections"])
     side = stored - main["length"]
     n = math.prod(entry["shape"])
     codec = main["enc"] if main["codec"] == "none" else f"{main['enc']}+{main['codec']}"
     density = entropy = bound = over = None
-    if isinstance(tensor, (MaskedTensor, TernaryTensor)):
+    if isinstance(tensor, MaskedTensor) and tensor.levels is None:
+        density = 1.0  # mask none: every connection kept, nothing coded
+    elif isinstance(tensor, (MaskedTensor, TernaryTensor)):
         symbols, K = _symbols(tensor)
         density = float(np.count_nonzero(symbols if isinstance(tensor, MaskedTensor)
                                           else tensor.trits) / max(n, 1))

@@ -38,8 +38,9 @@ def record_prefix(name: str, shape: tuple[int, ...]) -> bytes:
             + struct.pack(f"<{len(shape)}Q", *shape))
 
 
-def _values_bytes(values: np.ndarray) -> memoryview:
-    return memoryview(np.ascontiguousarray(values, dtype="<f4")).cast("B")
+def _values_bytes(values: np.ndarray) -> np.ndarray:
+    """The values as little-endian float32 bytes, without a copy when they already are."""
+    return np.ascontiguousarray(values, dtype="<f4").reshape(-1).view(np.uint8)
 
 
 def tensor_sha256(name: str, values: np.ndarray) -> bytes:

@@ -292,18 +292,24 @@ def default_kernels() -> SimpleNamespace:
 # --- static-model streams (rans0, ransnm) ---------------------------------------------------
 
 def _encode_stream(symbols: np.ndarray, per_model: int, model_of: np.ndarray, freq: np.ndarray,
-                   bits: float, kernels) -> bytes:
+                   bits: float, kernels, lanes_log2: int | None) -> bytes:
     """Symbol i under model ``model_of[i // per_model]`` (a row of ``freq``)."""
-    e = _choose_lanes(bits, symbols.size)
+    if lanes_log2 is None:
+        e = _choose_lanes(bits, symbols.size)
+    elif isinstance(lanes_log2, (int, np.integer)) and 0 <= lanes_log2 <= MAX_LANES_LOG2:
+        e = int(lanes_log2)
+    else:
+        raise UsageError(f"lanes_log2 = {lanes_log2!r}, expected 0..{MAX_LANES_LOG2}")
     buf, x = np.empty(symbols.size, np.uint16), np.empty(1 << e, np.int64)
     start = kernels.encode(symbols.astype(np.uint16), per_model, model_of.astype(np.int64),
                            freq, _cum(freq), 1 << e, buf, x)
     return _pack_stream(e, x, buf[start:])
 
 
-def _encode_static(symbols: np.ndarray, freq: np.ndarray, bits: float, kernels) -> bytes:
+def _encode_static(symbols: np.ndarray, freq: np.ndarray, bits: float, kernels,
+                   lanes_log2: int | None) -> bytes:
     one = np.zeros(1, np.int64)
-    return _encode_stream(symbols, max(symbols.size, 1), one, freq[None], bits, kernels)
+    return _encode_stream(symbols, max(symbols.size, 1), one, freq[None], bits, kernels, lanes_log2)
 
 
 def _decode_static(data: bytes, pos: int, n_symbols: int, freq: np.ndarray, tab: np.ndarray,
@@ -376,8 +382,12 @@ def _pad_digit(counts: list[int]) -> int:
     return max(range(len(counts)), key=lambda d: (counts[d], -d))
 
 
-def encode_rans0(levels: np.ndarray, K: int, *, kernels=None) -> bytes:
-    """Order-0 coding of levels 0..K-1 (any shape, taken flat in C order)."""
+def encode_rans0(levels: np.ndarray, K: int, *, kernels=None, lanes_log2: int | None = None) -> bytes:
+    """Order-0 coding of levels 0..K-1 (any shape, taken flat in C order).
+
+    ``kernels`` (NUMPY_KERNELS / NUMBA_KERNELS, default: numba when importable) gives the same
+    bytes either way; ``lanes_log2`` overrides the writer's choice of 2^e lanes.
+    """
     flat = _check_levels(levels, K)
     counts = np.bincount(flat, minlength=K)
     header = b"".join(put_varint(int(c)) for c in counts[:-1])
@@ -402,7 +412,7 @@ def encode_rans0(levels: np.ndarray, K: int, *, kernels=None) -> bytes:
         if bits <= bound * (1 + WRITER_SLACK) + 64:  # most elements per symbol within the slack
             break
     bits, per, symbols, freq = best
-    stream = _encode_static(symbols, freq, bits, kernels or default_kernels())
+    stream = _encode_static(symbols, freq, bits, kernels or default_kernels(), lanes_log2)
     return header + bytes([per]) + stream
 
 
@@ -510,7 +520,7 @@ def _row_symbols(rows: np.ndarray, pad: np.ndarray, per: int) -> np.ndarray:
 
 
 
-def encode_ransrow(bits: np.ndarray, *, kernels=None) -> bytes:
+def encode_ransrow(bits: np.ndarray, *, kernels=None, lanes_log2: int | None = None) -> bytes:
     """Binary (rows, cols) mask: row counts, then mixed rows under their own density."""
     grid = _check_bits(bits)
     rows, cols = grid.shape
@@ -533,7 +543,7 @@ def encode_ransrow(bits: np.ndarray, *, kernels=None) -> bytes:
             break
     bits, per, symbols, model_of, freq = best
     stream = _encode_stream(symbols.reshape(-1), symbols.shape[1], model_of, freq, bits,
-                            kernels or default_kernels())
+                            kernels or default_kernels(), lanes_log2)
     return header + bytes([per]) + stream
 
 
@@ -639,7 +649,8 @@ def _choose_group(patterns: int, M: int) -> int:
     return best
 
 
-def encode_ransnm(levels: np.ndarray, N: int, M: int, *, kernels=None) -> bytes:
+def encode_ransnm(levels: np.ndarray, N: int, M: int, *, kernels=None,
+                  lanes_log2: int | None = None) -> bytes:
     """(rows, cols) 0/1 mask with exactly N ones in each group of M along the last dim."""
     grid = np.ascontiguousarray(levels, np.uint8)
     if grid.ndim != 2:
@@ -655,7 +666,8 @@ def encode_ransnm(levels: np.ndarray, N: int, M: int, *, kernels=None) -> bytes:
     freq = uniform_freqs(size)
     symbols = _group(_ranks(groups, N), patterns, per, 0)
     bits = _cost_bits(symbols, freq)
-    return bytes([per]) + _encode_static(symbols, freq, bits, kernels or default_kernels())
+    return bytes([per]) + _encode_static(symbols, freq, bits, kernels or default_kernels(),
+                                         lanes_log2)
 
 
 def decode_ransnm(data: bytes, rows: int, cols: int, N: int, M: int, *, kernels=None) -> np.ndarray:
