@@ -105,14 +105,18 @@ def _percent(value: float, bound: float) -> float | None:
 
 def _tensor_size(entry: dict, tensor) -> TensorSize:
     sections = {s["role"]: s for s in entry["sections"]}
-    main = sections.get("mask") or sections.get("trits") or sections["data"]
+    # the main section: a mask, trits, int8 values or plain data (mask none may have no section)
+    main = next((sections[r] for r in ("mask", "trits", "q", "data") if r in sections),
+                {"enc": "-", "codec": "none", "length": 0})
     stored = sum(s["length"] for s in entry["sections"])
     raw = sum(s["raw"] for s in entry["sections"])
     side = stored - main["length"]
     n = math.prod(entry["shape"])
     codec = main["enc"] if main["codec"] == "none" else f"{main['enc']}+{main['codec']}"
     density = entropy = bound = over = None
-    if isinstance(tensor, (MaskedTensor, TernaryTensor)):
+    stores_symbols = isinstance(tensor, TernaryTensor) or (isinstance(tensor, MaskedTensor)
+                                                          and tensor.levels is not None)
+    if stores_symbols:
         symbols, K = _symbols(tensor)
         density = float(np.count_nonzero(symbols if isinstance(tensor, MaskedTensor)
                                           else tensor.trits) / max(n, 1))
