@@ -56,6 +56,12 @@ METHODS: dict[str, Method] = {
     # the best ticket recipe found so far (docs/RESULTS.md): signed constant, sharper surrogate
     "best": Method("ticket best (sc, T 1->0.05)", "ticket", lr=0.01, init="signed-constant",
                    temperature_start=1.0, temperature_end=0.05),
+    # seeded backbones + adapters (issue 16): no mask, a frozen random network + trained rank-4
+    # adapters and per-row scales; and the hybrid, the best ticket + rank-1 adapters
+    "adapters": Method("backbone + adapters (r 4)", "ticket", lr=0.01, mask="none", scale_mode="row",
+                       adapter_rank=4),
+    "mask-adapters": Method("best ticket + adapters (r 1)", "ticket", lr=0.01, init="signed-constant",
+                            temperature_start=1.0, temperature_end=0.05, adapter_rank=1),
 }
 
 
@@ -76,6 +82,9 @@ def connections(model_dim: int, num_layers: int, mlp_mult: int = 2) -> int:
 
 def estimate_bytes(method: Method, model_dim: int, num_layers: int) -> float:
     """Bytes by the method's worst-case bits, plus fp16 vectors, row scales and headers."""
+    if method.adapter_rank:  # the package's estimate knows adapters and mask none
+        return shape_budget.estimate_bytes(shape_config(model_dim, num_layers, method).to_dict(),
+                                           method.adapter_dtype)
     C, L = model_dim, num_layers
     conn = connections(C, L, method.mlp_mult)
     rows = VOCAB + L * (4 + method.mlp_mult + 1) * C  # output rows of every matrix

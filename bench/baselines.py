@@ -115,6 +115,9 @@ class Method:
     temperature_start: float = 2.0
     temperature_end: float = 0.1
     mlp_mult: int = 2
+    adapter_rank: int = 0  # ticket: low-rank adapters B @ A on every frozen weight (mask none: a backbone)
+    adapter_dtype: str = "f16"  # ticket: f16 | int8 (per row, fp16 scales)
+    adapter_lr: float = 0.003
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -128,6 +131,8 @@ class Method:
             return 1.6  # trits5; auto only ever picks something smaller
         if self.family == "binary":
             return 1.0  # +-1 trits, entropy-coded
+        if self.mask == "none":
+            return 0.0  # the backbone is the seed
         if self.density is not None and self.mask == "binary":
             return _h(self.density) * 1.01 + 1e-3  # ANS order-0 at a known density
         levels = int(self.mask.split(":")[1]) if self.mask.startswith("multibit") else 2
@@ -151,7 +156,8 @@ def shape_config(model_dim: int, num_layers: int, method: Method, head_dim: int 
     fields = dict(num_layers=num_layers, model_dim=model_dim, num_heads=heads, num_kv_heads=heads,
                   mlp_mult=method.mlp_mult)
     if method.family == "ticket":
-        fields.update(method.init_overrides(), mask=method.mask, scale_mode=method.scale_mode)
+        fields.update(method.init_overrides(), mask=method.mask, scale_mode=method.scale_mode,
+                      adapter_rank=method.adapter_rank)
         if method.estimator:
             fields["mask_estimator"] = method.estimator
         if method.density is not None:
@@ -192,8 +198,9 @@ def _count(model: nn.Module) -> tuple[int, int]:
         return mats, sum(p.numel() for p in model.parameters() if p.dim() != 2)
     owned = {id(p) for layer in layers for p in layer.parameters(recurse=False)}
     other = sum(p.numel() for p in model.parameters() if id(p) not in owned)
-    other += sum(layer.scale.numel() for layer in layers if layer.scale is not None)
-    return sum(layer.scores.numel() for layer in layers), other
+    other += sum(p.numel() for layer in layers for p in (layer.scale, layer.adapter_a, layer.adapter_b)
+                 if p is not None)
+    return sum(layer.frozen.numel() for layer in layers), other
 
 
 def _score(model: nn.Module, corpus: Corpus, spec: RunSpec) -> tuple[float, float]:
@@ -288,7 +295,7 @@ def ticket_options(method: Method, config: GPTConfig, corpus: Corpus, spec: RunS
     """The trainer's options for a method at a shape (the model fields go in as overrides)."""
     model = {k: v for k, v in config.to_dict().items()
              if k in ("num_layers", "model_dim", "num_heads", "num_kv_heads", "mlp_mult", "init",
-                      "mlp_fc_init", "embed_init", "scale_mode", "mask_estimator")}
+                      "mlp_fc_init", "embed_init", "scale_mode", "mask_estimator", "adapter_rank")}
     return TrainOptions(data=[corpus.train_path], val_data=[corpus.val_path], out=out, preset="small",
                         model=model, mask=config.mask, estimator=method.estimator,
                         density=method.density, dense_warmup=method.dense_warmup,
@@ -296,7 +303,8 @@ def ticket_options(method: Method, config: GPTConfig, corpus: Corpus, spec: RunS
                         seq_len=spec.seq_len, batch_size=spec.batch_size, lr=method.lr,
                         scale_lr=method.scale_lr, warmup=WARMUP, warmdown=WARMDOWN,
                         temperature_start=method.temperature_start,
-                        temperature_end=method.temperature_end, eval_every=0, log_every=0, checkpoint_every=0,
+                        temperature_end=method.temperature_end, adapter_dtype=method.adapter_dtype,
+                        adapter_lr=method.adapter_lr, eval_every=0, log_every=0, checkpoint_every=0,
                         eval_batch_size=EVAL_BATCH, device="cpu")
 
 
@@ -307,7 +315,7 @@ def run_ticket(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec,
         if progress is not None:  # step events; the masks learned do not depend on logging
             opts.log_every = LOG_EVERY
         res = train(opts, callback=progress)
-    ticket = ticket_from_model(res.model, spec.seed, res.config)
+    ticket = ticket_from_model(res.model, spec.seed, res.config, adapter_dtype=method.adapter_dtype)
     blob = encode_artifact(ticket)
     rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
     bpb, loss = _score(rebuilt, corpus, spec)
@@ -360,7 +368,7 @@ def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
             return len(encode_int8_state(model.state_dict(), config.to_dict()))
         make_binary(model) if method.family == "binary" else make_ternary(model, mode=method.gamma_mode)
         return len(encode_artifact(ternary_ticket(model, seed, config.to_dict())))
-    return shape_budget.worst_case_bytes(config.to_dict(), seed, creation={})
+    return shape_budget.worst_case_bytes(config.to_dict(), seed, creation={}, adapter_dtype=method.adapter_dtype)
 
 
 def _random_vectors_(model: nn.Module, gen: torch.Generator) -> None:

@@ -48,7 +48,9 @@ def test_estimate_tracks_real_packing():
     for key, method in bakeoff.METHODS.items():
         est = bakeoff.estimate_bytes(method, 64, 2)
         real = proxy_bytes(method, shape_config(64, 2, method))
-        assert abs(est - real) / real < 0.12, (key, est, real)
+        # adapters: 2 B per fp16 value is their bound; random values compress a little
+        slack = 0.2 if method.adapter_rank else 0.12
+        assert abs(est - real) / real < slack, (key, est, real)
 
 
 @pytest.mark.parametrize("key", list(bakeoff.METHODS))
@@ -105,3 +107,24 @@ def test_unknown_method_is_refused():
 
     with pytest.raises(ConfigError, match="methods"):
         bakeoff.main(["--methods", "int9", "--budgets", "24KB"])
+
+
+def test_token_table_joins_runs_later_files_win(tmp_path):
+    import bakeoff_tokens
+
+    def run(name, rows):
+        path = tmp_path / name
+        path.write_text(json.dumps({"meta": {"git_commit": "abcdef123"}, "rows": rows}))
+        return str(path)
+
+    def row(method, family, tokens, bpb):
+        return {"budget": 64000, "method": method, "family": family, "tokens": tokens, "val_bpb": bpb}
+
+    first = run("a.json", [row("int8", "int8", 100, 3.0), row("t", "ticket", 100, 2.7)])
+    second = run("b.json", [row("int8", "int8", 400, 2.0), row("t", "ticket", 100, 2.4),
+                            row("t", "ticket", 400, 2.1)])
+    out = tmp_path / "p.png"
+    table = bakeoff_tokens.main([first, second, "--out", str(out)])
+    assert "| 64 KB | int8 | 3.0000 (1.000) | 2.0000 (1.000) |" in table
+    assert "| 64 KB | t | 2.4000 (0.800) | 2.1000 (1.050) |" in table  # b.json's 100-token row won
+    assert out.stat().st_size > 1000

@@ -9,7 +9,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from cli.main import main as cli
+from ticketpack.cli.main import main as cli
 from ticketpack import shape_budget as sb
 from ticketpack.artifact import encode_artifact
 from ticketpack.errors import BudgetExceededError, UsageError
@@ -26,6 +26,8 @@ TINY = config_from_preset("tiny").to_dict()
     dict(tie_embeddings=False, rmsnorm_weight=True, scale_mode="row"),
     dict(head_scales=False, block_scales=False, pre_logit_scale=False, scale_mode="tensor", mask="multibit:3"),
     dict(num_kv_heads=4, embed_norm=False, rmsnorm_weight=True, mlp_mult=3),
+    dict(mask="none", adapter_rank=3, scale_mode="row"),
+    dict(adapter_rank=2, tie_embeddings=False),
 ])
 def test_stored_tensors_are_the_tickets_tensors(overrides):
     config = {**TINY, **overrides}
@@ -35,7 +37,8 @@ def test_stored_tensors_are_the_tickets_tensors(overrides):
     assert [t.name for t in listed] == [t.name for t in ticket.tensors]
     for mine, real in zip(listed, ticket.tensors):
         assert mine.shape == tuple(real.shape)
-        assert mine.kind == ("masked" if isinstance(real, MaskedTensor) else "plain")
+        kind = "adapter" if ".adapter_" in real.name else "plain"
+        assert mine.kind == ("masked" if isinstance(real, MaskedTensor) else kind)
         if isinstance(real, MaskedTensor):
             assert mine.init == real.init
     assert sb.connections(config) == ticket.connections()

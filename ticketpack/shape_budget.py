@@ -36,7 +36,8 @@ ShapeFn = Callable[[dict], float]
 
 @dataclass(frozen=True)
 class StoredTensor:
-    """One tensor an artifact of the built-in GPT stores: ``masked`` (frozen x mask) or ``plain``."""
+    """One tensor an artifact of the built-in GPT stores: ``masked`` (frozen x mask), ``plain``
+    (fp16 vector) or ``adapter`` (a low-rank factor: fp16 or int8 per row)."""
 
     name: str
     kind: str
@@ -105,7 +106,19 @@ def stored_tensors(config: dict) -> list[StoredTensor]:
         plain.append(StoredTensor("final_norm.weight", "plain", (C,)))
     if not c["tie_embeddings"]:
         masked.append(StoredTensor("lm_head.weight", "masked", (V, C), c["init"]))
-    return masked + plain
+    return _with_adapters(masked, c["adapter_rank"]) + plain
+
+
+def _with_adapters(masked: list[StoredTensor], rank: int) -> list[StoredTensor]:
+    """Each masked weight followed by its adapters A (r x in) and B (out x r), as tickets order them."""
+    if not rank:
+        return masked
+    out = []
+    for t in masked:
+        path = t.name[:-len(".weight")]
+        out += [t, StoredTensor(f"{path}.adapter_a", "adapter", (rank, t.shape[1])),
+                StoredTensor(f"{path}.adapter_b", "adapter", (t.shape[0], rank))]
+    return out
 
 
 def connections(config: dict) -> int:
@@ -116,6 +129,8 @@ def connections(config: dict) -> int:
 def mask_bits(config: dict) -> float:
     """Worst-case coded bits per connection of the config's mask (order-0 entropy bound)."""
     spec = _validated_spec(config)
+    if not spec.stored:
+        return 0.0
     if spec.kind == "nm":
         return math.log2(math.comb(spec.m, spec.n)) / spec.m
     if spec.estimator == "topk":
@@ -125,8 +140,9 @@ def mask_bits(config: dict) -> float:
     return math.log2(spec.levels)
 
 
-def estimate_bytes(config: dict) -> float:
-    """Analytic bytes: masks at their worst-case bits (+1%), fp16 vectors and scales, header."""
+def estimate_bytes(config: dict, adapter_dtype: str = "f16") -> float:
+    """Analytic bytes: masks at their worst-case bits (+1%), fp16 vectors, scales and adapters
+    (int8 adapters: 1 byte per value + a 2-byte scale per row), header."""
     tensors = stored_tensors(config)
     bits = mask_bits(config) * 1.01
     scale_mode = _validated(config)["scale_mode"]
@@ -135,6 +151,8 @@ def estimate_bytes(config: dict) -> float:
         n = math.prod(t.shape)
         if t.kind == "plain":
             total += 2 * n
+        elif t.kind == "adapter":
+            total += n + 2 * t.shape[0] if adapter_dtype == "int8" else 2 * n
         else:
             total += n * bits / 8 + {"none": 0, "tensor": 2, "row": 2 * t.shape[0]}[scale_mode]
     return total
@@ -142,20 +160,25 @@ def estimate_bytes(config: dict) -> float:
 
 # ---------------------------------------------------------------- worst-case stand-ins
 
-def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = None):
+def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = None, adapter_dtype: str = "f16"):
     """A ticket of ``config`` whose tensors cost what training can make them cost at most."""
-    from .ticket import MaskedTensor, PlainTensor, Ticket, default_provenance
+    from .ticket import Int8Tensor, MaskedTensor, PlainTensor, Ticket, default_provenance
 
     gen = np.random.default_rng(seed)
     spec = _validated_spec(config)
     scale_mode = _validated(config)["scale_mode"]
     out = []
     for t in stored_tensors(config):
-        if t.kind == "plain":
+        if t.kind == "plain" or (t.kind == "adapter" and adapter_dtype == "f16"):
             out.append(PlainTensor(t.name, _random_f16(gen, t.shape)))
             continue
+        if t.kind == "adapter":  # int8 uniform over -127..127: nothing to compress
+            q = gen.integers(-127, 128, size=t.shape).astype(np.int8)
+            out.append(Int8Tensor(t.name, q, _random_f16(gen, t.shape[:1])))
+            continue
+        levels = _worst_levels(gen, spec, t.shape) if spec.stored else None
         scale = None if scale_mode == "none" else _random_f16(gen, () if scale_mode == "tensor" else t.shape[:1])
-        out.append(MaskedTensor(t.name, t.shape, t.init, spec, _worst_levels(gen, spec, t.shape), scale))
+        out.append(MaskedTensor(t.name, t.shape, t.init, spec, levels, scale))
     return Ticket(seed=seed, config=dict(config), tensors=out, eval=_EVAL,
                   provenance=provenance if provenance is not None else default_provenance(_TRAIN_FACTS))
 
@@ -166,12 +189,12 @@ _EVAL = {"seq_len": 10**6, "tokenizer": {"kind": "sentencepiece", "vocab_size": 
                                          "sha256": hashlib.sha256(b"a tokenizer").hexdigest()}}
 
 
-def worst_case_bytes(config: dict, seed: int = 0, creation: dict | None = None) -> int:
+def worst_case_bytes(config: dict, seed: int = 0, creation: dict | None = None, adapter_dtype: str = "f16") -> int:
     """Packed bytes (``codec="auto"``) of ``worst_case_ticket(config)``."""
     from .artifact import encode_artifact
 
     creation = creation if creation is not None else {"checkpoint": "x" * 40, "codec": "auto", "level": None}
-    return len(encode_artifact(worst_case_ticket(config, seed), creation=creation))
+    return len(encode_artifact(worst_case_ticket(config, seed, adapter_dtype=adapter_dtype), creation=creation))
 
 
 def _worst_levels(gen: np.random.Generator, spec, shape: tuple[int, ...]) -> np.ndarray:
@@ -240,17 +263,18 @@ def _min_estimate(template: dict, C: int, heads: int, group: int, L: int, estima
 
 
 def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
-          estimate: ShapeFn | None = None, reserve: int = RESERVE) -> ShapeChoice:
+          estimate: ShapeFn | None = None, reserve: int = RESERVE, adapter_dtype: str = "f16") -> ShapeChoice:
     """The shape of ``template`` a byte budget buys (see the module docstring).
 
     ``measure(config)`` gives the real worst-case bytes (default: pack the stand-in ticket),
-    ``estimate(config)`` the analytic ranking (default: ``estimate_bytes``); a shape fits
+    ``estimate(config)`` the analytic ranking (default: ``estimate_bytes``); ``adapter_dtype``
+    how the defaults size adapters (f16 | int8); a shape fits
     when ``measure + reserve <= budget``. Raises BudgetExceededError when none does.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
         raise UsageError(f"budget: {budget!r}, expected a positive number of bytes")
-    measure = measure or worst_case_bytes
-    estimate = estimate or estimate_bytes
+    measure = measure or (lambda cfg: worst_case_bytes(cfg, adapter_dtype=adapter_dtype))
+    estimate = estimate or (lambda cfg: estimate_bytes(cfg, adapter_dtype))
     sized: dict[tuple[int, int], int] = {}
 
     def cost(cfg: dict) -> int:

@@ -105,8 +105,8 @@ def _percent(value: float, bound: float) -> float | None:
 
 def _tensor_size(entry: dict, tensor) -> TensorSize:
     sections = {s["role"]: s for s in entry["sections"]}
-    # the main section: a mask, trits, int8 values or plain data (mask none may have no section)
-    main = next((sections[r] for r in ("mask", "trits", "q", "data") if r in sections),
+    # the main section: mask / trits / data / int8 values; mask none stores none at all
+    main = next((sections[r] for r in ("mask", "trits", "data", "q") if r in sections),
                 {"enc": "-", "codec": "none", "length": 0})
     stored = sum(s["length"] for s in entry["sections"])
     raw = sum(s["raw"] for s in entry["sections"])
@@ -114,9 +114,9 @@ def _tensor_size(entry: dict, tensor) -> TensorSize:
     n = math.prod(entry["shape"])
     codec = main["enc"] if main["codec"] == "none" else f"{main['enc']}+{main['codec']}"
     density = entropy = bound = over = None
-    stores_symbols = isinstance(tensor, TernaryTensor) or (isinstance(tensor, MaskedTensor)
-                                                          and tensor.levels is not None)
-    if stores_symbols:
+    if isinstance(tensor, MaskedTensor) and tensor.levels is None:
+        density = 1.0  # mask none: every connection kept, nothing coded
+    elif isinstance(tensor, (MaskedTensor, TernaryTensor)):
         symbols, K = _symbols(tensor)
         density = float(np.count_nonzero(symbols if isinstance(tensor, MaskedTensor)
                                           else tensor.trits) / max(n, 1))

@@ -259,7 +259,7 @@ def budget_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS
     config = build_config(opts, limits)
     if opts.byte_budget is None:
         return config, None
-    choice = solve_shape(config.to_dict(), opts.byte_budget)
+    choice = solve_shape(config.to_dict(), opts.byte_budget, adapter_dtype=opts.adapter_dtype)
     return config_from_dict(choice.config, limits), choice
 
 
