@@ -128,8 +128,9 @@ def varint(d, pos):
 
 def static(f):  # one model for all symbols: slots -> (symbols, f, c)
 	f = np.asarray(f, i64)
-	c, tab = np.cumsum(f) - f, np.repeat(np.arange(len(f)), f)
-	return lambda slot, i, k: (tab[slot], f[tab[slot]], c[tab[slot]])
+	tab = np.repeat(np.arange(len(f)), f)
+	ft, ct = f[tab], (np.cumsum(f) - f)[tab]
+	return lambda slot, i, k: (tab[slot], ft[slot], ct[slot])
 
 
 def rans(d, pos, n, look):
