@@ -335,3 +335,11 @@ def test_loader_reproduces_format_md_known_answers(loader):
     sid = int.from_bytes(hashlib.sha256(b"tok_emb.weight").digest()[:8], "little")
     assert f"{sid:016x}" == words[1]
     assert [f"{v:08x}" for v in loader.philox(1, sid, 8)] == re.findall(r"`([0-9a-f]{8})`", words[2])
+
+
+def test_loader_speed_bench_runs_at_a_tiny_size():
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "bench" / "loader_speed.py"), "--scale", "0.05"],
+                         capture_output=True, text=True, timeout=300, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "standalone loader:" in out.stdout and "| auto |" in out.stdout and "| zstd |" in out.stdout
