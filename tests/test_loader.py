@@ -59,10 +59,12 @@ def test_export_loader_writes_the_packaged_file(loader_path, tmp_path):
     assert not (tmp_path / "no").exists()
 
 
-def test_size_counts_the_loader_as_code(loader_path, tmp_path):
-    from ticketpack.sizing import code_size
-
-    assert code_size([str(loader_path)]) == len(api.loader_source())
+def test_size_counts_the_loader_as_code(loader_path):
+    artifact = CONFORMANCE / "binary-rans0.tpk"
+    result = CliRunner().invoke(main, ["size", str(artifact), "--code", str(loader_path), "--json"])
+    report = json.loads(result.stdout)
+    assert report["code_bytes"] == len(api.loader_source())
+    assert report["total_bytes"] == artifact.stat().st_size + len(api.loader_source())
 
 
 def test_loader_imports_only_the_standard_library_numpy_and_zstandard(loader_path):
