@@ -13,6 +13,7 @@ import importlib.util
 import json
 import re
 import struct
+import zlib
 import subprocess
 import sys
 from pathlib import Path
@@ -345,3 +346,10 @@ def test_loader_speed_bench_runs_at_a_tiny_size():
                          capture_output=True, text=True, timeout=300, cwd=root)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "standalone loader:" in out.stdout and "| auto |" in out.stdout and "| zstd |" in out.stdout
+
+
+def test_loader_refuses_a_nesting_bomb_header(loader):
+    text = b"[" * 50_000 + b"]" * 50_000
+    prefix = b"\x89TPK\r\n\x1a\n" + struct.pack("<HBBIIQ", 2, 0, 0, len(text), len(text), 0) + text
+    with pytest.raises(loader.TpkError, match="header: RecursionError"):
+        loader.read(prefix + struct.pack("<I", zlib.crc32(prefix)))
