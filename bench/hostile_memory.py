@@ -6,8 +6,8 @@
 The file: a single masked tensor of shape (elements / 64, 64) whose all-zero mask is one
 byte of ``ans0`` (a single-level histogram needs no stream), so a ~700-byte artifact asks
 for the most work the caps allow. With ``--command load-and-eval`` the file instead holds a
-complete GPT (all masks zero) whose parameters total about ``--elements``, so the model is
-built and evaluated too. ``weights_sha256`` is left wrong: ``verify`` regenerates every
+complete GPT (all masks zero, its weights hash true) whose parameters come as close to
+``--elements`` as whole layers allow, so the model is built and evaluated too. ``weights_sha256`` is left wrong: ``verify`` regenerates every
 weight before comparing, so the peak is an honest file's. Each command runs in a fresh
 process under ``/usr/bin/time -v``; the baseline, measured in the same run, is ``verify`` of
 the 1.5 KB control artifact (the imports alone).
@@ -25,39 +25,41 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-from hostile.make_hostile import control_bytes, repack, split  # noqa: E402
+from tests.hostile.make_hostile import control_bytes, repack, split  # noqa: E402
 
 CONTROL = Path(__file__).parents[1] / "tests" / "hostile" / "control.tpk"
 DEFAULT_CAP = 2**28
 
 
-def single_tensor_bomb(elements: int) -> bytes:
+def single_tensor_bomb(elements: int) -> tuple[bytes, int]:
     parts = split(control_bytes())
     t = parts.header["tensors"][0]
     t.update(shape=[elements // 64, 64], scale="none")
     t["sections"] = [dict(t["sections"][0], enc="ans0", codec="none", raw=1)]
     parts.header.update(tensors=[t], weights_sha256="0" * 64)
-    return repack(parts.header, [b"\x00"])
+    return repack(parts.header, [b"\x00"]), elements // 64 * 64
 
 
-def gpt_bomb(elements: int) -> bytes:
-    """A GPT config near ``elements`` parameters, every masked tensor all zero in one byte."""
+def gpt_bomb(elements: int) -> tuple[bytes, int]:
+    """A GPT (width 1024, or less for small caps) with as many layers as fit in ``elements``
+    parameters, every masked tensor all zero (a few bytes each), with its true weights hash."""
     import numpy as np
+    import torch
 
     from ticketpack.artifact import encode_artifact
     from ticketpack.masking import MaskSpec
     from ticketpack.model import GPT
-    from ticketpack.model_config import config_from_dict, parameter_count
+    from ticketpack.model_config import GPTConfig, parameter_count
     from ticketpack.ticket import MaskedTensor, PlainTensor, Ticket
-    import torch
 
-    dim = 64
-    while parameter_count(config_from_dict({"model_dim": dim * 2, "num_layers": 8, "num_heads": 8,
-                                            "num_kv_heads": 8})) <= elements:
-        dim *= 2
-    config = config_from_dict({"model_dim": dim, "num_layers": 8, "num_heads": 8, "num_kv_heads": 8})
+    dim = 1024
+    while parameter_count(GPTConfig(model_dim=dim, num_layers=1)) > elements:
+        dim //= 2
+    layers = 1
+    while layers < 1024 and parameter_count(GPTConfig(model_dim=dim, num_layers=layers + 1)) <= elements:
+        layers += 1
+    config = GPTConfig(model_dim=dim, num_layers=layers)
     with torch.device("meta"):
         model = GPT(config, masked=False)
     tensors = []
@@ -68,8 +70,8 @@ def gpt_bomb(elements: int) -> bytes:
                                         np.zeros(shape, np.uint8)))
         else:
             tensors.append(PlainTensor(name, np.ones(shape, np.float16)))
-    data = encode_artifact(Ticket(seed=1, config=config.to_dict(), tensors=tensors), codec="zstd")
-    return data
+    ticket = Ticket(seed=1, config=config.to_dict(), tensors=tensors)
+    return encode_artifact(ticket, codec="zstd"), parameter_count(config)
 
 
 def measure(args: list[str]) -> dict:
@@ -90,7 +92,7 @@ def main() -> None:
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bomb.tpk"
-        bomb = single_tensor_bomb(a.elements) if a.command == "verify" else gpt_bomb(a.elements)
+        bomb, count = single_tensor_bomb(a.elements) if a.command == "verify" else gpt_bomb(a.elements)
         path.write_bytes(bomb)
         text = Path(tmp) / "t.txt"
         text.write_text("hello world " * 200)
@@ -98,14 +100,14 @@ def main() -> None:
         cap = ["--max-elements", str(max(a.elements, DEFAULT_CAP))]
         base = measure(cap + ["verify", str(CONTROL)])
         bomb_run = measure(cap + [a.command, str(path)] + extra)
-    print(f"{a.command} of a {len(bomb):,}-byte file declaring {a.elements:,} elements "
+    print(f"{a.command} of a {len(bomb):,}-byte file declaring {count:,} elements "
           f"(cap {max(a.elements, DEFAULT_CAP):,}):")
     print(f"  baseline (verify of the control): {base['peak_rss_mib']:,.0f} MiB peak RSS, "
           f"{base['seconds']:.1f} s, exit {base['exit']}")
     print(f"  hostile file: {bomb_run['peak_rss_mib']:,.0f} MiB peak RSS, {bomb_run['seconds']:.1f} s, "
           f"exit {bomb_run['exit']} ({bomb_run['message']})")
     print(f"  over the imports: {bomb_run['peak_rss_mib'] - base['peak_rss_mib']:,.0f} MiB = "
-          f"{(bomb_run['peak_rss_mib'] - base['peak_rss_mib']) * 2**20 / a.elements:.1f} B per element")
+          f"{(bomb_run['peak_rss_mib'] - base['peak_rss_mib']) * 2**20 / count:.1f} B per element")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from ticketpack.format.digest import tensor_sha256
 from ticketpack.format.sections import section_bytes
 from ticketpack.format.tensors import effective_weights
 
-from conformance.make_conformance import build, cases
+from tests.conformance.make_conformance import build, cases
 
 FOLDER = Path(__file__).parent / "conformance"
 CASES = cases()
@@ -81,3 +81,12 @@ def test_effective_weights_do_not_depend_on_threads():
     ticket = make()
     one, two = (effective_weights(ticket, threads, digests=True)[1] for threads in (1, 4))
     assert one == two
+
+
+@pytest.mark.parametrize("name", ["masknone-noscale", "masknone-rowscale", "int8-zstd", "several-tensors"])
+def test_size_report_covers_the_v2_kinds(name):
+    from ticketpack import api
+
+    report = api.size(FOLDER / f"{name}.tpk")
+    assert report.total_bytes == (FOLDER / f"{name}.tpk").stat().st_size
+    assert sum(r.bytes for r in report.tensors) + report.header_bytes == report.total_bytes

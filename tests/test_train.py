@@ -219,3 +219,10 @@ def test_checkpoint_is_written_before_the_final_evaluation(corpus, tmp_path, mon
     ckpt = load_checkpoint(opts.out)
     assert ckpt.train_state["done"] is True and ckpt.train_state["step"] == 6
     assert "val_bpb" not in ckpt.train_state
+
+
+def test_a_missing_output_folder_is_refused_before_training(corpus, tmp_path):
+    events = []
+    with pytest.raises(UsageError, match="output: folder .* does not exist"):
+        train(options(corpus, tmp_path / "nowhere", steps=2), callback=events.append)
+    assert events == []  # not one step was trained

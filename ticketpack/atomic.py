@@ -25,10 +25,8 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
     If the block raises, the temporary file is removed and ``path`` is untouched.
     """
-    target = _resolve_target(Path(path))
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"output: folder {str(folder)!r} does not exist")
+    target = check_output_path(path)
+    folder = target.parent
     mode = _mode_for(target)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
@@ -47,6 +45,16 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
         if isinstance(exc, OSError) and not isinstance(exc, OutputWriteError):
             raise _write_error(target, exc) from exc
         raise
+
+
+def check_output_path(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` would replace, refused early (UsageError) when its folder
+    does not exist or it is not a regular file: long jobs check before they start."""
+    target = _resolve_target(Path(path))
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"output: folder {str(folder)!r} does not exist")
+    return target
 
 
 def _resolve_target(path: Path) -> Path:

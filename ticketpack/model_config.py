@@ -167,11 +167,11 @@ class GPTConfig:
         """Refuse a config whose parameters or activations exceed ``limits`` (ConfigError)."""
         params = parameter_count(self)
         if params > limits.max_parameters:
-            raise ConfigError(f"model config: {params:,} parameters, the bound is {limits.max_parameters:,} "
+            raise ConfigError(f"{params:,} parameters, the bound is {limits.max_parameters:,} "
                               f"(raise it with --max-elements or TICKETPACK_MAX_ELEMENTS)")
         acts = activations_per_token(self)
         if acts > limits.max_activations_per_token:
-            raise ConfigError(f"model config: {acts:,} activations per token, the bound is "
+            raise ConfigError(f"{acts:,} activations per token, the bound is "
                               f"{limits.max_activations_per_token:,} (raise it with --max-activations "
                               f"or TICKETPACK_MAX_ACTIVATIONS)")
 

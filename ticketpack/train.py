@@ -43,6 +43,7 @@ from torch import nn
 
 from . import __version__
 from .artifact import DEFAULT_LIMITS, Limits
+from .atomic import check_output_path
 from .checkpoint import Checkpoint, load_checkpoint, packed_size, save_checkpoint
 from .data import TokenStream, batch_iterator, load_tokens, split_train_val
 from .errors import CheckpointError, ConfigError, UsageError
@@ -130,6 +131,7 @@ class TrainOptions:
             raise UsageError("data: no paths given, expected at least one file")
         if not isinstance(self.out, str) or not self.out:
             raise UsageError("out: empty path, expected a checkpoint path")
+        check_output_path(self.out)  # before training, not after it
         _number("steps", self.steps, int, low=1, optional=True)
         _number("max_minutes", self.max_minutes, float, low=0, open_low=True, optional=True)
         for name in ("seq_len", "batch_size", "eval_batch_size"):

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,7 +31,7 @@ from .constants import (DEFAULT_LIMITS, FORMAT_VERSION, HEADER_CODECS, MAGIC, PR
                         READ_VERSIONS, TRAILER, WRITE_CODECS, Limits)
 from .header import parse_header
 from .sections import check_write_codec, decode_tensor, encode_tensor
-from .digest import combine_digests, model_sha256, weights_sha256_v1
+from .digest import combine_digests, default_threads, model_sha256, weights_sha256_v1
 from .tensors import Ticket, effective_weights
 
 Progress = Callable[[dict], None]  # receives progress events (ticketpack.cli.progress shows them)
@@ -216,16 +217,19 @@ def _damaged_section(data: bytes, stored: int, raw: int, hcodec: int) -> str:
     return ""
 
 
-def decode_artifact(info: ArtifactInfo, progress: Progress | None = None) -> Ticket:
-    """Decode every section of a parsed artifact into a Ticket.
+def decode_artifact(info: ArtifactInfo, progress: Progress | None = None,
+                    threads: int | None = None) -> Ticket:
+    """Decode every section of a parsed artifact into a Ticket, tensors in parallel threads
+    (CRC-32, zstd / zlib and the rANS kernels release the GIL).
 
-    ``progress`` receives a ``tensor`` event (stage ``load``) after each tensor."""
+    ``progress`` receives a ``tensor`` event (stage ``load``) after each tensor, in header order."""
     h = info.header
     report = _tensor_reporter("load", [t["shape"] for t in h["tensors"]], progress)
     tensors = []
-    for t in h["tensors"]:
-        tensors.append(decode_tensor(t, info.payload))
-        report()
+    with ThreadPoolExecutor(threads or default_threads()) as pool:
+        for tensor in pool.map(lambda t: decode_tensor(t, info.payload), h["tensors"]):
+            tensors.append(tensor)
+            report()
     return Ticket(seed=h["seed"], config=h["config"], tensors=tensors, rng=h["rng"],
                   provenance=h["provenance"], eval=h.get("eval"))
 

@@ -15,7 +15,6 @@ PROB_BITS = 16
 PROB_MASK = (1 << PROB_BITS) - 1
 STATE_LOW = 1 << 16
 WEIGHT_BITS = 31
-BUCKET_BITS = 6
 
 
 @njit(nogil=True, cache=True)
@@ -89,11 +88,13 @@ def expand_groups(symbols, digits, patterns, out):
 def decode_rows(words, n_words, x, per_row, model_of, cum, start, tab, out, ones_of, ones):
     """ransrow: ``per_row`` symbols for each row k under model ``model_of[k]``, a row of ``cum``
     (A + 1 ascending entries ending at 2^16). ``start[m, b]`` is the symbol owning the first slot
-    of bucket b (slots >> BUCKET_BITS), where the search for a slot of that bucket begins.
+    of bucket b (2^16 slots in ``start.shape[1]`` buckets), where the search for a slot of that
+    bucket begins.
 
     Writes ``out[i] = tab[s]``, adds ``ones_of[s]`` to ``ones[k]``; returns the words read or -1.
     """
     lanes, pos, j, i = x.size, 0, 0, 0
+    shift = _bucket_shift(start.shape[1])
     for k in range(model_of.size):
         m = model_of[k]
         row, first = cum[m], start[m]
@@ -101,7 +102,7 @@ def decode_rows(words, n_words, x, per_row, model_of, cum, start, tab, out, ones
         for _ in range(per_row):
             state = x[j]
             slot = state & PROB_MASK
-            s = np.int64(first[slot >> BUCKET_BITS])
+            s = np.int64(first[slot >> shift])
             while slot >= row[s + 1]:
                 s += 1
             low = row[s]
@@ -156,8 +157,18 @@ def row_models(weight, per, freq, cum, start):
         cum[m, 0] = 0
         for s in range(size):
             cum[m, s + 1] = cum[m, s] + freq[m, s]
-        s = 0
+        s, shift = 0, _bucket_shift(start.shape[1])
         for b in range(start.shape[1]):
-            while cum[m, s + 1] <= b << BUCKET_BITS:
+            while cum[m, s + 1] <= b << shift:
                 s += 1
             start[m, b] = s
+
+
+@njit(nogil=True, cache=True)
+def _bucket_shift(buckets):
+    """log2 of the slots per bucket when 2^16 slots fall into ``buckets`` (a power of two)."""
+    shift = PROB_BITS
+    while buckets > 1:
+        buckets >>= 1
+        shift -= 1
+    return shift

@@ -1,0 +1,106 @@
+"""README's command lines run as written from the repository root.
+
+Every command line of README.md (fenced ``bash`` blocks, and inline code that starts with
+``ticketpack``/``python``/``pip`` and has arguments) is either run here, in order, in a
+temporary folder laid out like a fresh clone (the bundled corpus at its path), or listed in
+NOT_RUN with the reason. A new README command that is neither fails this test, and so does
+a NOT_RUN entry that README no longer has.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ticketpack.cli.main import main
+from ticketpack.data import bundled_corpus_path, read_text_file
+
+ROOT = Path(__file__).resolve().parent.parent
+SLOW = "minutes of training or a benchmark"
+OUTSIDE = "needs a file from outside the repository"
+NOT_RUN = {
+    "pip install torch==2.13.0": "installs packages",
+    "pip install torch==2.13.0 -e . && ticketpack quickstart": SLOW,
+    "pip install torch==2.13.0 -e '.[test]' && python -m pytest -q": "the test suite itself",
+    "ticketpack quickstart": SLOW,
+    'ticketpack sample runs/quickstart/model.tpk --prompt "ROMEO:"': "needs the quickstart's artifact",
+    "ticketpack import-pg final_model.ptz -o runs/pg.tpk --config arch.json": OUTSIDE,
+    "ticketpack pack-ternary trilm.safetensors -o runs/tri.tpk": OUTSIDE,
+}
+INLINE = re.compile(r"`((?:ticketpack|python|pip) [^`]+)`")
+
+
+def readme_commands(text: str) -> list[str]:
+    """Command lines in README order: bash blocks' lines, then runnable inline code spans."""
+    lines, in_bash = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_bash = line.strip() == "```bash"
+            continue
+        if in_bash and line.strip() and not line.lstrip().startswith("#"):
+            lines.append(line.split("  #")[0].strip())
+    for span in INLINE.findall(text):
+        words = span.split()
+        runnable = words[0] in ("python", "pip") or len(words) >= 3
+        if runnable and span not in lines:
+            lines.append(span)
+    return lines
+
+
+def test_every_command_is_run_or_listed():
+    commands = readme_commands((ROOT / "README.md").read_text())
+    stale = [c for c in NOT_RUN if c not in commands]
+    assert not stale, f"NOT_RUN lists commands README no longer has: {stale}"
+    unknown = [c for c in commands if c not in NOT_RUN
+               and not c.startswith(("ticketpack ", "mkdir ", "python "))]
+    assert not unknown, f"README commands this test neither runs nor lists: {unknown}"
+
+
+def test_readme_commands_run_as_written(tmp_path, monkeypatch):
+    # the bundled corpus's path, holding its first 200 KB: the same commands, less data to read
+    corpus = tmp_path / "ticketpack" / "data" / "shakespeare.txt.xz"
+    corpus.parent.mkdir(parents=True)
+    corpus.write_bytes(lzma.compress(read_text_file(bundled_corpus_path(), max_bytes=200_000)))
+    monkeypatch.chdir(tmp_path)
+    commands = [c for c in readme_commands((ROOT / "README.md").read_text())
+                if c not in NOT_RUN and not c.startswith("python bench/")]
+    assert any(c.startswith("ticketpack train ") for c in commands)
+    for command in commands:
+        words = shlex.split(command)
+        if words[0] == "mkdir":
+            assert words[1] == "-p"
+            os.makedirs(words[2], exist_ok=True)
+            continue
+        if words[0] == "python":  # a script the lines above wrote (the standalone loader)
+            done = subprocess.run([sys.executable, *words[1:]], capture_output=True, text=True,
+                                  timeout=300)
+            assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
+            continue
+        result = CliRunner().invoke(main, words[1:])
+        assert result.exit_code == 0, f"{command}\n{result.output}"
+        if "--json" in words or words[1] == "inspect":
+            json.loads(result.stdout)
+
+
+def test_the_python_api_example_runs(tmp_path, monkeypatch):
+    """README's first Python block (the second trains for minutes, like the quickstart)."""
+    text = (ROOT / "README.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "README.md", "exec"), {})
+    assert (tmp_path / "m.tpk").is_file()
+
+
+@pytest.mark.parametrize("command", [c for c in readme_commands((ROOT / "README.md").read_text())
+                                     if c.startswith("python bench/")])
+def test_bench_commands_name_existing_scripts(command):
+    assert (ROOT / shlex.split(command)[1]).is_file(), command
