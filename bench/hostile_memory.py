@@ -25,9 +25,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-from hostile.make_hostile import control_bytes, repack, split  # noqa: E402
+from tests.hostile.make_hostile import control_bytes, repack, split  # noqa: E402
 
 CONTROL = Path(__file__).parents[1] / "tests" / "hostile" / "control.tpk"
 DEFAULT_CAP = 2**28

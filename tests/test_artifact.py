@@ -13,7 +13,7 @@ from ticketpack.errors import (BadMagicError, BudgetExceededError, ChecksumError
 from ticketpack.format.digest import weights_sha256_v1
 from ticketpack.ticket import MaskedTensor, Ticket, weights_sha256
 
-from conftest import make_ticket
+from tests.tiny import make_ticket
 
 
 def _same_tickets(a: Ticket, b: Ticket) -> None:
@@ -115,10 +115,9 @@ def test_budget_overrun_keeps_previous_file(ticket, tmp_path):
 
 def test_truncated_file(ticket):
     data = encode_artifact(ticket)
-    for cut in (4, 20, len(data) // 2, len(data) - 1):
-        with pytest.raises((TruncatedError, BadMagicError)) as err:
+    for cut in (0, 4, 20, len(data) // 2, len(data) - 1):
+        with pytest.raises(TruncatedError, match=f"{cut} B"):
             parse_artifact(data[:cut])
-        assert isinstance(err.value, TruncatedError) or cut < 8
 
 
 def test_bit_flip_is_caught(ticket):

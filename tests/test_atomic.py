@@ -23,7 +23,7 @@ from ticketpack.checkpoint import load_checkpoint, save_checkpoint
 from ticketpack.layers import bind_seed
 from ticketpack.model import GPT, GPTConfig
 
-from conftest import TINY_CONFIG, make_ticket
+from tests.tiny import TINY_CONFIG, make_ticket
 
 PREVIOUS = b"the previous file, which must survive"
 

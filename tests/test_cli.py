@@ -8,25 +8,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from ticketpack.checkpoint import save_checkpoint
 from ticketpack.cli.main import main
-from ticketpack.layers import bind_seed, randomize_scores
-from ticketpack.model import GPT, GPTConfig
 
-from conftest import TINY_CONFIG
-
-TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
-        "The slings and arrows of outrageous fortune,\n") * 6
-
-
-def make_checkpoint(path, seed=11, mask="binary"):
-    config = GPTConfig.from_dict({**TINY_CONFIG, "mask": mask})
-    model = GPT(config, masked=True)
-    randomize_scores(model, 0)  # any scores: the public API packs whatever it is given
-    bind_seed(model, seed)
-    save_checkpoint(path, model, seed=seed, config=config.to_dict())
-    return model
-
+from tests.tiny import TEXT, TINY_CONFIG, make_checkpoint
 
 @pytest.fixture
 def files(tmp_path):

@@ -14,7 +14,7 @@ from ticketpack.format.digest import tensor_sha256
 from ticketpack.format.sections import section_bytes
 from ticketpack.format.tensors import effective_weights
 
-from conformance.make_conformance import build, cases
+from tests.conformance.make_conformance import build, cases
 
 FOLDER = Path(__file__).parent / "conformance"
 CASES = cases()

@@ -15,8 +15,8 @@ from ticketpack.artifact import decode_artifact, parse_artifact, verify_info
 from ticketpack.errors import ArtifactError, TicketpackError
 from ticketpack.ticket import weights_sha256
 
-from fuzz.mutate import DrawChooser, load_untrusted, mutate, seed_corpus
-from hostile.make_hostile import base_ticket, control_bytes, repack, seal, section_blobs, split
+from tests.fuzz.mutate import DrawChooser, load_untrusted, mutate, seed_corpus
+from tests.hostile.make_hostile import base_ticket, control_bytes, repack, seal, section_blobs, split
 
 CODECS = ["zstd", "auto"]
 
@@ -115,7 +115,21 @@ def test_mutations_raise_only_ticketpack_errors(data):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # NaN scales in corrupt fp16 data
         outcome = load_untrusted(mutated)  # anything but a TicketpackError propagates
-    assert isinstance(outcome, str)
+    assert outcome in OUTCOMES
+
+
+# what load_untrusted may answer: a load that got through, or the name of a ticketpack error
+def _error_names(cls: type) -> set[str]:
+    return {cls.__name__}.union(*(_error_names(sub) for sub in cls.__subclasses__()))
+
+
+OUTCOMES = {"verified", "decoded"} | _error_names(TicketpackError)
+
+
+def test_outcomes_name_the_loads_and_the_errors():
+    assert load_untrusted(SEEDS[0]) == "verified"
+    assert load_untrusted(SEEDS[0][:10]) == "TruncatedError" and "TruncatedError" in OUTCOMES
+    assert "ValueError" not in OUTCOMES and "str" not in OUTCOMES
 
 
 def test_seed_corpus_covers_every_encoding_and_codec():

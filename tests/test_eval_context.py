@@ -20,7 +20,7 @@ from ticketpack.eval_context import check_eval_context
 from ticketpack.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from ticketpack.train import TrainOptions, train
 
-from conftest import make_ticket
+from tests.tiny import make_ticket
 
 SP_CONTEXT = {"seq_len": 64, "tokenizer": {"kind": "sentencepiece", "sha256": "ab" * 32,
                                            "vocab_size": 1024}}

@@ -17,7 +17,7 @@ from ticketpack.format.digest import (canonical_bytes, combine_digests, model_sh
 from ticketpack.format.maskspec import MaskSpec
 from ticketpack.format.tensors import Int8Tensor, MaskedTensor, PlainTensor, Ticket
 
-from conftest import make_ticket
+from tests.tiny import make_ticket
 
 
 def adapter_ticket() -> Ticket:

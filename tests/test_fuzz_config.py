@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fuzz import fuzz_config
+from tests.fuzz import fuzz_config
 
 
 def test_config_and_checkpoint_fuzz_finds_nothing():

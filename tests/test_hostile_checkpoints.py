@@ -12,7 +12,7 @@ from ticketpack.cli.main import main
 from ticketpack.errors import CheckpointError, LimitError
 from ticketpack.artifact import Limits
 
-from hostile.hostile_checkpoints import CASES, RESUME_CASES, control_checkpoint, read_parts, write_parts
+from tests.hostile.hostile_checkpoints import CASES, RESUME_CASES, control_checkpoint, read_parts, write_parts
 
 
 @pytest.fixture(scope="module")

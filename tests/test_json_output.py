@@ -15,8 +15,8 @@ import ticketpack.train as train_mod
 from ticketpack.cli.main import main
 from ticketpack.cli.progress import EVERY_ENV
 
-from test_cli import TEXT, make_checkpoint
-from test_quickstart import TINY as TINY_QUICKSTART
+from tests.tiny import TEXT, make_checkpoint
+from tests.tiny import TINY_QUICKSTART
 
 
 def json_commands() -> set[str]:

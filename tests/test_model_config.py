@@ -17,7 +17,7 @@ from ticketpack.model_config import (CONFIG_SCHEMA, DEFAULT_MODEL_LIMITS, INIT_R
                                      GPTConfig, ModelLimits, activations_per_token, config_from_dict,
                                      parameter_count)
 
-from conftest import TINY_CONFIG
+from tests.tiny import TINY_CONFIG
 
 # (override, the key the message must name): each a config an attacker or a typo could send
 BOMBS = [

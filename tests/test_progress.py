@@ -11,7 +11,7 @@ from ticketpack.cli.main import main
 from ticketpack.cli.progress import EVERY_ENV, ProgressBar, ProgressLog, every_seconds, reporter
 from ticketpack.errors import UsageError
 
-from test_cli import TEXT, make_checkpoint
+from tests.tiny import TEXT, make_checkpoint
 
 STEP = {"event": "step", "step": 40, "loss": 2.5, "progress": 0.25, "train_seconds": 60.0,
         "tokens_per_second": 7700.0}

@@ -16,7 +16,9 @@ import ticketpack.train as train_mod
 from ticketpack import api
 from ticketpack.cli.main import main as cli
 
-TINY = dict(model_dim=32, num_layers=1, num_heads=2, num_kv_heads=2, mlp_mult=2)
+from tests.tiny import TINY_QUICKSTART
+
+TINY = TINY_QUICKSTART
 
 
 @pytest.fixture

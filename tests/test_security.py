@@ -30,13 +30,13 @@ from ticketpack.layers import bind_seed
 from ticketpack.model import GPT, GPTConfig
 from ticketpack.ticket import weights_sha256
 
-from conftest import TINY_CONFIG
-from hostile.make_hostile import CASES, base_ticket, control_bytes, repack, section_blobs, split
+from tests.tiny import TINY_CONFIG
+from tests.hostile.make_hostile import CASES, base_ticket, control_bytes, repack, section_blobs, split
 
 HOSTILE = Path(__file__).parent / "hostile"
 EXPECTED = json.loads((HOSTILE / "expected.json").read_text())
 CONTROL = HOSTILE / "control.tpk"
-REGENERATE = "run `python tests/hostile/make_hostile.py` and commit tests/hostile/"
+REGENERATE = "run `python -m tests.hostile.make_hostile` and commit tests/hostile/"
 
 
 # ---------------------------------------------------------------- the hostile folder
@@ -248,7 +248,11 @@ def _audit(event: str, args: tuple) -> None:
         raise PickleReached(f"unpickling resolved {args!r} on a load path")
 
 
-sys.addaudithook(_audit)  # hooks cannot be removed; this one only acts while armed
+def _install_audit_hook() -> None:
+    """Once per process, on first use (hooks cannot be removed; this one only acts while armed)."""
+    if not _ARMED.get("installed"):
+        sys.addaudithook(_audit)
+        _ARMED["installed"] = True
 
 
 def _allowed() -> bool:
@@ -276,6 +280,7 @@ def _guard_class(real: type) -> type:
 @pytest.fixture
 def no_pickle(monkeypatch):
     """Make every way into pickle (and torch.load) raise while the test body runs."""
+    _install_audit_hook()
     for module in (pickle, _pickle):
         monkeypatch.setattr(module, "load", _guard(module.load))
         monkeypatch.setattr(module, "loads", _guard(module.loads))
@@ -318,12 +323,16 @@ _UNPATCHED_LOADS = pickle.loads
 
 def test_load_paths_never_reach_pickle(gpt_files, no_pickle, tmp_path):
     ckpt, art, text = gpt_files
-    load_ticket(CONTROL)
+    want = weights_sha256(base_ticket().effective_state_dict())
+    assert weights_sha256(load_ticket(CONTROL).effective_state_dict()) == want
     assert api.verify(CONTROL)["ok"] and api.verify(art)["ok"]
-    api.inspect(art)
-    api.size(art)
-    ticket_from_checkpoint(load_checkpoint(ckpt))
-    api.pack(ckpt, tmp_path / "again.tpk")
+    assert api.inspect(art)["file_bytes"] == art.stat().st_size
+    assert api.size(art).total_bytes == art.stat().st_size
+    packed = load_ticket(art)
+    assert ticket_from_checkpoint(load_checkpoint(ckpt)).effective_state_dict().keys() \
+        == packed.effective_state_dict().keys()
+    assert api.pack(ckpt, tmp_path / "again.tpk") == art.stat().st_size
+    assert (tmp_path / "again.tpk").read_bytes() == art.read_bytes()
     out = api.load_and_eval(art, [str(text)], device="cpu", seq_len=16, batch_size=2)
     assert out["tokens"] > 0 and math.isfinite(out["val_bpb"])
     api.export(art, tmp_path / "dense.safetensors")

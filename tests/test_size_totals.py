@@ -13,7 +13,7 @@ from ticketpack.artifact import write_artifact
 from ticketpack.cli.main import main
 from ticketpack.ticket import PlainTensor, Ticket
 
-from conftest import make_ticket
+from tests.tiny import make_ticket
 
 
 def test_totals_are_the_sums_of_the_masked_rows(tmp_path):

@@ -16,7 +16,7 @@ from ticketpack.model import GPT, GPTConfig
 from ticketpack.ticket import (MaskedTensor, PlainTensor, Ticket, model_from_ticket, ticket_from_model,
                                weights_sha256)
 
-from conftest import TINY_CONFIG
+from tests.tiny import TINY_CONFIG
 
 
 def trained_like(config: GPTConfig, seed: int = 5) -> GPT:

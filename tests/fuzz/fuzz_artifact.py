@@ -5,21 +5,21 @@ exception, a hang (``-timeout``) or memory past ``-rss_limit_mb`` is a finding.
 
 Engines:
   atheris (coverage-guided, libFuzzer; ``pip install atheris``):
-      python tests/fuzz/fuzz_artifact.py atheris -max_total_time=300 -timeout=10 \\
+      python -m tests.fuzz.fuzz_artifact atheris -max_total_time=300 -timeout=10 \\
           -rss_limit_mb=2048 -print_final_stats=1 [CORPUS_DIR]
     Each input is tried as given and again after ``fixup`` (lengths and CRCs recomputed),
     and also drives one structured mutation of a seed artifact, so mutations reach the
     header checks and the codec decoders behind the checksums. Crashing inputs are written
     as ``crash-*`` files by libFuzzer.
   random (no extra dependency; structured mutations from a seeded PRNG):
-      python tests/fuzz/fuzz_artifact.py random --seconds 300 --seed 1
+      python -m tests.fuzz.fuzz_artifact random --seconds 300 --seed 1
   codecs (the mask / trit decoders alone, on mutated valid encodings and random bytes,
   under every encoding, level count, shape and N:M pair, valid or not):
-      python tests/fuzz/fuzz_artifact.py codecs --seconds 60 --seed 1
+      python -m tests.fuzz.fuzz_artifact codecs --seconds 60 --seed 1
   config (model configs and training checkpoints, tests/fuzz/fuzz_config.py: a config either
   fails validation or builds a model of exactly the size the bound counted; a mutated
   checkpoint loads, packs and passes the resume checks, or ends in a ticketpack error):
-      python tests/fuzz/fuzz_artifact.py config --seconds 300 --seed 1
+      python -m tests.fuzz.fuzz_artifact config --seconds 300 --seed 1
 
 All print the number of inputs run; SECURITY.md records the runs and what they found.
 """
@@ -34,17 +34,15 @@ import time
 import traceback
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def run_atheris(argv: list[str]) -> None:
     import atheris
 
     # rng's numba kernels compile from bytecode, so they stay uninstrumented
-    with atheris.instrument_imports(include=["ticketpack", "mutate", "hostile"],
+    with atheris.instrument_imports(include=["ticketpack", "tests.fuzz.mutate", "tests.hostile"],
                                     exclude=["ticketpack.rng"]):
-        import mutate
+        from tests.fuzz import mutate
 
     seeds = mutate.seed_corpus()
     counts: collections.Counter = collections.Counter()
@@ -83,7 +81,7 @@ def run_atheris(argv: list[str]) -> None:
 
 
 def run_random(seconds: float, seed: int) -> None:
-    import mutate
+    from tests.fuzz import mutate
 
     seeds = mutate.seed_corpus()
     rng = random.Random(seed)
@@ -160,7 +158,7 @@ def run_codecs(seconds: float, seed: int) -> None:
 
 
 def run_config(seconds: float, seed: int) -> None:
-    import fuzz_config
+    from tests.fuzz import fuzz_config
 
     start = time.time()
     try:

@@ -13,14 +13,11 @@ from __future__ import annotations
 import json
 import math
 import random
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from ticketpack.model_config import CONFIG_SCHEMA, ModelLimits  # noqa: E402
+from ticketpack.model_config import CONFIG_SCHEMA, ModelLimits
 
 # small bounds: a passing config is built on the meta device, so keep that quick
 FUZZ_LIMITS = ModelLimits(max_parameters=2**24, max_activations_per_token=2**18)
@@ -136,7 +133,7 @@ def check_checkpoint(path: Path, rng: random.Random, control: Path) -> str:
 
     from safetensors.torch import save as st_save
 
-    from hostile.hostile_checkpoints import read_parts
+    from tests.hostile.hostile_checkpoints import read_parts
     from ticketpack.artifact import Limits
     from ticketpack.checkpoint import load_checkpoint, ticket_from_checkpoint
     from ticketpack.errors import TicketpackError
@@ -167,7 +164,7 @@ def run(seconds: float, seed: int, *, max_inputs: int | None = None) -> dict:
     import collections
     import time
 
-    from hostile.hostile_checkpoints import control_checkpoint
+    from tests.hostile.hostile_checkpoints import control_checkpoint
 
     rng = random.Random(seed)
     counts: collections.Counter = collections.Counter()

@@ -15,26 +15,22 @@ import copy
 import json
 import math
 import struct
-import sys
 import zlib
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from hostile.make_hostile import (Parts, base_ticket, repack, section_blobs,  # noqa: E402
+from tests.hostile.make_hostile import (Parts, base_ticket, repack, section_blobs,
                                   sections, split)
-from ticketpack.format import codecs  # noqa: E402
-from ticketpack.artifact import (Limits, PREFIX, TRAILER, decode_artifact,  # noqa: E402
+from ticketpack.format import codecs
+from ticketpack.artifact import (Limits, PREFIX, TRAILER, decode_artifact,
                                  encode_artifact, parse_artifact, verify_info)
-from ticketpack.format.constants import V1_ENTROPY_ENCODINGS, symbol_encodings  # noqa: E402
-from ticketpack.format.digest import weights_sha256_v1  # noqa: E402
-from ticketpack.format.compression import compress, decompress  # noqa: E402
-from ticketpack.errors import TicketpackError  # noqa: E402
-from ticketpack.ticket import MaskedTensor, TernaryTensor  # noqa: E402
+from ticketpack.format.constants import V1_ENTROPY_ENCODINGS, symbol_encodings
+from ticketpack.format.digest import weights_sha256_v1
+from ticketpack.format.compression import compress, decompress
+from ticketpack.errors import TicketpackError
+from ticketpack.ticket import MaskedTensor, TernaryTensor
 
 # Small caps keep every input's memory tiny; the caps themselves are what is under test.
 FUZZ_LIMITS = Limits(max_file_bytes=1 << 22, max_header_bytes=1 << 20, max_tensors=1000,
@@ -249,7 +245,7 @@ def _mutate_header(parts: Parts, ch: Chooser) -> bytes:
 
 
 def _seal_any(header: Any, payload: bytes, ch: Chooser) -> bytes:
-    from hostile.make_hostile import seal
+    from tests.hostile.make_hostile import seal
 
     return seal(json.dumps(header, separators=(",", ":")), payload, hcodec=ch.int(3))
 

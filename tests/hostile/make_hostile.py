@@ -1,6 +1,6 @@
 """Craft the hostile .tpk files in this folder, each beside the valid control it was cut from.
 
-Run ``python tests/hostile/make_hostile.py`` to regenerate them (the output is deterministic;
+Run ``python -m tests.hostile.make_hostile`` to regenerate them (the output is deterministic;
 ``tests/test_security.py`` checks the committed files still match this script). Each case
 names the error class the reader must raise, a word its one-line message must contain (the
 field) and the CLI exit code (3: bad artifact; 1: verification failed).

@@ -9,13 +9,14 @@ effective weights; ``digest`` hashes them. The torch bridge (``ticketpack.ticket
 """
 
 from .constants import DEFAULT_LIMITS, FORMAT_VERSION, MAGIC, RNG_ID, Limits
-from .container import (ArtifactInfo, decode_artifact, encode_artifact, load_artifact,
-                        parse_artifact, read_artifact_bytes, verify_weights, write_artifact)
+from .container import (ArtifactInfo, check_digests, decode_artifact, encode_artifact,
+                        load_artifact, parse_artifact, read_artifact_bytes, verify_weights,
+                        write_artifact)
 from .maskspec import MaskSpec
 from .tensors import (Int8Tensor, MaskedTensor, PlainTensor, TernaryTensor, Ticket,
                       effective_weights)
 
 __all__ = ["DEFAULT_LIMITS", "FORMAT_VERSION", "MAGIC", "RNG_ID", "Limits", "ArtifactInfo",
-           "decode_artifact", "encode_artifact", "load_artifact", "parse_artifact",
+           "check_digests", "decode_artifact", "encode_artifact", "load_artifact", "parse_artifact",
            "read_artifact_bytes", "verify_weights", "write_artifact", "MaskSpec", "Int8Tensor",
            "MaskedTensor", "PlainTensor", "TernaryTensor", "Ticket", "effective_weights"]

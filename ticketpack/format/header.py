@@ -89,7 +89,8 @@ def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
     elements = math.prod(shape)
     if total + elements > limits.max_total_elements:  # before any size derived from the shape
         raise LimitError(f"tensors: {total + elements:,} elements in all (up to {name!r}), cap is "
-                         f"{limits.max_total_elements:,} (raise Limits.max_total_elements)")
+                         f"{limits.max_total_elements:,} (raise Limits.max_total_elements; on the "
+                         f"command line --max-elements or TICKETPACK_MAX_ELEMENTS)")
     roles = _check_kind_fields(t, name, kind, shape, version)
     sections = field(t, "sections", list, where)
     if len(sections) != len(roles):
