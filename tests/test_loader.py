@@ -13,6 +13,7 @@ import importlib.util
 import json
 import re
 import struct
+import zlib
 import subprocess
 import sys
 from pathlib import Path
@@ -59,10 +60,12 @@ def test_export_loader_writes_the_packaged_file(loader_path, tmp_path):
     assert not (tmp_path / "no").exists()
 
 
-def test_size_counts_the_loader_as_code(loader_path, tmp_path):
-    from ticketpack.sizing import code_size
-
-    assert code_size([str(loader_path)]) == len(api.loader_source())
+def test_size_counts_the_loader_as_code(loader_path):
+    artifact = CONFORMANCE / "binary-rans0.tpk"
+    result = CliRunner().invoke(main, ["size", str(artifact), "--code", str(loader_path), "--json"])
+    report = json.loads(result.stdout)
+    assert report["code_bytes"] == len(api.loader_source())
+    assert report["total_bytes"] == artifact.stat().st_size + len(api.loader_source())
 
 
 def test_loader_imports_only_the_standard_library_numpy_and_zstandard(loader_path):
@@ -335,3 +338,18 @@ def test_loader_reproduces_format_md_known_answers(loader):
     sid = int.from_bytes(hashlib.sha256(b"tok_emb.weight").digest()[:8], "little")
     assert f"{sid:016x}" == words[1]
     assert [f"{v:08x}" for v in loader.philox(1, sid, 8)] == re.findall(r"`([0-9a-f]{8})`", words[2])
+
+
+def test_loader_speed_bench_runs_at_a_tiny_size():
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "bench" / "loader_speed.py"), "--scale", "0.05"],
+                         capture_output=True, text=True, timeout=300, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "standalone loader:" in out.stdout and "| auto |" in out.stdout and "| zstd |" in out.stdout
+
+
+def test_loader_refuses_a_nesting_bomb_header(loader):
+    text = b"[" * 50_000 + b"]" * 50_000
+    prefix = b"\x89TPK\r\n\x1a\n" + struct.pack("<HBBIIQ", 2, 0, 0, len(text), len(text), 0) + text
+    with pytest.raises(loader.TpkError, match="header: RecursionError"):
+        loader.read(prefix + struct.pack("<I", zlib.crc32(prefix)))

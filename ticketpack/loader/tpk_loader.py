@@ -67,8 +67,10 @@ def read(buf):
 		need(h["rng"] == "philox4x32-10/v1", f"rng {h['rng']!r} is not supported")
 		names, spans, ts = set(), [], h["tensors"]
 		need(len(ts) <= 100000 and sum(check(t, names, spans) for t in ts) <= 1 << 30, "too big")
-	except (TpkError, ValueError, TypeError, KeyError, AttributeError) as e:
+	except TpkError as e:
 		raise TpkError(f"header: {e}") from None
+	except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as e:
+		raise TpkError(f"header: {e!r}") from None
 	spans.sort()
 	need([a for a, _ in spans] + [pl] == [0] + [b for _, b in spans], "sections do not tile the payload")
 	return h, buf[28 + hl:-4]
@@ -102,10 +104,6 @@ def mask(t):
 	need(m and (m[1] or 2 <= k <= 256 or n < mm <= 256 and t["shape"][-1] % mm == 0),
 		f"{t['name']}: mask {t['mask']!r}")
 	return 2 * (m[1] == "binary") if m[1] else k or 2, n, mm
-
-
-def rows(shape):
-	return shape[0] if shape else 1
 
 
 def bcast(v, shape):  # per-row values (or one value), shaped to broadcast over `shape`
@@ -299,7 +297,7 @@ def frozen(seed, name, shape, init):
 def tensor(seed, t, pay):
 	# effective weight and tensor_sha256 (section 6)
 	name, shape, kind = t["name"], t["shape"], t["kind"]
-	S, n, r = {}, math.prod(shape), rows(shape)
+	S, n, r = {}, math.prod(shape), shape[0] if shape else 1
 	try:
 		for s in t["sections"]:
 			d = pay[s["offset"]:s["offset"] + s["length"]]
