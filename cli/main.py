@@ -17,6 +17,7 @@ import click
 from ticketpack.budget import parse_budget
 from ticketpack.cli.entry import INTERRUPTED, interrupts_raise
 from ticketpack.errors import TicketpackError
+from ticketpack.strict_json import json_default
 from ticketpack.cli.progress import reporter
 from ticketpack.recipes import QUICKSTART_MINUTES
 
@@ -91,13 +92,7 @@ def _budget(value: str | None) -> int | None:
 
 def _emit(obj: dict) -> None:
     # allow_nan=False: NaN / Infinity are not JSON; a result holding one is refused, not printed
-    click.echo(json.dumps(obj, indent=None, default=_json_default, allow_nan=False))
-
-
-def _json_default(value):
-    if hasattr(value, "item"):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    click.echo(json.dumps(obj, indent=None, default=json_default, allow_nan=False))
 
 
 def _cap_option(name: str, env: str, default: int, what: str):

@@ -27,6 +27,7 @@ from torch import nn
 from . import rng
 from .errors import ConfigError
 from .format.constants import SCALE_MODES
+from .format.tensors import nonzero_share
 from .masking import MaskSpec, hard_levels, init_scores, mask_levels, quant_log_step_init
 
 
@@ -83,8 +84,7 @@ class _MaskedWeight(nn.Module):
 
     def density(self) -> float:
         """Share of connections with a nonzero level."""
-        levels = self.hard_mask()
-        return int(torch.count_nonzero(levels)) / levels.numel()
+        return nonzero_share([self.hard_mask()])[0]
 
     def extra_repr(self) -> str:
         rank = 0 if self.adapter_a is None else self.adapter_a.shape[0]

@@ -41,7 +41,7 @@ from .format.constants import PG_RNG_PREFIX
 from .format.compression import inflate_bounded
 from .format.container import write_artifact
 from .format.maskspec import MaskSpec
-from .format.tensors import MaskedTensor, PlainTensor, Ticket, register_stream
+from .format.tensors import MaskedTensor, PlainTensor, Ticket, nonzero_share, register_stream
 from .provenance import default_provenance
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_preset
 from .strict_json import loads_strict
@@ -423,10 +423,9 @@ def import_pg_file(artifact: str | os.PathLike, out: str | os.PathLike,
     written = write_artifact(ticket, out, codec=codec, level=level,
                              creation={"command": "import-pg", "codec": codec, "level": level})
     masked = [t for t in ticket.tensors if isinstance(t, MaskedTensor)]
-    kept = sum(int(np.count_nonzero(t.levels)) for t in masked)
-    total = sum(t.levels.size for t in masked)
+    density, total = nonzero_share(t.levels for t in masked)
     return {"out": os.fspath(out), "bytes": written, "seed": ticket.seed, "rng": ticket.rng,
-            "masks": len(masked), "connections": total, "density": kept / max(total, 1),
+            "masks": len(masked), "connections": total, "density": density,
             "scales": len(ticket.tensors) - len(masked),
             "tokenizer": "byte-level" if ticket.config["vocab_size"] == 256 else "sentencepiece"}
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .format import codecs
+from .format.tensors import nonzero_share
 from .artifact import ArtifactInfo, decode_artifact
 from .errors import UsageError
 from .ticket import MaskedTensor, TernaryTensor
@@ -118,8 +119,7 @@ def _tensor_size(entry: dict, tensor) -> TensorSize:
         density = 1.0  # mask none: every connection kept, nothing coded
     elif isinstance(tensor, (MaskedTensor, TernaryTensor)):
         symbols, K = _symbols(tensor)
-        density = float(np.count_nonzero(symbols if isinstance(tensor, MaskedTensor)
-                                          else tensor.trits) / max(n, 1))
+        density = nonzero_share([symbols if isinstance(tensor, MaskedTensor) else tensor.trits])[0]
         entropy = codecs.entropy_bits(symbols.reshape(-1), K)
         bound = n * entropy / 8
         over = _percent(main["length"], bound)

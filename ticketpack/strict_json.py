@@ -4,6 +4,9 @@
 such as ``1e400`` that become infinity; none of them is valid JSON for ticketpack. Integers
 keep Python's digit limit (an over-long integer is refused), nesting is bounded by the
 recursion limit, and every failure is one ``error`` naming ``where``.
+
+Writing: ``json_default``, the one ``json.dumps`` fallback for the CLI's output and the
+training log.
 """
 
 from __future__ import annotations
@@ -51,3 +54,10 @@ def _finite_float(token: str) -> float:
         raise _Refused(f"JSON number {token[:40]} is out of range for a 64-bit float, "
                        f"expected a finite number")
     return value
+
+
+def json_default(value: Any) -> Any:
+    """``json.dumps`` fallback for what ticketpack writes: numpy / torch scalars as numbers."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

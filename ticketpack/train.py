@@ -50,12 +50,14 @@ from .data import TokenStream, batch_iterator, load_tokens, split_train_val
 from .errors import CheckpointError, ConfigError, UsageError
 from .eval_context import make_eval_context
 from .evaluate import EvalResult, evaluate
+from .format.tensors import nonzero_share
 from .layers import masked_layers
 from .masking import QUANT_STEP_INIT
 from .model import GPT, GPTConfig, config_from_preset
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .shape_budget import ShapeChoice, solve as solve_shape
+from .strict_json import json_default
 from .ticket import ADAPTER_DTYPES, default_provenance, model_from_ticket, ticket_from_model
 from .tokenizer import Tokenizer, load_tokenizer
 
@@ -336,21 +338,13 @@ class JsonlLog:
 
     def write(self, event: Event) -> None:
         if self._fh is not None:
-            self._fh.write(json.dumps(event, default=_json_default) + "\n")
+            self._fh.write(json.dumps(event, default=json_default) + "\n")
             self._fh.flush()
 
     def close(self) -> None:
         if self._fh is not None:
             self._fh.close()
             self._fh = None
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def git_commit() -> str | None:
@@ -441,12 +435,7 @@ def layer_densities(model: nn.Module) -> dict[str, float]:
 
 
 def overall_density(model: nn.Module) -> tuple[float, int]:
-    kept = total = 0
-    for _, layer in masked_layers(model):
-        levels = layer.hard_mask()
-        kept += int(torch.count_nonzero(levels))
-        total += levels.numel()
-    return (kept / total if total else 0.0), total
+    return nonzero_share(layer.hard_mask() for _, layer in masked_layers(model))
 
 
 # ---------------------------------------------------------------- the run

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence, Union
+from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
@@ -27,6 +27,16 @@ from . import philox
 from .digest import default_threads, tensor_sha256
 from .constants import PG_RNG_PREFIX, RNG_ID
 from .maskspec import MaskSpec
+
+
+def nonzero_share(arrays: Iterable) -> tuple[float, int]:
+    """Density: the share of nonzero elements over ``arrays`` (numpy, or torch on any device),
+    and how many elements they hold (0.0 when none)."""
+    kept = total = 0
+    for a in arrays:
+        kept += int(np.count_nonzero(a)) if isinstance(a, np.ndarray) else int(a.count_nonzero())
+        total += math.prod(a.shape)
+    return (kept / total if total else 0.0), total
 
 
 def broadcast_rows(values: np.ndarray, ndim: int) -> np.ndarray:
