@@ -22,14 +22,11 @@ from __future__ import annotations
 
 import argparse
 import gc
-import io
 import json
 import math
 import os
-import struct
 import tempfile
 import time
-import zlib
 from collections import Counter
 
 import numba
@@ -62,18 +59,9 @@ def random_pg_file(path: str, cfg, seed: int) -> dict[str, np.ndarray]:
              for n, s in shapes.items() if len(s) == 2}
     scales = {n: torch.from_numpy(1 + gen.random(s, dtype=np.float32) / 3)
               for n, s in shapes.items() if len(s) == 1}
-    sec = io.BytesIO()
-    sec.write(struct.pack("<I", len(masks)))
-    for name, bits in masks.items():
-        raw = name.removesuffix(".weight").encode() + b".mask_scores"
-        packed = np.packbits(bits.reshape(-1), bitorder="little").tobytes()
-        sec.write(struct.pack("<I", len(raw)) + raw + struct.pack("<I", bits.ndim))
-        sec.write(struct.pack(f"<{bits.ndim}I", *bits.shape) + struct.pack("<I", len(packed)) + packed)
-    blob = io.BytesIO()
-    torch.save(scales, blob)
-    body = struct.pack("<II", seed, sec.tell()) + sec.getvalue() + blob.getvalue()
+    stored = {n.removesuffix(".weight") + pg_import.MASK_SUFFIX: bits for n, bits in masks.items()}
     with open(path, "wb") as fh:
-        fh.write(zlib.compress(body, 9))
+        fh.write(pg_import.encode_pg_artifact(seed, stored, scales))
     return masks
 
 

@@ -14,7 +14,6 @@ numpy ``unpackbits`` to a torch bool tensor, then masking (no hash check).
 from __future__ import annotations
 
 import argparse
-import io
 import math
 import os
 import struct
@@ -28,6 +27,7 @@ import torch
 
 from ticketpack import rng
 from ticketpack.format import load_artifact
+from ticketpack.pg_import import encode_pg_artifact
 from ticketpack.format.container import decode_artifact, parse_artifact, write_artifact
 from ticketpack.format.digest import combine_digests, tensor_sha256
 from ticketpack.format.maskspec import MaskSpec
@@ -100,15 +100,7 @@ def fused_load(path: str, threads: int) -> tuple[float, float]:
 
 def pg_pack(shapes, masks: list[np.ndarray], seed: int) -> bytes:
     """The existing layout: seed, mask section (packbits little), scales (here none), zlib-9."""
-    sec = io.BytesIO()
-    sec.write(struct.pack("<I", len(shapes)))
-    for (name, shape), mask in zip(shapes, masks):
-        raw = name.encode()
-        packed = np.packbits(mask.reshape(-1), bitorder="little").tobytes()
-        sec.write(struct.pack("<I", len(raw)) + raw + struct.pack("<I", len(shape)))
-        sec.write(struct.pack(f"<{len(shape)}I", *shape) + struct.pack("<I", len(packed)) + packed)
-    body = struct.pack("<I", seed) + struct.pack("<I", sec.tell()) + sec.getvalue()
-    return zlib.compress(body, 9)
+    return encode_pg_artifact(seed, {name: mask for (name, _), mask in zip(shapes, masks)})
 
 
 def pg_load(path: str) -> tuple[dict, dict]:

@@ -159,6 +159,18 @@ def pg_file(tmp_path: Path):
 
 # ---------------------------------------------------------------- equivalence
 
+def test_package_writer_writes_the_documented_layout():
+    """pg_import.encode_pg_artifact (what the benchmarks write) gives the bytes written here."""
+    data, masks, scales = make_pg()
+    stored = {n.removesuffix(".weight") + ".mask_scores": m for n, m in masks.items()}
+    assert pg_import.encode_pg_artifact(SEED, stored, scales) == data
+    assert zlib.decompress(pg_import.encode_pg_artifact(SEED, ONE)) == pg_raw(SEED, ONE, b"")
+    back = parse_pg_bytes(pg_import.encode_pg_artifact(SEED, stored, scales))
+    assert back.seed == SEED and list(back.masks) == list(stored)
+    assert all(np.array_equal(back.masks[n], stored[n]) for n in stored)
+
+
+
 def test_import_gives_the_original_weights_and_logits(pg_file):
     path, masks, scales = pg_file
     ticket = import_pg(path, ARCH)

@@ -83,6 +83,31 @@ class PgArtifact:
     scales: dict[str, torch.Tensor]  # name -> float32 / float16 / bfloat16 CPU tensor
 
 
+# ---------------------------------------------------------------- writing the source layout
+
+def encode_pg_artifact(seed: int, masks: dict[str, np.ndarray],
+                       scales: dict[str, torch.Tensor] | None = None, level: int = 9) -> bytes:
+    """The parameter-golf layout, the reverse of ``parse_pg_bytes`` (benchmarks, round trips).
+
+    ``masks``: record name (``<module>.mask_scores``) -> 0/1 array, written in this order;
+    ``scales``: torch-saved after the mask section (nothing when None); zlib at ``level``.
+    """
+    section = bytearray(len(masks).to_bytes(4, "little"))
+    for name, bits in masks.items():
+        raw = name.encode("utf-8")
+        packed = np.packbits(bits.reshape(-1), bitorder="little").tobytes()
+        section += len(raw).to_bytes(4, "little") + raw + bits.ndim.to_bytes(4, "little")
+        section += b"".join(int(d).to_bytes(4, "little") for d in bits.shape)
+        section += len(packed).to_bytes(4, "little") + packed
+    blob = b""
+    if scales is not None:
+        buf = io.BytesIO()
+        torch.save(scales, buf)
+        blob = buf.getvalue()
+    body = seed.to_bytes(4, "little") + len(section).to_bytes(4, "little") + bytes(section) + blob
+    return zlib.compress(body, level)
+
+
 # ---------------------------------------------------------------- reading the source layout
 
 def read_pg_artifact(path: str | os.PathLike, limits: PgLimits = DEFAULT_PG_LIMITS) -> PgArtifact:
