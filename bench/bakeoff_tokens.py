@@ -62,11 +62,14 @@ def save_plot(rows: dict[Key, Row], path: str) -> None:
     plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 0.8, not 8 x 10^-1
 
     budgets = sorted({k[0] for k in rows})
+    methods = list(dict.fromkeys(k[1] for k in rows))
+    colors = {m: plt.get_cmap("tab20")(i % 20) for i, m in enumerate(methods)}  # one colour per method
     fig, axes = plt.subplots(1, len(budgets), figsize=(6 * len(budgets), 4.5), squeeze=False)
     for ax, budget in zip(axes[0], budgets):
         for method in dict.fromkeys(k[1] for k in rows if k[0] == budget):
             pts = sorted((k[2], rows[k]["val_bpb"]) for k in rows if k[0] == budget and k[1] == method)
-            ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], marker="o", label=method)
+            ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], marker="o", label=method,
+                    color=colors[method])
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(plain)
         ax.xaxis.set_minor_formatter(plain)

@@ -14,12 +14,11 @@ import sys
 
 import click
 
-from ticketpack import api
 from ticketpack.budget import parse_budget
 from ticketpack.cli.entry import INTERRUPTED, interrupts_raise
 from ticketpack.errors import TicketpackError
 from ticketpack.cli.progress import reporter
-from ticketpack.train import QUICKSTART_MINUTES
+from ticketpack.recipes import QUICKSTART_MINUTES
 
 INTERNAL_ERROR = 4
 JSON_HELP = "stdout: exactly one JSON object; human lines go to stderr"
@@ -78,6 +77,14 @@ def quiet_option(fn):
                              "a bar on a terminal)")(fn)
 
 
+def _api():
+    """ticketpack.api, imported when a command runs: it imports torch, which --help and
+    argument errors never need (start-up in well under a second)."""
+    from ticketpack import api
+
+    return api
+
+
 def _budget(value: str | None) -> int | None:
     return None if value is None else parse_budget(value)
 
@@ -98,7 +105,40 @@ def _cap_option(name: str, env: str, default: int, what: str):
                         type=click.IntRange(min=1, max=2**62), help=what)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# What the exit status means (README's table); a test keeps it in step with errors.py.
+EXIT_CODES = (
+    ("0", "ok"),
+    ("1", "over budget, or verification failed"),
+    ("2", "usage: bad option, path, config or data, or an output that cannot be written"),
+    ("3", "bad or unreadable artifact or checkpoint (its config included)"),
+    ("4", "internal error (TICKETPACK_DEBUG=1 shows the traceback)"),
+    (str(INTERRUPTED), "interrupted (Ctrl-C)"),
+)
+
+
+class TicketpackGroup(click.Group):
+    """The command group, with each command's whole summary (click cuts them to the terminal
+    width with "...") and the exit codes at the end of ``ticketpack --help``."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Exit codes"):
+            formatter.write_dl(list(EXIT_CODES))
+        formatter.write_paragraph()
+        formatter.write_text("Errors are one line on stderr. `ticketpack COMMAND --help` shows a "
+                             "command's options; --json output is one JSON object on stdout.")
+
+
+@click.group(cls=TicketpackGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ticketpack")
 @_cap_option("--max-elements", "TICKETPACK_MAX_ELEMENTS", 2**28,
              "cap on tensor elements an artifact or checkpoint may declare and on a config's parameters")
@@ -124,7 +164,7 @@ def pack(checkpoint: str, out: str, codec: str, level: int | None, budget: str |
     from ticketpack.sizing import code_size
 
     code_bytes = code_size(list(code_paths))
-    nbytes = api.pack(checkpoint, out, codec=codec, level=level, budget=_budget(budget),
+    nbytes = _api().pack(checkpoint, out, codec=codec, level=level, budget=_budget(budget),
                       code_bytes=code_bytes, progress=reporter(quiet), **_caps())
     click.echo(f"wrote {out}: {nbytes:,} bytes" + (f" (+ {code_bytes:,} B code)" if code_bytes else ""))
 
@@ -138,7 +178,7 @@ def pack(checkpoint: str, out: str, codec: str, level: int | None, budget: str |
 @handle_errors
 def pack_ternary(weights: str, out: str, codec: str, level: int | None, budget: str | None) -> None:
     """Pack ternary WEIGHTS (safetensors, gamma * {-1,0,+1} per tensor or row) into an artifact."""
-    nbytes = api.pack_ternary(weights, out, codec=codec, level=level, budget=_budget(budget))
+    nbytes = _api().pack_ternary(weights, out, codec=codec, level=level, budget=_budget(budget))
     click.echo(f"wrote {out}: {nbytes:,} bytes")
 
 
@@ -152,7 +192,7 @@ def size(artifact: str, budget: str | None, code_paths: tuple[str, ...], as_json
     """Total bytes of ARTIFACT and where they go, against an optional budget."""
     from ticketpack.sizing import code_size
 
-    report = api.size(artifact, _budget(budget), code_size(list(code_paths)), _caps()["limits"])
+    report = _api().size(artifact, _budget(budget), code_size(list(code_paths)), _caps()["limits"])
     if as_json:
         _emit(report.to_dict())
     else:
@@ -217,7 +257,7 @@ def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: in
                   stride: int | None, max_bytes: int | None, tokenizer: str | None, split: str,
                   precision: str, sparse_kernels: str, as_json: bool, quiet: bool) -> None:
     """Rebuild the model from ARTIFACT alone and report val_loss and val_bpb on text."""
-    out = api.load_and_eval(artifact, list(data), device=device, seq_len=seq_len,
+    out = _api().load_and_eval(artifact, list(data), device=device, seq_len=seq_len,
                             batch_size=batch_size, stride=stride, max_bytes=max_bytes,
                             tokenizer=tokenizer, split=split, precision=precision,
                             sparse_kernels=sparse_kernels, progress=reporter(quiet), **_caps())
@@ -248,7 +288,7 @@ def _note_default_length(source: str, flag: str, value: int) -> None:
 @handle_errors
 def verify(artifact: str, as_json: bool, quiet: bool) -> None:
     """Check ARTIFACT's format, checksums, regenerated-weight and model digests (exit 0 ok, else non-zero)."""
-    out = api.verify(artifact, progress=reporter(quiet), **_caps())
+    out = _api().verify(artifact, progress=reporter(quiet), **_caps())
     if as_json:
         _emit(out)
     else:
@@ -262,7 +302,7 @@ def verify(artifact: str, as_json: bool, quiet: bool) -> None:
 @handle_errors
 def inspect(artifact: str) -> None:
     """Print ARTIFACT's header as JSON."""
-    click.echo(json.dumps(api.inspect(artifact, _caps()["limits"]), indent=2, allow_nan=False))
+    click.echo(json.dumps(_api().inspect(artifact, _caps()["limits"]), indent=2, allow_nan=False))
 
 
 @main.command()
@@ -346,7 +386,7 @@ def _train_event(progress, event: dict) -> None:
 @handle_errors
 def quickstart(out_dir: str, minutes: float | None, as_json: bool, quiet: bool) -> None:
     """Train a small supermask model on the bundled Shakespeare, pack, size and load-and-eval it."""
-    out = api.quickstart(out_dir, minutes, say=lambda line: click.echo(line, err=as_json),
+    out = _api().quickstart(out_dir, minutes, say=lambda line: click.echo(line, err=as_json),
                          progress=reporter(quiet))
     if as_json:
         _emit(out)
@@ -380,7 +420,7 @@ def _json_object(text: str | None, what: str) -> dict:
 def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: int | None, seed: int,
            context: int | None, device: str, tokenizer: str | None, quiet: bool) -> None:
     """Print text the packed model in ARTIFACT writes after --prompt."""
-    out = api.sample(artifact, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
+    out = _api().sample(artifact, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
                      seed=seed, device=device, tokenizer=tokenizer, context=context,
                      progress=reporter(quiet), **_caps())
     _note_default_length(out["context_source"], "--context", out["context"])
@@ -395,7 +435,7 @@ def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: i
 @handle_errors
 def export(artifact: str, out: str, quiet: bool) -> None:
     """Write ARTIFACT's regenerated dense weights (config in the metadata) as safetensors."""
-    info = api.export(artifact, out, progress=reporter(quiet), **_caps())
+    info = _api().export(artifact, out, progress=reporter(quiet), **_caps())
     click.echo(f"wrote {out}: {info['tensors']} tensors, {info['parameters']:,} float32 values, "
                f"weights sha256 {info['weights_sha256'][:16]}...")
 
@@ -409,7 +449,7 @@ def export_loader(out: str, as_json: bool) -> None:
 
     Ship it with an artifact and count it: `ticketpack size model.tpk --code tpk_loader.py`.
     """
-    info = api.export_loader(out)
+    info = _api().export_loader(out)
     if as_json:
         _emit(info)
     else:

@@ -44,6 +44,7 @@ from torch import nn
 from . import __version__
 from .artifact import DEFAULT_LIMITS, Limits
 from .atomic import check_output_path
+from .recipes import QUICKSTART_MINUTES
 from .checkpoint import Checkpoint, load_checkpoint, packed_size, save_checkpoint
 from .data import TokenStream, batch_iterator, load_tokens, split_train_val
 from .errors import CheckpointError, ConfigError, UsageError
@@ -743,7 +744,6 @@ def _resumed_state(ts: dict) -> _State:
 # load-and-eval, so 9.25 of the 10 minutes train.
 QUICKSTART_MODEL: dict[str, Any] = dict(model_dim=192, num_layers=4, num_heads=4, num_kv_heads=4,
                                         mlp_mult=3, scale_mode="row", logit_softcap=30.0)
-QUICKSTART_MINUTES = 9.25
 
 
 def quickstart_options(out: str, *, data: list[str] | None = None, log: str | None = None,
