@@ -51,7 +51,7 @@ def now() -> float:
 # ---------------------------------------------------------------- inputs
 
 def random_pg_file(path: str, cfg, seed: int) -> dict[str, np.ndarray]:
-    """Write the parameter-golf layout (pg-lth-format.md) with random masks; returns the masks."""
+    """Write the parameter-golf layout (what pg_import reads) with random masks; returns the masks."""
     with torch.device("meta"):
         shapes = {n: tuple(p.shape) for n, p in GPT(cfg, masked=False).named_parameters()}
     gen = np.random.default_rng(seed)

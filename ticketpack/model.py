@@ -5,7 +5,7 @@ Block: x += attn_scale * Attn(rms(x)); x += mlp_scale * MLP(rms(x)).
 Attn: q/k/v projections, grouped KV heads, per-head RMS-norm of q and k, rotary, causal
 SDPA, per-head scale, output projection. MLP: fc -> relu or relu^2 -> proj.
 
-Module names follow the parameter-golf lottery-ticket layout (pg-lth-format.md):
+Module names follow the parameter-golf lottery-ticket entry (the layout pg_import.py reads):
 ``tok_emb``, ``blocks.N.attn.{c_q,c_k,c_v,proj}``, ``blocks.N.mlp.{fc,proj}``,
 ``blocks.N.{attn_scale,mlp_scale}``, ``blocks.N.attn.head_scale``, ``pre_logit_scale``,
 ``lm_head`` (untied only). ``GPT(config, masked=False)`` has ``nn.Linear`` / ``nn.Embedding``
