@@ -269,18 +269,6 @@ def export_loader(out: str | os.PathLike) -> dict:
             "sha256": hashlib.sha256(source).hexdigest()}
 
 
-def connections_density(ticket: Ticket) -> float:
-    """Fraction of kept connections over all masked tensors (for summaries)."""
-    from .ticket import MaskedTensor
-
-    kept = total = 0
-    for t in ticket.tensors:
-        if isinstance(t, MaskedTensor):
-            kept += int(np.count_nonzero(t.levels))
-            total += t.levels.size
-    return kept / total if total else 0.0
-
-
 def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | None = None,
                say: Any = None, progress: Any = None) -> dict[str, Any]:
     """README's main job: train on the bundled corpus, pack, size and load-and-eval.

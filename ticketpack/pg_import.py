@@ -38,6 +38,7 @@ import torch
 from .errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError, TruncatedError,
                      UsageError)
 from .format.constants import PG_RNG_PREFIX
+from .format.compression import inflate_bounded
 from .format.container import write_artifact
 from .format.maskspec import MaskSpec
 from .format.tensors import MaskedTensor, PlainTensor, Ticket, register_stream
@@ -117,25 +118,18 @@ def _read_file(path: str | os.PathLike, cap: int) -> bytes:
 
 def _inflate(data: bytes, cap: int) -> bytes:
     """Decompress one zlib stream, producing at most ``cap`` bytes; refuse trailing bytes."""
-    dobj, out, tail = zlib.decompressobj(), bytearray(), bytes(data)
     try:
-        while not dobj.eof:
-            piece = dobj.decompress(tail, min(1 << 20, cap + 1 - len(out)))
-            stalled = not piece and len(dobj.unconsumed_tail) == len(tail)
-            out += piece
-            tail = dobj.unconsumed_tail
-            if len(out) > cap:
-                raise LimitError(f"pg artifact: zlib stream inflates past the cap of {cap:,} B")
-            if stalled:
-                break
+        inflated = inflate_bounded(data, cap)
     except zlib.error as exc:
         raise DecodeError(f"pg artifact: not a valid zlib stream ({exc})") from None
-    if not dobj.eof:
+    if len(inflated.data) > cap:
+        raise LimitError(f"pg artifact: zlib stream inflates past the cap of {cap:,} B")
+    if not inflated.complete:
         raise TruncatedError(f"pg artifact: zlib stream is truncated ({len(data):,} B read)")
-    if dobj.unused_data or tail:
-        raise DecodeError(f"pg artifact: {len(dobj.unused_data) + len(tail):,} B of trailing data "
+    if inflated.trailing:
+        raise DecodeError(f"pg artifact: {inflated.trailing:,} B of trailing data "
                           f"after the zlib stream, expected none")
-    return bytes(out)
+    return inflated.data
 
 
 class _Cursor:

@@ -7,6 +7,7 @@ hostile section cannot make the reader allocate more than it declared.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 
 import zstandard
 
@@ -86,18 +87,34 @@ def _zstd_bounded(data: bytes, raw_size: int, what: str) -> bytes:
 
 
 def _zlib_bounded(data: bytes, raw_size: int, what: str) -> bytes:
+    inflated = inflate_bounded(data, raw_size)
+    if len(inflated.data) > raw_size:
+        raise DecodeError(f"{what}: zlib output exceeds the declared {raw_size} bytes")
+    if not inflated.complete:
+        raise DecodeError(f"{what}: zlib stream is truncated")
+    if inflated.trailing:
+        raise DecodeError(f"{what}: trailing bytes after the zlib stream")
+    return inflated.data
+
+
+@dataclass(frozen=True)
+class Inflated:
+    data: bytes     # at most cap + 1 bytes: longer than cap means the stream goes past it
+    complete: bool  # the stream's end was reached
+    trailing: int   # bytes after the stream's end
+
+
+def inflate_bounded(data: bytes, cap: int) -> Inflated:
+    """Inflate one zlib stream without ever holding more than ``cap + 1`` output bytes.
+
+    Raises ``zlib.error`` on corrupt data; the caller names the error for its own file kind.
+    """
     dobj, out, tail = zlib.decompressobj(), bytearray(), bytes(data)
-    while not dobj.eof and len(out) <= raw_size:
-        piece = dobj.decompress(tail, min(CHUNK, raw_size + 1 - len(out)))
+    while not dobj.eof and len(out) <= cap:
+        piece = dobj.decompress(tail, min(CHUNK, cap + 1 - len(out)))
         progressed = piece or len(dobj.unconsumed_tail) != len(tail)
         tail = dobj.unconsumed_tail
         out += piece
         if not progressed:  # input used up before the end of the stream
             break
-    if len(out) > raw_size:
-        raise DecodeError(f"{what}: zlib output exceeds the declared {raw_size} bytes")
-    if not dobj.eof:
-        raise DecodeError(f"{what}: zlib stream is truncated")
-    if dobj.unused_data or dobj.unconsumed_tail:
-        raise DecodeError(f"{what}: trailing bytes after the zlib stream")
-    return bytes(out)
+    return Inflated(bytes(out), dobj.eof, len(dobj.unused_data) + len(dobj.unconsumed_tail))

@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import DecodeError, UsageError
+from .varint import get_varint, put_varint
 
 PROB_BITS = 16
 PROB_ONE = 1 << PROB_BITS          # frequencies of a model sum to this
@@ -41,34 +42,6 @@ WRITER_MAX_LANES_LOG2 = 8          # writers use at most 256 lanes,
 WRITER_FLUSH_SHARE = 1000          # and at most ~1/1000 of the stream for final states
 WRITER_SLACK = 0.0015              # rans0/ransnm: the most symbol-grouping may cost over the bound
 WRITER_NM_TABLE = 1 << 20          # ransnm writers keep the expansion table under 1 MiB
-
-
-# --- varints -------------------------------------------------------------------------------
-
-def put_varint(value: int) -> bytes:
-    """Unsigned LEB128, minimal length."""
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def get_varint(data: bytes, pos: int, limit: int, what: str) -> tuple[int, int]:
-    """Read a minimal LEB128 at ``pos``, at most ``limit``; returns (value, next position)."""
-    value = shift = 0
-    for i in range(pos, min(len(data), pos + 10)):
-        byte = data[i]
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            if byte == 0 and i > pos:
-                raise DecodeError(f"{what}: overlong varint at byte {pos}")
-            if value > limit:
-                raise DecodeError(f"{what}: {value} exceeds {limit}")
-            return value, i + 1
-    raise DecodeError(f"{what}: truncated varint at byte {pos}")
 
 
 def _byte(data: bytes, pos: int, what: str) -> int:

@@ -196,10 +196,6 @@ class Ticket:
 
         return {name: torch.from_numpy(w) for name, w in self.effective_arrays().items()}
 
-    def check_rng(self) -> None:
-        """Refuse a random stream this version cannot regenerate (HeaderError)."""
-        frozen_weights(self.seed, self.rng, [])
-
     def connections(self) -> int:
         return sum(math.prod(t.shape) for t in self.tensors if not isinstance(t, PlainTensor))
 

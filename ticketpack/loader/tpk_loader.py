@@ -290,7 +290,7 @@ def frozen(seed, name, shape, init):
 	if init[0] == "s":
 		c = np.float32(math.sqrt(2 / fan))
 		return np.where(w >> 31 == 0, c, -c).reshape(shape)
-	c = ((w >> 8).astype(np.int32) * 2 - M32 // 256).astype(np.float32)
+	c = (w >> 8).astype(np.float32) * 2 - (M32 >> 8)  # exact: odd integers below 2^24
 	return (c * np.float32(math.sqrt(6 / fan) * 2.0 ** -24)).reshape(shape)
 
 
