@@ -7,8 +7,8 @@ and the width / depth ratio stays within a factor 2 of the recipe's own.
 
 ``solve`` ranks the shapes by an analytic byte estimate, then checks the best ones for real:
 a *worst-case stand-in* of the shape (every mask level drawn uniformly over the levels the
-estimator can produce, or at exactly the target density; every fp16 vector random, as
-training leaves it) is packed with ``encode_artifact``. A trained mask never codes larger
+estimator can produce, or at exactly the target density; every fp16 value a random bit
+pattern, which no coder compresses) is packed with ``encode_artifact``. A trained mask never codes larger
 than a uniform one (its empirical entropy is at most log2 K), so the trained artifact fits
 whenever the stand-in does. Among the shapes whose connections are within 10% of the most
 that fit, the one nearest the recipe's width / depth wins.
@@ -211,7 +211,11 @@ def _worst_levels(gen: np.random.Generator, spec, shape: tuple[int, ...]) -> np.
 
 
 def _random_f16(gen: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    return (1 + 0.3 * gen.standard_normal(shape)).astype(np.float16)
+    """Uniformly random finite fp16 bit patterns: no coder can store them in under 2 bytes,
+    whatever values training leaves (trained adapters span many exponents)."""
+    bits = gen.integers(0, 0x7C00, size=shape, dtype=np.uint16)  # exponent < 31: finite
+    bits |= (gen.integers(0, 2, size=shape, dtype=np.uint16) << 15)
+    return bits.view(np.float16)
 
 
 def _nested_probs(d: float, levels: int) -> list[float]:
