@@ -20,7 +20,6 @@ import argparse
 import dataclasses
 import json
 import math
-import os
 import platform
 import sys
 import tempfile
@@ -30,16 +29,15 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from baselines import (Corpus, Method, Result, RunSpec, prepare_corpus, proxy_bytes,  # noqa: E402
+from baselines import (Corpus, Method, Result, RunSpec, prepare_corpus, proxy_bytes,
                        run_method, shape_config)
 
-from ticketpack import __version__, shape_budget  # noqa: E402
-from ticketpack.budget import parse_budget  # noqa: E402
-from ticketpack.cli.progress import reporter  # noqa: E402
-from ticketpack.errors import ConfigError  # noqa: E402
-from ticketpack.model import GPTConfig  # noqa: E402
-from ticketpack.train import git_commit  # noqa: E402
+from ticketpack import __version__, shape_budget
+from ticketpack.budget import parse_budget
+from ticketpack.cli.progress import reporter
+from ticketpack.errors import ConfigError
+from ticketpack.model import GPTConfig
+from ticketpack.train import git_commit
 
 VOCAB = 256
 HEAD_DIM = 32

@@ -14,17 +14,15 @@ import argparse
 import importlib.util
 import math
 import os
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pack_load import make_ticket, pg_shapes  # noqa: E402  (the same benchmark ticket)
+from pack_load import make_ticket, pg_shapes  # the same benchmark ticket
 
-from ticketpack import api  # noqa: E402
-from ticketpack.artifact import write_artifact  # noqa: E402
+from ticketpack import api
+from ticketpack.artifact import write_artifact
 
 
 def import_loader(path: str):

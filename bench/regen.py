@@ -16,16 +16,13 @@ import argparse
 import math
 import os
 import platform
-import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import numba
+import numpy as np
+import torch
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from ticketpack import rng  # noqa: E402
+from ticketpack import rng
 
 SEED, NAME, RULE = 1234, "bench.weight", "xavier_uniform"
 
