@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-import zlib
 from pathlib import Path
 from typing import Callable
 
@@ -25,7 +24,7 @@ import numpy as np
 from ticketpack.format import codecs
 from ticketpack.format.compression import compress
 from ticketpack.format.constants import PG_RNG_PREFIX
-from ticketpack.format.container import assemble, model_digest
+from ticketpack.format.container import append_sections, assemble, model_digest, ticket_header
 from ticketpack.format.digest import combine_digests
 from ticketpack.format.maskspec import MaskSpec
 from ticketpack.format.sections import encode_tensor
@@ -171,25 +170,20 @@ def build(make: Callable[[], Ticket], forced: dict[str, dict[str, tuple[str, str
     payload, entries = bytearray(), []
     for tensor in ticket.tensors:
         entry, parts = encode_tensor(tensor, "auto", None)
-        sections = []
-        for role, enc, codec, stored, raw in parts:
-            if role in forced.get(tensor.name, {}):
-                enc, codec = forced[tensor.name][role]
-                raw_bytes = _raw(tensor, role, enc)
-                stored, raw = compress(raw_bytes, codec), len(raw_bytes)
-            sections.append({"role": role, "enc": enc, "codec": codec, "offset": len(payload),
-                             "length": len(stored), "raw": raw, "crc": zlib.crc32(stored)})
-            payload += stored
-        entry["sections"] = sections
+        entry["sections"] = append_sections(payload, [_forced(tensor, part, forced) for part in parts])
         entries.append(entry)
-    _, digests = effective_weights(ticket, digests=True)
-    weights_hex = combine_digests(digests)
-    header = {"seed": ticket.seed, "rng": ticket.rng, "config": ticket.config,
-              "weights_sha256": weights_hex,
-              "model_sha256": model_digest(weights_hex, ticket.config, ticket.eval),
-              "provenance": {"made_by": "tests/conformance/make_conformance.py"},
-              **({"eval": ticket.eval} if ticket.eval is not None else {}), "tensors": entries}
+    header = ticket_header(ticket, entries, {"made_by": "tests/conformance/make_conformance.py"})
     return assemble(header, bytes(payload), "zstd")
+
+
+def _forced(tensor, part: tuple, forced: dict[str, dict[str, tuple[str, str]]]) -> tuple:
+    """``part`` re-encoded with the (encoding, compression) forced for its tensor and role."""
+    role, enc, codec, stored, raw = part
+    if role not in forced.get(tensor.name, {}):
+        return part
+    enc, codec = forced[tensor.name][role]
+    raw_bytes = _raw(tensor, role, enc)
+    return role, enc, codec, compress(raw_bytes, codec), len(raw_bytes)
 
 
 def _raw(tensor, role: str, enc: str) -> bytes:

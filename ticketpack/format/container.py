@@ -68,26 +68,38 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
     for tensor in ticket.tensors:
         entry, parts = encode_tensor(tensor, codec, level)
         report()
-        sections = []
-        for role, enc, comp, stored, raw in parts:
-            sections.append({"role": role, "enc": enc, "codec": comp, "offset": len(payload),
-                             "length": len(stored), "raw": raw, "crc": zlib.crc32(stored)})
-            payload += stored
-        entry["sections"] = sections
+        entry["sections"] = append_sections(payload, parts)
         entries.append(entry)
+    provenance = {**ticket.provenance, **({"creation": creation} if creation else {})}
+    header = ticket_header(ticket, entries, provenance)
+    return assemble(header, bytes(payload), "none" if codec == "none" else "zstd")
+
+
+def append_sections(payload: bytearray, parts: list[tuple]) -> list[dict]:
+    """Append each encoded ``(role, enc, codec, stored, raw)`` part to ``payload``; their
+    section descriptors, in order."""
+    sections = []
+    for role, enc, comp, stored, raw in parts:
+        sections.append({"role": role, "enc": enc, "codec": comp, "offset": len(payload),
+                         "length": len(stored), "raw": raw, "crc": zlib.crc32(stored)})
+        payload += stored
+    return sections
+
+
+def ticket_header(ticket: Ticket, entries: list[dict], provenance: dict) -> dict:
+    """The header of ``ticket`` with its tensor ``entries``, digests computed, in writer order."""
     _, digests = effective_weights(ticket, digests=True)
     weights_hex = combine_digests(digests)
-    header = {
+    return {
         "seed": ticket.seed,
         "rng": ticket.rng,
         "config": ticket.config,
         "weights_sha256": weights_hex,
         "model_sha256": model_digest(weights_hex, ticket.config, ticket.eval),
-        "provenance": {**ticket.provenance, **({"creation": creation} if creation else {})},
+        "provenance": provenance,
         **({"eval": ticket.eval} if ticket.eval is not None else {}),
         "tensors": entries,
     }
-    return assemble(header, bytes(payload), "none" if codec == "none" else "zstd")
 
 
 def write_artifact(ticket: Ticket, path: str | os.PathLike, codec: str = "auto",
