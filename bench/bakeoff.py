@@ -3,6 +3,7 @@
     python bench/bakeoff.py                      # the full bake-off (two budgets, ~20 min, 2 cores)
     python bench/bakeoff.py --quick              # a CI-size smoke run (a few minutes)
     python bench/bakeoff.py --budgets 64KB --methods int8,binary --steps 100
+    python bench/bakeoff.py --seconds 300        # equal wall-clock time instead of equal tokens
 
 For each byte budget, every method gets the widest shape of the built-in GPT family whose
 artifact fits (``solve``, the package's ``shape_budget`` solver: an analytic estimate ranks
@@ -12,6 +13,13 @@ scored on the same held-out text (the first ``--val-tokens`` bytes of the last 1
 the model rebuilt from its counted bytes. Prints a markdown table with each method's
 val_bpb against the dense int8 baseline of the same budget, and saves a plot (val_bpb vs
 bytes, one line per method) and the rows as JSON.
+
+``--seconds S`` compares at equal training time instead: before each method's run, a short
+calibration run of that method at its shape (``--calibration-steps``, the first ten untimed)
+measures its seconds per step, and the method then trains for the step count that fills S
+seconds. Every run still has a fixed step count, so its learning-rate warm-down and
+temperature schedule end as in an equal-token run; the train seconds actually spent are
+reported beside each row (they differ from S by the calibration's error and machine load).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import platform
 import sys
 import tempfile
@@ -29,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from baselines import (Corpus, Method, Result, RunSpec, prepare_corpus, proxy_bytes,
+from baselines import (LOG_EVERY, Corpus, Method, Result, RunSpec, prepare_corpus, proxy_bytes,
                        run_method, shape_config)
 
 from ticketpack import __version__, shape_budget
@@ -41,6 +50,7 @@ from ticketpack.train import git_commit
 
 VOCAB = 256
 HEAD_DIM = 32
+CALIBRATION_VAL_TOKENS = 4096  # held-out bytes a calibration run scores (the score is not used)
 
 # The methods, each at the best learning rate of a sweep at the 64 KB shape, 400 steps
 # (docs/RESULTS.md lists the sweeps).
@@ -113,17 +123,55 @@ def solve(method: Method, budget: int) -> tuple[Shape, int]:
 
 # ---------------------------------------------------------------- the run
 
+@dataclass(frozen=True)
+class EqualTime:
+    """Equal wall-clock training: ``seconds`` per method, steps set by a timed calibration run."""
+
+    seconds: float
+    calibration_steps: int = 30
+    calibration: Corpus | None = None  # the same split with a short held-out part: cheap to score
+
+
+def seconds_per_step(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
+                     steps: int) -> float:
+    """Training seconds per step of the method at this shape: a ``steps``-step run, timed from
+    its first progress event (step LOG_EVERY: allocation and first-touch costs left out) to its last."""
+    marks: dict[int, float] = {}
+
+    def on_event(event: dict) -> None:
+        if event.get("event") == "step":
+            marks[event["step"]] = event["train_seconds"]
+
+    run_method(method, config, corpus, dataclasses.replace(spec, steps=steps), budget, on_event)
+    last = max(marks)
+    return (marks[last] - marks[LOG_EVERY]) / (last - LOG_EVERY)
+
+
+def steps_for_seconds(seconds: float, step_seconds: float) -> int:
+    """Whole steps that fill ``seconds`` at ``step_seconds`` each (at least one)."""
+    return max(1, round(seconds / step_seconds))
+
+
 def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec, log,
-               progress=None) -> list[Result]:
-    """Each method at its widest fitting shape; ``progress(label)`` gives a run's step callback."""
+               progress=None, equal_time: EqualTime | None = None) -> list[Result]:
+    """Each method at its widest fitting shape; ``progress(label)`` gives a run's step callback.
+    With ``equal_time`` each method's step count fills its seconds (calibrated per method)."""
     rows = []
     for method in methods:
         shape, proxy = solve(method, budget)
         config = shape_config(shape.model_dim, shape.num_layers, method)
         t0 = time.perf_counter()
+        run_spec, timing = spec, {}
+        if equal_time is not None:
+            step_s = seconds_per_step(method, config, equal_time.calibration or corpus, spec, budget,
+                                      equal_time.calibration_steps)
+            run_spec = dataclasses.replace(spec, steps=steps_for_seconds(equal_time.seconds, step_s))
+            timing = dict(seconds_target=equal_time.seconds, calibrated_step_seconds=round(step_s, 5),
+                          steps=run_spec.steps)
+            log(f"  {method.name:32s} calibrated {step_s:.3f} s/step -> {run_spec.steps} steps")
         callback = progress(f"{_kb(budget)} {method.name}") if progress else None
-        result = run_method(method, config, corpus, spec, budget, callback)
-        result.extra.update(proxy_bytes=proxy, wall_seconds=round(time.perf_counter() - t0, 1))
+        result = run_method(method, config, corpus, run_spec, budget, callback)
+        result.extra.update(proxy_bytes=proxy, wall_seconds=round(time.perf_counter() - t0, 1), **timing)
         rows.append(result)
         log(f"  {method.name:32s} {shape.num_layers}x{shape.model_dim:<5d} {result.artifact_bytes:>9,} B "
             f"val_bpb {result.val_bpb:.4f}  train {result.train_seconds:.0f}s")
@@ -131,18 +179,20 @@ def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec
 
 
 def markdown_table(rows: list[Result]) -> str:
-    """One line per (budget, method); 'vs int8' = val_bpb / dense int8's at that budget."""
+    """One line per (budget, method); 'vs int8' = val_bpb / dense int8's at that budget.
+    A training-tokens column is added when the rows' tokens differ (an equal-time run)."""
     base = {r.budget: r.val_bpb for r in rows if r.family == "int8"}
+    tokens = len({r.tokens for r in rows}) > 1
     out = ["| budget | method | artifact bytes | shape (L x C) | params / connections | bits per connection "
-           "| density | val_bpb | vs int8 | train s |",
-           "|---|---|---:|---|---:|---:|---:|---:|---:|---:|"]
+           "| density | val_bpb | vs int8 | train s |" + (" training tokens |" if tokens else ""),
+           "|---|---|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if tokens else "")]
     for r in rows:
         density = "" if r.density is None else f"{r.density:.3f}"
         ratio = f"{r.val_bpb / base[r.budget]:.3f}" if r.budget in base else ""
         flag = "" if r.fits else " (OVER)"
         out.append(f"| {_kb(r.budget)} | {r.method} | {r.artifact_bytes:,}{flag} | {r.num_layers} x {r.model_dim} "
                    f"| {r.connections:,} | {r.bits_per_connection:.3f} | {density} | {r.val_bpb:.4f} "
-                   f"| {ratio} | {r.train_seconds:.0f} |")
+                   f"| {ratio} | {r.train_seconds:.0f} |" + (f" {r.tokens:,} |" if tokens else ""))
     return "\n".join(out)
 
 
@@ -150,7 +200,7 @@ def _kb(n: int) -> str:
     return f"{n / 1000:g} KB" if n % 1000 == 0 else f"{n:,} B"
 
 
-def save_plot(rows: list[Result], path: str) -> None:
+def save_plot(rows: list[Result], path: str, title: str = "Quality per byte at equal training tokens") -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -166,7 +216,7 @@ def save_plot(rows: list[Result], path: str) -> None:
     ax.xaxis.set_minor_formatter(plain)
     ax.set_xlabel("artifact bytes (KB, log scale)")
     ax.set_ylabel("val_bpb (held-out Shakespeare, lower is better)")
-    ax.set_title("Quality per byte at equal training tokens")
+    ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -180,6 +230,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--budgets", default=None, help="comma-separated byte budgets (default 64KB,256KB)")
     ap.add_argument("--methods", default=None, help=f"comma-separated subset of {','.join(METHODS)}")
     ap.add_argument("--steps", type=int, default=None, help="training steps of every method (default 400)")
+    ap.add_argument("--seconds", type=float, default=None,
+                    help="equal wall-clock time instead: each method trains the steps that fill this many "
+                         "seconds, from a timed calibration run of it (replaces --steps)")
+    ap.add_argument("--calibration-steps", type=int, default=30,
+                    help=f"steps of each method's calibration run with --seconds (the first {LOG_EVERY} untimed)")
     ap.add_argument("--lr", type=float, default=None,
                     help="replace every chosen method's tuned learning rate (for sweeps)")
     ap.add_argument("--batch-size", type=int, default=16)
@@ -192,6 +247,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--quiet", action="store_true",
                     help="no progress lines on stderr (default: one every 30 s while a method trains)")
     args = ap.parse_args(argv)
+    if args.seconds is not None and (args.steps is not None or not args.seconds > 0):
+        ap.error("--seconds: expected a positive number of seconds, and no --steps")
+    if args.calibration_steps < 2 * LOG_EVERY:
+        ap.error(f"--calibration-steps: {args.calibration_steps}, expected at least {2 * LOG_EVERY}")
     quick = dict(budgets="24KB,48KB", steps=20, val_tokens=8192)
     full = dict(budgets="64KB,256KB", steps=400, val_tokens=131072)
     for key, value in (quick if args.quick else full).items():
@@ -210,8 +269,11 @@ def main(argv: list[str] | None = None) -> list[Result]:
     methods = [METHODS[k] if args.lr is None else dataclasses.replace(METHODS[k], lr=args.lr) for k in keys]
     budgets = [parse_budget(b) for b in args.budgets.split(",")]
     spec = RunSpec(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed)
-    print(f"# bake-off: budgets {', '.join(_kb(b) for b in budgets)}; {spec.tokens:,} training tokens per "
-          f"method ({spec.steps} steps x {spec.batch_size} x {spec.seq_len}); {args.threads} threads; "
+    equal = f"{spec.tokens:,} training tokens per method ({spec.steps} steps x {spec.batch_size} x {spec.seq_len})"
+    if args.seconds is not None:
+        equal = (f"{args.seconds:g} s of training per method (steps from a {args.calibration_steps}-step "
+                 f"timed calibration; batches {spec.batch_size} x {spec.seq_len})")
+    print(f"# bake-off: budgets {', '.join(_kb(b) for b in budgets)}; {equal}; {args.threads} threads; "
           f"ticketpack {__version__} ({(git_commit() or 'no git')[:10]}), torch {torch.__version__}, "
           f"{platform.processor() or platform.machine()}", flush=True)
     rows: list[Result] = []
@@ -220,16 +282,24 @@ def main(argv: list[str] | None = None) -> list[Result]:
         corpus = prepare_corpus(tmp, val_tokens=args.val_tokens)
         print(f"# data: bundled Shakespeare, {len(corpus.train):,} training bytes, "
               f"{len(corpus.val):,} held-out bytes scored", flush=True)
+        equal_time = None
+        if args.seconds is not None:
+            os.makedirs(cal_dir := os.path.join(tmp, "calibration"))
+            equal_time = EqualTime(args.seconds, args.calibration_steps,
+                                   prepare_corpus(cal_dir, val_tokens=CALIBRATION_VAL_TOKENS))
         for budget in budgets:
             print(f"## budget {_kb(budget)}", flush=True)
             rows += run_budget(methods, budget, corpus, spec, lambda s: print(s, flush=True),
-                               lambda label: reporter(args.quiet, label))
+                               lambda label: reporter(args.quiet, label), equal_time)
     print()
     print(markdown_table(rows))
-    save_plot(rows, args.out)
+    save_plot(rows, args.out, "Quality per byte at equal training tokens" if args.seconds is None
+              else f"Quality per byte at equal training time ({args.seconds:g} s per method)")
     json_path = str(Path(args.out).with_suffix(".json"))
     meta = {"command": "python bench/bakeoff.py " + " ".join(sys.argv[1:] if argv is None else argv),
-            "tokens": spec.tokens, "spec": vars(spec), "val_tokens": args.val_tokens,
+            "tokens": None if args.seconds else spec.tokens,
+            "spec": {**vars(spec), "steps": None if args.seconds else spec.steps}, "val_tokens": args.val_tokens,
+            "seconds": args.seconds, "calibration_steps": args.calibration_steps if args.seconds else None,
             "threads": args.threads, "ticketpack": __version__, "git_commit": git_commit(),
             "torch": torch.__version__, "wall_seconds": round(time.perf_counter() - t0, 1)}
     Path(json_path).write_text(json.dumps({"meta": meta, "rows": [r.to_dict() for r in rows]}, indent=1))

@@ -18,10 +18,11 @@ import dataclasses
 import json
 import os
 import time
+from typing import Any
 
 import torch
 
-from ticketpack.train import quickstart_options, train
+from ticketpack.train import TrainOptions, quickstart_options, train
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,18 +34,22 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def main() -> None:
-    args = parse_args()
-    torch.set_num_threads(args.threads)
-    overrides = json.loads(args.overrides)
-    os.makedirs(args.out_dir, exist_ok=True)
-    base = os.path.join(args.out_dir, args.tag)
+def variant_options(overrides: dict[str, Any], base: str) -> TrainOptions:
+    """``quickstart_options`` with ``overrides`` on top; checkpoint ``base``.safetensors, log .jsonl."""
+    overrides = dict(overrides)
     opts = quickstart_options(f"{base}.safetensors", log=f"{base}.jsonl")
     model = {**opts.model, **overrides.pop("model", {})}
     unknown = set(overrides) - {f.name for f in dataclasses.fields(opts)}
     if unknown:
         raise SystemExit(f"overrides: unknown TrainOptions fields {sorted(unknown)}")
-    opts = dataclasses.replace(opts, log_every=50, checkpoint_every=0, model=model, **overrides)
+    return dataclasses.replace(opts, **{"log_every": 50, "checkpoint_every": 0, **overrides, "model": model})
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    os.makedirs(args.out_dir, exist_ok=True)
+    opts = variant_options(json.loads(args.overrides), os.path.join(args.out_dir, args.tag))
     start = time.perf_counter()
     result = train(opts)
     val_bpb = None if result.val_bpb is None else round(result.val_bpb, 4)

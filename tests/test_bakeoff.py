@@ -128,3 +128,45 @@ def test_token_table_joins_runs_later_files_win(tmp_path):
     assert "| 64 KB | int8 | 3.0000 (1.000) | 2.0000 (1.000) |" in table
     assert "| 64 KB | t | 2.4000 (0.800) | 2.1000 (1.050) |" in table  # b.json's 100-token row won
     assert out.stat().st_size > 1000
+
+
+def test_steps_for_seconds():
+    assert bakeoff.steps_for_seconds(10.0, 0.25) == 40
+    assert bakeoff.steps_for_seconds(1.0, 0.3) == 3  # rounded: 3.33
+    assert bakeoff.steps_for_seconds(0.1, 1.0) == 1  # never zero steps
+
+
+def test_calibration_times_real_training(corpus):
+    torch.set_num_threads(1)
+    method = bakeoff.METHODS["binary"]
+    step_s = bakeoff.seconds_per_step(method, shape_config(64, 1, method), corpus,
+                                      RunSpec(steps=999, batch_size=2, seq_len=16, seed=3), BUDGET, 20)
+    assert math.isfinite(step_s) and 0 < step_s < 5
+
+
+def test_equal_time_gives_each_method_its_calibrated_steps(tmp_path, monkeypatch, capsys):
+    calibrations = []
+
+    def fake_calibration(method, config, corpus, spec, budget, steps):
+        calibrations.append((method.family, len(corpus.val), steps))
+        return {"int8": 0.01, "ticket": 0.04}[method.family]  # seconds per step
+
+    monkeypatch.setattr(bakeoff, "seconds_per_step", fake_calibration)
+    out = tmp_path / "plot.png"
+    rows = bakeoff.main(["--budgets", "24KB", "--methods", "int8,binary", "--seconds", "0.2",
+                         "--calibration-steps", "20", "--batch-size", "4", "--seq-len", "32",
+                         "--val-tokens", "1024", "--threads", "1", "--out", str(out)])
+    # calibrated on the short held-out part, then 0.2 s / (s per step) steps each
+    assert calibrations == [("int8", bakeoff.CALIBRATION_VAL_TOKENS, 20), ("ticket", bakeoff.CALIBRATION_VAL_TOKENS, 20)]
+    assert [r.extra["steps"] for r in rows] == [20, 5]
+    assert [r.tokens for r in rows] == [20 * 4 * 32, 5 * 4 * 32]
+    assert rows[1].extra["calibrated_step_seconds"] == 0.04 and rows[1].extra["seconds_target"] == 0.2
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["meta"]["seconds"] == 0.2 and saved["meta"]["tokens"] is None
+    printed = capsys.readouterr().out
+    assert "training tokens |" in printed and "| 2,560 |" in printed and "| 640 |" in printed
+
+
+def test_equal_time_refuses_steps_too():
+    with pytest.raises(SystemExit):
+        bakeoff.main(["--seconds", "10", "--steps", "5", "--budgets", "24KB"])
