@@ -122,12 +122,18 @@ def test_json_output_never_holds_nan(capsys):
 
 # ---------------------------------------------------------------- Ctrl-C
 
-ENTRY = [sys.executable, "-c", "from ticketpack.cli.entry import run; run()"]
+# The child says when the interpreter is up, just before ticketpack's first line: the delay
+# counts from there (on a loaded machine the interpreter's own start-up can take seconds, and an
+# interrupt there is Python's, not ticketpack's).
+READY = "entry-ready"
+ENTRY = [sys.executable, "-c",
+         f"import sys; sys.stderr.write('{READY}\\n'); from ticketpack.cli.entry import run; run()"]
 
 
 def _interrupt_after(seconds: float, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     proc = subprocess.Popen(ENTRY + args, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stderr.readline() == READY + "\n"
     time.sleep(seconds)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
