@@ -11,7 +11,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import ticketpack.train as train_mod
+import ticketpack.train_options as train_options
 from ticketpack.cli.main import main
 from ticketpack.cli.progress import EVERY_ENV
 
@@ -57,7 +57,7 @@ COVERED = ("export-loader", "load-and-eval", "quickstart", "size", "train", "ver
 
 @pytest.mark.parametrize("name", COVERED)
 def test_stdout_is_exactly_one_json_object(name, files, monkeypatch, capfd):
-    monkeypatch.setattr(train_mod, "QUICKSTART_MODEL", TINY_QUICKSTART)
+    monkeypatch.setattr(train_options, "QUICKSTART_MODEL", TINY_QUICKSTART)
     monkeypatch.setenv(EVERY_ENV, "0")  # progress lines at every event: none may reach stdout
     args = [str(a) for a in command_lines(*files)[name]] + ["--json"]
     result = CliRunner().invoke(main, args)

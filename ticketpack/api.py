@@ -278,7 +278,8 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     figures as a dict.
     """
     from .data import bundled_corpus_path
-    from .train import QUICKSTART_MINUTES, quickstart_options, train
+    from .train import train
+    from .train_options import QUICKSTART_MINUTES, quickstart_options
 
     say = say or (lambda line: None)
     minutes = QUICKSTART_MINUTES if minutes is None else minutes
