@@ -46,14 +46,14 @@ def json_object(text: str) -> dict[str, Any]:
 
 def _option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
             choices: tuple[str, ...] | None = None, parse: Callable[[str], Any] | None = None,
-            none_word: str | None = None, resumed: bool = False,
+            none_word: str | None = None, resumed: bool = False, file: bool = False,
             factory: Callable[[], Any] | None = None) -> Any:
     """A ``TrainOptions`` field and what its flag needs: ``help``, a ``flag`` name other than
     the field's, ``choices``, ``parse`` (flag text -> value), ``none_word`` (the flag's word for
-    None where the default is not None) and ``resumed`` (a resumed run takes it from its
-    checkpoint: it defines the model and its training)."""
+    None where the default is not None), ``resumed`` (a resumed run takes it from its
+    checkpoint: it defines the model and its training) and ``file`` (a file path, not a folder)."""
     metadata = {"help": help, "flag": flag, "choices": choices, "parse": parse,
-                "none_word": none_word, "resumed": resumed}
+                "none_word": none_word, "resumed": resumed, "file": file}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -64,7 +64,7 @@ class TrainOptions:
     """Everything ``train`` needs; each field is one flag of ``ticketpack train``."""
 
     data: list[str] = _option(help="text files (.xz ok), token shards or globs to train on")
-    out: str = _option(help="checkpoint to write (.safetensors), also the periodic checkpoint")
+    out: str = _option(file=True, help="checkpoint to write (.safetensors), also the periodic checkpoint")
     val_data: list[str] | None = _option(None, help="held-out text (default: the last val_fraction of the data)")
     val_fraction: float = _option(0.1, resumed=True, help="share of the data held out when no val data is "
                                   "given (load-and-eval --split val uses the same split)")
@@ -122,8 +122,8 @@ class TrainOptions:
     log_every: int = _option(10, help="steps between 'step' log lines")
     checkpoint_every: int = _option(500, help="steps between checkpoints to --out (a run resumes from "
                                               "the last); 0 = only at the end")
-    log: str | None = _option(None, help="JSON-lines log file")
-    resume: str | None = _option(None, help="checkpoint to continue from")
+    log: str | None = _option(None, file=True, help="JSON-lines log file")
+    resume: str | None = _option(None, file=True, help="checkpoint to continue from")
     device: str = _option("auto", help="auto, cpu or cuda")
 
     def validate(self) -> None:
@@ -224,6 +224,7 @@ class OptionFlag:
     choices: tuple[str, ...] | None
     parse: Callable[[str], Any] | None
     none_word: str | None
+    file: bool  # a file path (a folder is refused)
 
 
 def option_flags() -> list[OptionFlag]:
@@ -247,7 +248,8 @@ def _flag(f: dataclasses.Field, hint: Any) -> OptionFlag:
     return OptionFlag(name=f.name, flag=f.metadata["flag"] or "--" + f.name.replace("_", "-"),
                       value_type=value_type, default=default, required=required, optional=optional,
                       many=many, arity=arity, help=f.metadata["help"], choices=f.metadata["choices"],
-                      parse=f.metadata["parse"], none_word=f.metadata["none_word"])
+                      parse=f.metadata["parse"], none_word=f.metadata["none_word"],
+                      file=f.metadata["file"])
 
 
 def _is_union(hint: Any) -> bool:
@@ -257,12 +259,15 @@ def _is_union(hint: Any) -> bool:
 def options_from_flags(values: dict[str, Any]) -> TrainOptions:
     """``TrainOptions`` from the values the flags gave (field name -> the flag's raw value):
     repeated flags become lists (none given: None where the field allows it), text is parsed by
-    the field's ``parse``, ``none_word`` means None. Fields not in ``values`` keep their default."""
+    the field's ``parse``, ``none_word`` means None. Fields not in ``values`` (or a parsed one
+    given as None) keep their default."""
     kept = {}
     for spec in option_flags():
         if spec.name not in values:
             continue
         value = values[spec.name]
+        if value is None and spec.parse is not None:
+            continue  # a parsed flag not given: the field's default
         if spec.many:
             value = list(value) if value or not spec.optional else None
         elif spec.arity > 1:
