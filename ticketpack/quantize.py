@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from .format.compression import compress, decompress
+from .format.constants import GAMMA_MODES
 from .errors import ConfigError, DecodeError, HeaderError, TruncatedError
 from .format.tensors import PlainTensor, TensorEntry, TernaryTensor, Ticket
 from .provenance import default_provenance
@@ -41,7 +42,8 @@ INT8_PREFIX = struct.Struct("<4sBII")  # magic, codec id, stored JSON bytes, raw
 INT8_CODECS = {1: "zlib", 2: "zstd"}
 INT8_MAX = 127
 GAMMA_EPS = 1e-5  # TriLM: gamma = eps + mean|W|
-GAMMA_MODES = ("tensor", "row")
+# TriLM QAT computes gamma per tensor or per row; "shard" (imported ternary tickets) is never learned
+QAT_GAMMA_MODES = tuple(mode for mode in GAMMA_MODES if mode != "shard")
 BINARY_EPS = 1e-8  # alpha of an all-zero row stays positive
 
 
@@ -159,8 +161,8 @@ def _int8_tensors(entries: list[dict], body: memoryview) -> dict[str, torch.Tens
 
 def ternary_gamma(weight: torch.Tensor, mode: str = "tensor") -> torch.Tensor:
     """gamma = 1e-5 + mean|W|: shape () per tensor, (rows, 1) per row."""
-    if mode not in GAMMA_MODES:
-        raise ConfigError(f"gamma mode: {mode!r}, expected one of {', '.join(GAMMA_MODES)}")
+    if mode not in QAT_GAMMA_MODES:
+        raise ConfigError(f"gamma mode: {mode!r}, expected one of {', '.join(QAT_GAMMA_MODES)}")
     if mode == "tensor":
         return GAMMA_EPS + weight.abs().mean()
     return GAMMA_EPS + weight.abs().mean(dim=1, keepdim=True)

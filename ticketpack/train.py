@@ -45,14 +45,13 @@ from .format.tensors import nonzero_share
 from .layers import masked_layers
 from .masking import QUANT_STEP_INIT
 from .model import GPT, GPTConfig, config_from_preset
-from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from .model_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, config_from_dict
 from .runtime import DistContext, JsonlLog, provenance, resolve_device, setup_distributed
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .shape_budget import ShapeChoice, solve as solve_shape
 from .ticket import model_from_ticket, ticket_from_model
 from .tokenizer import Tokenizer, load_tokenizer
-from .train_options import (DEFAULT_STEPS, INIT_CHOICES, TrainOptions, check_number,
-                            resumed_fields)
+from .train_options import DEFAULT_STEPS, TrainOptions, check_number, resumed_fields
 
 Event = dict[str, Any]
 Callback = Callable[[Event], None]

@@ -23,16 +23,10 @@ from .atomic import check_output_path
 from .budget import parse_budget
 from .errors import ConfigError, UsageError
 from .format.constants import ADAPTER_DTYPES
-from .model_config import PRESETS
+from .model_config import INIT_CHOICES, PRESETS
 from .recipes import QUICKSTART_MINUTES
 from .strict_json import loads_strict
 
-# --init choices: (linear layers, mlp.fc, embedding) frozen init rules
-INIT_CHOICES = {
-    "xavier": ("xavier_uniform", "xavier_uniform", "xavier_uniform"),
-    "he": ("he_uniform", "he_uniform", "he_uniform"),
-    "signed-constant": ("signed_constant_xavier", "signed_constant_he", "signed_constant_xavier"),
-}
 DEFAULT_STEPS = 1000  # when neither steps nor max_minutes is given
 
 
@@ -80,7 +74,7 @@ class TrainOptions:
     estimator: str = _option("", resumed=True, help="ste | topk | quant | nested (default: ste / quant by "
                                                     "mask kind, topk / nested with a density)")
     init: str | None = _option(None, resumed=True, choices=tuple(INIT_CHOICES),
-                               help="frozen init (default: the preset's)")
+                               help="frozen init: a rule, or a recipe (default: the preset's)")
     density: float | None = _option(None, resumed=True, help="target density (topk / nested estimators; "
                                                              "default: free)")
     dense_warmup: float = _option(0.0, resumed=True, help="density schedule: dense until this fraction of the run")

@@ -13,26 +13,21 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .constants import DEFAULT_LIMITS, FORMAT_VERSION, MAGIC, RNG_ID, Limits
-from .maskspec import MaskSpec
-
-# The readers, writers and tensors load on first use: the vocabulary above is all a torch-free
-# caller such as the command line's option table needs, and the codecs take most of a second.
-_LAZY = {name: "container" for name in ("ArtifactInfo", "check_digests", "decode_artifact",
-                                         "encode_artifact", "load_artifact", "parse_artifact",
-                                         "read_artifact_bytes", "verify_weights", "write_artifact")}
-_LAZY.update({name: "tensors" for name in ("Int8Tensor", "MaskedTensor", "PlainTensor",
-                                           "TernaryTensor", "Ticket", "effective_weights")})
-
-__all__ = ["DEFAULT_LIMITS", "FORMAT_VERSION", "MAGIC", "RNG_ID", "Limits", "ArtifactInfo",
-           "check_digests", "decode_artifact", "encode_artifact", "load_artifact", "parse_artifact",
-           "read_artifact_bytes", "verify_weights", "write_artifact", "MaskSpec", "Int8Tensor",
-           "MaskedTensor", "PlainTensor", "TernaryTensor", "Ticket", "effective_weights"]
+# Where each public name lives. Loaded on first use, so that importing one light module of
+# the core (``constants``, ``maskspec``: the command line's choices) does not load numpy,
+# zstandard and numba.
+_PUBLIC = {
+    "constants": ("DEFAULT_LIMITS", "FORMAT_VERSION", "MAGIC", "RNG_ID", "Limits"),
+    "container": ("ArtifactInfo", "check_digests", "decode_artifact", "encode_artifact", "load_artifact",
+                  "parse_artifact", "read_artifact_bytes", "verify_weights", "write_artifact"),
+    "maskspec": ("MaskSpec",),
+    "tensors": ("Int8Tensor", "MaskedTensor", "PlainTensor", "TernaryTensor", "Ticket", "effective_weights"),
+}
+_HOME = {name: module for module, names in _PUBLIC.items() for name in names}
+__all__ = list(_HOME)
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
+    if name not in _HOME:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    globals()[name] = value
-    return value
+    return getattr(importlib.import_module(f".{_HOME[name]}", __name__), name)
