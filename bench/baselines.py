@@ -42,6 +42,7 @@ from ticketpack.errors import ConfigError
 from ticketpack.evaluate import evaluate
 from ticketpack.layers import masked_layers
 from ticketpack.model import GPT, GPTConfig, config_from_preset
+from ticketpack.model_config import INIT_CHOICES, PRESETS
 from ticketpack.ticket import model_from_ticket, ticket_from_model
 from ticketpack.train import TrainOptions, train
 
@@ -141,11 +142,10 @@ class Method:
         return math.log2(levels)
 
     def init_overrides(self) -> dict[str, str]:
-        rules = {"pg": ("xavier_uniform", "he_uniform", "xavier_uniform"),
-                 "xavier": ("xavier_uniform",) * 3, "he": ("he_uniform",) * 3,
-                 "signed-constant": ("signed_constant_xavier", "signed_constant_he",
-                                     "signed_constant_xavier")}[self.init]
-        return dict(zip(("init", "mlp_fc_init", "embed_init"), rules))
+        fields = ("init", "mlp_fc_init", "embed_init")
+        if self.init == "pg":  # the pg-lth preset's rules
+            return {f: PRESETS["pg-lth"][f] for f in fields}
+        return dict(zip(fields, INIT_CHOICES[self.init]))
 
 
 def _h(p: float) -> float:

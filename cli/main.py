@@ -17,6 +17,7 @@ import click
 from ticketpack.budget import parse_budget
 from ticketpack.cli.entry import INTERRUPTED, interrupts_raise
 from ticketpack.errors import TicketpackError
+from ticketpack.model_config import INIT_CHOICES
 from ticketpack.strict_json import json_default
 from ticketpack.cli.progress import reporter
 from ticketpack.recipes import QUICKSTART_MINUTES
@@ -309,7 +310,7 @@ def inspect(artifact: str) -> None:
 @click.option("--preset", default="small", show_default=True, help="model preset: tiny, small, pg-lth")
 @click.option("--mask", default=None, help="binary | multibit:K | nm:N:M | none (frozen seeded weights, no mask; default: the preset's)")
 @click.option("--estimator", default="", help="ste | topk | quant | nested (default: by mask kind)")
-@click.option("--init", default=None, type=click.Choice(["xavier", "he", "signed-constant"]), help="frozen init")
+@click.option("--init", default=None, type=click.Choice(list(INIT_CHOICES)), help="frozen init: a rule, or a recipe")
 @click.option("--density", type=float, default=None, help="target density (topk/nested estimators)")
 @click.option("--seed", type=int, default=0, show_default=True, help="weights, score init and data order")
 @click.option("--seq-len", type=int, default=256, show_default=True)

@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from ticketpack import api, artifact, pg_import
+from ticketpack.format.constants import PG_RNG_PREFIX
 from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError,
                                TruncatedError)
 from ticketpack.masking import MaskSpec
@@ -193,7 +194,7 @@ def test_written_tpk_loads_to_the_same_weights_and_logits(pg_file, tmp_path):
     assert summary["rng"] == pg_import.rng_id() and summary["seed"] == SEED
     assert summary["masks"] == len(masks) and summary["scales"] == len(scales)
     ticket, state, _ = api.load_verified(out)  # checks the stored weights hash
-    assert ticket.rng == f"torch-mt19937-cpu/{torch.__version__.split('+')[0]}"
+    assert ticket.rng == PG_RNG_PREFIX + torch.__version__.split("+")[0]
     assert len(ticket.provenance["import"]["sha256"]) == 64
     W = ref_effective(ARCH, SEED, masks)
     assert all(torch.equal(state[n], W[n]) for n in W)
@@ -411,7 +412,7 @@ def test_cli_import_pg_then_verify(pg_file, tmp_path):
     arch = _arch_json(tmp_path, ARCH)
     res = runner.invoke(main, ["import-pg", str(path), "-o", str(out), "--config", str(arch)])
     assert res.exit_code == 0, res.output
-    assert "torch-mt19937-cpu/" in res.output and out.exists()
+    assert PG_RNG_PREFIX in res.output and out.exists()
     res = runner.invoke(main, ["verify", str(out)])
     assert res.exit_code == 0, res.output
 

@@ -54,19 +54,13 @@ from .format.tensors import nonzero_share
 from .layers import masked_layers
 from .masking import QUANT_STEP_INIT
 from .model import GPT, GPTConfig, config_from_preset
-from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from .model_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, config_from_dict
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .shape_budget import ShapeChoice, solve as solve_shape
 from .strict_json import json_default
 from .ticket import ADAPTER_DTYPES, default_provenance, model_from_ticket, ticket_from_model
 from .tokenizer import Tokenizer, load_tokenizer
 
-# --init choices: (linear layers, mlp.fc, embedding) frozen init rules
-INIT_CHOICES = {
-    "xavier": ("xavier_uniform", "xavier_uniform", "xavier_uniform"),
-    "he": ("he_uniform", "he_uniform", "he_uniform"),
-    "signed-constant": ("signed_constant_xavier", "signed_constant_he", "signed_constant_xavier"),
-}
 Event = dict[str, Any]
 DEFAULT_STEPS = 1000  # when neither steps nor max_minutes is given
 Callback = Callable[[Event], None]
@@ -94,7 +88,7 @@ class TrainOptions:
     byte_budget: int | None = None  # pick the widest shape of the recipe whose artifact fits
     mask: str | None = None  # binary | multibit:K | nm:N:M (None: the preset's)
     estimator: str = ""  # ste | topk | quant | nested ("": ste/quant, topk/nested with density)
-    init: str | None = None  # xavier | he | signed-constant (None: the preset's)
+    init: str | None = None  # model_config.INIT_CHOICES: a rule, xavier | he | signed-constant (None: the preset's)
     density: float | None = None  # target density (topk / nested); None: free (ste / quant)
     dense_warmup: float = 0.0  # density schedule: dense until this fraction of the run
     density_ramp: float = 0.0  # ... cosine ramp to the target until this fraction

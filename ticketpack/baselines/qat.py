@@ -26,7 +26,8 @@ from ..format.tensors import PlainTensor, TensorEntry, TernaryTensor, Ticket
 from ..provenance import default_provenance
 
 GAMMA_EPS = 1e-5  # TriLM: gamma = eps + mean|W|
-QAT_GAMMA_MODES = tuple(m for m in GAMMA_MODES if m != "shard")  # the stored modes QAT learns
+# TriLM QAT computes gamma per tensor or per row; "shard" (imported ternary tickets) is never learned
+QAT_GAMMA_MODES = tuple(mode for mode in GAMMA_MODES if mode != "shard")
 BINARY_EPS = 1e-8  # alpha of an all-zero row stays positive
 
 

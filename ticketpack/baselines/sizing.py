@@ -11,6 +11,8 @@ random values, as training leaves them (at init they are ones, which compress to
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -20,31 +22,56 @@ from ..model import GPT, GPTConfig
 from .int8 import encode_int8_state
 from .qat import make_binary, make_ternary, ternary_ticket
 
-DENSE_FAMILIES = ("int8", "ternary", "binary")
+Draw = Callable[[torch.Size, torch.Generator], torch.Tensor]
+
+
+def _uniform(shape: torch.Size, gen: torch.Generator) -> torch.Tensor:
+    return torch.rand(shape, generator=gen) * 2 - 1
+
+
+def _gaussian(shape: torch.Size, gen: torch.Generator) -> torch.Tensor:
+    return torch.randn(shape, generator=gen)
+
+
+def _int8_bytes(model: GPT, seed: int, gamma_mode: str) -> int:
+    return len(encode_int8_state(model.state_dict(), model.config.to_dict()))
+
+
+def _ternary_bytes(model: GPT, seed: int, gamma_mode: str) -> int:
+    make_ternary(model, mode=gamma_mode)
+    return len(encode_artifact(ternary_ticket(model, seed, model.config.to_dict())))
+
+
+def _binary_bytes(model: GPT, seed: int, gamma_mode: str) -> int:
+    make_binary(model)
+    return len(encode_artifact(ternary_ticket(model, seed, model.config.to_dict())))
+
+
+# family -> how its stand-in's weight matrices are drawn (the scale is irrelevant: int8 and
+# ternary are relative to it) and how it is packed
+STAND_INS: dict[str, tuple[Draw, Callable[[GPT, int, str], int]]] = {
+    "int8": (_uniform, _int8_bytes),
+    "ternary": (_gaussian, _ternary_bytes),
+    "binary": (_gaussian, _binary_bytes),
+}
+DENSE_FAMILIES = tuple(STAND_INS)
 
 
 def worst_case_dense_bytes(config: GPTConfig, family: str, gamma_mode: str = "tensor",
                            seed: int = 0) -> int:
     """Packed bytes of ``family``'s stand-in at ``config``: ``encode_int8_state`` bytes (int8)
     or artifact bytes of ``ternary_ticket`` (ternary with ``gamma_mode``, binary)."""
-    if family not in DENSE_FAMILIES:
+    if family not in STAND_INS:
         raise ConfigError(f"dense family: {family!r}, expected one of {', '.join(DENSE_FAMILIES)}")
+    draw, pack = STAND_INS[family]
     gen = torch.Generator().manual_seed(seed)
     model = GPT(config, masked=False)
     _random_vectors_(model, gen)
-    with torch.no_grad():  # scale is irrelevant: int8 and ternary are relative to it
+    with torch.no_grad():
         for p in model.parameters():
-            if p.dim() == 2 and family == "int8":
-                p.copy_(torch.rand(p.shape, generator=gen) * 2 - 1)
-            elif p.dim() == 2:
-                p.copy_(torch.randn(p.shape, generator=gen))
-    if family == "int8":
-        return len(encode_int8_state(model.state_dict(), config.to_dict()))
-    if family == "binary":
-        make_binary(model)
-    else:
-        make_ternary(model, mode=gamma_mode)
-    return len(encode_artifact(ternary_ticket(model, seed, config.to_dict())))
+            if p.dim() == 2:
+                p.copy_(draw(p.shape, gen))
+    return pack(model, seed, gamma_mode)
 
 
 def _random_vectors_(model: nn.Module, gen: torch.Generator) -> None:
