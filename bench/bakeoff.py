@@ -38,7 +38,7 @@ from ticketpack.budget import parse_budget
 from ticketpack.cli.progress import reporter
 from ticketpack.errors import ConfigError
 from ticketpack.model import GPTConfig
-from ticketpack.train import git_commit
+from ticketpack.runtime import git_commit
 
 VOCAB = 256
 HEAD_DIM = 32
