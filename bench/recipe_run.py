@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from ticketpack.train import TrainOptions, quickstart_options, train
+from ticketpack.train import train
+from ticketpack.train_options import TrainOptions, quickstart_options
 
 
 def parse_args() -> argparse.Namespace:

@@ -26,6 +26,7 @@ from ticketpack import api
 from ticketpack.cli.main import main
 from ticketpack.format import philox, rans
 from ticketpack.format.container import assemble, check_digests, decode_artifact, encode_artifact, parse_artifact
+from ticketpack.format.constants import INIT_RULES, PG_RNG_PREFIX
 from ticketpack.format.digest import tensor_sha256
 from ticketpack.format.maskspec import MaskSpec
 from ticketpack.format.tensors import Int8Tensor, MaskedTensor, PlainTensor, TernaryTensor, Ticket
@@ -116,8 +117,7 @@ def test_loader_refuses_a_broken_rans_stream(loader):
             loader.rans0(bad, len(levels), 2)
 
 
-@pytest.mark.parametrize("rule", ["xavier_uniform", "he_uniform", "signed_constant_xavier",
-                                  "signed_constant_he"])
+@pytest.mark.parametrize("rule", list(INIT_RULES))
 @pytest.mark.parametrize("shape", [(64, 33), (5, 3, 2), (17,), (1, 1)])
 def test_philox_weights_match_the_core_bit_for_bit(loader, rule, shape):
     ours = loader.frozen(123456789, "blocks.0.mlp.fc.weight", list(shape), rule)
@@ -234,7 +234,7 @@ def test_emitted_loader_reads_every_artifact_without_torch(loader_path, artifact
     for path in artifacts:
         entry = got[str(path)]
         rng = parse_artifact(path.read_bytes()).header["rng"]
-        if rng.startswith("torch-mt19937"):  # needs torch's generator: refused, saying why
+        if rng.startswith(PG_RNG_PREFIX):  # needs torch's generator: refused, saying why
             assert rng in entry["error"] and "not supported" in entry["error"]
             continue
         assert "error" not in entry, (path.name, entry)
@@ -278,7 +278,7 @@ def _corrupted(good: bytes, tmp: Path) -> dict[str, tuple[Path, str]]:
         h["config"]["adapter_rank"] = 3
 
     def other_rng(h):
-        h["rng"] = "torch-mt19937-cpu/2.13.0"
+        h["rng"] = PG_RNG_PREFIX + "2.13.0"
 
     def unknown_kind(h):
         h["tensors"][-1]["kind"] = "float8"
@@ -289,7 +289,7 @@ def _corrupted(good: bytes, tmp: Path) -> dict[str, tuple[Path, str]]:
         "trailing": (good + b"\0", "trailing"),
         "weights": (_reseal(good, other_weights), "weights_sha256 mismatch"),
         "model": (_reseal(good, other_config), "model_sha256 mismatch"),
-        "rng": (_reseal(good, other_rng), "torch-mt19937-cpu/2.13.0"),
+        "rng": (_reseal(good, other_rng), PG_RNG_PREFIX + "2.13.0"),
         "kind": (_reseal(good, unknown_kind), "kind"),
         "version": (good[:8] + b"\x01" + good[9:], "version 1"),
         "magic": (b"PK" + good[2:], "not a .tpk file"),
