@@ -37,6 +37,7 @@ from ticketpack.data import TokenStream, batch_iterator, bundled_corpus_path, lo
 from ticketpack.errors import ConfigError
 from ticketpack.evaluate import evaluate
 from ticketpack.layers import masked_layers
+from ticketpack.masking import MaskSpec, MaskTraining
 from ticketpack.model import GPT, GPTConfig, config_from_preset
 from ticketpack.model_config import INIT_CHOICES, PRESETS
 from ticketpack.quantize import decode_int8_state, encode_int8_state, make_binary, make_ternary, ternary_ticket
@@ -124,6 +125,12 @@ class Method:
         if self.family not in FAMILIES:
             raise ConfigError(f"family: {self.family!r}, expected one of {', '.join(FAMILIES)}")
 
+    def mask_training(self) -> MaskTraining | None:
+        """How a ticket method's masks train (sizing needs its target density); None otherwise."""
+        if self.family != "ticket":
+            return None
+        return MaskTraining.for_mask(MaskSpec.parse(self.mask), self.estimator, self.density)
+
     def bits_bound(self) -> float:
         """Worst-case bits per weight / connection of the packed tensors (sizing uses it)."""
         if self.family == "int8":
@@ -158,10 +165,6 @@ def shape_config(model_dim: int, num_layers: int, method: Method, head_dim: int 
     if method.family == "ticket":
         fields.update(method.init_overrides(), mask=method.mask, scale_mode=method.scale_mode,
                       adapter_rank=method.adapter_rank)
-        if method.estimator:
-            fields["mask_estimator"] = method.estimator
-        if method.density is not None:
-            fields["mask_density"] = method.density
     return config_from_preset("small", **fields)
 
 
@@ -295,7 +298,7 @@ def ticket_options(method: Method, config: GPTConfig, corpus: Corpus, spec: RunS
     """The trainer's options for a method at a shape (the model fields go in as overrides)."""
     model = {k: v for k, v in config.to_dict().items()
              if k in ("num_layers", "model_dim", "num_heads", "num_kv_heads", "mlp_mult", "init",
-                      "mlp_fc_init", "embed_init", "scale_mode", "mask_estimator", "adapter_rank")}
+                      "mlp_fc_init", "embed_init", "scale_mode", "adapter_rank")}
     return TrainOptions(data=[corpus.train_path], val_data=[corpus.val_path], out=out, preset="small",
                         model=model, mask=config.mask, estimator=method.estimator,
                         density=method.density, dense_warmup=method.dense_warmup,
@@ -368,7 +371,8 @@ def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
             return len(encode_int8_state(model.state_dict(), config.to_dict()))
         make_binary(model) if method.family == "binary" else make_ternary(model, mode=method.gamma_mode)
         return len(encode_artifact(ternary_ticket(model, seed, config.to_dict())))
-    return shape_budget.worst_case_bytes(config.to_dict(), seed, creation={}, adapter_dtype=method.adapter_dtype)
+    return shape_budget.worst_case_bytes(config.to_dict(), seed, creation={}, adapter_dtype=method.adapter_dtype,
+                                         training=method.mask_training())
 
 
 def _random_vectors_(model: nn.Module, gen: torch.Generator) -> None:
