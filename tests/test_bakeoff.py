@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-sys.path.insert(0, str(BENCH))
-
-import bakeoff  # noqa: E402
-from baselines import Method, Result, RunSpec, prepare_corpus, proxy_bytes, run_method, shape_config  # noqa: E402
+import bakeoff  # bench/ is on the tests' path: pyproject.toml, pytest's pythonpath
+import bakeoff_tokens
+from baselines import Result, RunSpec, prepare_corpus, proxy_bytes, run_method, shape_config
 
 BUDGET = 24_000
 TINY_RUN = RunSpec(steps=3, batch_size=4, seq_len=32, seed=3)
@@ -110,8 +107,6 @@ def test_unknown_method_is_refused():
 
 
 def test_token_table_joins_runs_later_files_win(tmp_path):
-    import bakeoff_tokens
-
     def run(name, rows):
         path = tmp_path / name
         path.write_text(json.dumps({"meta": {"git_commit": "abcdef123"}, "rows": rows}))

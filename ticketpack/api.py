@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,10 @@ from .eval_context import check_tokenizer, resolve_seq_len
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .sizing import SizeReport, size_report
 from .ticket import Ticket, model_from_ticket, ticket_from_model, weights_sha256
+from .train_options import TrainOptions
+
+if TYPE_CHECKING:
+    from .train import Callback, TrainResult
 
 
 def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
@@ -36,6 +40,17 @@ def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "au
                           code_bytes=code_bytes, creation=creation, progress=progress)
 
 
+def train(options: TrainOptions, progress: Callback | None = None, limits: Limits = DEFAULT_LIMITS,
+          model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> TrainResult:
+    """Train a supermask GPT (ticketpack.train); write the checkpoint and log; return the figures.
+
+    ``progress`` receives every training event (start / step / eval / final) on rank 0;
+    ``limits`` caps a resumed checkpoint's tensors, ``model_limits`` the model config."""
+    from .train import train as run_training
+
+    return run_training(options, progress, limits=limits, model_limits=model_limits)
+
+
 def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
                  level: int | None = None, budget: int | None = None, code_bytes: int = 0) -> int:
     """Pack externally trained ternary weights (a safetensors file) into an artifact."""
@@ -45,6 +60,29 @@ def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str 
     ticket = ticket_from_ternary(state, config, os.path.basename(os.fspath(weights)))
     return write_artifact(ticket, out, codec=codec, level=level, budget=budget, code_bytes=code_bytes,
                           creation={"ternary": os.path.basename(os.fspath(weights)), "codec": codec})
+
+
+def import_pg(artifact: str | os.PathLike, out: str | os.PathLike, config: str | os.PathLike | None = None,
+              codec: str = "auto", level: int | None = None, budget: int | None = None, code_bytes: int = 0,
+              limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Any]:
+    """Convert a parameter-golf lottery-ticket artifact (``config``: its ARCH.json) into a .tpk
+    with the same weights; returns a summary (bytes, seed, rng, masks, connections, density)."""
+    import dataclasses
+
+    from . import pg_import
+    from .format.tensors import MaskedTensor, nonzero_share
+
+    arch = pg_import.load_arch(config) if config is not None else None
+    pg_limits = dataclasses.replace(pg_import.DEFAULT_PG_LIMITS, max_total_elements=limits.max_total_elements)
+    ticket = pg_import.import_pg(artifact, arch, pg_limits, model_limits)
+    written = write_artifact(ticket, out, codec=codec, level=level, budget=budget, code_bytes=code_bytes,
+                             creation={"command": "import-pg", "codec": codec, "level": level})
+    masked = [t for t in ticket.tensors if isinstance(t, MaskedTensor)]
+    density, total = nonzero_share(t.levels for t in masked)
+    return {"out": os.fspath(out), "bytes": written, "code_bytes": code_bytes, "seed": ticket.seed,
+            "rng": ticket.rng, "masks": len(masked), "connections": total, "density": density,
+            "scales": len(ticket.tensors) - len(masked),
+            "tokenizer": "byte-level" if ticket.config["vocab_size"] == 256 else "sentencepiece"}
 
 
 def size(artifact: str | os.PathLike, budget: int | None = None, code_bytes: int = 0,
@@ -278,7 +316,7 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     figures as a dict.
     """
     from .data import bundled_corpus_path
-    from .train import QUICKSTART_MINUTES, quickstart_options, train
+    from .train_options import QUICKSTART_MINUTES, quickstart_options
 
     say = say or (lambda line: None)
     minutes = QUICKSTART_MINUTES if minutes is None else minutes
@@ -287,7 +325,7 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     start = time.perf_counter()
     opts = quickstart_options(ckpt, log=os.path.join(out_dir, "train.jsonl"), max_minutes=minutes)
     say(f"training on {bundled_corpus_path()} for {minutes:g} minutes (log: {opts.log}) ...")
-    result = train(opts, callback=progress)
+    result = train(opts, progress)
     say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds:.0f} s: "
         f"density {result.density:.3f}, {result.connections:,} connections")
     nbytes = pack(ckpt, artifact, progress=progress)

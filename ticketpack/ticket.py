@@ -17,6 +17,7 @@ from torch import nn
 
 from . import pg_import  # noqa: F401 (registers the torch-MT19937 stream)
 from .errors import ConfigError, HeaderError
+from .format.constants import ADAPTER_DTYPES
 from .format.digest import weights_sha256_v2
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .provenance import default_provenance
@@ -29,9 +30,6 @@ def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Te
     items = state.items() if isinstance(state, dict) else state
     return weights_sha256_v2((name, t.detach().to("cpu", torch.float32).contiguous().numpy())
                              for name, t in items)
-
-
-ADAPTER_DTYPES = ("f16", "int8")
 
 
 def ticket_from_model(module: nn.Module, seed: int, config: dict,

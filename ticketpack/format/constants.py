@@ -35,6 +35,7 @@ MAX_MASK_LEVELS = 256  # levels are uint8
 VALUE_ENCODINGS = ("f16", "f32")  # IEEE little-endian floats: scales, gammas, plain data
 VALUE_DTYPES = {"f16": "<f2", "f32": "<f4"}
 INT8_ENCODING = "i8"  # int8 weights: one signed byte per element
+ADAPTER_DTYPES = ("f16", "int8")  # how a ticket stores trained adapters: plain f16, or int8 rows
 PACKED_ENCODINGS = ("bits", "planes", "trits5")  # fixed-width symbol packings (outer-compressible)
 V1_ENTROPY_ENCODINGS = ("ans0", "ansrow", "nm")  # constriction ANS streams: format v1 only
 V2_ENTROPY_ENCODINGS = ("rans0", "ransrow", "ransnm")  # the format-defined rANS: from v2
