@@ -45,10 +45,11 @@ from ticketpack.masking import MaskSpec, MaskTraining
 from ticketpack.model import GPT, GPTConfig, config_from_preset
 from ticketpack.model_config import INIT_CHOICES, PRESETS
 from ticketpack.ticket import model_from_ticket, ticket_from_model
-from ticketpack.train import TrainOptions, train
+from ticketpack.train import train
+from ticketpack.train_options import TrainOptions, declared_default
 
 FAMILIES = DENSE_FAMILIES + ("ticket",)
-WARMUP, WARMDOWN = 0.02, 0.3  # the trainer's defaults, used for every method
+WARMUP, WARMDOWN = declared_default("warmup"), declared_default("warmdown")  # for every method
 EVAL_BATCH = 8
 LOG_EVERY = 10  # steps between progress events
 Callback = Callable[[dict], None]
@@ -109,19 +110,20 @@ class Method:
     weight_decay: float = 0.1  # dense: AdamW decay of 2-D weights
     gamma_mode: str = "tensor"  # ternary: per tensor (TriLM) or per row, linear layers
     mask: str = "binary"  # ticket: binary | multibit:K
-    estimator: str = ""  # ticket: ste | topk | quant | nested ("" = the kind's default)
+    # ticket: the trainer's options of the same name, with its declared defaults (trainer_settings)
+    estimator: str = declared_default("estimator")
     init: str = "pg"  # ticket: pg (xavier, He for mlp.fc) | xavier | he | signed-constant
-    density: float | None = None  # ticket: target density (topk / nested)
-    dense_warmup: float = 0.0  # ticket: density schedule (fractions of the run)
-    density_ramp: float = 0.0
+    density: float | None = declared_default("density")
+    dense_warmup: float = declared_default("dense_warmup")
+    density_ramp: float = declared_default("density_ramp")
     scale_mode: str = "none"  # ticket: learned scale per masked tensor: none | tensor | row
-    scale_lr: float = 0.01
-    temperature_start: float = 2.0
-    temperature_end: float = 0.1
+    scale_lr: float = declared_default("scale_lr")
+    temperature_start: float = declared_default("temperature_start")
+    temperature_end: float = declared_default("temperature_end")
     mlp_mult: int = 2
     adapter_rank: int = 0  # ticket: low-rank adapters B @ A on every frozen weight (mask none: a backbone)
-    adapter_dtype: str = "f16"  # ticket: f16 | int8 (per row, fp16 scales)
-    adapter_lr: float = 0.003
+    adapter_dtype: str = declared_default("adapter_dtype")
+    adapter_lr: float = declared_default("adapter_lr")
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -251,21 +253,27 @@ def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec
 
 # ---------------------------------------------------------------- tickets (ticketpack.train)
 
+# Method fields named like a TrainOptions field that reach the trainer through the shape's
+# config instead (``init`` "pg" is a recipe of three rules, not a ``--init`` choice).
+VIA_CONFIG = ("mask", "init", "adapter_rank")
+
+
+def trainer_settings(method: Method) -> dict[str, Any]:
+    """The method's fields that are trainer options of the same name, passed as they are."""
+    options = set(TrainOptions.__dataclass_fields__) - set(VIA_CONFIG)
+    return {name: getattr(method, name) for name in Method.__dataclass_fields__ if name in options}
+
+
 def ticket_options(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, out: str) -> TrainOptions:
     """The trainer's options for a method at a shape (the model fields go in as overrides)."""
     model = {k: v for k, v in config.to_dict().items()
              if k in ("num_layers", "model_dim", "num_heads", "num_kv_heads", "mlp_mult", "init",
                       "mlp_fc_init", "embed_init", "scale_mode", "adapter_rank")}
     return TrainOptions(data=[corpus.train_path], val_data=[corpus.val_path], out=out, preset="small",
-                        model=model, mask=config.mask, estimator=method.estimator,
-                        density=method.density, dense_warmup=method.dense_warmup,
-                        density_ramp=method.density_ramp, seed=spec.seed, steps=spec.steps,
-                        seq_len=spec.seq_len, batch_size=spec.batch_size, lr=method.lr,
-                        scale_lr=method.scale_lr, warmup=WARMUP, warmdown=WARMDOWN,
-                        temperature_start=method.temperature_start,
-                        temperature_end=method.temperature_end, adapter_dtype=method.adapter_dtype,
-                        adapter_lr=method.adapter_lr, eval_every=0, log_every=0, checkpoint_every=0,
-                        eval_batch_size=EVAL_BATCH, device="cpu")
+                        model=model, mask=config.mask, seed=spec.seed, steps=spec.steps,
+                        seq_len=spec.seq_len, batch_size=spec.batch_size, warmup=WARMUP, warmdown=WARMDOWN,
+                        eval_every=0, log_every=0, checkpoint_every=0, eval_batch_size=EVAL_BATCH,
+                        device="cpu", **trainer_settings(method))
 
 
 def run_ticket(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,

@@ -123,3 +123,24 @@ def test_token_table_joins_runs_later_files_win(tmp_path):
     assert "| 64 KB | int8 | 3.0000 (1.000) | 2.0000 (1.000) |" in table
     assert "| 64 KB | t | 2.4000 (0.800) | 2.1000 (1.050) |" in table  # b.json's 100-token row won
     assert out.stat().st_size > 1000
+
+
+def test_a_ticket_method_reaches_the_trainer_as_declared(corpus, tmp_path):
+    """The bake-off's ticket settings are the trainer's options: same names, the declared
+    defaults, passed unchanged (no second list of them to drift)."""
+    from dataclasses import fields
+
+    from baselines import VIA_CONFIG, ticket_options, trainer_settings  # noqa: E402
+
+    from ticketpack.train_options import TrainOptions
+
+    shared = {f.name for f in fields(Method)} & set(TrainOptions.__dataclass_fields__) - set(VIA_CONFIG)
+    default = Method("d", "ticket", lr=TrainOptions(data=["x"], out="y").lr)
+    assert set(trainer_settings(default)) == shared and len(shared) >= 10
+    assert all(getattr(default, n) == getattr(TrainOptions(data=["x"], out="y"), n) for n in shared)
+    tuned = Method("t", "ticket", lr=0.05, estimator="topk", density=0.3, dense_warmup=0.1, density_ramp=0.2,
+                   scale_lr=0.02, temperature_start=1.0, temperature_end=0.05, adapter_dtype="int8",
+                   adapter_lr=0.01)
+    opts = ticket_options(tuned, shape_config(32, 2, tuned), corpus, TINY_RUN, str(tmp_path / "t.safetensors"))
+    assert {n: getattr(opts, n) for n in shared} == trainer_settings(tuned)
+    assert trainer_settings(tuned)["temperature_end"] == 0.05

@@ -21,6 +21,9 @@ The final ``val_bpb`` is measured on the model rebuilt from the ticket (hard mas
 fp16-rounded scales: exactly what an artifact holds), with the same evaluation as
 ``ticketpack load-and-eval`` (fp32 on CPU, bf16 autocast on CUDA, batch size 8), so
 load-and-eval of the packed checkpoint reproduces it on the same text, device and seq len.
+
+The options are declared in train_options.py; the device, process group, log file and
+provenance in runtime.py; this module is the run itself.
 """
 
 from __future__ import annotations
@@ -46,14 +49,13 @@ from .layers import masked_layers
 from .masking import DENSITY_ESTIMATORS, ESTIMATORS, QUANT_STEP_INIT, MaskTraining
 from .model import GPT, GPTConfig, config_from_preset
 from .model_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, config_from_dict
-from .runtime import DistContext, JsonlLog, provenance, resolve_device, setup_distributed
+from .runtime import DistContext, Event, JsonlLog, provenance, resolve_device, setup_distributed
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .shape_budget import ShapeChoice, solve as solve_shape
 from .ticket import model_from_ticket, ticket_from_model
 from .tokenizer import Tokenizer, load_tokenizer
 from .train_options import DEFAULT_STEPS, TrainOptions, check_number, resumed_fields
 
-Event = dict[str, Any]
 Callback = Callable[[Event], None]
 
 

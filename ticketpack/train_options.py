@@ -277,6 +277,13 @@ def options_from_flags(values: dict[str, Any]) -> TrainOptions:
     return TrainOptions(**kept)
 
 
+def declared_default(name: str) -> Any:
+    """The default ``TrainOptions`` declares for field ``name`` (for code that offers the same
+    setting under its own name, such as the bake-off's methods)."""
+    f = TrainOptions.__dataclass_fields__[name]
+    return f.default_factory() if f.default is dataclasses.MISSING else f.default
+
+
 def resumed_fields() -> tuple[str, ...]:
     """The options a resumed run takes from its checkpoint (they define the model and its
     training); not the tokenizer: a path saved in a checkpoint is never opened."""
