@@ -78,7 +78,7 @@ def estimate_bytes(method: Method, model_dim: int, num_layers: int) -> float:
     ``baselines.estimate_dense_bytes`` (int8, ternary, binary)."""
     config = shape_config(model_dim, num_layers, method)
     if method.family == "ticket":
-        return shape_budget.estimate_bytes(config.to_dict(), method.adapter_dtype)
+        return shape_budget.estimate_bytes(config.to_dict(), method.adapter_dtype, method.mask_training())
     return estimate_dense_bytes(config, method.family, method.gamma_mode)
 
 
