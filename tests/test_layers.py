@@ -12,6 +12,7 @@ from ticketpack import rng
 from ticketpack.errors import ConfigError
 from ticketpack.layers import (MaskedEmbedding, MaskedLinear, bind_seed, masked_layers, set_density,
                                set_temperature)
+from ticketpack.masking import MaskTraining
 from ticketpack.ticket import ticket_from_model
 
 
@@ -114,7 +115,7 @@ def test_density_and_setters():
     with torch.no_grad():
         layer.scores.copy_(torch.arange(1000).view(25, 40) - 300.0)
     assert layer.density() == 0.7
-    topk = MaskedLinear(40, 25, mask=_topk(0.5))
+    topk = MaskedLinear(40, 25, mask="binary", mask_training=MaskTraining("topk", 0.5))
     assert topk.density() == 0.5
     set_density(topk, 0.1)
     assert topk.density() == 0.1
@@ -138,14 +139,11 @@ def test_set_temperature_reaches_every_layer_and_the_gradient():
     assert model.emb.scores.grad.abs().max() < 1e-30
 
 
-def _topk(d):
-    from ticketpack.masking import MaskSpec
-    return MaskSpec.parse("binary", estimator="topk", density=d)
-
-
 @pytest.mark.parametrize("kwargs,field", [
     (dict(init="normal"), "init"), (dict(scale_mode="col"), "scale_mode"),
     (dict(mask="nm:2:3"), "multiple of M=3"), (dict(mask="trinary"), "mask"),
+    (dict(mask_training=MaskTraining("quant")), "estimator"),  # not for binary masks
+    (dict(mask_training=MaskTraining("topk")), "density"),
 ])
 def test_bad_layer_arguments(kwargs, field):
     with pytest.raises(ConfigError, match=field):
