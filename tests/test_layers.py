@@ -12,6 +12,7 @@ from ticketpack import rng
 from ticketpack.errors import ConfigError
 from ticketpack.layers import (MaskedEmbedding, MaskedLinear, bind_seed, masked_layers, set_density,
                                set_temperature)
+from ticketpack.format.constants import SCALE_MODES
 from ticketpack.masking import MaskTraining
 from ticketpack.ticket import ticket_from_model
 
@@ -71,7 +72,7 @@ def test_frozen_is_not_saved_scores_and_scales_are():
     assert model.stack[0][0].scale.shape == (32, 1) and model.stack[1].scale.shape == ()
 
 
-@pytest.mark.parametrize("scale_mode", ["none", "tensor", "row"])
+@pytest.mark.parametrize("scale_mode", SCALE_MODES)
 def test_effective_weight_rule_and_forward(scale_mode):
     torch.manual_seed(0)
     layer = MaskedLinear(12, 6, mask="multibit:4", scale_mode=scale_mode)
