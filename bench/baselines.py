@@ -23,7 +23,6 @@ on the model rebuilt from the bytes that are counted.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,9 @@ from ticketpack.baselines import (DENSE_FAMILIES, build_dense, encode_int8_state
 from ticketpack.data import TokenStream, bundled_corpus_path, load_tokens, split_train_val
 from ticketpack.errors import ConfigError
 from ticketpack.evaluate import evaluate
+from ticketpack.format.tensors import TernaryTensor, nonzero_share
 from ticketpack.layers import masked_layers
+from ticketpack.masking import MaskSpec, MaskTraining
 from ticketpack.model import GPT, GPTConfig, config_from_preset
 from ticketpack.model_config import INIT_CHOICES, PRESETS
 from ticketpack.ticket import model_from_ticket, ticket_from_model
@@ -128,30 +129,17 @@ class Method:
         if self.family not in FAMILIES:
             raise ConfigError(f"family: {self.family!r}, expected one of {', '.join(FAMILIES)}")
 
-    def bits_bound(self) -> float:
-        """Worst-case bits per weight / connection of the packed tensors (sizing uses it)."""
-        if self.family == "int8":
-            return 8.0
-        if self.family == "ternary":
-            return 1.6  # trits5; auto only ever picks something smaller
-        if self.family == "binary":
-            return 1.0  # +-1 trits, entropy-coded
-        if self.mask == "none":
-            return 0.0  # the backbone is the seed
-        if self.density is not None and self.mask == "binary":
-            return _h(self.density) * 1.01 + 1e-3  # ANS order-0 at a known density
-        levels = int(self.mask.split(":")[1]) if self.mask.startswith("multibit") else 2
-        return math.log2(levels)
+    def mask_training(self) -> MaskTraining | None:
+        """How a ticket method's masks train (sizing needs its target density); None otherwise."""
+        if self.family != "ticket":
+            return None
+        return MaskTraining.for_mask(MaskSpec.parse(self.mask), self.estimator, self.density)
 
     def init_overrides(self) -> dict[str, str]:
         fields = ("init", "mlp_fc_init", "embed_init")
         if self.init == "pg":  # the pg-lth preset's rules
             return {f: PRESETS["pg-lth"][f] for f in fields}
         return dict(zip(fields, INIT_CHOICES[self.init]))
-
-
-def _h(p: float) -> float:
-    return 0.0 if p <= 0 or p >= 1 else -p * math.log2(p) - (1 - p) * math.log2(1 - p)
 
 
 def shape_config(model_dim: int, num_layers: int, method: Method, head_dim: int = 32) -> GPTConfig:
@@ -162,10 +150,6 @@ def shape_config(model_dim: int, num_layers: int, method: Method, head_dim: int 
     if method.family == "ticket":
         fields.update(method.init_overrides(), mask=method.mask, scale_mode=method.scale_mode,
                       adapter_rank=method.adapter_rank)
-        if method.estimator:
-            fields["mask_estimator"] = method.estimator
-        if method.density is not None:
-            fields["mask_density"] = method.density
     return config_from_preset("small", **fields)
 
 
@@ -243,9 +227,9 @@ def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec
     rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
     bpb, loss = _score(rebuilt, corpus, spec)
     mats, other = _count(GPT(config, masked=False))
-    nonzero = sum(int(np.count_nonzero(t.trits)) for t in ticket.tensors if hasattr(t, "trits"))
+    density, _ = nonzero_share(t.trits for t in ticket.tensors if isinstance(t, TernaryTensor))
     return _result(method, budget, len(blob), mats, other, bpb, loss, seconds, spec, config,
-                   density=nonzero / mats)
+                   density=density)
 
 
 # ---------------------------------------------------------------- tickets (ticketpack.train)
@@ -265,7 +249,7 @@ def ticket_options(method: Method, config: GPTConfig, corpus: Corpus, spec: RunS
     """The trainer's options for a method at a shape (the model fields go in as overrides)."""
     model = {k: v for k, v in config.to_dict().items()
              if k in ("num_layers", "model_dim", "num_heads", "num_kv_heads", "mlp_mult", "init",
-                      "mlp_fc_init", "embed_init", "scale_mode", "mask_estimator", "adapter_rank")}
+                      "mlp_fc_init", "embed_init", "scale_mode", "adapter_rank")}
     return TrainOptions(data=[corpus.train_path], val_data=[corpus.val_path], out=out, preset="small",
                         model=model, mask=config.mask, seed=spec.seed, steps=spec.steps,
                         seq_len=spec.seq_len, batch_size=spec.batch_size, warmup=WARMUP, warmdown=WARMDOWN,
@@ -316,5 +300,6 @@ def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
     exactly the target density; fp16 values random)."""
     if method.family == "ticket":
         return shape_budget.worst_case_bytes(config.to_dict(), seed, creation={},
-                                             adapter_dtype=method.adapter_dtype)
+                                             adapter_dtype=method.adapter_dtype,
+                                             training=method.mask_training())
     return worst_case_dense_bytes(config, method.family, method.gamma_mode, seed)

@@ -172,7 +172,7 @@ def test_a_ticket_method_reaches_the_trainer_as_declared(corpus, tmp_path):
     defaults, passed unchanged (no second list of them to drift)."""
     from dataclasses import fields
 
-    from baselines import VIA_CONFIG, ticket_options, trainer_settings  # noqa: E402
+    from baselines import VIA_CONFIG, Method, ticket_options, trainer_settings
 
     from ticketpack.train_options import TrainOptions
 
