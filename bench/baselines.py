@@ -23,7 +23,6 @@ on the model rebuilt from the bytes that are counted.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -135,30 +134,11 @@ class Method:
             return None
         return MaskTraining.for_mask(MaskSpec.parse(self.mask), self.estimator, self.density)
 
-    def bits_bound(self) -> float:
-        """Worst-case bits per weight / connection of the packed tensors (sizing uses it)."""
-        if self.family == "int8":
-            return 8.0
-        if self.family == "ternary":
-            return 1.6  # trits5; auto only ever picks something smaller
-        if self.family == "binary":
-            return 1.0  # +-1 trits, entropy-coded
-        if self.mask == "none":
-            return 0.0  # the backbone is the seed
-        if self.density is not None and self.mask == "binary":
-            return _h(self.density) * 1.01 + 1e-3  # ANS order-0 at a known density
-        levels = int(self.mask.split(":")[1]) if self.mask.startswith("multibit") else 2
-        return math.log2(levels)
-
     def init_overrides(self) -> dict[str, str]:
         fields = ("init", "mlp_fc_init", "embed_init")
         if self.init == "pg":  # the pg-lth preset's rules
             return {f: PRESETS["pg-lth"][f] for f in fields}
         return dict(zip(fields, INIT_CHOICES[self.init]))
-
-
-def _h(p: float) -> float:
-    return 0.0 if p <= 0 or p >= 1 else -p * math.log2(p) - (1 - p) * math.log2(1 - p)
 
 
 def shape_config(model_dim: int, num_layers: int, method: Method, head_dim: int = 32) -> GPTConfig:
