@@ -39,6 +39,7 @@ from ticketpack.baselines import (DENSE_FAMILIES, build_dense, encode_int8_state
 from ticketpack.data import TokenStream, bundled_corpus_path, load_tokens, split_train_val
 from ticketpack.errors import ConfigError
 from ticketpack.evaluate import evaluate
+from ticketpack.format.tensors import TernaryTensor, nonzero_share
 from ticketpack.layers import masked_layers
 from ticketpack.masking import MaskSpec, MaskTraining
 from ticketpack.model import GPT, GPTConfig, config_from_preset
@@ -226,9 +227,9 @@ def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec
     rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
     bpb, loss = _score(rebuilt, corpus, spec)
     mats, other = _count(GPT(config, masked=False))
-    nonzero = sum(int(np.count_nonzero(t.trits)) for t in ticket.tensors if hasattr(t, "trits"))
+    density, _ = nonzero_share(t.trits for t in ticket.tensors if isinstance(t, TernaryTensor))
     return _result(method, budget, len(blob), mats, other, bpb, loss, seconds, spec, config,
-                   density=nonzero / mats)
+                   density=density)
 
 
 # ---------------------------------------------------------------- tickets (ticketpack.train)
