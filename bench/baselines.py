@@ -40,8 +40,9 @@ from ticketpack.data import TokenStream, bundled_corpus_path, load_tokens, split
 from ticketpack.errors import ConfigError
 from ticketpack.evaluate import evaluate
 from ticketpack.format.tensors import TernaryTensor, nonzero_share
+from ticketpack.format.maskspec import MaskSpec
 from ticketpack.layers import masked_layers
-from ticketpack.masking import MaskSpec, MaskTraining
+from ticketpack.mask_training import MaskTraining
 from ticketpack.model import GPT, GPTConfig, config_from_preset
 from ticketpack.model_config import INIT_CHOICES, PRESETS
 from ticketpack.ticket import model_from_ticket, ticket_from_model

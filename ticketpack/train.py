@@ -46,7 +46,8 @@ from .eval_context import make_eval_context
 from .evaluate import EvalResult, evaluate
 from .format.tensors import nonzero_share
 from .layers import masked_layers
-from .masking import DENSITY_ESTIMATORS, ESTIMATORS, QUANT_STEP_INIT, MaskTraining
+from .mask_training import DENSITY_ESTIMATORS, ESTIMATORS, MaskTraining
+from .masking import QUANT_STEP_INIT
 from .model import GPT, GPTConfig, config_from_preset
 from .model_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, config_from_dict
 from .runtime import DistContext, Event, JsonlLog, provenance, resolve_device, setup_distributed
