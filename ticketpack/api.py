@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, parse_artifact,
                        read_artifact_bytes, verify_info, write_artifact)
 from .checkpoint import checkpoint_ticket, packed_size  # noqa: F401 - packed_size is API
-from .errors import ArtifactError, HeaderError, UsageError, VerificationError
+from .errors import ArtifactError, HeaderError, TicketpackError, UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .sizing import SizeReport, size_report
@@ -248,13 +249,33 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits =
 
 
 LOADER_FILE = "loader/tpk_loader.py"  # package data, never imported by ticketpack itself
+LOADER_INITS_LINE = re.compile(r"^INITS = .*$", re.M)  # the one line export fills in
+
+
+def loader_init_table() -> dict[str, tuple[str, str]]:
+    """The format's init rules as the standalone loader reads them: rule -> (value family,
+    fan), the family "uniform" or "signed" (constant), the fan "in" (fan_in) or "in+out"
+    (fan_in + fan_out)."""
+    from .format.constants import HE_RULES, INIT_RULES, SIGNED_RULES, UNIFORM_RULES
+
+    for rule in INIT_RULES:  # the loader knows these two families' value formulas only
+        if (rule in UNIFORM_RULES) == (rule in SIGNED_RULES):
+            raise TicketpackError(f"export-loader: init rule {rule!r} is neither uniform nor a signed constant")
+    return {rule: ("signed" if rule in SIGNED_RULES else "uniform", "in" if rule in HE_RULES else "in+out")
+            for rule in INIT_RULES}
 
 
 def loader_source() -> bytes:
-    """The standalone loader (one Python file, numpy + zstandard) that reads v2 artifacts."""
+    """The standalone loader (one Python file, numpy + zstandard) that reads v2 artifacts: the
+    packaged file with its ``INITS`` line written from the format's init rules, so a new rule
+    needs no edit of the loader."""
     from importlib import resources
 
-    return resources.files("ticketpack").joinpath(LOADER_FILE).read_bytes()
+    template = resources.files("ticketpack").joinpath(LOADER_FILE).read_text(encoding="utf-8")
+    source, count = LOADER_INITS_LINE.subn(f"INITS = {loader_init_table()!r}", template)
+    if count != 1:
+        raise TicketpackError(f"export-loader: {LOADER_FILE} has {count} INITS lines, expected one")
+    return source.encode("utf-8")
 
 
 def export_loader(out: str | os.PathLike) -> dict:
