@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from ticketpack import api
+from ticketpack.errors import TicketpackError
 from ticketpack.cli.main import main
 from ticketpack.format import philox, rans
 from ticketpack.format.constants import INIT_RULES
@@ -124,7 +125,7 @@ def test_loader_refuses_a_broken_rans_stream(loader):
 @pytest.mark.parametrize("rule", INIT_RULES)
 @pytest.mark.parametrize("shape", [(64, 33), (5, 3, 2), (17,), (1, 1)])
 def test_philox_weights_match_the_core_bit_for_bit(loader, rule, shape):
-    ours = loader.frozen(123456789, "blocks.0.mlp.fc.weight", list(shape), rule)
+    ours = loader.frozen(123456789, "blocks.0.mlp.fc.weight", list(shape), rule).reshape(shape)
     core = np.asarray(philox.frozen_weight(123456789, "blocks.0.mlp.fc.weight", shape, rule))
     assert ours.dtype == np.float32 and ours.shape == shape
     assert np.array_equal(ours.view(np.uint32), core.view(np.uint32))
@@ -322,8 +323,29 @@ def test_emitted_loader_command_line(loader_path, artifacts, tmp_path):
 
 
 def test_loader_stays_small(loader_path):
-    # a regression guard on what a parameter-golf entrant ships (README: the loader's bytes)
-    assert loader_path.stat().st_size <= 14_336
+    # what a parameter-golf entrant ships (issue 14: at most 12,000 bytes; README: its bytes)
+    assert loader_path.stat().st_size <= 12_000
+
+
+def test_loader_init_table_is_written_from_the_constants(loader, loader_path):
+    """The packaged file holds no init rules of its own: export writes the format's table."""
+    template = (Path(api.__file__).parent / api.LOADER_FILE).read_text(encoding="utf-8")
+    assert re.findall(r"^INITS = .*$", template, re.M) == ["INITS = {}"]
+    assert list(loader.INITS) == list(INIT_RULES)
+    assert loader.INITS == api.loader_init_table()
+    assert loader_path.read_text(encoding="utf-8").count("INITS = {") == 1
+
+
+def test_a_new_init_rule_reaches_the_loader_without_editing_it(monkeypatch, tmp_path):
+    from ticketpack.format import constants
+
+    monkeypatch.setattr(constants, "UNIFORM_RULES", constants.UNIFORM_RULES + ("test_uniform",))
+    monkeypatch.setattr(constants, "INIT_RULES", constants.INIT_RULES + ("test_uniform",))
+    assert "'test_uniform': 'uniform/in+out'" in api.loader_source().decode()
+    monkeypatch.setattr(constants, "INIT_RULES", constants.INIT_RULES + ("normal",))  # no family
+    with pytest.raises(TicketpackError, match="'normal' is neither uniform nor a signed constant"):
+        api.export_loader(tmp_path / "x.py")
+    assert not (tmp_path / "x.py").exists()
 
 
 def test_loader_reproduces_format_md_known_answers(loader):
@@ -333,7 +355,7 @@ def test_loader_reproduces_format_md_known_answers(loader):
                       text, re.M)
     assert len(rows) >= 5
     for seed, name, shape, rule, first, digest in rows:
-        w = loader.frozen(int(seed), name, json.loads(shape), rule)
+        w = loader.frozen(int(seed), name, json.loads(shape), rule).reshape(json.loads(shape))
         assert " ".join(f"{v:08x}" for v in w.reshape(-1)[:4].view(np.uint32)) == first
         b = name.encode()
         record = struct.pack(f"<I{len(b)}sI{w.ndim}Q", len(b), b, w.ndim, *w.shape) + w.tobytes()

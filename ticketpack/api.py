@@ -252,16 +252,16 @@ LOADER_FILE = "loader/tpk_loader.py"  # package data, never imported by ticketpa
 LOADER_INITS_LINE = re.compile(r"^INITS = .*$", re.M)  # the one line export fills in
 
 
-def loader_init_table() -> dict[str, tuple[str, str]]:
-    """The format's init rules as the standalone loader reads them: rule -> (value family,
-    fan), the family "uniform" or "signed" (constant), the fan "in" (fan_in) or "in+out"
+def loader_init_table() -> dict[str, str]:
+    """The format's init rules as the standalone loader reads them: rule -> "family/fan", the
+    value family "uniform" or "signed" (constant), the fan "in" (fan_in) or "in+out"
     (fan_in + fan_out)."""
     from .format.constants import HE_RULES, INIT_RULES, SIGNED_RULES, UNIFORM_RULES
 
     for rule in INIT_RULES:  # the loader knows these two families' value formulas only
         if (rule in UNIFORM_RULES) == (rule in SIGNED_RULES):
             raise TicketpackError(f"export-loader: init rule {rule!r} is neither uniform nor a signed constant")
-    return {rule: ("signed" if rule in SIGNED_RULES else "uniform", "in" if rule in HE_RULES else "in+out")
+    return {rule: ("signed/" if rule in SIGNED_RULES else "uniform/") + ("in" if rule in HE_RULES else "in+out")
             for rule in INIT_RULES}
 
 

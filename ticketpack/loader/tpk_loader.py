@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 ONE, M32, u8, i64 = 1 << 16, 0xFFFFFFFF, np.uint8, np.int64
-# init rule: (family, fan) of section 4; `ticketpack export-loader` writes this line
+# init rule: "family/fan" (section 4), written by `ticketpack export-loader`
 INITS = {}
 
 
@@ -22,7 +22,7 @@ def need(ok, msg):
 		raise TpkError(msg)
 
 
-def isint(v, lo=0, hi=1 << 64):
+def isint(v, lo, hi):
 	return type(v) is int and lo <= v <= hi
 
 
@@ -38,14 +38,13 @@ def strict(kv):
 
 def inflate(d, codec, raw):
 	need(codec in ("none", "zlib", "zstd"), f"codec {codec!r}")
-	try:
+	try:  # reading at most raw + 1 bytes
 		if codec == "zstd":
-			import zstandard as zs
-			need(zs.get_frame_parameters(d).content_size == raw, "zstd frame size")
-			d = zs.ZstdDecompressor().decompress(d)
+			import zstandard
+			d = zstandard.ZstdDecompressor().stream_reader(d).read(raw + 1)
 		elif codec == "zlib":
 			d = zlib.decompressobj().decompress(d, raw + 1)
-	except Exception as e:  # whatever the decompressor raises
+	except Exception as e:  # any decompressor error
 		raise TpkError(f"cannot decompress ({e!r})") from None
 	need(len(d) == raw, f"not {raw} bytes after {codec}")
 	return d
@@ -55,8 +54,8 @@ def read(buf):
 	# sections 1-3 and 7
 	need(buf[:8] == b"\x89TPK\r\n\x1a\n" and len(buf) >= 32, "not a .tpk file")
 	ver, hc, flags, hl, raw, pl = struct.unpack_from("<HBBIIQ", buf, 8)
-	need(ver == 2, f"format version {ver}: this loader reads version 2")
-	need(hc < 3 and flags == 0, "bad header codec or flags")
+	need(ver == 2, f"format version {ver}, not 2")
+	need(hc < 3 and flags == 0, "header codec or flags")
 	need(len(buf) == 32 + hl + pl, "file is truncated or has trailing data")
 	need(zlib.crc32(buf[:-4]) == int.from_bytes(buf[-4:], "little"), "CRC-32 mismatch")
 	need(max(hl, raw) <= 1 << 24, "header over 16 MiB")
@@ -71,7 +70,7 @@ def read(buf):
 		model = canon(h["config"]) + canon(h.get("eval"))  # hashed into model_sha256
 	except TpkError as e:
 		raise TpkError(f"header: {e}") from None
-	except (ValueError, TypeError, KeyError, AttributeError, RecursionError, OverflowError) as e:
+	except Exception as e:  # any other fault of the header
 		raise TpkError(f"header: {e!r}") from None
 	return h, model, buf[28 + hl:-4]
 
@@ -86,7 +85,7 @@ def check(t):
 		and (kind in ("plain", "ternary") or shape and (kind == "int8" or n)), f"{name}: shape")
 	need(kind != "masked" or mask(t) and t["init"] in INITS and t["scale"] in ("none", "tensor",
 		"row"), f"{name}: init or scale")
-	need(all(isint(s["raw"], 0, 8 * n + 4096) for s in t["sections"]), f"{name}: section raw size")
+	need(all(isint(s["raw"], 0, 8 * n + 4096) for s in t["sections"]), f"{name}: raw size")
 	return n
 
 
@@ -94,17 +93,17 @@ def mask(t):
 	# (K levels, N, M): K = 0 for `none`, M = 0 unless N:M
 	m = re.fullmatch(r"(none)|binary|multibit:([1-9]\d*)|nm:([1-9]\d*):([1-9]\d*)", str(t["mask"]))
 	K, N, M = (int(v or 0) for v in m.groups()[1:]) if m else (1, 0, 0)
-	need(K <= 256 and (N < M <= 256 and t["shape"][-1] % M == 0 if M else K != 1), f"{t['name']}: mask")
+	need(K <= 256 and (N < M <= 256 and t["shape"][-1] % M == 0 if M else K != 1), f"{t['name']}: bad mask")
 	return 0 if m[1] else K or 2, N, M
 
 
-def digits(v, base, count):  # each v's lowest `count` digits in base `base`, lowest first
+def digits(v, base, count):  # v's lowest `count` digits in base `base`, lowest first
 	return v[:, None] // base ** np.arange(count) % base
 
 
 def varint(d, pos):
 	v = i = 0
-	while pos < len(d) and i < 70:
+	while i < 70:
 		v, i, pos = v | (d[pos] & 127) << i, i + 7, pos + 1
 		if d[pos - 1] < 128:
 			return v, pos
@@ -113,15 +112,15 @@ def varint(d, pos):
 
 def rans(d, pos, f, mi):
 	# the len(mi) symbols of the stream at d[pos:] (section 5.2.1), symbol i under f[mi[i]]
-	L = 1 << d[pos] if pos < len(d) and d[pos] <= 12 else 1 << 40
-	need(len(d) >= pos + 1 + 4 * L and (len(d) - pos - 1) % 2 == 0, "rans: bad stream")
+	L = 1 << d[pos]
+	need(L <= 4096 and len(d) >= pos + 1 + 4 * L and (len(d) - pos) % 2, "rans: bad stream")
 	x = np.frombuffer(d, "<u4", L, pos + 1).astype(i64)
 	w = np.frombuffer(d, "<u2", offset=pos + 1 + 4 * L).astype(i64)
 	A, c, n, out, p = f.shape[1], np.cumsum(f, 1) - f, len(mi), np.empty_like(mi), 0
 	F, C, tab = f.ravel(), c.ravel(), np.repeat(np.arange(A), f[0])  # tab: slot -> symbol of f[0]
 	for i in range(0, n, L):
 		y, m = x[:n - i], mi[i:i + L]
-		slot = y & (ONE - 1)
+		slot = y & 0xFFFF
 		out[i:i + L] = g = tab[slot] if len(f) == 1 else m * A + (c[m] <= slot[:, None]).sum(1) - 1
 		y[:] = F[g] * (y >> 16) + slot - C[g]
 		m = y < ONE
@@ -129,18 +128,17 @@ def rans(d, pos, f, mi):
 		need(p + r <= len(w), "rans: stream ends early")
 		y[m] = y[m] << 16 | w[p:p + r]
 		p += r
-	need(p == len(w) and (x == ONE).all(), "rans: stream not used up exactly")
+	need(p == len(w) and (x == ONE).all(), "rans: stream not used up")
 	return out % A
 
 
 def rows(d, pos, cnt, C):
-	# sections 5.2.2-3: B, then the stream of rows of C elements, row r under the product
-	# model of its level counts cnt[r] (all > 0); gives the digit (index in cnt[r]) of each
+	# sections 5.2.2-3: rows of C digits, row r under the product model of its counts cnt[r]
 	P, B = cnt.shape[1], d[pos]
 	need(B in (1, 2, 4, 8) and P ** B <= 256, "rans: bad B")
 	dig = digits(np.arange(P ** B), P, B)
-	a = np.full((len(cnt), P ** B), 1 << 31, i64)
-	for j in range(B):
+	a = 1 << 31
+	for j in range(B):  # a: rows x symbols
 		a = a * ((cnt << 31) // C)[:, dig[:, j]] >> 31
 	f = np.maximum(1, (a << 16) // a.sum(1, keepdims=True))
 	f[np.arange(len(cnt)), np.argmax(f, 1)] += ONE - f.sum(1)
@@ -160,15 +158,12 @@ def rans0(d, shape, n, K, *_):
 
 
 def ransrow(d, shape, *_):
-	R = shape[0]
-	C = math.prod(shape) // R
+	R, C = shape[0], math.prod(shape[1:])
 	lo, pos = varint(d, 0)
-	w = d[pos]
-	nb = -(-R * w // 8)
-	need(w <= C.bit_length() and len(d) > pos + nb, "ransrow: bad row header")
-	b = np.unpackbits(np.frombuffer(d, u8, nb, pos + 1), bitorder="little")
-	nr = lo + b[:R * w].reshape(R, w).astype(i64) @ (1 << np.arange(w, dtype=i64))
-	need(nr.max() <= C, "ransrow: bad row counts")
+	w, nb = d[pos], -(-R * d[pos] // 8)
+	b = np.unpackbits(np.frombuffer(d, u8, nb, pos + 1), bitorder="little")[:R * w].reshape(R, w)
+	nr = lo + b @ (1 << np.arange(w))
+	need(w <= C.bit_length() and nr.max() <= C, "ransrow: bad row counts")
 	grid = np.zeros((R, C), u8)
 	grid[nr == C] = 1
 	mix = (nr > 0) & (nr < C)
@@ -180,8 +175,8 @@ def ransrow(d, shape, *_):
 def ransnm(d, shape, n, K, N, M):
 	cnm, groups = math.comb(M, N), n // M
 	G = d[0]
-	need(G and cnm ** G <= ONE, "ransnm: bad G")
 	A = cnm ** G
+	need(G and A <= ONE, "ransnm: bad G")
 	sym = rans(d, 1, ONE // A + (np.arange(A)[None] < ONE % A), np.zeros(-(-groups // G), i64))
 	ones = sorted(itertools.combinations(range(M), N), key=lambda c: c[::-1])  # in rank order
 	pat = np.zeros((cnm, M), u8)
@@ -189,12 +184,12 @@ def ransnm(d, shape, n, K, N, M):
 	return pat[digits(sym, cnm, G).reshape(-1)[:groups]].reshape(-1)
 
 
-def levels(t, sec, d):
+def levels(t, enc, d):
 	# mask levels or trits + 1 (section 5)
-	shape, enc = t["shape"], sec["enc"]
+	shape = t["shape"]
 	n, (K, N, M) = math.prod(shape), mask(t) if t["kind"] == "masked" else (3, 0, 0)
 	need({"bits": K == 2, "planes": t.get("mask", "")[:1] == "m", "trits5": K == 3, "rans0": 1,
-		"ransrow": K == 2 and len(shape) > 1, "ransnm": M}.get(enc), f"encoding {enc!r} not allowed here")
+		"ransrow": K == 2 and len(shape) > 1, "ransnm": M}.get(enc), f"encoding {enc!r} not allowed")
 	if enc in ("bits", "planes"):  # bits: the one plane of a binary mask
 		b = np.unpackbits(np.frombuffer(d, u8).reshape(-1, -(-n // 8)), 1, bitorder="little")[:, :n]
 		lev = (1 << np.arange(len(b))) @ b
@@ -205,20 +200,12 @@ def levels(t, sec, d):
 	return lev.reshape(-1)[:n].reshape(shape).astype(np.float32)
 
 
-def floats(sec, d, count):
-	dt = {"f16": "<f2", "f32": "<f4", "i8": "i1"}.get(sec["enc"])
-	need(dt and len(d) == count * int(dt[-1]), f"{sec['role']}: enc or length")
-	v = np.frombuffer(d, dt).astype(np.float32)
-	need(np.isfinite(v).all(), f"{sec['role']}: non-finite value")
-	return v
-
-
 def philox(seed, sid, n):
 	# words 0..n-1 of stream `sid` (section 4)
 	out = []
 	for b0 in range(0, n, 1 << 18):  # blocks of counters, for the cache
 		c0 = np.arange(b0 // 4, min(n + 3, b0 + (1 << 18)) // 4, dtype=np.uint64)
-		c1, c2, c3, k0, k1 = 0, np.uint64(sid & M32), np.uint64(sid >> 32), seed, 0  # c1: < 2^30 words
+		c1, c2, c3, k0, k1 = 0, sid & M32, sid >> 32, seed, 0  # c1 = 0: under 2^30 words
 		for _ in range(10):
 			p0, p1 = c0 * 0xD2511F53, c2 * 0xCD9E8D57
 			c0, c1, c2, c3 = (p1 >> 32) ^ c1 ^ k0, p1 & M32, (p0 >> 32) ^ c3 ^ k1, p0 & M32
@@ -230,13 +217,13 @@ def philox(seed, sid, n):
 def frozen(seed, name, shape, init):
 	sid = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
 	w = philox(seed, sid, math.prod(shape))
-	family, fan = INITS[init]
+	family, fan = INITS[init].split("/")
 	fan = math.prod(shape[1:]) + shape[0] * (fan == "in+out")
 	if family == "signed":
 		c = np.float32(math.sqrt(2 / fan))
-		return np.where(w >> 31 == 0, c, -c).reshape(shape)
+		return np.where(w >> 31, -c, c)
 	c = (w >> 8).astype(np.float32) * 2 - (M32 >> 8)  # uniform; exact: odd integers below 2^24
-	return (c * np.float32(math.sqrt(6 / fan) * 2.0 ** -24)).reshape(shape)
+	return c * np.float32(math.sqrt(6 / fan) * 2.0 ** -24)
 
 
 def tensor(seed, t, pay):
@@ -245,19 +232,26 @@ def tensor(seed, t, pay):
 	S, n, r = {}, math.prod(shape), shape[0] if shape else 1
 	try:
 		for s in t["sections"]:  # the file's CRC-32 covers them
-			S[s["role"]] = s, inflate(pay[s["offset"]:s["offset"] + s["length"]], s["codec"], s["raw"])
-		v = lambda role, k: floats(*S[role], k).reshape([-1] + [1] * (len(shape) - 1))  # per row
+			S[s["role"]] = s["enc"], inflate(pay[s["offset"]:s["offset"] + s["length"]], s["codec"], s["raw"])
+
+		def v(role, k):  # k values, one per row (or one for all)
+			enc, d = S[role]
+			dt = {"f16": "<f2", "f32": "<f4", "i8": "i1"}.get(enc)
+			need(dt and len(d) == k * int(dt[-1]), f"{role}: enc or length")
+			x = np.frombuffer(d, dt).astype(np.float32)
+			need(np.isfinite(x).all(), f"{role}: non-finite value")
+			return x.reshape([-1] + [1] * (len(shape) - 1))
 		if kind == "plain":
 			w = v("data", n)
 		elif kind == "int8":
 			w = v("q", n).reshape(shape) * v("scale", r)
 		elif kind == "ternary":
 			g = t["gamma_count"]
-			need(g == {"tensor": 1, "row": r, "shard": g}[t["gamma"]] and isint(g)
-				and (r % g == 0 if g else r == 0), "gamma_count")
-			w = np.repeat(v("gamma", g), r // g if g else 0, 0) * (levels(t, *S["trits"]) - 1)
+			need(isint(g, 0, 1 << 31) and g == {"tensor": 1, "row": r, "shard": g}[t["gamma"]]
+				and r % max(g, 1) == 0, "gamma_count")
+			w = np.repeat(v("gamma", g), r // max(g, 1), 0) * (levels(t, *S["trits"]) - 1)
 		else:
-			w = frozen(seed, name, shape, t["init"])
+			w = frozen(seed, name, shape, t["init"]).reshape(shape)
 			if t["mask"] != "none":
 				w = w * levels(t, *S["mask"])
 			if t["scale"] != "none":
@@ -292,7 +286,7 @@ def lp(b):
 
 
 def load(path):
-	"""Read, regenerate and verify an artifact: {name: float32 array} in header order."""
+	"""Read, check and regenerate an artifact: {name: float32 array}, in header order."""
 	with open(path, "rb") as fh:
 		h, model, pay = read(fh.read())
 	with ThreadPoolExecutor() as ex:
