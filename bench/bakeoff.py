@@ -31,13 +31,14 @@ import torch
 
 from baselines import (Corpus, Method, Result, RunSpec, prepare_corpus, proxy_bytes,
                        run_method, shape_config)
+from plots import Series, save_line_plot
 
 from ticketpack import __version__, shape_budget
 from ticketpack.budget import parse_budget
 from ticketpack.cli.progress import reporter
 from ticketpack.errors import ConfigError
 from ticketpack.model import GPTConfig
-from ticketpack.train import git_commit
+from ticketpack.runtime import git_commit
 
 VOCAB = 256
 HEAD_DIM = 32
@@ -150,29 +151,12 @@ def _kb(n: int) -> str:
     return f"{n / 1000:g} KB" if n % 1000 == 0 else f"{n:,} B"
 
 
-def save_plot(rows: list[Result], path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker  # noqa: F401  (matplotlib.ticker.FuncFormatter)
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name in dict.fromkeys(r.method for r in rows):
-        pts = sorted((r.artifact_bytes, r.val_bpb) for r in rows if r.method == name)
-        ax.plot([p[0] / 1000 for p in pts], [p[1] for p in pts], marker="o", label=name)
-    ax.set_xscale("log")
-    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 60, not 6 x 10^1
-    ax.xaxis.set_major_formatter(plain)
-    ax.xaxis.set_minor_formatter(plain)
-    ax.set_xlabel("artifact bytes (KB, log scale)")
-    ax.set_ylabel("val_bpb (held-out Shakespeare, lower is better)")
-    ax.set_title("Quality per byte at equal training tokens")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+def save_plot(rows: list[Result], path: str, title: str = "Quality per byte at equal training tokens") -> None:
+    """val_bpb against artifact bytes, a line per method."""
+    series: Series = {}
+    for r in rows:
+        series.setdefault(r.method, []).append((r.artifact_bytes / 1000, r.val_bpb))
+    save_line_plot(path, [(title, series)], xlabel="artifact bytes (KB, log scale)", panel_width=7)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

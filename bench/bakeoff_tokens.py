@@ -17,6 +17,8 @@ import json
 import sys
 from pathlib import Path
 
+from plots import Series, save_line_plot
+
 Row = dict
 Key = tuple[int, str, int]
 
@@ -54,34 +56,15 @@ def markdown_table(rows: dict[Key, Row]) -> str:
 
 
 def save_plot(rows: dict[Key, Row], path: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import matplotlib.ticker
-
-    plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")  # 0.8, not 8 x 10^-1
-
-    budgets = sorted({k[0] for k in rows})
-    methods = list(dict.fromkeys(k[1] for k in rows))
-    colors = {m: plt.get_cmap("tab20")(i % 20) for i, m in enumerate(methods)}  # one colour per method
-    fig, axes = plt.subplots(1, len(budgets), figsize=(6 * len(budgets), 4.5), squeeze=False)
-    for ax, budget in zip(axes[0], budgets):
-        for method in dict.fromkeys(k[1] for k in rows if k[0] == budget):
-            pts = sorted((k[2], rows[k]["val_bpb"]) for k in rows if k[0] == budget and k[1] == method)
-            ax.plot([p[0] / 1e6 for p in pts], [p[1] for p in pts], marker="o", label=method,
-                    color=colors[method])
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(plain)
-        ax.xaxis.set_minor_formatter(plain)
-        ax.set_xlabel("training tokens (millions, log scale)")
-        ax.set_ylabel("val_bpb (held-out Shakespeare, lower is better)")
-        ax.set_title(f"{budget / 1000:g} KB artifacts")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    """A panel per budget: val_bpb against training tokens (millions), a line per method."""
+    panels = []
+    for budget in sorted({k[0] for k in rows}):
+        series: Series = {}
+        for k in rows:
+            if k[0] == budget:
+                series.setdefault(k[1], []).append((k[2] / 1e6, rows[k]["val_bpb"]))
+        panels.append((f"{budget / 1000:g} KB artifacts", series))
+    save_line_plot(path, panels, xlabel="training tokens (millions, log scale)")
 
 
 def main(argv: list[str] | None = None) -> str:

@@ -1,8 +1,12 @@
 """The bake-off's methods: how each one is trained, packed and sized, all on the same data.
 
+The dense baselines are the package's (``ticketpack.baselines``: the dense trainer, int8
+export, ternary / binary QAT, their worst-case sizes); this module only drives them and the
+ticket trainer with one bake-off's settings.
+
 - ``int8``: a dense GPT of the built-in family trained normally (AdamW), then int8 per row
   + fp16 scales, compressed whole with zlib-9 / zstd-19 (the parameter-golf baseline
-  export; ``ticketpack.quantize.encode_int8_state``); size = those bytes.
+  export; ``ticketpack.baselines.encode_int8_state``); size = those bytes.
 - ``ternary``: the same dense GPT trained quantisation-aware (TriLM: gamma = 1e-5 +
   mean|W|, straight-through), packed as TernaryTensors in a ticketpack artifact.
 - ``binary``: the same dense GPT trained quantisation-aware with 1-bit weights (sign of
@@ -22,29 +26,29 @@ from __future__ import annotations
 import math
 import os
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 from torch import nn
 
 from ticketpack import shape_budget
 from ticketpack.artifact import decode_artifact, encode_artifact, parse_artifact
-from ticketpack.data import TokenStream, batch_iterator, bundled_corpus_path, load_tokens, split_train_val
+from ticketpack.baselines import (DENSE_FAMILIES, build_dense, encode_int8_state, make_binary, make_ternary,
+                                  model_from_int8_state, ternary_ticket, train_dense, worst_case_dense_bytes)
+from ticketpack.data import TokenStream, bundled_corpus_path, load_tokens, split_train_val
 from ticketpack.errors import ConfigError
 from ticketpack.evaluate import evaluate
 from ticketpack.layers import masked_layers
 from ticketpack.model import GPT, GPTConfig, config_from_preset
-from ticketpack.quantize import decode_int8_state, encode_int8_state, make_binary, make_ternary, ternary_ticket
-from ticketpack.schedule import lr_multiplier
+from ticketpack.model_config import INIT_CHOICES, PRESETS
 from ticketpack.ticket import model_from_ticket, ticket_from_model
-from ticketpack.train import TrainOptions, train
+from ticketpack.train import train
+from ticketpack.train_options import TrainOptions, declared_default
 
-FAMILIES = ("int8", "ternary", "binary", "ticket")
-WARMUP, WARMDOWN = 0.02, 0.3  # the trainer's defaults, used for every method
+FAMILIES = DENSE_FAMILIES + ("ticket",)
+WARMUP, WARMDOWN = declared_default("warmup"), declared_default("warmdown")  # for every method
 EVAL_BATCH = 8
 LOG_EVERY = 10  # steps between progress events
 Callback = Callable[[dict], None]
@@ -105,19 +109,20 @@ class Method:
     weight_decay: float = 0.1  # dense: AdamW decay of 2-D weights
     gamma_mode: str = "tensor"  # ternary: per tensor (TriLM) or per row, linear layers
     mask: str = "binary"  # ticket: binary | multibit:K
-    estimator: str = ""  # ticket: ste | topk | quant | nested ("" = the kind's default)
+    # ticket: the trainer's options of the same name, with its declared defaults (trainer_settings)
+    estimator: str = declared_default("estimator")
     init: str = "pg"  # ticket: pg (xavier, He for mlp.fc) | xavier | he | signed-constant
-    density: float | None = None  # ticket: target density (topk / nested)
-    dense_warmup: float = 0.0  # ticket: density schedule (fractions of the run)
-    density_ramp: float = 0.0
+    density: float | None = declared_default("density")
+    dense_warmup: float = declared_default("dense_warmup")
+    density_ramp: float = declared_default("density_ramp")
     scale_mode: str = "none"  # ticket: learned scale per masked tensor: none | tensor | row
-    scale_lr: float = 0.01
-    temperature_start: float = 2.0
-    temperature_end: float = 0.1
+    scale_lr: float = declared_default("scale_lr")
+    temperature_start: float = declared_default("temperature_start")
+    temperature_end: float = declared_default("temperature_end")
     mlp_mult: int = 2
     adapter_rank: int = 0  # ticket: low-rank adapters B @ A on every frozen weight (mask none: a backbone)
-    adapter_dtype: str = "f16"  # ticket: f16 | int8 (per row, fp16 scales)
-    adapter_lr: float = 0.003
+    adapter_dtype: str = declared_default("adapter_dtype")
+    adapter_lr: float = declared_default("adapter_lr")
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -139,11 +144,10 @@ class Method:
         return math.log2(levels)
 
     def init_overrides(self) -> dict[str, str]:
-        rules = {"pg": ("xavier_uniform", "he_uniform", "xavier_uniform"),
-                 "xavier": ("xavier_uniform",) * 3, "he": ("he_uniform",) * 3,
-                 "signed-constant": ("signed_constant_xavier", "signed_constant_he",
-                                     "signed_constant_xavier")}[self.init]
-        return dict(zip(("init", "mlp_fc_init", "embed_init"), rules))
+        fields = ("init", "mlp_fc_init", "embed_init")
+        if self.init == "pg":  # the pg-lth preset's rules
+            return {f: PRESETS["pg-lth"][f] for f in fields}
+        return dict(zip(fields, INIT_CHOICES[self.init]))
 
 
 def _h(p: float) -> float:
@@ -208,67 +212,22 @@ def _score(model: nn.Module, corpus: Corpus, spec: RunSpec) -> tuple[float, floa
     return res.val_bpb, res.val_loss
 
 
-# ---------------------------------------------------------------- dense training (int8, ternary, binary)
+# ---------------------------------------------------------------- dense baselines (int8, ternary, binary)
 
-def init_dense_(model: GPT) -> None:
-    """A sensible dense init: embedding N(0, 1/C) (tied logits start near 1), output
-    projections zero (each block starts as the identity), other linears torch's default."""
-    C = model.config.model_dim
-    with torch.no_grad():
-        nn.init.normal_(model.tok_emb.weight, std=C ** -0.5)
-        for name, p in model.named_parameters():
-            if name.endswith("proj.weight"):
-                p.zero_()
-
-
-def build_dense(config: GPTConfig, seed: int) -> GPT:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = GPT(config, masked=False)
-        init_dense_(model)
-    return model
-
-
-def train_dense(model: nn.Module, corpus: Corpus, spec: RunSpec, lr: float, weight_decay: float,
-                progress: Callback | None = None) -> float:
-    """AdamW, betas (0.9, 0.95), decay on 2-D weights only, warm-up / warm-down, clip 1.0.
-
-    ``progress`` receives a ``step`` event every LOG_EVERY steps, as the ticket trainer sends.
-    Returns training seconds."""
-    decay = [p for p in model.parameters() if p.dim() >= 2]
-    rest = [p for p in model.parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
-                             {"params": rest, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95))
-    batches = batch_iterator(corpus.train.tokens, spec.batch_size, spec.seq_len, spec.seed)
-    model.train()
-    t0 = time.perf_counter()
-    for step in range(spec.steps):
-        mult = lr_multiplier(step / spec.steps, WARMUP, WARMDOWN)
-        for group in opt.param_groups:
-            group["lr"] = lr * mult
-        x, y = next(batches)
-        loss = model.loss(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if progress is not None and (step + 1) % LOG_EVERY == 0:
-            seconds, tokens = time.perf_counter() - t0, (step + 1) * spec.batch_size * spec.seq_len
-            progress({"event": "step", "step": step + 1, "loss": float(loss.detach()), "tokens": tokens,
-                      "progress": (step + 1) / spec.steps, "train_seconds": seconds,
-                      "tokens_per_second": tokens / max(seconds, 1e-9)})
-    return time.perf_counter() - t0
+def _train_dense(model: nn.Module, method: Method, corpus: Corpus, spec: RunSpec,
+                 progress: Callback | None) -> float:
+    return train_dense(model, corpus.train.tokens, steps=spec.steps, batch_size=spec.batch_size,
+                       seq_len=spec.seq_len, seed=spec.seed, lr=method.lr,
+                       weight_decay=method.weight_decay, warmup=WARMUP, warmdown=WARMDOWN,
+                       log_every=LOG_EVERY, progress=progress)
 
 
 def run_int8(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
              progress: Callback | None = None) -> Result:
     model = build_dense(config, spec.seed)
-    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay, progress)
+    seconds = _train_dense(model, method, corpus, spec, progress)
     blob = encode_int8_state(model.state_dict(), config.to_dict())
-    cfg, state = decode_int8_state(blob)  # score what the bytes hold
-    rebuilt = GPT(GPTConfig.from_dict(cfg), masked=False)
-    rebuilt.load_state_dict(state)
-    bpb, loss = _score(rebuilt, corpus, spec)
+    bpb, loss = _score(model_from_int8_state(blob), corpus, spec)  # score what the bytes hold
     mats, other = _count(model)
     return _result(method, budget, len(blob), mats, other, bpb, loss, seconds, spec, config)
 
@@ -278,7 +237,7 @@ def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec
     """Ternary QAT (family ternary) or binary QAT (family binary), packed as TernaryTensors."""
     dense = build_dense(config, spec.seed)
     model = make_binary(dense) if method.family == "binary" else make_ternary(dense, mode=method.gamma_mode)
-    seconds = train_dense(model, corpus, spec, method.lr, method.weight_decay, progress)
+    seconds = _train_dense(model, method, corpus, spec, progress)
     ticket = ternary_ticket(model, spec.seed, config.to_dict())
     blob = encode_artifact(ticket)
     rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
@@ -291,21 +250,27 @@ def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec
 
 # ---------------------------------------------------------------- tickets (ticketpack.train)
 
+# Method fields named like a TrainOptions field that reach the trainer through the shape's
+# config instead (``init`` "pg" is a recipe of three rules, not a ``--init`` choice).
+VIA_CONFIG = ("mask", "init", "adapter_rank")
+
+
+def trainer_settings(method: Method) -> dict[str, Any]:
+    """The method's fields that are trainer options of the same name, passed as they are."""
+    options = set(TrainOptions.__dataclass_fields__) - set(VIA_CONFIG)
+    return {name: getattr(method, name) for name in Method.__dataclass_fields__ if name in options}
+
+
 def ticket_options(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, out: str) -> TrainOptions:
     """The trainer's options for a method at a shape (the model fields go in as overrides)."""
     model = {k: v for k, v in config.to_dict().items()
              if k in ("num_layers", "model_dim", "num_heads", "num_kv_heads", "mlp_mult", "init",
                       "mlp_fc_init", "embed_init", "scale_mode", "mask_estimator", "adapter_rank")}
     return TrainOptions(data=[corpus.train_path], val_data=[corpus.val_path], out=out, preset="small",
-                        model=model, mask=config.mask, estimator=method.estimator,
-                        density=method.density, dense_warmup=method.dense_warmup,
-                        density_ramp=method.density_ramp, seed=spec.seed, steps=spec.steps,
-                        seq_len=spec.seq_len, batch_size=spec.batch_size, lr=method.lr,
-                        scale_lr=method.scale_lr, warmup=WARMUP, warmdown=WARMDOWN,
-                        temperature_start=method.temperature_start,
-                        temperature_end=method.temperature_end, adapter_dtype=method.adapter_dtype,
-                        adapter_lr=method.adapter_lr, eval_every=0, log_every=0, checkpoint_every=0,
-                        eval_batch_size=EVAL_BATCH, device="cpu")
+                        model=model, mask=config.mask, seed=spec.seed, steps=spec.steps,
+                        seq_len=spec.seq_len, batch_size=spec.batch_size, warmup=WARMUP, warmdown=WARMDOWN,
+                        eval_every=0, log_every=0, checkpoint_every=0, eval_batch_size=EVAL_BATCH,
+                        device="cpu", **trainer_settings(method))
 
 
 def run_ticket(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec, budget: int,
@@ -345,36 +310,11 @@ def _result(method: Method, budget: int, nbytes: int, mats: int, other: int, bpb
 # ---------------------------------------------------------------- exact sizes before training
 
 def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
-    """Packed bytes of an untrained stand-in whose tensors are as costly as the method allows.
-
-    int8: uniform weights (int8 values uniform over -127..127: nothing to compress; trained
-    weights come out within ~2% of it); ternary: trits of Gaussian weights (about 1/3 zeros:
-    ~1.58 bits, trits5 1.6); binary: signs of Gaussian weights (1 bit);
-    ticket: the package's worst-case stand-in (``shape_budget.worst_case_ticket``: levels
-    uniform over the levels, or at exactly the target density). Every fp16 vector (scales,
-    gains) gets random values, as training leaves them (at init they are ones, which
-    compress to nothing)."""
-    gen = torch.Generator().manual_seed(seed)
-    if method.family in ("int8", "ternary", "binary"):
-        model = GPT(config, masked=False)
-        _random_vectors_(model, gen)
-        with torch.no_grad():  # scale is irrelevant: int8 and ternary are relative to it
-            for p in model.parameters():
-                if p.dim() == 2 and method.family == "int8":
-                    p.copy_(torch.rand(p.shape, generator=gen) * 2 - 1)
-                elif p.dim() == 2:
-                    p.copy_(torch.randn(p.shape, generator=gen))
-        if method.family == "int8":
-            return len(encode_int8_state(model.state_dict(), config.to_dict()))
-        make_binary(model) if method.family == "binary" else make_ternary(model, mode=method.gamma_mode)
-        return len(encode_artifact(ternary_ticket(model, seed, config.to_dict())))
-    return shape_budget.worst_case_bytes(config.to_dict(), seed, creation={}, adapter_dtype=method.adapter_dtype)
-
-
-def _random_vectors_(model: nn.Module, gen: torch.Generator) -> None:
-    """Random values in every stored parameter that is not a weight matrix or mask score."""
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if name.endswith(("scores", "mask_log_step")) or (p.dim() == 2 and p.shape[1] > 1):
-                continue
-            p.copy_(1 + 0.3 * torch.randn(p.shape, generator=gen))
+    """Packed bytes of an untrained stand-in whose tensors are as costly as the method allows:
+    the package's worst cases, ``baselines.worst_case_dense_bytes`` (int8, ternary, binary)
+    and ``shape_budget.worst_case_bytes`` (tickets: levels uniform over the levels, or at
+    exactly the target density; fp16 values random)."""
+    if method.family == "ticket":
+        return shape_budget.worst_case_bytes(config.to_dict(), seed, creation={},
+                                             adapter_dtype=method.adapter_dtype)
+    return worst_case_dense_bytes(config, method.family, method.gamma_mode, seed)

@@ -183,7 +183,7 @@ def main() -> None:
         with open(paths["arch.json"], "w") as fh:
             json.dump(arch, fh)
         t = now()
-        pg_import.import_pg_file(paths["pg.bin"], paths["mt.tpk"], config=paths["arch.json"], codec=args.codec)
+        api.import_pg(paths["pg.bin"], paths["mt.tpk"], config=paths["arch.json"], codec=args.codec)
         t_import = now() - t
         imported = pg_import.import_pg(paths["pg.bin"], arch)
         native = Ticket(imported.seed, imported.config, imported.tensors, rng=rng.RNG_ID)

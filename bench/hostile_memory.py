@@ -3,20 +3,19 @@
     python bench/hostile_memory.py                 # at the default cap (2^28 elements)
     python bench/hostile_memory.py --elements 2**24 --command load-and-eval
 
-The file: a single masked tensor of shape (elements / 64, 64) whose all-zero mask is one
-byte of ``ans0`` (a single-level histogram needs no stream), so a ~700-byte artifact asks
-for the most work the caps allow. With ``--command load-and-eval`` the file instead holds a
+The file: a single masked tensor of shape (elements / 64, 64) whose all-zero mask is a few
+bytes of ``rans0`` (one count, and a single present level needs no stream), so a ~350-byte
+artifact asks for the most work the caps allow. With ``--command load-and-eval`` the file instead holds a
 complete GPT (all masks zero, its weights hash true) whose parameters come as close to
 ``--elements`` as whole layers allow, so the model is built and evaluated too. ``weights_sha256`` is left wrong: ``verify`` regenerates every
 weight before comparing, so the peak is an honest file's. Each command runs in a fresh
 process under ``/usr/bin/time -v``; the baseline, measured in the same run, is ``verify`` of
-the 1.5 KB control artifact (the imports alone).
+a valid one-row artifact of the same tensor (the imports alone).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -24,21 +23,36 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+import numpy as np
 
-from tests.hostile.make_hostile import control_bytes, repack, split  # noqa: E402
+from ticketpack.format.container import append_sections, assemble, encode_artifact, model_digest, parse_artifact
+from ticketpack.format.maskspec import MaskSpec
+from ticketpack.format.tensors import MaskedTensor, Ticket
+from ticketpack.format.varint import put_varint
 
-CONTROL = Path(__file__).parents[1] / "tests" / "hostile" / "control.tpk"
 DEFAULT_CAP = 2**28
+WIDTH = 64
+
+
+def control_bytes() -> bytes:
+    """A valid artifact of one all-zero binary-masked row: its mask is ``rans0``, one count."""
+    row = MaskedTensor("a.weight", (1, WIDTH), "xavier_uniform", MaskSpec.parse("binary"),
+                       np.zeros((1, WIDTH), np.uint8))
+    return encode_artifact(Ticket(seed=1, config={"note": "hostile-memory control"}, tensors=[row]))
 
 
 def single_tensor_bomb(elements: int) -> tuple[bytes, int]:
-    parts = split(control_bytes())
-    t = parts.header["tensors"][0]
-    t.update(shape=[elements // 64, 64], scale="none")
-    t["sections"] = [dict(t["sections"][0], enc="ans0", codec="none", raw=1)]
-    parts.header.update(tensors=[t], weights_sha256="0" * 64)
-    return repack(parts.header, [b"\x00"]), elements // 64 * 64
+    """The control with ``elements // 64`` rows declared and the mask's count to match."""
+    header = parse_artifact(control_bytes()).header
+    count = elements // WIDTH * WIDTH
+    tensor = header["tensors"][0]
+    tensor["shape"] = [count // WIDTH, WIDTH]
+    blob = put_varint(count)  # rans0: the count of level 0, the only level present
+    payload = bytearray()
+    tensor["sections"] = append_sections(payload, [("mask", "rans0", "none", blob, len(blob))])
+    weights = "0" * 64  # wrong on purpose: verify regenerates every weight before it compares
+    header.update(weights_sha256=weights, model_sha256=model_digest(weights, header["config"], None))
+    return assemble(header, bytes(payload), "zstd"), count
 
 
 def gpt_bomb(elements: int) -> tuple[bytes, int]:
@@ -94,11 +108,13 @@ def main() -> None:
         path = Path(tmp) / "bomb.tpk"
         bomb, count = single_tensor_bomb(a.elements) if a.command == "verify" else gpt_bomb(a.elements)
         path.write_bytes(bomb)
+        control = Path(tmp) / "control.tpk"
+        control.write_bytes(control_bytes())
         text = Path(tmp) / "t.txt"
         text.write_text("hello world " * 200)
         extra = ["--data", str(text), "--device", "cpu", "--seq-len", "64"] if a.command == "load-and-eval" else []
         cap = ["--max-elements", str(max(a.elements, DEFAULT_CAP))]
-        base = measure(cap + ["verify", str(CONTROL)])
+        base = measure(cap + ["verify", str(control)])
         bomb_run = measure(cap + [a.command, str(path)] + extra)
     print(f"{a.command} of a {len(bomb):,}-byte file declaring {count:,} elements "
           f"(cap {max(a.elements, DEFAULT_CAP):,}):")

@@ -21,7 +21,8 @@ import time
 
 import torch
 
-from ticketpack.train import quickstart_options, train
+from ticketpack.train import train
+from ticketpack.train_options import quickstart_options
 
 
 def parse_args() -> argparse.Namespace:

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 
 from ticketpack.model import GPT, config_from_preset
-from ticketpack.train import QUICKSTART_MODEL, TrainOptions, build_model, make_optimizer
+from ticketpack.train import build_model, make_optimizer
+from ticketpack.train_options import QUICKSTART_MODEL, TrainOptions
 
 
 def parse_args() -> argparse.Namespace:

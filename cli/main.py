@@ -16,13 +16,15 @@ import click
 
 from ticketpack.budget import parse_budget
 from ticketpack.cli.entry import INTERRUPTED, interrupts_raise
+from ticketpack.cli.flags import (budget_option, code_option, codec_option, device_option, json_option,
+                                  level_option, options, out_option, quiet_option, tokenizer_option,
+                                  train_flags)
 from ticketpack.errors import TicketpackError
 from ticketpack.strict_json import json_default
 from ticketpack.cli.progress import reporter
 from ticketpack.recipes import QUICKSTART_MINUTES
 
 INTERNAL_ERROR = 4
-JSON_HELP = "stdout: exactly one JSON object; human lines go to stderr"
 
 
 def handle_errors(fn):
@@ -69,13 +71,6 @@ def _caps() -> dict:
     elements, activations = params["max_elements"], params["max_activations"]
     return {"limits": Limits(max_total_elements=elements),
             "model_limits": ModelLimits(max_parameters=elements, max_activations_per_token=activations)}
-
-
-def quiet_option(fn):
-    """--quiet: no progress lines (by default, long runs report on stderr every 30 s)."""
-    return click.option("-q", "--quiet", is_flag=True,
-                        help="no progress lines on stderr (default: one every 30 s on a log, "
-                             "a bar on a terminal)")(fn)
 
 
 def _api():
@@ -143,51 +138,61 @@ def main(max_elements: int, max_activations: int) -> None:
     """Seed + mask language models: train, pack under a byte budget, load bit-exactly."""
 
 
+# what pack, pack-ternary and import-pg share: where to write, how to compress, the budget
+writer_options = options(out_option("artifact to write (.tpk)"), codec_option, level_option, budget_option,
+                         code_option, json_option)
+
+
+def _wrote(out: str, nbytes: int, code_bytes: int, as_json: bool, **extra) -> None:
+    """The writing commands' report: one line, or with --json one object."""
+    if as_json:
+        _emit({"out": out, "bytes": nbytes, "code_bytes": code_bytes, **extra})
+    else:
+        click.echo(f"wrote {out}: {nbytes:,} bytes" + (f" (+ {code_bytes:,} B code)" if code_bytes else ""))
+
+
+def _code_bytes(code_paths: tuple[str, ...]) -> int:
+    from ticketpack.sizing import code_size
+
+    return code_size(list(code_paths))
+
+
 @main.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="artifact to write (.tpk)")
-@click.option("--codec", default="auto", show_default=True, type=click.Choice(["auto", "zstd", "zlib"]),
-              help="auto picks the smallest encoding per tensor")
-@click.option("--level", type=int, default=None, help="compression level (zstd 1-22, zlib 0-9)")
-@click.option("--budget", default=None, help="byte budget: 16000000, 16MB or 16MiB")
-@click.option("--code", "code_paths", multiple=True, type=click.Path(), help="source files counted against the budget")
+@writer_options
 @quiet_option
 @handle_errors
 def pack(checkpoint: str, out: str, codec: str, level: int | None, budget: str | None,
-         code_paths: tuple[str, ...], quiet: bool) -> None:
+         code_paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Pack a ticketpack CHECKPOINT (safetensors) into an artifact."""
-    from ticketpack.sizing import code_size
-
-    code_bytes = code_size(list(code_paths))
+    code_bytes = _code_bytes(code_paths)
     nbytes = _api().pack(checkpoint, out, codec=codec, level=level, budget=_budget(budget),
-                      code_bytes=code_bytes, progress=reporter(quiet), **_caps())
-    click.echo(f"wrote {out}: {nbytes:,} bytes" + (f" (+ {code_bytes:,} B code)" if code_bytes else ""))
+                         code_bytes=code_bytes, progress=reporter(quiet), **_caps())
+    _wrote(out, nbytes, code_bytes, as_json)
 
 
 @main.command("pack-ternary")
 @click.argument("weights", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="artifact to write (.tpk)")
-@click.option("--codec", default="auto", show_default=True, type=click.Choice(["auto", "zstd", "zlib"]))
-@click.option("--level", type=int, default=None, help="compression level (zstd 1-22, zlib 0-9)")
-@click.option("--budget", default=None, help="byte budget: 16000000, 16MB or 16MiB")
+@writer_options
 @handle_errors
-def pack_ternary(weights: str, out: str, codec: str, level: int | None, budget: str | None) -> None:
+def pack_ternary(weights: str, out: str, codec: str, level: int | None, budget: str | None,
+                 code_paths: tuple[str, ...], as_json: bool) -> None:
     """Pack ternary WEIGHTS (safetensors, gamma * {-1,0,+1} per tensor or row) into an artifact."""
-    nbytes = _api().pack_ternary(weights, out, codec=codec, level=level, budget=_budget(budget))
-    click.echo(f"wrote {out}: {nbytes:,} bytes")
+    code_bytes = _code_bytes(code_paths)
+    nbytes = _api().pack_ternary(weights, out, codec=codec, level=level, budget=_budget(budget),
+                                 code_bytes=code_bytes)
+    _wrote(out, nbytes, code_bytes, as_json)
 
 
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--budget", default=None, help="byte budget: 16000000, 16MB or 16MiB")
-@click.option("--code", "code_paths", multiple=True, type=click.Path(), help="source files counted against the budget")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@budget_option
+@code_option
+@json_option
 @handle_errors
 def size(artifact: str, budget: str | None, code_paths: tuple[str, ...], as_json: bool) -> None:
     """Total bytes of ARTIFACT and where they go, against an optional budget."""
-    from ticketpack.sizing import code_size
-
-    report = _api().size(artifact, _budget(budget), code_size(list(code_paths)), _caps()["limits"])
+    report = _api().size(artifact, _budget(budget), _code_bytes(code_paths), _caps()["limits"])
     if as_json:
         _emit(report.to_dict())
     else:
@@ -232,20 +237,20 @@ def _over(nbytes: float, percent: float | None) -> str:
 @main.command("load-and-eval")
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--data", "data", multiple=True, required=True, help="text file(s) or token-shard glob")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
+@device_option
 @click.option("--seq-len", type=int, default=None,
               help="tokens per window (default: the artifact's recorded training length, else 256)")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--stride", type=int, default=None, help="sliding-window stride (default: non-overlapping)")
 @click.option("--max-bytes", type=int, default=None, help="score only the first N bytes of text")
-@click.option("--tokenizer", default=None, help="SentencePiece .model (default: byte-level)")
+@tokenizer_option
 @click.option("--split", default="all", show_default=True, type=click.Choice(["all", "val"]),
               help="val: only the held-out split the trainer uses")
 @click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "fp32", "bf16"]),
               help="auto: bf16 autocast on CUDA, fp32 on CPU")
 @click.option("--sparse-kernels", default="auto", show_default=True, type=click.Choice(["auto", "on", "off"]),
               help="2:4 layers through torch's semi-structured sparse kernels (CUDA, bf16)")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@json_option
 @quiet_option
 @handle_errors
 def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: int | None, batch_size: int,
@@ -278,7 +283,7 @@ def _note_default_length(source: str, flag: str, value: int) -> None:
 
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@json_option
 @quiet_option
 @handle_errors
 def verify(artifact: str, as_json: bool, quiet: bool) -> None:
@@ -301,56 +306,20 @@ def inspect(artifact: str) -> None:
 
 
 @main.command()
-@click.option("--data", "data", multiple=True, required=True, help="text file(s) (.xz ok) or token-shard glob")
-@click.option("--val-data", "val_data", multiple=True, help="held-out text (default: the last 10% of --data)")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="checkpoint to write (.safetensors)")
-@click.option("--steps", type=int, default=None, help="training steps")
-@click.option("--max-minutes", type=float, default=None, help="training time budget (schedules follow it)")
-@click.option("--preset", default="small", show_default=True, help="model preset: tiny, small, pg-lth")
-@click.option("--mask", default=None, help="binary | multibit:K | nm:N:M | none (frozen seeded weights, no mask; default: the preset's)")
-@click.option("--estimator", default="", help="ste | topk | quant | nested (default: by mask kind)")
-@click.option("--init", default=None, type=click.Choice(["xavier", "he", "signed-constant"]), help="frozen init")
-@click.option("--density", type=float, default=None, help="target density (topk/nested estimators)")
-@click.option("--seed", type=int, default=0, show_default=True, help="weights, score init and data order")
-@click.option("--seq-len", type=int, default=256, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True, help="global sequences per step")
-@click.option("--lr", type=float, default=0.1, show_default=True, help="Adam lr of the mask scores")
-@click.option("--scale-lr", type=float, default=0.01, show_default=True, help="Adam lr of scales")
-@click.option("--eval-every", type=int, default=250, show_default=True, help="steps between val evaluations")
-@click.option("--checkpoint-every", type=int, default=0, show_default=True, help="steps between checkpoints")
-@click.option("--tokenizer", default=None, help="SentencePiece .model (default: byte-level)")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
-@click.option("--resume", default=None, type=click.Path(dir_okay=False), help="checkpoint to continue from")
-@click.option("--log", default=None, type=click.Path(dir_okay=False), help="JSON-lines log file")
-@click.option("--model", "model_json", default=None, help='GPTConfig overrides as JSON, e.g. \'{"model_dim": 512}\'')
-@click.option("--budget", default=None,
-              help="byte budget (256KB, 16MB): train the widest shape of the recipe whose packed artifact fits")
-@click.option("--adapter-rank", type=int, default=None,
-              help="rank of trained low-rank adapters B @ A on every frozen weight (default: none)")
-@click.option("--adapter-dtype", default="f16", show_default=True, type=click.Choice(["f16", "int8"]),
-              help="how the artifact stores adapters (int8: per row, fp16 scales)")
-@click.option("--adapter-lr", type=float, default=0.003, show_default=True, help="Adam lr of the adapters")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@train_flags
+@json_option
 @quiet_option
 @handle_errors
-def train(data, val_data, out, steps, max_minutes, preset, mask, estimator, init, density, seed, seq_len,
-          batch_size, lr, scale_lr, eval_every, checkpoint_every, tokenizer, device, resume, log,
-          model_json, budget, adapter_rank, adapter_dtype, adapter_lr, as_json, quiet) -> None:
+def train(as_json: bool, quiet: bool, **values) -> None:
     """Train a supermask GPT on text: only mask scores and scales are learned.
 
+    Every flag sets the TrainOptions field of its name (--max-minutes: max_minutes).
     With --budget, depth and width are chosen (keeping the recipe's head width and
     width/depth ratio) so that the packed artifact fits; the choice is printed on stderr."""
-    from ticketpack.train import TrainOptions, train as run_training
+    from ticketpack.train_options import options_from_flags
 
-    opts = TrainOptions(data=list(data), val_data=list(val_data) or None, out=out, steps=steps,
-                        max_minutes=max_minutes, preset=preset, mask=mask, estimator=estimator,
-                        init=init, density=density, seed=seed, seq_len=seq_len, batch_size=batch_size,
-                        lr=lr, scale_lr=scale_lr, eval_every=eval_every,
-                        checkpoint_every=checkpoint_every, tokenizer=tokenizer, device=device,
-                        resume=resume, log=log, model=_json_object(model_json, "--model"),
-                        byte_budget=_budget(budget), adapter_rank=adapter_rank,
-                        adapter_dtype=adapter_dtype, adapter_lr=adapter_lr)
-    result = run_training(opts, callback=functools.partial(_train_event, reporter(quiet)), **_caps())
+    opts = options_from_flags(values)
+    result = _api().train(opts, progress=functools.partial(_train_event, reporter(quiet)), **_caps())
     summary = {"val_bpb": result.val_bpb, "val_loss": result.val_loss, "steps": result.steps,
                "tokens": result.tokens, "seconds": round(result.seconds, 2), "checkpoint": result.checkpoint,
                "density": result.density, "connections": result.connections}
@@ -376,7 +345,7 @@ def _train_event(progress, event: dict) -> None:
 @main.command()
 @click.option("--out-dir", default="runs/quickstart", show_default=True, type=click.Path(file_okay=False))
 @click.option("--minutes", type=float, default=None, help=f"training time budget (default {QUICKSTART_MINUTES:g})")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@json_option
 @quiet_option
 @handle_errors
 def quickstart(out_dir: str, minutes: float | None, as_json: bool, quiet: bool) -> None:
@@ -385,18 +354,6 @@ def quickstart(out_dir: str, minutes: float | None, as_json: bool, quiet: bool) 
                          progress=reporter(quiet))
     if as_json:
         _emit(out)
-
-
-def _json_object(text: str | None, what: str) -> dict:
-    if not text:
-        return {}
-    from ticketpack.errors import UsageError
-    from ticketpack.strict_json import loads_strict
-
-    value = loads_strict(text, what, UsageError)
-    if not isinstance(value, dict):
-        raise UsageError(f"{what}: got {type(value).__name__}, expected a JSON object")
-    return value
 
 
 @main.command()
@@ -408,8 +365,8 @@ def _json_object(text: str | None, what: str) -> dict:
 @click.option("--seed", type=int, default=0, show_default=True, help="sampling seed (same seed, same text)")
 @click.option("--context", type=int, default=None,
               help="tokens of context the model sees (default: the artifact's training length, else 256)")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda")
-@click.option("--tokenizer", default=None, help="SentencePiece .model (default: byte-level)")
+@device_option
+@tokenizer_option
 @quiet_option
 @handle_errors
 def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: int | None, seed: int,
@@ -425,19 +382,23 @@ def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: i
 
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="safetensors file to write")
+@out_option("safetensors file to write")
+@json_option
 @quiet_option
 @handle_errors
-def export(artifact: str, out: str, quiet: bool) -> None:
+def export(artifact: str, out: str, as_json: bool, quiet: bool) -> None:
     """Write ARTIFACT's regenerated dense weights (config in the metadata) as safetensors."""
     info = _api().export(artifact, out, progress=reporter(quiet), **_caps())
+    if as_json:
+        _emit({"out": out, **info})
+        return
     click.echo(f"wrote {out}: {info['tensors']} tensors, {info['parameters']:,} float32 values, "
                f"weights sha256 {info['weights_sha256'][:16]}...")
 
 
 @main.command("export-loader")
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Python file to write")
-@click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+@out_option("Python file to write")
+@json_option
 @handle_errors
 def export_loader(out: str, as_json: bool) -> None:
     """Write the standalone loader: one Python file (numpy + zstandard) that reads v2 artifacts.
@@ -453,21 +414,21 @@ def export_loader(out: str, as_json: bool) -> None:
 
 @main.command("import-pg")
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="artifact to write (.tpk)")
 @click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
               help="ARCH.json with the submission's keys (missing keys: its defaults)")
-@click.option("--codec", default="auto", show_default=True, type=click.Choice(["auto", "zstd", "zlib"]),
-              help="auto picks the smallest encoding per tensor")
+@writer_options
 @handle_errors
-def import_pg(artifact: str, out: str, config: str | None, codec: str) -> None:
+def import_pg(artifact: str, config: str | None, out: str, codec: str, level: int | None, budget: str | None,
+              code_paths: tuple[str, ...], as_json: bool) -> None:
     """Convert a parameter-golf lottery-ticket ARTIFACT into a .tpk with the same weights."""
-    from ticketpack.pg_import import PgLimits, import_pg_file
-
-    caps = _caps()
-    info = import_pg_file(artifact, out, config=config, codec=codec,
-                          limits=PgLimits(max_total_elements=caps["limits"].max_total_elements),
-                          model_limits=caps["model_limits"])
-    click.echo(f"wrote {out}: {info['bytes']:,} bytes; seed {info['seed']}, rng {info['rng']}, "
+    code_bytes = _code_bytes(code_paths)
+    info = _api().import_pg(artifact, out, config=config, codec=codec, level=level, budget=_budget(budget),
+                            code_bytes=code_bytes, **_caps())
+    if as_json:
+        _emit(info)
+        return
+    code = f" (+ {code_bytes:,} B code)" if code_bytes else ""
+    click.echo(f"wrote {out}: {info['bytes']:,} bytes{code}; seed {info['seed']}, rng {info['rng']}, "
                f"{info['masks']} masks ({info['connections']:,} connections, density "
                f"{info['density']:.4f}), {info['scales']} scales; tokenizer {info['tokenizer']}")
 

@@ -16,7 +16,7 @@ import json
 
 from ticketpack import api
 from ticketpack.cli.progress import reporter
-from ticketpack.train import QUICKSTART_MINUTES
+from ticketpack.recipes import QUICKSTART_MINUTES
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from ticketpack.evaluate import evaluate
 from ticketpack.layers import AdaptedLinear, MaskedLinear, bind_seed, masked_layers
 from ticketpack.model import GPT, config_from_preset
 from ticketpack.model_config import parameter_count
-from ticketpack.quantize import quantize_rows_int8
+from ticketpack.format.tensors import quantize_rows_int8
 from ticketpack.ticket import Int8Tensor, MaskedTensor, PlainTensor, model_from_ticket, ticket_from_model
 from ticketpack.train import TrainOptions, train
 

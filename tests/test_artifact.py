@@ -10,6 +10,7 @@ from ticketpack.artifact import (MAGIC, PREFIX, decode_artifact, encode_artifact
                                  parse_artifact, write_artifact)
 from ticketpack.errors import (BadMagicError, BudgetExceededError, ChecksumError, TruncatedError,
                                UnsupportedVersionError, VerificationError)
+from ticketpack.format.constants import RNG_ID
 from ticketpack.format.digest import weights_sha256_v1
 from ticketpack.ticket import MaskedTensor, Ticket, weights_sha256
 
@@ -39,7 +40,7 @@ def test_round_trip_bit_identical(ticket, codec, tmp_path):
 def test_header_records_hash_and_provenance(ticket):
     info = parse_artifact(encode_artifact(ticket))
     assert info.header["weights_sha256"] == weights_sha256(ticket.effective_state_dict())
-    assert info.header["rng"] == "philox4x32-10/v1"
+    assert info.header["rng"] == RNG_ID
     assert info.header["provenance"]["ticketpack"] == "test"
 
 

@@ -20,10 +20,8 @@ from ticketpack.artifact import encode_artifact, write_artifact
 from ticketpack.atomic import atomic_write_bytes
 from ticketpack.errors import UsageError
 from ticketpack.checkpoint import load_checkpoint, save_checkpoint
-from ticketpack.layers import bind_seed
-from ticketpack.model import GPT, GPTConfig
 
-from tests.tiny import TINY_CONFIG, make_ticket
+from tests.tiny import make_checkpoint, make_ticket
 
 PREVIOUS = b"the previous file, which must survive"
 
@@ -67,14 +65,10 @@ def _inject(monkeypatch, where: str) -> None:
 
 @pytest.fixture
 def gpt_checkpoint(tmp_path):
-    config = GPTConfig.from_dict(dict(TINY_CONFIG))
-    torch.manual_seed(0)
-    model = GPT(config, masked=True)
-    bind_seed(model, 3)
     path = tmp_path / "inputs" / "m.safetensors"
     path.parent.mkdir()
-    save_checkpoint(path, model, seed=3, config=config.to_dict())
-    return model, config, path
+    model = make_checkpoint(path, seed=3)
+    return model, model.config, path
 
 
 def _writers(gpt_checkpoint):

@@ -5,17 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-BENCH = Path(__file__).resolve().parent.parent / "bench"
-sys.path.insert(0, str(BENCH))
-
-import bakeoff  # noqa: E402
-from baselines import Method, Result, RunSpec, prepare_corpus, proxy_bytes, run_method, shape_config  # noqa: E402
+import bakeoff  # bench/ is on the tests' path: pyproject.toml, pytest's pythonpath
+import bakeoff_tokens
+from baselines import Result, RunSpec, prepare_corpus, proxy_bytes, run_method, shape_config
 
 BUDGET = 24_000
 TINY_RUN = RunSpec(steps=3, batch_size=4, seq_len=32, seed=3)
@@ -110,8 +107,6 @@ def test_unknown_method_is_refused():
 
 
 def test_token_table_joins_runs_later_files_win(tmp_path):
-    import bakeoff_tokens
-
     def run(name, rows):
         path = tmp_path / name
         path.write_text(json.dumps({"meta": {"git_commit": "abcdef123"}, "rows": rows}))
@@ -128,3 +123,24 @@ def test_token_table_joins_runs_later_files_win(tmp_path):
     assert "| 64 KB | int8 | 3.0000 (1.000) | 2.0000 (1.000) |" in table
     assert "| 64 KB | t | 2.4000 (0.800) | 2.1000 (1.050) |" in table  # b.json's 100-token row won
     assert out.stat().st_size > 1000
+
+
+def test_a_ticket_method_reaches_the_trainer_as_declared(corpus, tmp_path):
+    """The bake-off's ticket settings are the trainer's options: same names, the declared
+    defaults, passed unchanged (no second list of them to drift)."""
+    from dataclasses import fields
+
+    from baselines import VIA_CONFIG, Method, ticket_options, trainer_settings
+
+    from ticketpack.train_options import TrainOptions
+
+    shared = {f.name for f in fields(Method)} & set(TrainOptions.__dataclass_fields__) - set(VIA_CONFIG)
+    default = Method("d", "ticket", lr=TrainOptions(data=["x"], out="y").lr)
+    assert set(trainer_settings(default)) == shared and len(shared) >= 10
+    assert all(getattr(default, n) == getattr(TrainOptions(data=["x"], out="y"), n) for n in shared)
+    tuned = Method("t", "ticket", lr=0.05, estimator="topk", density=0.3, dense_warmup=0.1, density_ramp=0.2,
+                   scale_lr=0.02, temperature_start=1.0, temperature_end=0.05, adapter_dtype="int8",
+                   adapter_lr=0.01)
+    opts = ticket_options(tuned, shape_config(32, 2, tuned), corpus, TINY_RUN, str(tmp_path / "t.safetensors"))
+    assert {n: getattr(opts, n) for n in shared} == trainer_settings(tuned)
+    assert trainer_settings(tuned)["temperature_end"] == 0.05

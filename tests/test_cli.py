@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from ticketpack.cli.main import main
+from ticketpack.format.constants import RNG_ID
 
 from tests.tiny import TEXT, TINY_CONFIG, make_checkpoint
 
@@ -50,7 +51,7 @@ def test_pack_size_verify_inspect_eval(files):
 
     code, stdout, _ = run("inspect", out)
     header = json.loads(stdout)
-    assert code == 0 and header["seed"] == 11 and header["rng"] == "philox4x32-10/v1"
+    assert code == 0 and header["seed"] == 11 and header["rng"] == RNG_ID
 
     code, stdout, _ = run("load-and-eval", out, "--data", text, "--device", "cpu", "--seq-len", "32",
                           "--json")

@@ -15,14 +15,8 @@ from ticketpack.data import (TokenStream, bundled_corpus_path, load_tokens, read
                              write_shard)
 from ticketpack.errors import ConfigError, DataError
 from ticketpack.evaluate import EvalResult, eval_windows, evaluate
-from ticketpack.tokenizer import ByteTokenizer, SentencePieceTokenizer, train_sentencepiece
+from ticketpack.tokenizer import ByteTokenizer
 
-
-@pytest.fixture(scope="module")
-def sp(tmp_path_factory) -> SentencePieceTokenizer:
-    folder = tmp_path_factory.mktemp("sp")
-    (folder / "slice.txt").write_bytes(read_text_file(bundled_corpus_path(), 200_000))
-    return SentencePieceTokenizer(train_sentencepiece(folder / "slice.txt", folder / "m", 512))
 
 
 class Uniform(nn.Module):

@@ -16,6 +16,7 @@ from ticketpack import api
 from ticketpack.artifact import parse_artifact, read_artifact_bytes
 from ticketpack.data import bundled_corpus_path, read_text_file
 from ticketpack.format import philox
+from ticketpack.format.constants import INIT_RULES
 from ticketpack.train import TrainOptions, train
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ticketpack"
@@ -75,7 +76,7 @@ def test_core_loads_a_trained_artifact_without_torch(trained_artifact, blocked):
 
 def test_numpy_and_numba_paths_give_the_same_bits(monkeypatch):
     shape, name = (37, 29), "blocks.0.attn.q.weight"
-    for rule in ("xavier_uniform", "he_uniform", "signed_constant_xavier", "signed_constant_he"):
+    for rule in INIT_RULES:
         fast = philox.frozen_weight(5, name, shape, rule)
         monkeypatch.setattr(philox, "_fast", None)
         slow = philox.frozen_weight(5, name, shape, rule)

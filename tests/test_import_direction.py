@@ -16,18 +16,18 @@ LAYERS = {
     2: ["ticketpack.rng"],
     3: ["ticketpack.masking", "ticketpack.layers", "ticketpack.model", "ticketpack.sparse",
         "ticketpack.ticket", "ticketpack.artifact"],
-    4: ["ticketpack.train", "ticketpack.schedule", "ticketpack.checkpoint", "ticketpack.shape_budget",
-        "ticketpack.data", "ticketpack.tokenizer", "ticketpack.evaluate"],
-    5: ["ticketpack.api", "ticketpack.sizing", "ticketpack.generate", "ticketpack.pg_import",
-        "ticketpack.ternary", "ticketpack.quantize", "ticketpack.loader"],
+    4: ["ticketpack.train", "ticketpack.train_options", "ticketpack.runtime", "ticketpack.schedule",
+        "ticketpack.checkpoint", "ticketpack.shape_budget", "ticketpack.data", "ticketpack.tokenizer",
+        "ticketpack.evaluate"],
+    5: ["ticketpack.api", "ticketpack.sizing", "ticketpack.generate", "ticketpack.baselines",
+        "ticketpack.pg_import", "ticketpack.ternary", "ticketpack.loader"],
     6: ["ticketpack.cli"],
 }
-IMPORTERS = {"ticketpack.pg_import", "ticketpack.ternary", "ticketpack.quantize"}  # beside api
+IMPORTERS = {"ticketpack.pg_import", "ticketpack.ternary"}  # beside api
 
 # The upward edges the code has today, each documented in ARCHITECTURE.md ("Import direction").
 KNOWN_UPWARD = {
     ("ticketpack.ticket", "ticketpack.pg_import"),  # registers the torch-MT19937 stream
-    ("ticketpack.ticket", "ticketpack.quantize"),   # int8 rows for adapters
 }
 
 

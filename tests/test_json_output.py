@@ -9,12 +9,15 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from safetensors.torch import save_file
 from click.testing import CliRunner
 
-import ticketpack.train as train_mod
+import ticketpack.train_options as train_options
 from ticketpack.cli.main import main
 from ticketpack.cli.progress import EVERY_ENV
 
+from tests.test_pg_import import ARCH, make_pg
 from tests.tiny import TEXT, make_checkpoint
 from tests.tiny import TINY_QUICKSTART
 
@@ -33,6 +36,9 @@ def files(tmp_path_factory):
     text.write_text(TEXT * 8)
     artifact = tmp / "m.tpk"
     assert CliRunner().invoke(main, ["pack", str(ckpt), "-o", str(artifact)]).exit_code == 0
+    save_file({"w": torch.tensor([[1.0, 0.0], [-1.0, 1.0]])}, str(tmp / "tri.safetensors"))
+    (tmp / "pg.bin").write_bytes(make_pg()[0])
+    (tmp / "arch.json").write_text(json.dumps(ARCH))
     return tmp, text, artifact
 
 
@@ -41,6 +47,11 @@ def command_lines(tmp, text, artifact) -> dict[str, list[str]]:
         "size": ["size", artifact, "--budget", "1MB", "--code", text],
         "load-and-eval": ["load-and-eval", artifact, "--data", text, "--device", "cpu"],
         "verify": ["verify", artifact],
+        "pack": ["pack", tmp / "m.safetensors", "-o", tmp / "again.tpk", "--budget", "1MB", "--code", text],
+        "pack-ternary": ["pack-ternary", tmp / "tri.safetensors", "-o", tmp / "tri.tpk"],
+        "import-pg": ["import-pg", tmp / "pg.bin", "-o", tmp / "pg.tpk", "--config", tmp / "arch.json",
+                      "--level", "3"],
+        "export": ["export", artifact, "-o", tmp / "dense.safetensors"],
         "export-loader": ["export-loader", "-o", tmp / "tpk_loader.py"],
         "train": ["train", "--data", text, "--out", tmp / "t.safetensors", "--preset", "tiny",
                   "--steps", "2", "--seq-len", "16", "--batch-size", "2", "--eval-every", "1"],
@@ -52,12 +63,13 @@ def test_every_json_command_is_covered(files):
     assert json_commands() == set(command_lines(*files)) == set(COVERED)
 
 
-COVERED = ("export-loader", "load-and-eval", "quickstart", "size", "train", "verify")
+COVERED = ("export", "export-loader", "import-pg", "load-and-eval", "pack", "pack-ternary", "quickstart",
+           "size", "train", "verify")
 
 
 @pytest.mark.parametrize("name", COVERED)
 def test_stdout_is_exactly_one_json_object(name, files, monkeypatch, capfd):
-    monkeypatch.setattr(train_mod, "QUICKSTART_MODEL", TINY_QUICKSTART)
+    monkeypatch.setattr(train_options, "QUICKSTART_MODEL", TINY_QUICKSTART)
     monkeypatch.setenv(EVERY_ENV, "0")  # progress lines at every event: none may reach stdout
     args = [str(a) for a in command_lines(*files)[name]] + ["--json"]
     result = CliRunner().invoke(main, args)

@@ -26,8 +26,8 @@ from ticketpack import api
 from ticketpack.errors import TicketpackError
 from ticketpack.cli.main import main
 from ticketpack.format import philox, rans
-from ticketpack.format.constants import INIT_RULES
 from ticketpack.format.container import assemble, check_digests, decode_artifact, encode_artifact, parse_artifact
+from ticketpack.format.constants import INIT_RULES, PG_RNG_PREFIX
 from ticketpack.format.digest import tensor_sha256
 from ticketpack.format.maskspec import MaskSpec
 from ticketpack.format.tensors import Int8Tensor, MaskedTensor, PlainTensor, TernaryTensor, Ticket
@@ -122,7 +122,7 @@ def test_loader_refuses_a_broken_rans_stream(loader):
             decode(loader, loader.rans0(bad, [len(levels)], len(levels), 2))
 
 
-@pytest.mark.parametrize("rule", INIT_RULES)
+@pytest.mark.parametrize("rule", list(INIT_RULES))
 @pytest.mark.parametrize("shape", [(64, 33), (5, 3, 2), (17,), (1, 1)])
 def test_philox_weights_match_the_core_bit_for_bit(loader, rule, shape):
     ours = loader.frozen(123456789, "blocks.0.mlp.fc.weight", list(shape), rule).reshape(shape)
@@ -239,7 +239,7 @@ def test_emitted_loader_reads_every_artifact_without_torch(loader_path, artifact
     for path in artifacts:
         entry = got[str(path)]
         rng = parse_artifact(path.read_bytes()).header["rng"]
-        if rng.startswith("torch-mt19937"):  # needs torch's generator: refused, saying why
+        if rng.startswith(PG_RNG_PREFIX):  # needs torch's generator: refused, saying why
             assert rng in entry["error"] and "not supported" in entry["error"]
             continue
         assert "error" not in entry, (path.name, entry)
@@ -283,7 +283,7 @@ def _corrupted(good: bytes, tmp: Path) -> dict[str, tuple[Path, str]]:
         h["config"]["adapter_rank"] = 3
 
     def other_rng(h):
-        h["rng"] = "torch-mt19937-cpu/2.13.0"
+        h["rng"] = PG_RNG_PREFIX + "2.13.0"
 
     def unknown_kind(h):
         h["tensors"][-1]["kind"] = "float8"
@@ -294,7 +294,7 @@ def _corrupted(good: bytes, tmp: Path) -> dict[str, tuple[Path, str]]:
         "trailing": (good + b"\0", "trailing"),
         "weights": (_reseal(good, other_weights), "weights_sha256 mismatch"),
         "model": (_reseal(good, other_config), "model_sha256 mismatch"),
-        "rng": (_reseal(good, other_rng), "torch-mt19937-cpu/2.13.0"),
+        "rng": (_reseal(good, other_rng), PG_RNG_PREFIX + "2.13.0"),
         "kind": (_reseal(good, unknown_kind), "kind"),
         "version": (good[:8] + b"\x01" + good[9:], "version 1"),
         "magic": (b"PK" + good[2:], "not a .tpk file"),
@@ -331,21 +331,34 @@ def test_loader_init_table_is_written_from_the_constants(loader, loader_path):
     """The packaged file holds no init rules of its own: export writes the format's table."""
     template = (Path(api.__file__).parent / api.LOADER_FILE).read_text(encoding="utf-8")
     assert re.findall(r"^INITS = .*$", template, re.M) == ["INITS = {}"]
+    assert {rule: tuple(row) for rule, row in loader.INITS.items()} == api.loader_init_table()
     assert list(loader.INITS) == list(INIT_RULES)
-    assert loader.INITS == api.loader_init_table()
     assert loader_path.read_text(encoding="utf-8").count("INITS = {") == 1
 
 
-def test_a_new_init_rule_reaches_the_loader_without_editing_it(monkeypatch, tmp_path):
-    from ticketpack.format import constants
+def _exported(tmp_path: Path):
+    path = api.export_loader(tmp_path / "tpk_loader.py")["path"]
+    spec = importlib.util.spec_from_file_location("tpk_loader_new_rule", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    monkeypatch.setattr(constants, "UNIFORM_RULES", constants.UNIFORM_RULES + ("test_uniform",))
-    monkeypatch.setattr(constants, "INIT_RULES", constants.INIT_RULES + ("test_uniform",))
-    assert "'test_uniform': 'uniform/in+out'" in api.loader_source().decode()
-    monkeypatch.setattr(constants, "INIT_RULES", constants.INIT_RULES + ("normal",))  # no family
-    with pytest.raises(TicketpackError, match="'normal' is neither uniform nor a signed constant"):
-        api.export_loader(tmp_path / "x.py")
-    assert not (tmp_path / "x.py").exists()
+
+def test_a_new_init_rule_reaches_the_loader_without_editing_it(monkeypatch, tmp_path):
+    from ticketpack.format.constants import INIT_FAMILIES, InitRule
+
+    monkeypatch.setitem(INIT_RULES, "test_fan_out", InitRule("signed_constant", "fan_out"))
+    monkeypatch.setitem(INIT_RULES, "test_uniform_fan_out", InitRule("uniform", "fan_out"))
+    loader = _exported(tmp_path)
+    for rule in ("test_fan_out", "test_uniform_fan_out"):
+        ours = loader.frozen(7, "blocks.1.attn.c_q.weight", [48, 20], rule).reshape(48, 20)
+        core = np.asarray(philox.frozen_weight(7, "blocks.1.attn.c_q.weight", (48, 20), rule))
+        assert np.array_equal(ours.view(np.uint32), core.view(np.uint32)), rule
+    monkeypatch.setitem(INIT_FAMILIES, "normal", 1.0)  # a family the loader has no kernel for
+    monkeypatch.setitem(INIT_RULES, "test_normal", InitRule("normal", "fan_in"))
+    loader = _exported(tmp_path)
+    with pytest.raises(loader.TpkError, match="init family 'normal'"):
+        loader.frozen(7, "w", [4, 4], "test_normal")
 
 
 def test_loader_reproduces_format_md_known_answers(loader):

@@ -78,7 +78,7 @@ def test_schema_matches_the_dataclass():
     fields = dataclasses.fields(GPTConfig)
     assert [f.name for f in fields] == [f.name for f in CONFIG_SCHEMA]
     assert GPTConfig().to_dict() == {f.name: f.default for f in CONFIG_SCHEMA}
-    assert INIT_RULE_NAMES == rng.INIT_RULES
+    assert INIT_RULE_NAMES == tuple(rng.INIT_RULES)
     for f in CONFIG_SCHEMA:
         assert f.doc and f.type in ("int", "float", "bool", "str", "float-or-null")
         if f.type in ("int", "float"):

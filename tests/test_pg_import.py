@@ -22,10 +22,11 @@ from click.testing import CliRunner
 
 from cli.main import main
 from ticketpack import api, artifact, pg_import
+from ticketpack.format.constants import PG_RNG_PREFIX
 from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError,
                                TruncatedError)
 from ticketpack.masking import MaskSpec
-from ticketpack.pg_import import PgLimits, import_pg, import_pg_file, parse_pg_bytes
+from ticketpack.pg_import import PgLimits, import_pg, parse_pg_bytes
 from ticketpack.ticket import MaskedTensor, PlainTensor, Ticket, model_from_ticket
 
 ARCH = dict(vocab_size=64, num_layers=2, model_dim=32, num_heads=4, num_kv_heads=2, mlp_mult=2)
@@ -189,11 +190,11 @@ def test_import_gives_the_original_weights_and_logits(pg_file):
 def test_written_tpk_loads_to_the_same_weights_and_logits(pg_file, tmp_path):
     path, masks, scales = pg_file
     out = tmp_path / "imported.tpk"
-    summary = import_pg_file(path, out, config=_arch_json(tmp_path, ARCH))
+    summary = api.import_pg(path, out, config=_arch_json(tmp_path, ARCH))
     assert summary["rng"] == pg_import.rng_id() and summary["seed"] == SEED
     assert summary["masks"] == len(masks) and summary["scales"] == len(scales)
     ticket, state, _ = api.load_verified(out)  # checks the stored weights hash
-    assert ticket.rng == f"torch-mt19937-cpu/{torch.__version__.split('+')[0]}"
+    assert ticket.rng == PG_RNG_PREFIX + torch.__version__.split("+")[0]
     assert len(ticket.provenance["import"]["sha256"]) == 64
     W = ref_effective(ARCH, SEED, masks)
     assert all(torch.equal(state[n], W[n]) for n in W)
@@ -411,9 +412,26 @@ def test_cli_import_pg_then_verify(pg_file, tmp_path):
     arch = _arch_json(tmp_path, ARCH)
     res = runner.invoke(main, ["import-pg", str(path), "-o", str(out), "--config", str(arch)])
     assert res.exit_code == 0, res.output
-    assert "torch-mt19937-cpu/" in res.output and out.exists()
+    assert PG_RNG_PREFIX in res.output and out.exists()
     res = runner.invoke(main, ["verify", str(out)])
     assert res.exit_code == 0, res.output
+
+
+def test_cli_import_pg_level_budget_and_code(pg_file, tmp_path):
+    path, _, _ = pg_file
+    arch = _arch_json(tmp_path, ARCH)
+    runner = CliRunner()
+    small = runner.invoke(main, ["import-pg", str(path), "-o", str(tmp_path / "a.tpk"), "--config", str(arch),
+                                 "--codec", "zlib", "--level", "9", "--json", "--code", str(arch)])
+    fast = runner.invoke(main, ["import-pg", str(path), "-o", str(tmp_path / "b.tpk"), "--config", str(arch),
+                                "--codec", "zlib", "--level", "0", "--json"])
+    assert small.exit_code == fast.exit_code == 0, small.output + fast.output
+    small, fast = json.loads(small.stdout), json.loads(fast.stdout)
+    assert small["code_bytes"] == arch.stat().st_size and fast["code_bytes"] == 0
+    assert small["bytes"] < fast["bytes"] == (tmp_path / "b.tpk").stat().st_size  # level 0 stores
+    over = runner.invoke(main, ["import-pg", str(path), "-o", str(tmp_path / "c.tpk"), "--config", str(arch),
+                                "--codec", "zlib", "--level", "9", "--budget", str(small["bytes"] + small["code_bytes"] - 1), "--code", str(arch)])
+    assert over.exit_code == 1 and not (tmp_path / "c.tpk").exists()
 
 
 def test_cli_import_pg_errors(tmp_path):

@@ -12,7 +12,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-import ticketpack.train as train_mod
+import ticketpack.train_options as train_options
 from ticketpack import api
 from ticketpack.cli.main import main as cli
 
@@ -23,7 +23,7 @@ TINY = TINY_QUICKSTART
 
 @pytest.fixture
 def tiny_quickstart(monkeypatch):
-    monkeypatch.setattr(train_mod, "QUICKSTART_MODEL", TINY)
+    monkeypatch.setattr(train_options, "QUICKSTART_MODEL", TINY)
 
 
 def _check(figures: dict, out_dir) -> None:

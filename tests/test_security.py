@@ -20,17 +20,15 @@ from click.testing import CliRunner
 from ticketpack import api
 from ticketpack.artifact import (DEFAULT_LIMITS, SYMBOL_RAW_PER_ELEMENT, SYMBOL_RAW_SLACK, Limits,
                                  load_ticket, parse_artifact, read_artifact_bytes)
-from ticketpack.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
+from ticketpack.checkpoint import load_checkpoint, ticket_from_checkpoint
 from ticketpack.cli.main import main
 from ticketpack.format.compression import compress, decompress
 from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError, VerificationError,
                                TicketpackError, UsageError)
 from ticketpack.format.digest import model_sha256
-from ticketpack.layers import bind_seed
-from ticketpack.model import GPT, GPTConfig
 from ticketpack.ticket import weights_sha256
 
-from tests.tiny import TINY_CONFIG
+from tests.tiny import make_checkpoint
 from tests.hostile.make_hostile import CASES, base_ticket, control_bytes, repack, section_blobs, split
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -294,12 +292,8 @@ def no_pickle(monkeypatch):
 
 @pytest.fixture
 def gpt_files(tmp_path):
-    config = GPTConfig.from_dict(dict(TINY_CONFIG))
-    torch.manual_seed(0)
-    model = GPT(config, masked=True)
-    bind_seed(model, 5)
     ckpt, art, text = tmp_path / "m.safetensors", tmp_path / "m.tpk", tmp_path / "val.txt"
-    save_checkpoint(ckpt, model, seed=5, config=config.to_dict())
+    make_checkpoint(ckpt, seed=5)
     api.pack(ckpt, art)
     text.write_text("To be, or not to be, that is the question.\n" * 4)
     return ckpt, art, text

@@ -15,13 +15,6 @@ from ticketpack.tokenizer import (ByteTokenizer, SentencePieceTokenizer, Tokeniz
                                   train_sentencepiece)
 
 
-@pytest.fixture(scope="module")
-def sp(tmp_path_factory) -> SentencePieceTokenizer:
-    """A 512-piece BPE model trained on the first 200 kB of the bundled corpus (~0.1 s)."""
-    folder = tmp_path_factory.mktemp("sp")
-    (folder / "slice.txt").write_bytes(read_text_file(bundled_corpus_path(), 200_000))
-    return SentencePieceTokenizer(train_sentencepiece(folder / "slice.txt", folder / "m", 512))
-
 
 # ---------------------------------------------------------------- bytes
 

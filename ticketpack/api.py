@@ -6,11 +6,12 @@ and returns plain data (dicts, dataclasses) that the CLI prints.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +24,10 @@ from .eval_context import check_tokenizer, resolve_seq_len
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .sizing import SizeReport, size_report
 from .ticket import Ticket, model_from_ticket, ticket_from_model, weights_sha256
+from .train_options import TrainOptions
+
+if TYPE_CHECKING:
+    from .train import Callback, TrainResult
 
 
 def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
@@ -37,6 +42,17 @@ def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "au
                           code_bytes=code_bytes, creation=creation, progress=progress)
 
 
+def train(options: TrainOptions, progress: Callback | None = None, limits: Limits = DEFAULT_LIMITS,
+          model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> TrainResult:
+    """Train a supermask GPT (ticketpack.train); write the checkpoint and log; return the figures.
+
+    ``progress`` receives every training event (start / step / eval / final) on rank 0;
+    ``limits`` caps a resumed checkpoint's tensors, ``model_limits`` the model config."""
+    from .train import train as run_training
+
+    return run_training(options, progress, limits=limits, model_limits=model_limits)
+
+
 def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
                  level: int | None = None, budget: int | None = None, code_bytes: int = 0) -> int:
     """Pack externally trained ternary weights (a safetensors file) into an artifact."""
@@ -46,6 +62,29 @@ def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str 
     ticket = ticket_from_ternary(state, config, os.path.basename(os.fspath(weights)))
     return write_artifact(ticket, out, codec=codec, level=level, budget=budget, code_bytes=code_bytes,
                           creation={"ternary": os.path.basename(os.fspath(weights)), "codec": codec})
+
+
+def import_pg(artifact: str | os.PathLike, out: str | os.PathLike, config: str | os.PathLike | None = None,
+              codec: str = "auto", level: int | None = None, budget: int | None = None, code_bytes: int = 0,
+              limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Any]:
+    """Convert a parameter-golf lottery-ticket artifact (``config``: its ARCH.json) into a .tpk
+    with the same weights; returns a summary (bytes, seed, rng, masks, connections, density)."""
+    import dataclasses
+
+    from . import pg_import
+    from .format.tensors import MaskedTensor, nonzero_share
+
+    arch = pg_import.load_arch(config) if config is not None else None
+    pg_limits = dataclasses.replace(pg_import.DEFAULT_PG_LIMITS, max_total_elements=limits.max_total_elements)
+    ticket = pg_import.import_pg(artifact, arch, pg_limits, model_limits)
+    written = write_artifact(ticket, out, codec=codec, level=level, budget=budget, code_bytes=code_bytes,
+                             creation={"command": "import-pg", "codec": codec, "level": level})
+    masked = [t for t in ticket.tensors if isinstance(t, MaskedTensor)]
+    density, total = nonzero_share(t.levels for t in masked)
+    return {"out": os.fspath(out), "bytes": written, "code_bytes": code_bytes, "seed": ticket.seed,
+            "rng": ticket.rng, "masks": len(masked), "connections": total, "density": density,
+            "scales": len(ticket.tensors) - len(masked),
+            "tokenizer": "byte-level" if ticket.config["vocab_size"] == 256 else "sentencepiece"}
 
 
 def size(artifact: str | os.PathLike, budget: int | None = None, code_bytes: int = 0,
@@ -231,8 +270,6 @@ SAFETENSORS_RESERVED = "__metadata__"  # the header key of a safetensors file's 
 def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
            model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
     """Write the regenerated effective dense weights (+ config in metadata) as safetensors."""
-    import json
-
     from safetensors.torch import save as st_save
 
     from .atomic import atomic_write_bytes
@@ -252,17 +289,13 @@ LOADER_FILE = "loader/tpk_loader.py"  # package data, never imported by ticketpa
 LOADER_INITS_LINE = re.compile(r"^INITS = .*$", re.M)  # the one line export fills in
 
 
-def loader_init_table() -> dict[str, str]:
-    """The format's init rules as the standalone loader reads them: rule -> "family/fan", the
-    value family "uniform" or "signed" (constant), the fan "in" (fan_in) or "in+out"
-    (fan_in + fan_out)."""
-    from .format.constants import HE_RULES, INIT_RULES, SIGNED_RULES, UNIFORM_RULES
+def loader_init_table() -> dict[str, tuple[str, float, int, int]]:
+    """The format's init rules as the standalone loader reads them: rule -> (family, numerator,
+    a, b), values of ``family`` under the bound sqrt(numerator / (a * fan_in + b * fan_out))."""
+    from .format.constants import FAN_RULES, INIT_FAMILIES, INIT_RULES
 
-    for rule in INIT_RULES:  # the loader knows these two families' value formulas only
-        if (rule in UNIFORM_RULES) == (rule in SIGNED_RULES):
-            raise TicketpackError(f"export-loader: init rule {rule!r} is neither uniform nor a signed constant")
-    return {rule: ("signed/" if rule in SIGNED_RULES else "uniform/") + ("in" if rule in HE_RULES else "in+out")
-            for rule in INIT_RULES}
+    return {rule: (row.family, INIT_FAMILIES[row.family], *FAN_RULES[row.fan])
+            for rule, row in INIT_RULES.items()}
 
 
 def loader_source() -> bytes:
@@ -272,7 +305,8 @@ def loader_source() -> bytes:
     from importlib import resources
 
     template = resources.files("ticketpack").joinpath(LOADER_FILE).read_text(encoding="utf-8")
-    source, count = LOADER_INITS_LINE.subn(f"INITS = {loader_init_table()!r}", template)
+    table = json.dumps(loader_init_table(), separators=(",", ":"))  # also a Python literal
+    source, count = LOADER_INITS_LINE.subn(f"INITS = {table}", template)
     if count != 1:
         raise TicketpackError(f"export-loader: {LOADER_FILE} has {count} INITS lines, expected one")
     return source.encode("utf-8")
@@ -299,7 +333,7 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     figures as a dict.
     """
     from .data import bundled_corpus_path
-    from .train import QUICKSTART_MINUTES, quickstart_options, train
+    from .train_options import QUICKSTART_MINUTES, quickstart_options
 
     say = say or (lambda line: None)
     minutes = QUICKSTART_MINUTES if minutes is None else minutes
@@ -308,7 +342,7 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     start = time.perf_counter()
     opts = quickstart_options(ckpt, log=os.path.join(out_dir, "train.jsonl"), max_minutes=minutes)
     say(f"training on {bundled_corpus_path()} for {minutes:g} minutes (log: {opts.log}) ...")
-    result = train(opts, callback=progress)
+    result = train(opts, progress)
     say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds:.0f} s: "
         f"density {result.density:.3f}, {result.connections:,} connections")
     nbytes = pack(ckpt, artifact, progress=progress)

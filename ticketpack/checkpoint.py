@@ -88,7 +88,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, seed: int, con
             tensors[f"ticket/{t.name}/levels"] = torch.from_numpy(t.levels.copy())
     for layer in _scale_owners(model):
         tensors[f"ticket/{layer.tensor_name}/scale"] = layer.scale.detach().float().cpu().reshape(-1)
-    plain = {e["name"] for e in manifest if e["kind"] in ("plain", "int8")}
+    plain = {e["name"] for e in manifest if e["kind"] != "masked"}  # plain and int8 entries: the float parameter
     for name, param in model.named_parameters():
         if name in plain:
             tensors[f"ticket/{name}"] = param.detach().float().cpu()

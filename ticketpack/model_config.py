@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, TicketpackError
-from .format.constants import INIT_RULES, SCALE_MODES
+from .format.constants import INIT_RECIPES, INIT_RULES, SCALE_MODES
 from .format.maskspec import MaskSpec
 
 ACTIVATIONS = ("relu", "relu2")
@@ -37,7 +37,9 @@ class ConfigField:
     doc: str = ""
 
 
-INIT_RULE_NAMES = INIT_RULES  # the format core's init rules
+INIT_RULE_NAMES = tuple(INIT_RULES)  # the format core's init rules
+# ``train --init`` choices -> (init, mlp_fc_init, embed_init): every rule alone, and the recipes
+INIT_CHOICES: dict[str, tuple[str, str, str]] = {**{rule: (rule,) * 3 for rule in INIT_RULES}, **INIT_RECIPES}
 
 # The schema, key by key, in the order FORMAT.md lists it. Ranges are hard limits of the
 # built-in model; the resources a whole config implies are bounded by ModelLimits.

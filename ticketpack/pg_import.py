@@ -39,9 +39,8 @@ from .errors import (ArtifactError, ConfigError, DecodeError, HeaderError, Limit
                      UsageError)
 from .format.constants import PG_RNG_PREFIX
 from .format.compression import inflate_bounded
-from .format.container import write_artifact
 from .format.maskspec import MaskSpec
-from .format.tensors import MaskedTensor, PlainTensor, Ticket, nonzero_share, register_stream
+from .format.tensors import MaskedTensor, PlainTensor, Ticket, register_stream
 from .provenance import default_provenance
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_preset
 from .strict_json import loads_strict
@@ -437,22 +436,5 @@ def mt19937_frozen_weights(seed: int, tensors: Sequence[MaskedTensor]) -> Iterat
 
 
 # ---------------------------------------------------------------- the command
-
-def import_pg_file(artifact: str | os.PathLike, out: str | os.PathLike,
-                   config: str | os.PathLike | None = None, codec: str = "auto",
-                   level: int | None = None, limits: PgLimits = DEFAULT_PG_LIMITS,
-                   model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Any]:
-    """``ticketpack import-pg``: read, map, regenerate, write a .tpk; returns a summary."""
-    arch = load_arch(config) if config is not None else None
-    ticket = import_pg(artifact, arch, limits, model_limits)
-    written = write_artifact(ticket, out, codec=codec, level=level,
-                             creation={"command": "import-pg", "codec": codec, "level": level})
-    masked = [t for t in ticket.tensors if isinstance(t, MaskedTensor)]
-    density, total = nonzero_share(t.levels for t in masked)
-    return {"out": os.fspath(out), "bytes": written, "seed": ticket.seed, "rng": ticket.rng,
-            "masks": len(masked), "connections": total, "density": density,
-            "scales": len(ticket.tensors) - len(masked),
-            "tokenizer": "byte-level" if ticket.config["vocab_size"] == 256 else "sentencepiece"}
-
 
 register_stream(RNG_PREFIX, mt19937_frozen_weights)

@@ -17,11 +17,12 @@ from torch import nn
 
 from . import pg_import  # noqa: F401 (registers the torch-MT19937 stream)
 from .errors import ConfigError, HeaderError
+from .format.constants import ADAPTER_DTYPES
 from .format.digest import weights_sha256_v2
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .provenance import default_provenance
 from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,  # noqa: F401
-                             TernaryTensor, Ticket, frozen_weights)
+                             TernaryTensor, Ticket, frozen_weights, quantize_rows_int8)
 
 
 def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> str:
@@ -29,9 +30,6 @@ def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Te
     items = state.items() if isinstance(state, dict) else state
     return weights_sha256_v2((name, t.detach().to("cpu", torch.float32).contiguous().numpy())
                              for name, t in items)
-
-
-ADAPTER_DTYPES = ("f16", "int8")
 
 
 def ticket_from_model(module: nn.Module, seed: int, config: dict,
@@ -71,11 +69,9 @@ def adapter_entries(layer: nn.Module, prefix: str, dtype: str) -> list[TensorEnt
 
 
 def adapter_tensor(name: str, value: torch.Tensor, dtype: str) -> TensorEntry:
-    """fp16 plain, or int8 per row (``quantize.quantize_rows_int8``: scale = fp16(max|row| / 127))."""
+    """fp16 plain, or int8 per row (``quantize_rows_int8``: scale = fp16(max|row| / 127))."""
     if dtype == "int8":
-        from .quantize import quantize_rows_int8
-
-        return Int8Tensor(name, *quantize_rows_int8(value))
+        return Int8Tensor(name, *quantize_rows_int8(value.numpy()))
     return PlainTensor(name, value.numpy().astype(np.float16))
 
 

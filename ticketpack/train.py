@@ -21,30 +21,24 @@ The final ``val_bpb`` is measured on the model rebuilt from the ticket (hard mas
 fp16-rounded scales: exactly what an artifact holds), with the same evaluation as
 ``ticketpack load-and-eval`` (fp32 on CPU, bf16 autocast on CUDA, batch size 8), so
 load-and-eval of the packed checkpoint reproduces it on the same text, device and seq len.
+
+The options are declared in train_options.py; the device, process group, log file and
+provenance in runtime.py; this module is the run itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
-import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, TextIO
+from typing import Any, Callable
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import nn
 
-from . import __version__
 from .artifact import DEFAULT_LIMITS, Limits
-from .atomic import check_output_path
-from .recipes import QUICKSTART_MINUTES
 from .checkpoint import Checkpoint, load_checkpoint, packed_size, save_checkpoint
 from .data import TokenStream, batch_iterator, load_tokens, split_train_val
 from .errors import CheckpointError, ConfigError, UsageError
@@ -54,154 +48,15 @@ from .format.tensors import nonzero_share
 from .layers import masked_layers
 from .masking import QUANT_STEP_INIT
 from .model import GPT, GPTConfig, config_from_preset
-from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from .model_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, config_from_dict
+from .runtime import DistContext, Event, JsonlLog, provenance, resolve_device, setup_distributed
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .shape_budget import ShapeChoice, solve as solve_shape
-from .strict_json import json_default
-from .ticket import ADAPTER_DTYPES, default_provenance, model_from_ticket, ticket_from_model
+from .ticket import model_from_ticket, ticket_from_model
 from .tokenizer import Tokenizer, load_tokenizer
+from .train_options import DEFAULT_STEPS, TrainOptions, check_number, resumed_fields
 
-# --init choices: (linear layers, mlp.fc, embedding) frozen init rules
-INIT_CHOICES = {
-    "xavier": ("xavier_uniform", "xavier_uniform", "xavier_uniform"),
-    "he": ("he_uniform", "he_uniform", "he_uniform"),
-    "signed-constant": ("signed_constant_xavier", "signed_constant_he", "signed_constant_xavier"),
-}
-Event = dict[str, Any]
-DEFAULT_STEPS = 1000  # when neither steps nor max_minutes is given
 Callback = Callable[[Event], None]
-
-# options a resumed run takes from its checkpoint (they define the model and its training)
-# (not the tokenizer: a path saved in a checkpoint is never opened, the user names it again)
-_RESUMED_FIELDS = ("preset", "model", "mask", "estimator", "init", "density", "dense_warmup",
-                   "density_ramp", "restore_density", "restore_from", "seed", "seq_len",
-                   "batch_size", "lr", "scale_lr", "warmup", "warmdown", "temperature_start",
-                   "temperature_end", "grad_clip", "adam_betas", "adam_eps", "val_fraction",
-                   "adapter_rank", "adapter_dtype", "adapter_lr")
-
-
-@dataclass
-class TrainOptions:
-    """Everything ``train`` needs; the CLI flags map one to one (``--max-minutes`` -> max_minutes)."""
-
-    data: list[str]  # text files (.xz ok), token shards or globs
-    out: str  # checkpoint to write (.safetensors), also the periodic checkpoint
-    val_data: list[str] | None = None  # held-out text; None: the last val_fraction of data
-    val_fraction: float = 0.1  # the split load-and-eval --split val uses
-    tokenizer: str | None = None  # SentencePiece .model; None: bytes (vocabulary 256)
-    preset: str = "small"  # model.PRESETS name
-    model: dict[str, Any] = field(default_factory=dict)  # GPTConfig field overrides
-    byte_budget: int | None = None  # pick the widest shape of the recipe whose artifact fits
-    mask: str | None = None  # binary | multibit:K | nm:N:M (None: the preset's)
-    estimator: str = ""  # ste | topk | quant | nested ("": ste/quant, topk/nested with density)
-    init: str | None = None  # xavier | he | signed-constant (None: the preset's)
-    density: float | None = None  # target density (topk / nested); None: free (ste / quant)
-    dense_warmup: float = 0.0  # density schedule: dense until this fraction of the run
-    density_ramp: float = 0.0  # ... cosine ramp to the target until this fraction
-    restore_density: float | None = None  # ... optional restoration towards this denser value
-    restore_from: float = 0.8  # ... starting at this fraction
-    seed: int = 0  # frozen weights (Philox), score init and data order
-    steps: int | None = None  # stop after this many steps (None with no max_minutes: 1000)
-    max_minutes: float | None = None  # or after this much training time (schedules follow it)
-    seq_len: int = 256
-    batch_size: int = 32  # global sequences per step (a multiple of the world size)
-    lr: float = 0.1  # Adam lr of the scores (quant: in units of the initial level step)
-    scale_lr: float = 0.01  # Adam lr of scales and other continuous parameters
-    adapter_rank: int | None = None  # low-rank adapters on every masked weight (None: the preset's, 0)
-    adapter_dtype: str = "f16"  # how pack stores adapters: f16 | int8 (per row, fp16 scales)
-    adapter_lr: float = 0.003  # Adam lr of the adapters
-    warmup: float = 0.02  # lr warm-up, fraction of the run
-    warmdown: float = 0.3  # lr warm-down to 0, fraction of the run
-    temperature_start: float = 2.0  # STE surrogate temperature (quant: in level steps)
-    temperature_end: float = 0.1
-    grad_clip: float = 1.0  # global gradient-norm clip; 0 = off
-    adam_betas: tuple[float, float] = (0.9, 0.95)
-    adam_eps: float = 1e-8
-    eval_every: int = 250  # steps between held-out evaluations; 0 = only the final one
-    eval_tokens: int | None = 65536  # periodic evaluations score this many val tokens (None: all)
-    eval_batch_size: int = 8  # as load-and-eval's default, so the final number matches it
-    final_eval: bool = True  # score the held-out text at the end (the quickstart scores the artifact instead)
-    log_every: int = 10  # steps between "step" log lines
-    checkpoint_every: int = 500  # steps between checkpoints to ``out``; 0 = only at the end
-    log: str | None = None  # JSON-lines log file
-    resume: str | None = None  # checkpoint to continue from
-    device: str = "auto"  # auto | cpu | cuda
-
-    def validate(self) -> None:
-        """Every option's type and range (ConfigError naming it); the CLI's flags and a resumed
-        checkpoint's saved options go through this same check."""
-        if not self.data or not all(isinstance(d, str) for d in self.data):
-            raise UsageError("data: no paths given, expected at least one file")
-        if not isinstance(self.out, str) or not self.out:
-            raise UsageError("out: empty path, expected a checkpoint path")
-        check_output_path(self.out)  # before training, not after it
-        _number("steps", self.steps, int, low=1, optional=True)
-        _number("max_minutes", self.max_minutes, float, low=0, open_low=True, optional=True)
-        for name in ("seq_len", "batch_size", "eval_batch_size"):
-            _number(name, getattr(self, name), int, low=1)
-        _number("seed", self.seed, int, low=0, high=2**32 - 1)
-        for name in ("lr", "scale_lr", "temperature_start", "temperature_end", "adam_eps"):
-            _number(name, getattr(self, name), float, low=0, open_low=True)
-        for name in ("warmup", "warmdown", "dense_warmup", "density_ramp", "restore_from"):
-            _number(name, getattr(self, name), float, low=0, high=1)
-        if self.warmup + self.warmdown > 1:
-            raise ConfigError(f"warmup + warmdown: {self.warmup + self.warmdown}, expected at most 1")
-        _number("val_fraction", self.val_fraction, float, low=0, high=1, open_low=True)
-        for name in ("density", "restore_density"):
-            _number(name, getattr(self, name), float, low=0, high=1, open_low=True, optional=True)
-        _number("grad_clip", self.grad_clip, float, low=0)
-        betas = self.adam_betas
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ConfigError(f"adam_betas: {_shown(betas)}, expected two numbers in [0, 1)")
-        for beta in betas:
-            _number("adam_betas", beta, float, low=0, high=1, open_high=True)
-        for name in ("eval_every", "log_every", "checkpoint_every"):
-            _number(name, getattr(self, name), int, low=0)
-        _number("eval_tokens", self.eval_tokens, int, low=1, optional=True)
-        for name in ("preset", "estimator", "device"):
-            if not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name}: {_shown(getattr(self, name))}, expected a string")
-        for name in ("mask", "tokenizer", "log", "resume"):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
-                raise ConfigError(f"{name}: {_shown(getattr(self, name))}, expected a string")
-        if not isinstance(self.model, dict):
-            raise ConfigError(f"model: {_shown(self.model)}, expected a JSON object of config fields")
-        if self.init is not None and self.init not in INIT_CHOICES:
-            raise ConfigError(f"init: {_shown(self.init)}, expected one of {', '.join(INIT_CHOICES)}")
-        _number("byte_budget", self.byte_budget, int, low=1, optional=True)
-        _number("adapter_rank", self.adapter_rank, int, low=0, optional=True)
-        _number("adapter_lr", self.adapter_lr, float, low=0, open_low=True)
-        if self.adapter_dtype not in ADAPTER_DTYPES:
-            raise ConfigError(f"adapter_dtype: {_shown(self.adapter_dtype)}, expected one of "
-                              f"{', '.join(ADAPTER_DTYPES)}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def _number(name: str, value: Any, kind: type, *, low: float | None = None, high: float | None = None,
-            open_low: bool = False, open_high: bool = False, optional: bool = False) -> None:
-    """An int (``kind`` int) or a finite number (``kind`` float) in its range, else ConfigError."""
-    if value is None and optional:
-        return
-    types = (int,) if kind is int else (int, float)
-    ok = not isinstance(value, bool) and isinstance(value, types)
-    if ok and kind is float:
-        ok = math.isfinite(value) if isinstance(value, float) else abs(value) < 2**1023
-    if ok and low is not None:
-        ok = value > low if open_low else value >= low
-    if ok and high is not None:
-        ok = value < high if open_high else value <= high
-    if not ok:
-        what = "an integer" if kind is int else "a finite number"
-        lo = "" if low is None else f"{'>' if open_low else '>='} {low:g}"
-        hi = "" if high is None else f"{'<' if open_high else '<='} {high:g}"
-        raise ConfigError(f"{name}: {_shown(value)}, expected {what} {' and '.join(x for x in (lo, hi) if x)}".strip())
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:40]}... ({type(value).__name__}, {len(text):,} chars)"
 
 
 @dataclass
@@ -283,88 +138,6 @@ def _score_unit(config: GPTConfig) -> float:
     return QUANT_STEP_INIT if config.mask_spec().estimator == "quant" else 1.0
 
 
-# ---------------------------------------------------------------- distributed
-
-@dataclass
-class _Dist:
-    rank: int = 0
-    world: int = 1
-    owned: bool = False  # we initialised the process group, so we tear it down
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def _setup_distributed(device: torch.device) -> _Dist:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1 and not dist.is_initialized():
-        return _Dist()
-    owned = False
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        owned = True
-    return _Dist(dist.get_rank(), dist.get_world_size(), owned)
-
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise UsageError("device: cuda requested but no CUDA device is available")
-        if "LOCAL_RANK" in os.environ and name == "cuda":
-            name = f"cuda:{int(os.environ['LOCAL_RANK'])}"
-        torch.cuda.set_device(torch.device(name))
-        return torch.device(name)
-    if name != "cpu":
-        raise UsageError(f"device: {name!r}, expected auto, cpu or cuda")
-    return torch.device("cpu")
-
-
-# ---------------------------------------------------------------- logging
-
-class JsonlLog:
-    """A JSON-lines log: one event per line, flushed as written, so a crash loses nothing."""
-
-    def __init__(self, path: str | None, append: bool) -> None:
-        self.path = path
-        self._fh: TextIO | None = None
-        if path:
-            folder = Path(path).parent
-            if not folder.is_dir():
-                raise UsageError(f"log: folder {str(folder)!r} does not exist")
-            self._fh = open(path, "a" if append else "w", encoding="utf-8", buffering=1)
-
-    def write(self, event: Event) -> None:
-        if self._fh is not None:
-            self._fh.write(json.dumps(event, default=json_default) + "\n")
-            self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-def git_commit() -> str | None:
-    """The commit of the checkout ticketpack runs from, if it is one."""
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, timeout=5,
-                             capture_output=True, text=True)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def provenance(config: GPTConfig, opts: TrainOptions, dctx: _Dist, device: torch.device) -> dict:
-    """Versions, commit, hardware and the exact config, so a number can be traced back."""
-    return default_provenance({"git_commit": git_commit(), "device": str(device),
-                               "world_size": dctx.world, "torch_threads": torch.get_num_threads(),
-                               "config": config.to_dict(), "seed": opts.seed,
-                               "options": opts.to_dict()})
-
-
 # ---------------------------------------------------------------- data and model
 
 def load_data(opts: TrainOptions) -> tuple[TokenStream, TokenStream, Tokenizer]:
@@ -440,6 +213,18 @@ def overall_density(model: nn.Module) -> tuple[float, int]:
 
 # ---------------------------------------------------------------- the run
 
+class _Objective(nn.Module):
+    """The training loss as a module's forward, so that DistributedDataParallel (which wraps
+    forward) syncs the gradients of ``GPT.loss``."""
+
+    def __init__(self, model: GPT) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self.model.loss(x, y)
+
+
 @dataclass
 class _State:
     step: int = 0
@@ -458,8 +243,8 @@ class _Trainer:
                                            if opts.resume else None)
         self.opts = _merge_resumed(opts, self.resumed) if self.resumed else opts
         self.callback = callback
-        self.device = _resolve_device(self.opts.device)
-        self.dctx = _setup_distributed(self.device)
+        self.device = resolve_device(self.opts.device)
+        self.dctx = setup_distributed(self.device)
         self.shape: ShapeChoice | None = None
         self.config = self._config()
         self.budget = self.opts.max_minutes * 60 if self.opts.max_minutes else None
@@ -496,13 +281,14 @@ class _Trainer:
         self.state = _resumed_state(ckpt.train_state)
 
     def _wrap_ddp(self) -> nn.Module:
+        objective = _Objective(self.model)
         if self.dctx.world == 1:
-            return self.model
+            return objective
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [self.device.index] if self.device.type == "cuda" else None
         # the frozen buffers are regenerated from the seed on every rank: never broadcast them
-        return DDP(self.model, device_ids=ids, broadcast_buffers=False)
+        return DDP(objective, device_ids=ids, broadcast_buffers=False)
 
     # -- events
 
@@ -546,8 +332,7 @@ class _Trainer:
     def train_step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-            logits = self.net(x)  # (B, T, V) float32
-        loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1))
+            loss = self.net(x, y)  # GPT.loss: float32 logits, so cross-entropy runs in float32
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.opts.grad_clip > 0:
@@ -695,7 +480,7 @@ def _merge_resumed(opts: TrainOptions, ckpt: Checkpoint) -> TrainOptions:
     saved = ckpt.train_state.get("options")
     if not isinstance(saved, dict):
         raise CheckpointError("resume: the checkpoint has no training options (not written by the trainer)")
-    kept = {k: saved[k] for k in _RESUMED_FIELDS if k in saved}
+    kept = {k: saved[k] for k in resumed_fields() if k in saved}
     if isinstance(kept.get("adam_betas"), list):
         kept["adam_betas"] = tuple(kept["adam_betas"])
     if isinstance(kept.get("model"), dict):
@@ -719,31 +504,11 @@ def _resumed_state(ts: dict) -> _State:
     """Step, tokens and training seconds of a checkpoint's train_state (CheckpointError if bad)."""
     try:
         for name in ("step", "tokens"):
-            _number(name, ts.get(name, 0), int, low=0)
-        _number("train_seconds", ts.get("train_seconds", 0.0), float, low=0)
+            check_number(name, ts.get(name, 0), int, low=0)
+        check_number("train_seconds", ts.get("train_seconds", 0.0), float, low=0)
     except ConfigError as exc:
         raise CheckpointError(f"checkpoint train_state: {exc}") from None
     return _State(ts.get("step", 0), ts.get("tokens", 0), float(ts.get("train_seconds", 0.0)))
-
-
-# The quickstart recipe (docs/RESULTS.md has the measurements behind it): a 4-layer model
-# with a 3x MLP (at equal time it beat 4x: ~15% more steps) on the bundled corpus,
-# signed-constant frozen weights, small batches (at equal time, 16 x 128 beat 32 x 128 and
-# 8 x 128). No evaluation inside the trainer: the packed artifact is scored once by
-# load-and-eval, so 9.25 of the 10 minutes train.
-QUICKSTART_MODEL: dict[str, Any] = dict(model_dim=192, num_layers=4, num_heads=4, num_kv_heads=4,
-                                        mlp_mult=3, scale_mode="row", logit_softcap=30.0)
-
-
-def quickstart_options(out: str, *, data: list[str] | None = None, log: str | None = None,
-                       max_minutes: float = QUICKSTART_MINUTES) -> TrainOptions:
-    """The README's first command: the bundled Shakespeare, bytes, the quickstart model."""
-    from .data import bundled_corpus_path
-
-    return TrainOptions(data=data or [bundled_corpus_path()], out=out, log=log, preset="small",
-                        model=dict(QUICKSTART_MODEL), mask="multibit:4", init="signed-constant",
-                        seq_len=128, batch_size=16, max_minutes=max_minutes, eval_every=0,
-                        final_eval=False)
 
 
 def train(options: TrainOptions, callback: Callback | None = None, *, limits: Limits = DEFAULT_LIMITS,

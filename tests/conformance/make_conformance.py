@@ -23,7 +23,7 @@ import numpy as np
 
 from ticketpack.format import codecs
 from ticketpack.format.compression import compress
-from ticketpack.format.constants import PG_RNG_PREFIX
+from ticketpack.format.constants import INIT_RULES, PG_RNG_PREFIX, RNG_ID
 from ticketpack.format.container import append_sections, assemble, model_digest, ticket_header
 from ticketpack.format.digest import combine_digests
 from ticketpack.format.maskspec import MaskSpec
@@ -66,7 +66,7 @@ def f16(values) -> np.ndarray:
 Case = tuple[Callable[[], Ticket], dict[str, dict[str, tuple[str, str]]], str]
 
 
-def _ticket(tensors, rng: str = "philox4x32-10/v1", seed: int = 20261130, eval_context=None) -> Ticket:
+def _ticket(tensors, rng: str = RNG_ID, seed: int = 20261130, eval_context=None) -> Ticket:
     return Ticket(seed=seed, config=dict(CONFIG), tensors=tensors, rng=rng, provenance={},
                   eval=eval_context)
 
@@ -135,7 +135,7 @@ def cases() -> dict[str, Case]:
         {}, "mask none (no mask section), per-row scale: a seeded backbone")
     add("masknone-noscale", lambda: _ticket([masked("w", (3, 4, 5), "xavier_uniform", "none", None, None)]),
         {}, "mask none and scale none: no section at all, effective = frozen")
-    for rule in ("xavier_uniform", "he_uniform", "signed_constant_xavier", "signed_constant_he"):
+    for rule in INIT_RULES:  # one case per row of the init-rule table
         add(f"init-{rule}", lambda rule=rule: _ticket([masked("blocks.0.attn.q.weight", (9, 4, 3), rule, "binary",
                                                               np.ones((9, 4, 3), np.uint8))]),
             {"blocks.0.attn.q.weight": {"mask": ("bits", "none")}}, f"all-ones mask exposing {rule} frozen values")

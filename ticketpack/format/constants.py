@@ -23,8 +23,8 @@ SECTION_CODECS = ("zstd", "zlib", "none")  # general-purpose compression around 
 WRITE_CODECS = ("auto",) + SECTION_CODECS  # what a writer may be asked for
 
 # ---------------------------------------------------------------- tensors
-KINDS = ("masked", "plain", "ternary", "int8")
-KINDS_BY_VERSION = {1: ("masked", "plain", "ternary"), 2: KINDS}
+TENSOR_KINDS = ("masked", "plain", "ternary", "int8")
+TENSOR_KINDS_BY_VERSION = {1: TENSOR_KINDS[:3], 2: TENSOR_KINDS}
 ROLES = ("mask", "scale", "data", "trits", "gamma", "q")
 SCALE_MODES = ("none", "tensor", "row")
 GAMMA_MODES = ("tensor", "row", "shard")
@@ -35,6 +35,7 @@ MAX_MASK_LEVELS = 256  # levels are uint8
 VALUE_ENCODINGS = ("f16", "f32")  # IEEE little-endian floats: scales, gammas, plain data
 VALUE_DTYPES = {"f16": "<f2", "f32": "<f4"}
 INT8_ENCODING = "i8"  # int8 weights: one signed byte per element
+ADAPTER_DTYPES = ("f16", "int8")  # how a ticket stores trained adapters: plain f16, or int8 rows
 PACKED_ENCODINGS = ("bits", "planes", "trits5")  # fixed-width symbol packings (outer-compressible)
 V1_ENTROPY_ENCODINGS = ("ans0", "ansrow", "nm")  # constriction ANS streams: format v1 only
 V2_ENTROPY_ENCODINGS = ("rans0", "ransrow", "ransnm")  # the format-defined rANS: from v2
@@ -64,10 +65,35 @@ PHILOX_ROUNDS = 10
 MAX_WORDS = 2**62  # implementation limit on word indices of one stream
 
 # ---------------------------------------------------------------- init rules
-UNIFORM_RULES = ("xavier_uniform", "he_uniform")
-SIGNED_RULES = ("signed_constant_xavier", "signed_constant_he")
-INIT_RULES = UNIFORM_RULES + SIGNED_RULES
-HE_RULES = ("he_uniform", "signed_constant_he")  # divide by fan_in alone
+# An init rule is a family (how a stream word becomes a value) and a fan rule (which fan
+# sets the bound); every path (numpy, numba, torch, the CLI's --init, the exported loader)
+# reads this table, so a rule of an existing family and fan rule is one row here.
+INIT_FAMILIES = {"uniform": 6.0, "signed_constant": 2.0}  # family -> numerator of sqrt(numerator / fan)
+FAN_RULES = {"fan_in": (1, 0), "fan_out": (0, 1), "fan_in+fan_out": (1, 1)}  # fan = a * fan_in + b * fan_out
+
+
+@dataclass(frozen=True)
+class InitRule:
+    """One init rule: values of ``family`` with the bound sqrt(numerator / fan), fan by ``fan``."""
+
+    family: str  # a key of INIT_FAMILIES
+    fan: str  # a key of FAN_RULES
+
+
+INIT_RULES: dict[str, InitRule] = {
+    "xavier_uniform": InitRule("uniform", "fan_in+fan_out"),
+    "he_uniform": InitRule("uniform", "fan_in"),
+    "signed_constant_xavier": InitRule("signed_constant", "fan_in+fan_out"),
+    "signed_constant_he": InitRule("signed_constant", "fan_in"),
+}
+# Named rule choices for a model's (linear layers, blocks.N.mlp.fc, tok_emb) weights, offered by
+# ``train --init`` beside every rule name (which sets all three). signed-constant: the signed
+# constant with fan_in on the MLP input layer, fan_in + fan_out elsewhere.
+INIT_RECIPES = {
+    "xavier": ("xavier_uniform",) * 3,
+    "he": ("he_uniform",) * 3,
+    "signed-constant": ("signed_constant_xavier", "signed_constant_he", "signed_constant_xavier"),
+}
 
 
 def fans(shape: Sequence[int]) -> tuple[int, int]:
@@ -77,9 +103,10 @@ def fans(shape: Sequence[int]) -> tuple[int, int]:
 
 def init_bound(rule: str, shape: Sequence[int]) -> float:
     """float64 uniform bound b (sqrt(6 / fan)) or signed constant c (sqrt(2 / fan)) of ``rule``."""
+    row = INIT_RULES[rule]
     fan_in, fan_out = fans(shape)
-    numerator = 6.0 if rule in UNIFORM_RULES else 2.0
-    return math.sqrt(numerator / (fan_in if rule in HE_RULES else fan_in + fan_out))
+    a, b = FAN_RULES[row.fan]
+    return math.sqrt(INIT_FAMILIES[row.family] / (a * fan_in + b * fan_out))
 
 
 # ---------------------------------------------------------------- digests

@@ -14,8 +14,8 @@ from typing import Any
 from ..eval_context import check_eval_context
 from ..errors import HeaderError, LimitError, TicketpackError
 from ..strict_json import loads_strict
-from .constants import (FORMAT_VERSION, GAMMA_MODES, INIT_RULES, INT8_ENCODING, KINDS,
-                        KINDS_BY_VERSION, PG_RNG_PREFIX, RNG_ID, SCALE_MODES, SECTION_CODECS,
+from .constants import (FORMAT_VERSION, GAMMA_MODES, INIT_RULES, INT8_ENCODING, PG_RNG_PREFIX,
+                        RNG_ID, SCALE_MODES, SECTION_CODECS, TENSOR_KINDS, TENSOR_KINDS_BY_VERSION,
                         SYMBOL_ENCODINGS_BY_VERSION, SYMBOL_RAW_PER_ELEMENT, SYMBOL_RAW_SLACK,
                         VALUE_DTYPES, VALUE_ENCODINGS, Limits, symbol_encodings)
 from .maskspec import MaskSpec
@@ -77,9 +77,9 @@ def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
         raise HeaderError(f"{where}.name: duplicate tensor name {name!r}")
     seen.add(name)
     kind = field(t, "kind", str, where)
-    if kind not in KINDS_BY_VERSION[version]:
-        raise HeaderError(f"{name}: kind {kind!r}, expected one of {', '.join(KINDS_BY_VERSION[version])}"
-                          + (" (format version 1)" if kind in KINDS else ""))
+    if kind not in TENSOR_KINDS_BY_VERSION[version]:
+        raise HeaderError(f"{name}: kind {kind!r}, expected one of {', '.join(TENSOR_KINDS_BY_VERSION[version])}"
+                          + (" (format version 1)" if kind in TENSOR_KINDS else ""))
     shape = field(t, "shape", list, where)
     if len(shape) > limits.max_rank:
         raise LimitError(f"{name}: rank {len(shape)}, cap is {limits.max_rank}")

@@ -18,10 +18,8 @@ from typing import Any
 from ..errors import ConfigError
 from .constants import MASK_KINDS, MAX_MASK_LEVELS
 
-KINDS = MASK_KINDS
 ESTIMATORS = {"binary": ("ste", "topk"), "multibit": ("quant", "nested"), "nm": ("topk",),
               "none": ("none",)}
-MAX_LEVELS = MAX_MASK_LEVELS
 _SYNTAX = re.compile(r"binary|none|multibit:(\d{1,3})|nm:(\d{1,3}):(\d{1,3})")
 
 
@@ -37,8 +35,8 @@ class MaskSpec:
     density: float | None = None  # target share of nonzero levels (topk, nested: required)
 
     def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ConfigError(f"mask kind: {self.kind!r}, expected one of {', '.join(KINDS)}")
+        if self.kind not in MASK_KINDS:
+            raise ConfigError(f"mask kind: {self.kind!r}, expected one of {', '.join(MASK_KINDS)}")
         if not self.estimator:
             object.__setattr__(self, "estimator", ESTIMATORS[self.kind][0])
         self._check_levels()
@@ -54,13 +52,13 @@ class MaskSpec:
 
     def _check_levels(self) -> None:
         if self.kind == "multibit":
-            if not _is_int(self.levels) or not 2 <= self.levels <= MAX_LEVELS:
-                raise ConfigError(f"mask levels: {self.levels!r}, expected an integer in 2..{MAX_LEVELS}")
+            if not _is_int(self.levels) or not 2 <= self.levels <= MAX_MASK_LEVELS:
+                raise ConfigError(f"mask levels: {self.levels!r}, expected an integer in 2..{MAX_MASK_LEVELS}")
         elif self.levels != 2:
             raise ConfigError(f"mask levels: {self.levels!r} for {self.kind} masks, expected 2")
         if self.kind == "nm":
-            if not (_is_int(self.n) and _is_int(self.m) and 0 < self.n < self.m <= MAX_LEVELS):
-                raise ConfigError(f"mask nm: N={self.n!r} M={self.m!r}, expected integers 0 < N < M <= {MAX_LEVELS}")
+            if not (_is_int(self.n) and _is_int(self.m) and 0 < self.n < self.m <= MAX_MASK_LEVELS):
+                raise ConfigError(f"mask nm: N={self.n!r} M={self.m!r}, expected integers 0 < N < M <= {MAX_MASK_LEVELS}")
         elif self.n is not None or self.m is not None:
             raise ConfigError(f"mask nm: N={self.n!r} M={self.m!r} given for {self.kind} masks, expected none")
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import UsageError
-from .constants import INIT_RULES, MAX_WORDS, PHILOX_M, PHILOX_ROUNDS, PHILOX_W, UNIFORM_RULES
+from .constants import INIT_RULES, MAX_WORDS, PHILOX_M, PHILOX_ROUNDS, PHILOX_W
 from .constants import fans as _fans
 from .constants import init_bound as _init_bound
 
@@ -66,7 +66,8 @@ def check_shape(shape: object) -> tuple[int, ...]:
 
 
 def is_uniform(rule: str) -> bool:
-    return rule in UNIFORM_RULES
+    """Whether ``rule`` is of the uniform family (else: the signed-constant family)."""
+    return INIT_RULES[rule].family == "uniform"
 
 
 def check_rule(rule: object) -> str:

@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
-from ..errors import HeaderError, UsageError
+from ..errors import ConfigError, HeaderError, UsageError
 from . import philox
 from .digest import default_threads, tensor_sha256
 from .constants import PG_RNG_PREFIX, RNG_ID
@@ -141,6 +141,28 @@ class Int8Tensor:
 
     def effective(self, seed: int) -> np.ndarray:
         return self.q.astype(np.float32) * broadcast_rows(self.scale.astype(np.float32), self.q.ndim)
+
+
+INT8_MAX = 127  # symmetric: -127..127, so -q is always representable
+
+
+def quantize_rows_int8(weight) -> tuple[np.ndarray, np.ndarray]:
+    """A 2-D float matrix (numpy, or a CPU torch tensor) as ``Int8Tensor`` parts: (int8 q,
+    fp16 per-row scale), ``scale = fp16(max|row| / 127)``, ``q = round(w / scale)``.
+
+    The scale is rounded to fp16 first (upwards where fp16 rounded it down, so |q| <= 127
+    without clipping), so q is computed against the very scale stored.
+    """
+    w = np.asarray(weight, dtype=np.float32)
+    if w.ndim != 2:
+        raise ConfigError(f"int8 weight: {w.ndim}-D tensor, expected 2-D (rows, cols)")
+    amax = np.abs(w).max(axis=1) if w.shape[1] else np.zeros(w.shape[0], np.float32)
+    scale = (amax / INT8_MAX).astype(np.float16)
+    low = scale.astype(np.float32) * INT8_MAX < amax
+    scale[low] = np.nextafter(scale[low], np.float16(np.inf))
+    scale[scale == 0] = np.finfo(np.float16).smallest_subnormal  # an all-zero row
+    q = np.clip(np.round(w / scale.astype(np.float32)[:, None]), -INT8_MAX, INT8_MAX)
+    return q.astype(np.int8), scale
 
 
 TensorEntry = Union[MaskedTensor, PlainTensor, TernaryTensor, Int8Tensor]

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 ONE, M32, u8, i64 = 1 << 16, 0xFFFFFFFF, np.uint8, np.int64
-# init rule: "family/fan" (section 4), written by `ticketpack export-loader`
+# init rule: (family, numerator, a, b) of section 4, written by `ticketpack export-loader`
 INITS = {}
 
 
@@ -78,7 +78,7 @@ def read(buf):
 def check(t):
 	# a tensor entry (sections 2.1, 3, 7); returns its element count
 	name, shape, kind = t["name"], t["shape"], t["kind"]
-	need(type(name) is str and 0 < len(name.encode()) <= 1024, f"name {name!r}")
+	need(type(name) is str and 0 < len(name.encode()) <= 1024, f"name {name!r:.80}")
 	need(kind in ("plain", "ternary", "int8", "masked"), f"{name}: kind {kind!r}")
 	n = math.prod(shape)
 	need(type(shape) is list and len(shape) <= 8 and all(isint(d, 0, 1 << 31) for d in shape)
@@ -164,8 +164,7 @@ def ransrow(d, shape, *_):
 	b = np.unpackbits(np.frombuffer(d, u8, nb, pos + 1), bitorder="little")[:R * w].reshape(R, w)
 	nr = lo + b @ (1 << np.arange(w))
 	need(w <= C.bit_length() and nr.max() <= C, "ransrow: bad row counts")
-	grid = np.zeros((R, C), u8)
-	grid[nr == C] = 1
+	grid = np.zeros((R, C), u8) + (nr == C)[:, None]
 	mix = (nr > 0) & (nr < C)
 	if mix.any():
 		grid[mix] = rows(d, pos + 1 + nb, np.stack([C - nr[mix], nr[mix]], 1), C)
@@ -173,8 +172,7 @@ def ransrow(d, shape, *_):
 
 
 def ransnm(d, shape, n, K, N, M):
-	cnm, groups = math.comb(M, N), n // M
-	G = d[0]
+	cnm, groups, G = math.comb(M, N), n // M, d[0]
 	A = cnm ** G
 	need(G and A <= ONE, "ransnm: bad G")
 	sym = rans(d, 1, ONE // A + (np.arange(A)[None] < ONE % A), np.zeros(-(-groups // G), i64))
@@ -217,13 +215,12 @@ def philox(seed, sid, n):
 def frozen(seed, name, shape, init):
 	sid = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
 	w = philox(seed, sid, math.prod(shape))
-	family, fan = INITS[init].split("/")
-	fan = math.prod(shape[1:]) + shape[0] * (fan == "in+out")
-	if family == "signed":
-		c = np.float32(math.sqrt(2 / fan))
-		return np.where(w >> 31, -c, c)
-	c = (w >> 8).astype(np.float32) * 2 - (M32 >> 8)  # uniform; exact: odd integers below 2^24
-	return c * np.float32(math.sqrt(6 / fan) * 2.0 ** -24)
+	family, num, a, b = INITS[init]
+	c = math.sqrt(num / (a * math.prod(shape[1:]) + b * shape[0]))  # bound
+	if family == "signed_constant":
+		return np.where(w >> 31, -np.float32(c), np.float32(c))
+	need(family == "uniform", f"init family {family!r}")
+	return ((w >> 8).astype(np.float32) * 2 - (M32 >> 8)) * np.float32(c * 2.0 ** -24)  # odd, < 2^24
 
 
 def tensor(seed, t, pay):
@@ -260,7 +257,7 @@ def tensor(seed, t, pay):
 		raise TpkError(f"{name}: no {e}") from None
 	except (TpkError, ValueError, TypeError, IndexError) as e:
 		raise TpkError(f"{name}: {e}") from None
-	w = w.astype("<f4", order="C", copy=False).reshape(shape)
+	w = np.ascontiguousarray(w, "<f4").reshape(shape)
 	h = hashlib.sha256(lp(name.encode()) + struct.pack(f"<I{len(shape)}Q", len(shape), *shape))
 	h.update(w)
 	return w, h.digest()

@@ -1,7 +1,9 @@
-"""int8 per-row serialisation (exact sizes, round trips, damage) and TriLM ternary QAT."""
+"""ticketpack.baselines: int8 per-row serialisation (exact sizes, round trips, damage), TriLM
+ternary and binary QAT, the dense trainer, worst-case sizes, and the bytes they pack."""
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 import numpy as np
@@ -14,9 +16,11 @@ from ticketpack.artifact import decode_artifact, encode_artifact, parse_artifact
 from ticketpack.format.compression import compress
 from ticketpack.errors import ConfigError, DecodeError, HeaderError, TicketpackError, TruncatedError
 from ticketpack.model import GPT, GPTConfig
-from ticketpack.quantize import (INT8_PREFIX, binarize, binary_signs, decode_int8_state, dequantize_rows_int8,
-                                 encode_int8_state, int8_roundtrip, make_binary, make_ternary,
-                                 quantize_rows_int8, ternarize, ternary_gamma, ternary_ticket)
+from ticketpack.baselines import (INT8_PREFIX, binarize, binary_signs, build_dense, decode_int8_state,
+                                  dequantize_rows_int8, encode_int8_state, int8_roundtrip, make_binary,
+                                  make_ternary, model_from_int8_state, ternarize, ternary_gamma,
+                                  ternary_ticket, train_dense, worst_case_dense_bytes)
+from ticketpack.format.tensors import quantize_rows_int8
 from ticketpack.ticket import PlainTensor, TernaryTensor, model_from_ticket
 
 TINY = dict(num_layers=1, model_dim=32, num_heads=2, num_kv_heads=2, mlp_mult=2)
@@ -25,6 +29,42 @@ TINY = dict(num_layers=1, model_dim=32, num_heads=2, num_kv_heads=2, mlp_mult=2)
 def dense_model(seed: int = 0) -> GPT:
     torch.manual_seed(seed)
     return GPT(GPTConfig.from_dict(TINY), masked=False)
+
+
+def exact_model(seed: int) -> GPT:
+    """Weights k/8, k in -8..8, from numpy's PCG64: every sum and mean the quantisers take is
+    exact in float32 whatever the summation order, so the packed bytes are the same anywhere."""
+    gen = np.random.default_rng(seed)
+    model = GPT(GPTConfig.from_dict(TINY), masked=False)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.from_numpy(gen.integers(-8, 9, p.shape).astype(np.float32) / 8))
+    return model
+
+
+# The bytes of ticketpack.quantize (commit c22372e), before it moved into ticketpack.baselines.
+GOLDEN_INT8_RAW_SHA256 = "41f084d7baeaa503931d9115f265f32a34cc0c8f0afc66a3b5ba0294460bc155"
+GOLDEN_QAT_NONE_SHA256 = {
+    "ternary": "145dcd7fccd6503b702db575b540229be9f0809c130595c8b8a51818e581e0b8",
+    "row": "9008d3adbba297911eded31e2c2476b765b55e235010ba4eaab7477640f08c41",
+    "binary": "53e09e3703409f033cf20dc3218c5b3f89a976dde52d292c268937fd388859d1",
+}
+
+
+def test_int8_bytes_are_the_golden_ones():
+    model = exact_model(0)
+    blob = encode_int8_state(model.state_dict(), model.config.to_dict(), "zlib")
+    raw = zlib.decompress(blob[INT8_PREFIX.size:])  # the compressor's bytes may vary by zlib build
+    assert hashlib.sha256(raw).hexdigest() == GOLDEN_INT8_RAW_SHA256
+
+
+@pytest.mark.parametrize("kind", list(GOLDEN_QAT_NONE_SHA256))
+def test_qat_artifact_bytes_are_the_golden_ones(kind):
+    model = exact_model(1)
+    model = make_binary(model) if kind == "binary" else make_ternary(model, mode="row" if kind == "row" else "tensor")
+    ticket = ternary_ticket(model, 7, model.config.to_dict(), {"method": kind})
+    data = encode_artifact(ticket, codec="none")
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_QAT_NONE_SHA256[kind]
 
 
 # ---------------------------------------------------------------- int8 per row
@@ -213,3 +253,51 @@ def test_binary_model_packs_at_one_bit_and_loads_what_it_trained():
             n = int(np.prod(entry["shape"]))
             trits = next(s for s in entry["sections"] if s["role"] == "trits")
             assert trits["length"] * 8 / n < 1.1, entry["name"]
+
+
+# ---------------------------------------------------------------- the dense trainer and sizes
+
+def test_int8_model_from_bytes_holds_the_quantised_weights():
+    model = dense_model(2)
+    loaded = model_from_int8_state(encode_int8_state(model.state_dict(), model.config.to_dict()))
+    assert not loaded.training and loaded.config == model.config
+    expect = int8_roundtrip(model.state_dict())
+    for name, t in loaded.state_dict().items():
+        assert torch.equal(t, expect[name]), name
+
+
+def _trained(tokens: np.ndarray, steps: int, events: list | None = None) -> tuple[GPT, float]:
+    model = build_dense(GPTConfig.from_dict(TINY), seed=4)
+    seconds = train_dense(model, tokens, steps=steps, batch_size=4, seq_len=16, seed=5, lr=1e-2,
+                          log_every=2, progress=None if events is None else events.append)
+    return model, seconds
+
+
+def test_dense_trainer_learns_and_repeats_itself():
+    torch.set_num_threads(1)
+    tokens = np.frombuffer(b"abcabcabd" * 200, dtype=np.uint8).astype(np.int64)
+    x = torch.from_numpy(tokens[:65]).view(1, -1)
+    before = build_dense(GPTConfig.from_dict(TINY), seed=4)
+    assert torch.equal(before.tok_emb.weight, build_dense(GPTConfig.from_dict(TINY), seed=4).tok_emb.weight)
+    events: list = []
+    model, seconds = _trained(tokens, 6, events)
+    again, _ = _trained(tokens, 6)
+    with torch.no_grad():
+        assert float(model.loss(x[:, :-1], x[:, 1:])) < float(before.loss(x[:, :-1], x[:, 1:])) - 0.5
+    for name, p in model.state_dict().items():  # same seed, same batches, same weights
+        assert torch.equal(p, again.state_dict()[name]), name
+    assert [e["step"] for e in events] == [2, 4, 6] and events[-1]["progress"] == 1.0
+    assert events[-1]["tokens"] == 6 * 4 * 16 and seconds > 0
+
+
+def test_worst_case_dense_bytes_cost_what_the_family_stores():
+    config = GPTConfig.from_dict(TINY)
+    matrices = sum(p.numel() for p in GPT(config, masked=False).parameters() if p.dim() == 2)
+    int8 = worst_case_dense_bytes(config, "int8")
+    binary = worst_case_dense_bytes(config, "binary")
+    ternary = worst_case_dense_bytes(config, "ternary")
+    assert int8 > matrices  # uniform int8 values: nothing to compress
+    assert matrices / 8 < binary < ternary < matrices * 1.6 / 8 + 4096  # 1 bit < trits < trits5
+    assert worst_case_dense_bytes(config, "int8") == int8  # seeded
+    with pytest.raises(ConfigError, match="dense family"):
+        worst_case_dense_bytes(config, "int4")
