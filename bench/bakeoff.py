@@ -83,7 +83,7 @@ def estimate_bytes(method: Method, model_dim: int, num_layers: int) -> float:
     """Bytes by the method's worst-case bits, plus fp16 vectors, row scales and headers."""
     if method.adapter_rank:  # the package's estimate knows adapters and mask none
         return shape_budget.estimate_bytes(shape_config(model_dim, num_layers, method).to_dict(),
-                                           method.adapter_dtype)
+                                           method.adapter_dtype, method.mask_training())
     C, L = model_dim, num_layers
     conn = connections(C, L, method.mlp_mult)
     rows = VOCAB + L * (4 + method.mlp_mult + 1) * C  # output rows of every matrix

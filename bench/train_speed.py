@@ -72,7 +72,7 @@ def main() -> None:
     config = config_from_preset(args.preset, **{**overrides, "mask": args.mask})
     opts = TrainOptions(data=["-"], out="-")
     masked = build_model(config, 0, device)
-    masked_opt = make_optimizer(masked, opts, config)
+    masked_opt = make_optimizer(masked, opts)
     torch.manual_seed(0)
     dense = GPT(config, masked=False).to(device)
     dense_opt = torch.optim.Adam(dense.parameters(), lr=1e-3, betas=(0.9, 0.95))

@@ -12,6 +12,8 @@ from ticketpack import rng
 from ticketpack.errors import ConfigError
 from ticketpack.layers import (MaskedEmbedding, MaskedLinear, bind_seed, masked_layers, set_density,
                                set_temperature)
+from ticketpack.format.constants import SCALE_MODES
+from ticketpack.masking import MaskTraining
 from ticketpack.ticket import ticket_from_model
 
 
@@ -70,7 +72,7 @@ def test_frozen_is_not_saved_scores_and_scales_are():
     assert model.stack[0][0].scale.shape == (32, 1) and model.stack[1].scale.shape == ()
 
 
-@pytest.mark.parametrize("scale_mode", ["none", "tensor", "row"])
+@pytest.mark.parametrize("scale_mode", SCALE_MODES)
 def test_effective_weight_rule_and_forward(scale_mode):
     torch.manual_seed(0)
     layer = MaskedLinear(12, 6, mask="multibit:4", scale_mode=scale_mode)
@@ -114,7 +116,7 @@ def test_density_and_setters():
     with torch.no_grad():
         layer.scores.copy_(torch.arange(1000).view(25, 40) - 300.0)
     assert layer.density() == 0.7
-    topk = MaskedLinear(40, 25, mask=_topk(0.5))
+    topk = MaskedLinear(40, 25, mask="binary", mask_training=MaskTraining("topk", 0.5))
     assert topk.density() == 0.5
     set_density(topk, 0.1)
     assert topk.density() == 0.1
@@ -138,14 +140,11 @@ def test_set_temperature_reaches_every_layer_and_the_gradient():
     assert model.emb.scores.grad.abs().max() < 1e-30
 
 
-def _topk(d):
-    from ticketpack.masking import MaskSpec
-    return MaskSpec.parse("binary", estimator="topk", density=d)
-
-
 @pytest.mark.parametrize("kwargs,field", [
     (dict(init="normal"), "init"), (dict(scale_mode="col"), "scale_mode"),
     (dict(mask="nm:2:3"), "multiple of M=3"), (dict(mask="trinary"), "mask"),
+    (dict(mask_training=MaskTraining("quant")), "estimator"),  # not for binary masks
+    (dict(mask_training=MaskTraining("topk")), "density"),
 ])
 def test_bad_layer_arguments(kwargs, field):
     with pytest.raises(ConfigError, match=field):

@@ -67,7 +67,7 @@ def test_config_json_round_trip():
     (dict(scale_mode="column"), "scale_mode"),
     (dict(mask="ternary"), "mask"),
     (dict(mask="nm:2:64"), "multiples of M=64"),
-    (dict(mask="binary", mask_estimator="topk"), "density"),
+    (dict(mask_estimator=3), "mask_estimator"),  # a legacy key (dropped) of the wrong type
     (dict(num_layers=0), "num_layers"),
     (dict(vocab_size=True), "vocab_size"),
     (dict(vocab_size="256"), "vocab_size"),

@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from ticketpack.cli.main import main as cli
 from ticketpack import shape_budget as sb
 from ticketpack.artifact import encode_artifact
-from ticketpack.errors import BudgetExceededError, UsageError
+from ticketpack.errors import BudgetExceededError, ConfigError, UsageError
 from ticketpack.layers import randomize_scores
+from ticketpack.masking import MaskTraining
 from ticketpack.model import GPT, config_from_preset
 from ticketpack.ticket import MaskedTensor, ticket_from_model
 from ticketpack.train import TrainOptions, train
@@ -49,24 +50,26 @@ def test_mask_bits_are_the_entropy_bounds():
     assert sb.mask_bits({**TINY, "mask": "multibit:4"}) == 2.0
     assert sb.mask_bits({**TINY, "mask": "nm:2:4"}) == pytest.approx(math.log2(6) / 4)
     h = -(0.2 * math.log2(0.2) + 0.8 * math.log2(0.8))
-    assert sb.mask_bits({**TINY, "mask_estimator": "topk", "mask_density": 0.2}) == pytest.approx(h)
+    assert sb.mask_bits(TINY, MaskTraining("topk", 0.2)) == pytest.approx(h)
+    with pytest.raises(ConfigError, match="estimator"):
+        sb.mask_bits(TINY, MaskTraining("nested", 0.2))  # not a binary mask's estimator
 
 
-@pytest.mark.parametrize("overrides", [{}, dict(mask="multibit:4", scale_mode="row"),
-                                       dict(mask_estimator="topk", mask_density=0.3),
-                                       dict(mask="none", adapter_rank=2, scale_mode="row")])
-def test_worst_case_bounds_a_trained_mask(overrides):
+@pytest.mark.parametrize("overrides, training", [
+    ({}, None), (dict(mask="multibit:4", scale_mode="row"), None), ({}, MaskTraining("topk", 0.3)),
+    (dict(mask="none", adapter_rank=2, scale_mode="row"), None)])
+def test_worst_case_bounds_a_trained_mask(overrides, training):
     config = {**TINY, **overrides}
-    model = GPT(config_from_preset("tiny", **overrides), masked=True, seed=2)
+    model = GPT(config_from_preset("tiny", **overrides), masked=True, seed=2, mask_training=training)
     randomize_scores(model, 3)  # arbitrary masks, as training can leave them
     with torch.no_grad():
         for name, p in model.named_parameters():
             if not name.endswith("scores"):  # values over many exponents, as adapters end up
                 p.copy_(torch.randn(p.shape) * 10 ** (4 * torch.rand(p.shape) - 3))
     real = len(encode_artifact(ticket_from_model(model, 2, config), creation={"checkpoint": "x" * 40}))
-    worst = sb.worst_case_bytes(config)
+    worst = sb.worst_case_bytes(config, training=training)
     assert real <= worst
-    assert worst <= 1.05 * sb.estimate_bytes(config)
+    assert worst <= 1.05 * sb.estimate_bytes(config, training=training)
 
 
 def test_solver_picks_a_fitting_shape_and_the_next_wider_does_not_fit():

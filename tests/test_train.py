@@ -14,6 +14,9 @@ from ticketpack.cli.progress import ProgressBar
 from ticketpack.data import read_text_file, bundled_corpus_path
 from ticketpack.errors import CheckpointError, ConfigError, UsageError
 from ticketpack.evaluate import evaluate
+from ticketpack.layers import masked_layers
+from ticketpack.masking import MaskTraining
+from ticketpack.model_config import LEGACY
 from ticketpack.schedule import DensitySchedule, lr_multiplier, progress, temperature
 from ticketpack.train import (TrainOptions, build_config, build_model, load_data,
                               train)
@@ -77,10 +80,37 @@ def test_packed_artifact_reproduces_the_final_val_bpb(corpus, tmp_path, mask, ex
     assert ckpt.config["mask"] == mask
 
 
-def test_target_density_is_reached(corpus, tmp_path):
+def test_target_density_is_reached_and_stays_out_of_the_artifact_config(corpus, tmp_path):
+    """A density picks the topk estimator (the options say how to train); the artifact's config
+    holds only the model, and its provenance records how the masks were trained."""
     result = train(options(corpus, tmp_path, steps=10, density=0.25, density_ramp=0.5))
-    assert result.config["mask_estimator"] == "topk"
+    assert {layer.mask_training for _, layer in masked_layers(result.model)} == {MaskTraining("topk", 0.25)}
     assert result.density == pytest.approx(0.25, abs=0.002)
+    assert result.config == build_config(options(corpus, tmp_path)).to_dict()  # no training keys
+    out = tmp_path / "m.tpk"
+    api.pack(result.checkpoint, out)
+    header = api.inspect(out)
+    assert header["config"] == result.config and not LEGACY.keys() & header["config"].keys()
+    assert header["provenance"]["train"]["mask_training"] == {"estimator": "topk", "density": 0.25}
+
+
+def test_an_old_checkpoint_with_training_keys_packs_them_into_provenance(tmp_path):
+    """Checkpoints written before the split carry mask_estimator / mask_density in their config:
+    they still load, and pack moves the keys to provenance."""
+    config = build_config(TrainOptions(data=["-"], out=str(tmp_path / "x"), preset="tiny"))
+    model = build_model(config, 3, torch.device("cpu"), MaskTraining("topk", 0.5))
+    path = tmp_path / "old.safetensors"
+    save_checkpoint(path, model, seed=3, config={**config.to_dict(), "mask_estimator": "topk",
+                                                 "mask_density": 0.5})
+    api.pack(path, tmp_path / "old.tpk")
+    header = api.inspect(tmp_path / "old.tpk")
+    assert header["config"] == config.to_dict()
+    assert header["provenance"]["train"]["mask_training"] == {"estimator": "topk", "density": 0.5}
+
+
+def test_training_settings_in_the_model_overrides_are_refused(corpus, tmp_path):
+    with pytest.raises(ConfigError, match="mask_estimator.*--estimator"):
+        train(options(corpus, tmp_path, steps=2, model={"mask_estimator": "topk"}))
 
 
 class Interrupt(Exception):
@@ -94,9 +124,11 @@ def _interrupt_at(step):
     return callback
 
 
-@pytest.mark.parametrize("mask", ["binary", "multibit:4"])
-def test_resume_equals_uninterrupted(corpus, tmp_path, mask):
-    common = dict(steps=24, mask=mask, log_every=1, eval_every=8, eval_tokens=512)
+@pytest.mark.parametrize("mask, training", [("binary", {}), ("multibit:4", {}),
+                                            ("binary", dict(density=0.3, density_ramp=0.5))])
+def test_resume_equals_uninterrupted(corpus, tmp_path, mask, training):
+    """Also with a density: the resumed run takes its estimator from the saved options."""
+    common = dict(steps=24, mask=mask, log_every=1, eval_every=8, eval_tokens=512, **training)
     straight = train(options(corpus, tmp_path, "straight", **common))
     opts = options(corpus, tmp_path, "resumed", checkpoint_every=10, log=str(tmp_path / "r.jsonl"), **common)
     with pytest.raises(Interrupt):  # a crash at step 13: the checkpoint of step 10 remains

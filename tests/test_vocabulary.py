@@ -43,6 +43,17 @@ def test_format_names_are_listed_only_in_constants():
     assert repeated == [], "list these through ticketpack/format/constants.py"
 
 
+def test_estimator_names_are_listed_only_in_masking():
+    """The training vocabulary has its own home: masking.py (ESTIMATORS by mask kind)."""
+    from ticketpack.masking import ESTIMATORS
+
+    names = {e for estimators in ESTIMATORS.values() for e in estimators} - set(constants.MASK_KINDS)
+    home = ROOT / "ticketpack" / "masking.py"
+    repeated = [f"{path.relative_to(ROOT)}:{line}: {hits}" for path in sources() if path != home
+                for line, hits in name_lists(path.read_text(encoding="utf-8"), names)]
+    assert repeated == [], "list these through ticketpack/masking.py"
+
+
 def test_the_scan_sees_a_repeated_list():
     assert name_lists('MODES = ("none", "tensor", "row")', FORMAT_NAMES) == [(1, ["none", "tensor", "row"])]
     assert name_lists('x = {"xavier_uniform", "he_uniform"}', FORMAT_NAMES) != []

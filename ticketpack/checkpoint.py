@@ -30,7 +30,7 @@ from .errors import CheckpointError, LimitError, TicketpackError, UsageError
 from .eval_context import check_eval_context
 from .masking import MaskSpec
 from .format.constants import INIT_RULES, SCALE_MODES
-from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict, split_training_keys
 from .strict_json import loads_strict
 from .ticket import (Int8Tensor, MaskedTensor, PlainTensor, Ticket, adapter_tensor, check_fits,
                      default_provenance, ticket_from_model)
@@ -238,9 +238,10 @@ def ticket_from_checkpoint(ckpt: Checkpoint, model_limits: ModelLimits = DEFAULT
     if not ckpt.manifest:
         raise CheckpointError("checkpoint manifest: no tensors, expected the model's tensors")
     tensors = [_ticket_tensor(ckpt, entry) for entry in ckpt.manifest]
+    config, legacy = split_training_keys(ckpt.config)  # how it trained goes to provenance
     try:
-        ticket = Ticket(seed=ckpt.seed, config=ckpt.config, tensors=tensors,
-                        provenance=default_provenance(_trained(ckpt.train_state)), eval=ckpt.eval)
+        ticket = Ticket(seed=ckpt.seed, config=config, tensors=tensors,
+                        provenance=default_provenance(_trained(ckpt.train_state, legacy)), eval=ckpt.eval)
     except TicketpackError as exc:
         raise CheckpointError(f"checkpoint manifest: {exc}") from None
     _check_fits_config(ticket, model_limits)
@@ -296,9 +297,29 @@ def fp16_values(tensor: torch.Tensor, what: str) -> np.ndarray:
     return values.astype(np.float16)
 
 
-def _trained(train_state: dict) -> dict | None:
+def _trained(train_state: dict, legacy: dict) -> dict | None:
+    """The training facts an artifact's provenance records: step, tokens, val_bpb and how the
+    masks trained (the trainer's ``mask_training``, or an older checkpoint's config keys)."""
     trained = {k: train_state[k] for k in ("step", "tokens", "val_bpb") if k in train_state}
+    if "mask_training" in train_state:
+        trained["mask_training"] = _mask_training_fact(train_state["mask_training"])
+    elif legacy:
+        trained["mask_training"] = {"estimator": legacy.get("mask_estimator", ""),
+                                    "density": legacy.get("mask_density")}
     return {"train": trained} if trained else None
+
+
+def _mask_training_fact(value: object) -> dict:
+    """A checkpoint's ``train_state.mask_training``: {"estimator": str, "density": number or null}."""
+    ok = (isinstance(value, dict) and set(value) == {"estimator", "density"}
+          and isinstance(value["estimator"], str) and len(value["estimator"]) <= 40
+          and (value["density"] is None or (not isinstance(value["density"], bool)
+                                            and isinstance(value["density"], (int, float))
+                                            and 0 < value["density"] <= 1)))
+    if not ok:
+        raise CheckpointError(f"checkpoint train_state.mask_training: {str(value)[:80]!r}, expected "
+                              f"{{\"estimator\": a name, \"density\": a number in (0, 1] or null}}")
+    return dict(value)
 
 
 def _check_fits_config(ticket: Ticket, model_limits: ModelLimits) -> None:

@@ -5,10 +5,11 @@ from the layer's scores through its ``MaskSpec`` (see masking.py). The frozen we
 non-persistent buffer: it is never saved, only regenerated from ``(seed, tensor_name)`` by
 ``bind_seed``. A layer is unusable until bound (its forward raises ConfigError).
 
-Per-layer training state read by the estimators: ``temperature`` (float, default 1.0; set
-all layers at once with ``set_temperature``), ``target_density`` (starts at the spec's
-density; ``set_density`` moves it for a schedule) and, for multibit ``quant``, the learned
-parameter ``mask_log_step``.
+Per-layer training state read by the estimators: ``mask_training`` (a ``MaskTraining``:
+estimator and starting density; the kind's default estimator when not given),
+``temperature`` (float, default 1.0; set all layers at once with ``set_temperature``),
+``target_density`` (starts at ``mask_training.density``; ``set_density`` moves it for a
+schedule) and, for multibit ``quant``, the learned parameter ``mask_log_step``.
 
 Mask ``none``: no scores at all; the effective weight is ``frozen * scale`` (a seeded
 backbone). Adapters (``adapter_rank`` r > 0): trained ``adapter_a`` (r x in, LoRA's uniform
@@ -28,7 +29,7 @@ from . import rng
 from .errors import ConfigError
 from .format.constants import SCALE_MODES
 from .format.tensors import nonzero_share
-from .masking import MaskSpec, hard_levels, init_scores, mask_levels, quant_log_step_init
+from .masking import MaskSpec, MaskTraining, hard_levels, init_scores, mask_levels, quant_log_step_init
 
 
 
@@ -36,24 +37,29 @@ class _MaskedWeight(nn.Module):
     """What MaskedLinear and MaskedEmbedding share: frozen, scores, scale, levels."""
 
     def _setup(self, shape: tuple[int, int], init: str, mask: MaskSpec | str, scale_mode: str,
-               adapter_rank: int = 0) -> None:
+               adapter_rank: int = 0, mask_training: MaskTraining | None = None) -> None:
         if init not in rng.INIT_RULES:
             raise ConfigError(f"init: {init!r}, expected one of {', '.join(rng.INIT_RULES)}")
         if scale_mode not in SCALE_MODES:
             raise ConfigError(f"scale_mode: {scale_mode!r}, expected one of {', '.join(SCALE_MODES)}")
         self.mask = MaskSpec.parse(mask) if isinstance(mask, str) else mask
+        if mask_training is None:
+            mask_training = MaskTraining.for_mask(self.mask)
+        else:  # checked against this layer's mask kind
+            mask_training = MaskTraining.for_mask(self.mask, mask_training.estimator, mask_training.density)
+        self.mask_training = mask_training
         if self.mask.kind == "nm" and shape[1] % self.mask.m:
             raise ConfigError(f"nm mask: input dimension {shape[1]}, expected a multiple of M={self.mask.m}")
         self.init, self.scale_mode = init, scale_mode
         self.tensor_name: str | None = None  # set by bind_seed
         self.seed: int | None = None
         self.temperature = 1.0
-        self.target_density = self.mask.density
+        self.target_density = mask_training.density
         self.register_buffer("frozen", torch.empty(shape, dtype=torch.float32), persistent=False)
         self.scores = None if self.mask.kind == "none" else nn.Parameter(
-            init_scores(shape, self.mask, device=self.frozen.device))
+            init_scores(shape, self.mask, mask_training, device=self.frozen.device))
         log_step = None
-        if self.mask.estimator == "quant":
+        if mask_training.estimator == "quant":
             log_step = nn.Parameter(torch.tensor(quant_log_step_init(), device=self.frozen.device))
         self.mask_log_step = log_step
         scale = None
@@ -72,7 +78,7 @@ class _MaskedWeight(nn.Module):
         if self.seed is None:
             raise ConfigError("masked layer: frozen weights not generated; "
                               "call ticketpack.layers.bind_seed(module, seed) first")
-        weight = self.frozen if self.scores is None else self.frozen * mask_levels(self.scores, self.mask, self)
+        weight = self.frozen if self.scores is None else self.frozen * mask_levels(self.scores, self.mask, self.mask_training, self)
         return weight if self.scale is None else weight * self.scale
 
     def hard_mask(self) -> torch.Tensor:
@@ -80,7 +86,7 @@ class _MaskedWeight(nn.Module):
         if self.scores is None:  # mask none: every connection kept
             return torch.ones(self.shape, dtype=torch.uint8, device=self.frozen.device)
         with torch.no_grad():
-            return hard_levels(self.scores, self.mask, self)
+            return hard_levels(self.scores, self.mask, self.mask_training, self)
 
     def density(self) -> float:
         """Share of connections with a nonzero level."""
@@ -88,7 +94,7 @@ class _MaskedWeight(nn.Module):
 
     def extra_repr(self) -> str:
         rank = 0 if self.adapter_a is None else self.adapter_a.shape[0]
-        return (f"shape={self.shape}, init={self.init}, mask={self.mask}/{self.mask.estimator}, "
+        return (f"shape={self.shape}, init={self.init}, mask={self.mask}/{self.mask_training.estimator}, "
                 f"scale={self.scale_mode}, adapter_rank={rank}, name={self.tensor_name}")
 
 
@@ -96,10 +102,11 @@ class MaskedLinear(_MaskedWeight):
     """y = x @ W_eff.T with W_eff of shape (out_features, in_features); no bias."""
 
     def __init__(self, in_features: int, out_features: int, *, init: str = "xavier_uniform",
-                 mask: MaskSpec | str = "binary", scale_mode: str = "none", adapter_rank: int = 0) -> None:
+                 mask: MaskSpec | str = "binary", scale_mode: str = "none", adapter_rank: int = 0,
+                 mask_training: MaskTraining | None = None) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._setup((out_features, in_features), init, mask, scale_mode, adapter_rank)
+        self._setup((out_features, in_features), init, mask, scale_mode, adapter_rank, mask_training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return adapted_linear(x, self.effective_weight(), self.adapter_a, self.adapter_b)
@@ -109,10 +116,11 @@ class MaskedEmbedding(_MaskedWeight):
     """Row lookup in W_eff of shape (num_embeddings, dim)."""
 
     def __init__(self, num_embeddings: int, dim: int, *, init: str = "xavier_uniform",
-                 mask: MaskSpec | str = "binary", scale_mode: str = "none", adapter_rank: int = 0) -> None:
+                 mask: MaskSpec | str = "binary", scale_mode: str = "none", adapter_rank: int = 0,
+                 mask_training: MaskTraining | None = None) -> None:
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, dim
-        self._setup((num_embeddings, dim), init, mask, scale_mode, adapter_rank)
+        self._setup((num_embeddings, dim), init, mask, scale_mode, adapter_rank, mask_training)
 
     def table(self) -> torch.Tensor:
         """The rows looked up (and the tied logits' weight): W_eff + B @ A."""

@@ -25,6 +25,9 @@ nm / topk        N:M: level 1 for the top N of every M consecutive scores along 
 Higher score always means "keep" (raw scores, not |s| as in edge-popup), so all estimators
 agree on the meaning of a score.
 
+How a layer finds its mask is a training setting, ``MaskTraining`` (estimator, target
+density): it never reaches an artifact's config, only the provenance of what was trained.
+
 Per-layer state (``MaskState``) is read from the masked layer itself: ``temperature`` (a
 plain float, default 1.0, set with ``layers.set_temperature``), ``target_density``
 (initialised from the spec, changed with ``layers.set_density`` for a density schedule)
@@ -34,7 +37,8 @@ and, for ``quant``, the parameter ``mask_log_step``.
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 
@@ -42,6 +46,38 @@ from .errors import ConfigError
 from .format.maskspec import MaskSpec  # noqa: F401 (re-exported: the torch-free spec)
 
 QUANT_STEP_INIT = 0.05  # initial delta of the quant estimator (score units)
+# The estimators each mask kind can train with; the first is the kind's default.
+ESTIMATORS = {"binary": ("ste", "topk"), "multibit": ("quant", "nested"), "nm": ("topk",),
+              "none": ("none",)}
+DENSITY_ESTIMATORS = ("topk", "nested")  # a target density sets their levels (nm: N of M instead)
+
+
+@dataclass(frozen=True)
+class MaskTraining:
+    """How training finds a mask of ``kind``: the estimator and its target density.
+
+    Built with ``for_mask``, which fills in the kind's default estimator and checks the pair.
+    ``density`` is the starting target of the topk / nested estimators (the trainer's density
+    schedule moves each layer's ``target_density`` from there)."""
+
+    estimator: str
+    density: float | None = None
+
+    @classmethod
+    def for_mask(cls, spec: MaskSpec, estimator: str = "", density: float | None = None) -> "MaskTraining":
+        estimator = estimator or ESTIMATORS[spec.kind][0]
+        if estimator not in ESTIMATORS[spec.kind]:
+            raise ConfigError(f"mask estimator: {estimator!r} for {spec.kind} masks, "
+                              f"expected one of {', '.join(ESTIMATORS[spec.kind])}")
+        if density is not None and (isinstance(density, bool) or not isinstance(density, (int, float))
+                                    or not 0 < density <= 1):
+            raise ConfigError(f"mask density: {density!r}, expected a number in (0, 1]")
+        if estimator in DENSITY_ESTIMATORS and spec.kind != "nm" and density is None:
+            raise ConfigError(f"mask density: none given, the {estimator} estimator needs a target density")
+        return cls(estimator, None if density is None else float(density))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"estimator": self.estimator, "density": self.density}
 
 
 class MaskState(Protocol):
@@ -92,24 +128,24 @@ def _quant_levels(scores: torch.Tensor, step: torch.Tensor, levels: int) -> torc
     return _quant_levels_float(scores, step, levels).to(torch.uint8)
 
 
-def _density(state: MaskState, spec: MaskSpec) -> float:
-    d = state.target_density if state.target_density is not None else spec.density
+def _density(state: MaskState, training: MaskTraining) -> float:
+    d = state.target_density if state.target_density is not None else training.density
     if d is None:
-        raise ConfigError(f"mask density: none set, the {spec.estimator} estimator needs a target density")
+        raise ConfigError(f"mask density: none set, the {training.estimator} estimator needs a target density")
     return float(d)
 
 
-def hard_levels(scores: torch.Tensor, spec: MaskSpec, state: MaskState) -> torch.Tensor:
+def hard_levels(scores: torch.Tensor, spec: MaskSpec, training: MaskTraining, state: MaskState) -> torch.Tensor:
     """The uint8 levels the forward pass uses for these scores (same rule in train and eval)."""
     if spec.kind == "nm":
         return _nm_levels(scores, spec.n, spec.m)
-    if spec.estimator == "ste":
+    if training.estimator == "ste":
         return (scores.detach() >= 0).to(torch.uint8)
-    if spec.estimator == "topk":
-        return _topk_levels(scores, _density(state, spec))
-    if spec.estimator == "quant":
+    if training.estimator == "topk":
+        return _topk_levels(scores, _density(state, training))
+    if training.estimator == "quant":
         return _quant_levels(scores, _step(state), spec.levels)
-    return _nested_levels(scores, _density(state, spec), spec.levels)
+    return _nested_levels(scores, _density(state, training), spec.levels)
 
 
 def _step(state: MaskState) -> torch.Tensor:
@@ -180,16 +216,17 @@ class _QuantSTE(torch.autograd.Function):
         return d_scores.mul_(grad).mul_(inv_t), d_log_step.reshape(step.shape), None, None
 
 
-def mask_levels(scores: torch.Tensor, spec: MaskSpec, state: MaskState) -> torch.Tensor:
+def mask_levels(scores: torch.Tensor, spec: MaskSpec, training: MaskTraining, state: MaskState) -> torch.Tensor:
     """Levels as float32 carrying the estimator's gradient to the scores (and quant's step)."""
-    if spec.estimator == "ste":
+    if training.estimator == "ste":
         return _SigmoidSTE.apply(scores, float(state.temperature))
-    if spec.estimator == "quant":
+    if training.estimator == "quant":
         return _QuantSTE.apply(scores, state.mask_log_step, spec.levels, float(state.temperature))
-    return _StraightThrough.apply(scores, hard_levels(scores, spec, state))
+    return _StraightThrough.apply(scores, hard_levels(scores, spec, training, state))
 
 
-def init_scores(shape: tuple[int, ...], spec: MaskSpec, device: torch.device | str | None = None) -> torch.Tensor:
+def init_scores(shape: tuple[int, ...], spec: MaskSpec, training: MaskTraining,
+                device: torch.device | str | None = None) -> torch.Tensor:
     """Starting scores (torch's global RNG; not part of any artifact).
 
     ste: U(-0.02, 0.06), a starting density of 0.75 with every score near the threshold so
@@ -197,9 +234,9 @@ def init_scores(shape: tuple[int, ...], spec: MaskSpec, device: torch.device | s
     the K levels. topk / nested / nm: U(0, 1) (only the order matters).
     """
     scores = torch.empty(shape, dtype=torch.float32, device=device)
-    if spec.estimator == "ste":
+    if training.estimator == "ste":
         return scores.uniform_(-0.02, 0.06)
-    if spec.estimator == "quant":
+    if training.estimator == "quant":
         return scores.uniform_(-QUANT_STEP_INIT, (spec.levels - 1) * QUANT_STEP_INIT)
     return scores.uniform_(0.0, 1.0)
 

@@ -20,16 +20,18 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import AdaptedEmbedding, AdaptedLinear, MaskedEmbedding, MaskedLinear, bind_seed
+from .masking import MaskTraining
 # the config lives in a torch-free module; re-exported so ``from ticketpack.model import ...`` works
 from .model_config import (ACTIVATIONS, PRESETS, GPTConfig, config_from_preset,  # noqa: F401
                            ModelLimits)
 
 # ---------------------------------------------------------------- modules
 
-def _linear(cfg: GPTConfig, masked: bool, in_f: int, out_f: int, init: str) -> nn.Module:
+def _linear(cfg: GPTConfig, masked: bool, in_f: int, out_f: int, init: str,
+            training: MaskTraining | None = None) -> nn.Module:
     if masked:
         return MaskedLinear(in_f, out_f, init=init, mask=cfg.mask_spec(), scale_mode=cfg.scale_mode,
-                            adapter_rank=cfg.adapter_rank)
+                            adapter_rank=cfg.adapter_rank, mask_training=training)
     if cfg.adapter_rank:
         return AdaptedLinear(in_f, out_f, cfg.adapter_rank)
     return nn.Linear(in_f, out_f, bias=False)
@@ -73,15 +75,15 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
 
 
 class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: GPTConfig, masked: bool) -> None:
+    def __init__(self, cfg: GPTConfig, masked: bool, training: MaskTraining | None = None) -> None:
         super().__init__()
         self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         self.qk_norm = cfg.qk_norm
         C, kv_dim = cfg.model_dim, cfg.num_kv_heads * cfg.head_dim
-        self.c_q = _linear(cfg, masked, C, C, cfg.init)
-        self.c_k = _linear(cfg, masked, C, kv_dim, cfg.init)
-        self.c_v = _linear(cfg, masked, C, kv_dim, cfg.init)
-        self.proj = _linear(cfg, masked, C, C, cfg.init)
+        self.c_q = _linear(cfg, masked, C, C, cfg.init, training)
+        self.c_k = _linear(cfg, masked, C, kv_dim, cfg.init, training)
+        self.c_v = _linear(cfg, masked, C, kv_dim, cfg.init, training)
+        self.proj = _linear(cfg, masked, C, C, cfg.init, training)
         self.head_scale = _ones(cfg.num_heads, cfg.head_scales)
         self.rotary = Rotary(cfg.head_dim, cfg.rope_base)
 
@@ -103,10 +105,10 @@ class CausalSelfAttention(nn.Module):
 
 
 class MLP(nn.Module):
-    def __init__(self, cfg: GPTConfig, masked: bool) -> None:
+    def __init__(self, cfg: GPTConfig, masked: bool, training: MaskTraining | None = None) -> None:
         super().__init__()
-        self.fc = _linear(cfg, masked, cfg.model_dim, cfg.mlp_hidden, cfg.mlp_fc_init)
-        self.proj = _linear(cfg, masked, cfg.mlp_hidden, cfg.model_dim, cfg.init)
+        self.fc = _linear(cfg, masked, cfg.model_dim, cfg.mlp_hidden, cfg.mlp_fc_init, training)
+        self.proj = _linear(cfg, masked, cfg.mlp_hidden, cfg.model_dim, cfg.init, training)
         self.squared = cfg.mlp_activation == "relu2"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,12 +117,12 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: GPTConfig, masked: bool) -> None:
+    def __init__(self, cfg: GPTConfig, masked: bool, training: MaskTraining | None = None) -> None:
         super().__init__()
         self.attn_norm = RMSNorm(cfg.model_dim, cfg.rmsnorm_weight)
-        self.attn = CausalSelfAttention(cfg, masked)
+        self.attn = CausalSelfAttention(cfg, masked, training)
         self.mlp_norm = RMSNorm(cfg.model_dim, cfg.rmsnorm_weight)
-        self.mlp = MLP(cfg, masked)
+        self.mlp = MLP(cfg, masked, training)
         self.attn_scale = _ones(cfg.model_dim, cfg.block_scales)
         self.mlp_scale = _ones(cfg.model_dim, cfg.block_scales)
 
@@ -134,24 +136,29 @@ def _scaled(scale: torch.Tensor | None, y: torch.Tensor) -> torch.Tensor:
 
 
 class GPT(nn.Module):
-    """The built-in language model; ``masked=False`` gives the dense twin a ticket loads into."""
+    """The built-in language model; ``masked=False`` gives the dense twin a ticket loads into.
 
-    def __init__(self, config: GPTConfig, *, masked: bool = True, seed: int | None = None) -> None:
+    ``mask_training``: how the masked layers train (estimator, density); None: each mask
+    kind's default estimator. The config holds only what an artifact stores."""
+
+    def __init__(self, config: GPTConfig, *, masked: bool = True, seed: int | None = None,
+                 mask_training: MaskTraining | None = None) -> None:
         super().__init__()
         self.config, self.masked = config, masked
         C, V = config.model_dim, config.vocab_size
         if masked:
             self.tok_emb = MaskedEmbedding(V, C, init=config.embed_init, mask=config.mask_spec(),
-                                           scale_mode=config.scale_mode, adapter_rank=config.adapter_rank)
+                                           scale_mode=config.scale_mode, adapter_rank=config.adapter_rank,
+                                           mask_training=mask_training)
         elif config.adapter_rank:
             self.tok_emb = AdaptedEmbedding(V, C, config.adapter_rank)
         else:
             self.tok_emb = nn.Embedding(V, C)
         self.emb_norm = RMSNorm(C, config.rmsnorm_weight) if config.embed_norm else None
-        self.blocks = nn.ModuleList(Block(config, masked) for _ in range(config.num_layers))
+        self.blocks = nn.ModuleList(Block(config, masked, mask_training) for _ in range(config.num_layers))
         self.final_norm = RMSNorm(C, config.rmsnorm_weight)
         self.pre_logit_scale = _ones(C, config.pre_logit_scale)
-        self.lm_head = None if config.tie_embeddings else _linear(config, masked, C, V, config.init)
+        self.lm_head = None if config.tie_embeddings else _linear(config, masked, C, V, config.init, mask_training)
         if masked and seed is not None:
             bind_seed(self, seed)
 

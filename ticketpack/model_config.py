@@ -21,7 +21,6 @@ from .format.constants import INIT_RECIPES, INIT_RULES, SCALE_MODES
 from .format.maskspec import MaskSpec
 
 ACTIVATIONS = ("relu", "relu2")
-MASK_ESTIMATORS = ("", "ste", "topk", "quant", "nested")
 
 
 @dataclass(frozen=True)
@@ -65,10 +64,6 @@ CONFIG_SCHEMA: tuple[ConfigField, ...] = (
                 doc="frozen init rule of tok_emb"),
     ConfigField("mask", "str", "binary",
                 doc="binary | multibit:K (2 <= K <= 256) | nm:N:M (0 < N < M <= 256) | none (no mask)"),
-    ConfigField("mask_estimator", "str", "", choices=MASK_ESTIMATORS,
-                doc="training estimator; '' = the mask kind's default"),
-    ConfigField("mask_density", "float-or-null", None, 0.0, 1.0,
-                doc="target density in (0, 1] (topk / nested estimators), or null"),
     ConfigField("scale_mode", "str", "none", choices=SCALE_MODES, doc="learned scale of each masked layer"),
     ConfigField("block_scales", "bool", True, doc="per-block attn_scale / mlp_scale vectors"),
     ConfigField("head_scales", "bool", True, doc="per-head attention output scales"),
@@ -78,6 +73,13 @@ CONFIG_SCHEMA: tuple[ConfigField, ...] = (
                     "B: out x r); 0 = none"),
 )
 SCHEMA = {f.name: f for f in CONFIG_SCHEMA}
+# Keys that configs written before the training settings left the config still carry (how
+# the mask was trained: see masking.MaskTraining). Readers check their type and drop them.
+LEGACY_TRAINING_KEYS: tuple[ConfigField, ...] = (
+    ConfigField("mask_estimator", "str", ""),
+    ConfigField("mask_density", "float-or-null", None, 0.0, 1.0),
+)
+LEGACY = {f.name: f for f in LEGACY_TRAINING_KEYS}
 
 
 @dataclass(frozen=True)
@@ -116,8 +118,6 @@ class GPTConfig:
     mlp_fc_init: str = "xavier_uniform"
     embed_init: str = "xavier_uniform"
     mask: str = "binary"
-    mask_estimator: str = ""
-    mask_density: float | None = None
     scale_mode: str = "none"
     block_scales: bool = True
     head_scales: bool = True
@@ -140,7 +140,7 @@ class GPTConfig:
         return self.num_kv_heads * self.head_dim
 
     def mask_spec(self) -> MaskSpec:
-        return MaskSpec.parse(self.mask, estimator=self.mask_estimator, density=self.mask_density)
+        return MaskSpec.parse(self.mask)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -226,11 +226,14 @@ def config_from_dict(data: Any, limits: ModelLimits = DEFAULT_MODEL_LIMITS, *,
     Every failure raises ``error`` (ConfigError for a user's own flags; the artifact and
     checkpoint readers pass their malformed-content classes) with a message naming the key.
     ``ignore_unknown``: skip keys outside the schema (format-1 artifacts had free-form configs).
+    Legacy training keys (``LEGACY_TRAINING_KEYS``) are type-checked and dropped.
     """
     try:
         if not isinstance(data, dict):
             raise ConfigError(f"{type(data).__name__}, expected a JSON object")
-        unknown = sorted((k for k in data if k not in SCHEMA), key=str)
+        for key in LEGACY.keys() & data.keys():
+            _check_value(LEGACY[key], data[key])
+        unknown = sorted((k for k in data if k not in SCHEMA and k not in LEGACY), key=str)
         if unknown and not ignore_unknown:
             raise ConfigError(f"unknown key {_show(unknown[0])}, expected one of {', '.join(SCHEMA)}")
         config = GPTConfig(**{k: v for k, v in data.items() if k in SCHEMA})
@@ -238,6 +241,13 @@ def config_from_dict(data: Any, limits: ModelLimits = DEFAULT_MODEL_LIMITS, *,
         return config
     except ConfigError as exc:
         raise error(f"{where}: {exc}") from None
+
+
+def split_training_keys(config: dict) -> tuple[dict, dict]:
+    """(``config`` without the legacy training keys, those keys): what an artifact written now
+    stores as its config, and what the trainer's provenance records instead."""
+    return ({k: v for k, v in config.items() if k not in LEGACY},
+            {k: v for k, v in config.items() if k in LEGACY})
 
 
 def parameter_count(c: GPTConfig) -> int:

@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import UsageError
+from .masking import MaskTraining
 from .model_config import GPTConfig
 from .provenance import default_provenance
 from .strict_json import json_default
@@ -97,9 +98,11 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def provenance(config: GPTConfig, opts: TrainOptions, dctx: DistContext, device: torch.device) -> dict:
-    """Versions, commit, hardware and the exact config, so a number can be traced back."""
+def provenance(config: GPTConfig, training: MaskTraining, opts: TrainOptions, dctx: DistContext,
+               device: torch.device) -> dict:
+    """Versions, commit, hardware, the exact config and how its masks train, so a number can be
+    traced back."""
     return default_provenance({"git_commit": git_commit(), "device": str(device),
                                "world_size": dctx.world, "torch_threads": torch.get_num_threads(),
-                               "config": config.to_dict(), "seed": opts.seed,
-                               "options": opts.to_dict()})
+                               "config": config.to_dict(), "mask_training": training.to_dict(),
+                               "seed": opts.seed, "options": opts.to_dict()})

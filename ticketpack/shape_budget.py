@@ -7,13 +7,13 @@ and the width / depth ratio stays within a factor 2 of the recipe's own.
 
 ``solve`` ranks the shapes by an analytic byte estimate, then checks the best ones for real:
 a *worst-case stand-in* of the shape (every mask level drawn uniformly over the levels the
-estimator can produce, or at exactly the target density; every fp16 value a random bit
-pattern, which no coder compresses) is packed with ``encode_artifact``. A trained mask never codes larger
-than a uniform one (its empirical entropy is at most log2 K), so the trained artifact fits
-whenever the stand-in does. Among the shapes whose connections are within 10% of the most
+estimator can produce, or at exactly the target density of its ``MaskTraining``; every fp16
+value a random bit pattern, which no coder compresses) is packed with ``encode_artifact``. A
+trained mask never codes larger than a uniform one (its empirical entropy is at most log2 K),
+so the trained artifact fits whenever the stand-in does. Among the shapes whose connections are within 10% of the most
 that fit, the one nearest the recipe's width / depth wins.
 
-Nothing here imports torch directly; the mask spec and the artifact writer it calls do.
+Nothing here imports torch directly; ``masking`` and the artifact writer it calls do.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from .errors import BudgetExceededError, ConfigError, UsageError
+from .masking import MaskSpec, MaskTraining
 from .model_config import config_from_dict
 
 POOL = 0.9  # shapes within this share of the most connections compete on width / depth
@@ -126,25 +127,26 @@ def connections(config: dict) -> int:
     return sum(math.prod(t.shape) for t in stored_tensors(config) if t.kind == "masked")
 
 
-def mask_bits(config: dict) -> float:
-    """Worst-case coded bits per connection of the config's mask (order-0 entropy bound)."""
-    spec = _validated_spec(config)
+def mask_bits(config: dict, training: MaskTraining | None = None) -> float:
+    """Worst-case coded bits per connection of the config's mask trained with ``training``
+    (None: the kind's default estimator), an order-0 entropy bound."""
+    spec, training = _validated_spec(config, training)
     if not spec.stored:
         return 0.0
     if spec.kind == "nm":
         return math.log2(math.comb(spec.m, spec.n)) / spec.m
-    if spec.estimator == "topk":
-        return _entropy([1 - spec.density, spec.density])
-    if spec.estimator == "nested":
-        return _entropy(_nested_probs(spec.density, spec.levels))
+    if training.estimator == "topk":
+        return _entropy([1 - training.density, training.density])
+    if training.estimator == "nested":
+        return _entropy(_nested_probs(training.density, spec.levels))
     return math.log2(spec.levels)
 
 
-def estimate_bytes(config: dict, adapter_dtype: str = "f16") -> float:
+def estimate_bytes(config: dict, adapter_dtype: str = "f16", training: MaskTraining | None = None) -> float:
     """Analytic bytes: masks at their worst-case bits (+1%), fp16 vectors, scales and adapters
     (int8 adapters: 1 byte per value + a 2-byte scale per row), header."""
     tensors = stored_tensors(config)
-    bits = mask_bits(config) * 1.01
+    bits = mask_bits(config, training) * 1.01
     scale_mode = _validated(config)["scale_mode"]
     total = 400.0 + 45 * len(tensors)
     for t in tensors:
@@ -160,12 +162,14 @@ def estimate_bytes(config: dict, adapter_dtype: str = "f16") -> float:
 
 # ---------------------------------------------------------------- worst-case stand-ins
 
-def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = None, adapter_dtype: str = "f16"):
-    """A ticket of ``config`` whose tensors cost what training can make them cost at most."""
+def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = None, adapter_dtype: str = "f16",
+                      training: MaskTraining | None = None):
+    """A ticket of ``config`` whose tensors cost what training (with ``training``) can make them
+    cost at most."""
     from .ticket import Int8Tensor, MaskedTensor, PlainTensor, Ticket, default_provenance
 
     gen = np.random.default_rng(seed)
-    spec = _validated_spec(config)
+    spec, training = _validated_spec(config, training)
     scale_mode = _validated(config)["scale_mode"]
     out = []
     for t in stored_tensors(config):
@@ -176,7 +180,7 @@ def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = Non
             q = gen.integers(-127, 128, size=t.shape).astype(np.int8)
             out.append(Int8Tensor(t.name, q, _random_f16(gen, t.shape[:1])))
             continue
-        levels = _worst_levels(gen, spec, t.shape) if spec.stored else None
+        levels = _worst_levels(gen, spec, training, t.shape) if spec.stored else None
         scale = None if scale_mode == "none" else _random_f16(gen, () if scale_mode == "tensor" else t.shape[:1])
         out.append(MaskedTensor(t.name, t.shape, t.init, spec, levels, scale))
     return Ticket(seed=seed, config=dict(config), tensors=out, eval=_EVAL,
@@ -184,29 +188,32 @@ def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = Non
 
 
 # what `pack` records about training and evaluation, at its longest plausible length
-_TRAIN_FACTS = {"train": {"step": 10**9, "tokens": 10**13, "val_bpb": 1.2345678901234567}}
+_TRAIN_FACTS = {"train": {"step": 10**9, "tokens": 10**13, "val_bpb": 1.2345678901234567,
+                          "mask_training": {"estimator": "nested", "density": 0.12345678901234568}}}
 _EVAL = {"seq_len": 10**6, "tokenizer": {"kind": "sentencepiece", "vocab_size": 10**6,
                                          "sha256": hashlib.sha256(b"a tokenizer").hexdigest()}}
 
 
-def worst_case_bytes(config: dict, seed: int = 0, creation: dict | None = None, adapter_dtype: str = "f16") -> int:
+def worst_case_bytes(config: dict, seed: int = 0, creation: dict | None = None, adapter_dtype: str = "f16",
+                     training: MaskTraining | None = None) -> int:
     """Packed bytes (``codec="auto"``) of ``worst_case_ticket(config)``."""
     from .artifact import encode_artifact
 
     creation = creation if creation is not None else {"checkpoint": "x" * 40, "codec": "auto", "level": None}
-    return len(encode_artifact(worst_case_ticket(config, seed, adapter_dtype=adapter_dtype), creation=creation))
+    ticket = worst_case_ticket(config, seed, adapter_dtype=adapter_dtype, training=training)
+    return len(encode_artifact(ticket, creation=creation))
 
 
-def _worst_levels(gen: np.random.Generator, spec, shape: tuple[int, ...]) -> np.ndarray:
+def _worst_levels(gen: np.random.Generator, spec, training: MaskTraining, shape: tuple[int, ...]) -> np.ndarray:
     n = math.prod(shape)
     if spec.kind == "nm":  # N random positions of every M
         groups = np.argsort(gen.random((n // spec.m, spec.m)), axis=1) < spec.n
         return groups.astype(np.uint8).reshape(shape)
-    if spec.estimator == "topk":
+    if training.estimator == "topk":
         levels = np.zeros(n, np.uint8)
-        levels[gen.permutation(n)[:int(round(spec.density * n))]] = 1
+        levels[gen.permutation(n)[:int(round(training.density * n))]] = 1
         return levels.reshape(shape)
-    probs = _nested_probs(spec.density, spec.levels) if spec.estimator == "nested" else None
+    probs = _nested_probs(training.density, spec.levels) if training.estimator == "nested" else None
     return gen.choice(spec.levels, size=shape, p=probs).astype(np.uint8)
 
 
@@ -267,18 +274,20 @@ def _min_estimate(template: dict, C: int, heads: int, group: int, L: int, estima
 
 
 def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
-          estimate: ShapeFn | None = None, reserve: int = RESERVE, adapter_dtype: str = "f16") -> ShapeChoice:
+          estimate: ShapeFn | None = None, reserve: int = RESERVE, adapter_dtype: str = "f16",
+          training: MaskTraining | None = None) -> ShapeChoice:
     """The shape of ``template`` a byte budget buys (see the module docstring).
 
     ``measure(config)`` gives the real worst-case bytes (default: pack the stand-in ticket),
     ``estimate(config)`` the analytic ranking (default: ``estimate_bytes``); ``adapter_dtype``
-    how the defaults size adapters (f16 | int8); a shape fits
+    how the defaults size adapters (f16 | int8), ``training`` how the masks train (their worst
+    case: a topk / nested target density codes smaller than uniform levels); a shape fits
     when ``measure + reserve <= budget``. Raises BudgetExceededError when none does.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
         raise UsageError(f"budget: {budget!r}, expected a positive number of bytes")
-    measure = measure or (lambda cfg: worst_case_bytes(cfg, adapter_dtype=adapter_dtype))
-    estimate = estimate or (lambda cfg: estimate_bytes(cfg, adapter_dtype))
+    measure = measure or (lambda cfg: worst_case_bytes(cfg, adapter_dtype=adapter_dtype, training=training))
+    estimate = estimate or (lambda cfg: estimate_bytes(cfg, adapter_dtype, training))
     sized: dict[tuple[int, int], int] = {}
 
     def cost(cfg: dict) -> int:
@@ -330,5 +339,9 @@ def _validated(config: dict) -> dict:
     return config_from_dict(_public(config)).to_dict()
 
 
-def _validated_spec(config: dict):
-    return config_from_dict(_public(config)).mask_spec()
+def _validated_spec(config: dict, training: MaskTraining | None) -> tuple[MaskSpec, MaskTraining]:
+    """The config's mask and how it trains (checked against each other; None: the default)."""
+    spec = config_from_dict(_public(config)).mask_spec()
+    if training is None:
+        return spec, MaskTraining.for_mask(spec)
+    return spec, MaskTraining.for_mask(spec, training.estimator, training.density)

@@ -46,7 +46,7 @@ from .eval_context import make_eval_context
 from .evaluate import EvalResult, evaluate
 from .format.tensors import nonzero_share
 from .layers import masked_layers
-from .masking import QUANT_STEP_INIT
+from .masking import DENSITY_ESTIMATORS, ESTIMATORS, QUANT_STEP_INIT, MaskTraining
 from .model import GPT, GPTConfig, config_from_preset
 from .model_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, config_from_dict
 from .runtime import DistContext, Event, JsonlLog, provenance, resolve_device, setup_distributed
@@ -87,7 +87,7 @@ class TrainResult:
 # ---------------------------------------------------------------- configuration
 
 def build_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> GPTConfig:
-    """The model config: the preset, then ``model`` overrides, then mask / init / density
+    """The model config: the preset, then ``model`` overrides, then mask / init
     (validated and bounded by ``limits`` before anything is built)."""
     overrides = dict(opts.model)
     if opts.mask is not None:
@@ -96,21 +96,24 @@ def build_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS)
         overrides["adapter_rank"] = opts.adapter_rank
     if opts.init is not None:
         overrides["init"], overrides["mlp_fc_init"], overrides["embed_init"] = INIT_CHOICES[opts.init]
-    if opts.estimator:
-        overrides["mask_estimator"] = opts.estimator
-    if opts.density is not None:
-        overrides["mask_density"] = (opts.restore_density if opts.restore_density is not None
-                                     else opts.density)
     config = config_from_preset(opts.preset, limits, **overrides)
+    mask_training(opts, config)  # the estimator and density must fit the mask
+    return config
+
+
+def mask_training(opts: TrainOptions, config: GPTConfig) -> MaskTraining:
+    """How the masked layers train: ``estimator`` (default: the mask kind's, or with a target
+    density the kind's density-setting one: edge-popup topk / multicoated nested) and the
+    starting density (``restore_density`` when given, else ``density``)."""
     spec = config.mask_spec()
-    if opts.density is not None and not opts.estimator and spec.kind != "nm":
-        # a target density needs a density-setting estimator: edge-popup / multicoated
-        config.mask_estimator = "topk" if spec.kind == "binary" else "nested"
-        spec = config.mask_spec()
-    if opts.density is not None and spec.kind == "nm":
+    if opts.density is None:
+        return MaskTraining.for_mask(spec, opts.estimator)
+    if spec.kind == "nm":
         raise ConfigError(f"density: {opts.density} given with mask {config.mask}, expected none "
                           f"(an N:M mask keeps N of every M)")
-    return config
+    estimator = opts.estimator or next((e for e in ESTIMATORS[spec.kind] if e in DENSITY_ESTIMATORS), "")
+    start = opts.restore_density if opts.restore_density is not None else opts.density
+    return MaskTraining.for_mask(spec, estimator, start)
 
 
 def budget_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS
@@ -119,23 +122,23 @@ def budget_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS
     config = build_config(opts, limits)
     if opts.byte_budget is None:
         return config, None
-    choice = solve_shape(config.to_dict(), opts.byte_budget, adapter_dtype=opts.adapter_dtype)
+    choice = solve_shape(config.to_dict(), opts.byte_budget, adapter_dtype=opts.adapter_dtype,
+                         training=mask_training(opts, config))
     return config_from_dict(choice.config, limits), choice
 
 
-def density_schedule(opts: TrainOptions, config: GPTConfig) -> DensitySchedule | None:
-    spec = config.mask_spec()
-    if spec.estimator not in ("topk", "nested") or spec.kind == "nm":
+def density_schedule(opts: TrainOptions, config: GPTConfig, training: MaskTraining) -> DensitySchedule | None:
+    if training.estimator not in DENSITY_ESTIMATORS or config.mask_spec().kind == "nm":
         return None
-    target = opts.density if opts.density is not None else spec.density
+    target = opts.density if opts.density is not None else training.density
     return DensitySchedule(target=target, dense_until=opts.dense_warmup,
                            ramp_until=max(opts.density_ramp, opts.dense_warmup),
                            restore=opts.restore_density, restore_from=opts.restore_from)
 
 
-def _score_unit(config: GPTConfig) -> float:
+def _score_unit(training: MaskTraining | None) -> float:
     """Score units per 'lr' / 'temperature' unit: quant scores live on a grid of step delta."""
-    return QUANT_STEP_INIT if config.mask_spec().estimator == "quant" else 1.0
+    return QUANT_STEP_INIT if training is not None and training.estimator == "quant" else 1.0
 
 
 # ---------------------------------------------------------------- data and model
@@ -154,24 +157,27 @@ def load_data(opts: TrainOptions) -> tuple[TokenStream, TokenStream, Tokenizer]:
     return train_stream, val_stream, tok
 
 
-def build_model(config: GPTConfig, seed: int, device: torch.device) -> GPT:
+def build_model(config: GPTConfig, seed: int, device: torch.device,
+                training: MaskTraining | None = None) -> GPT:
     """The masked GPT with seeded frozen weights; scores drawn from torch's RNG seeded by ``seed``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = GPT(config, masked=True, seed=seed)  # built on the CPU: same init on any device
+        # built on the CPU: same init on any device
+        model = GPT(config, masked=True, seed=seed, mask_training=training)
     return model.to(device)
 
 
-def param_groups(model: nn.Module, opts: TrainOptions, config: GPTConfig) -> list[dict]:
-    """Scores at lr (in score units), adapters at adapter_lr, everything else trainable at scale_lr
-    (mask none has no scores: its first group is empty)."""
+def param_groups(model: nn.Module, opts: TrainOptions) -> list[dict]:
+    """Scores at lr (in the score units of the layers' estimator), adapters at adapter_lr,
+    everything else trainable at scale_lr (mask none has no scores: its first group is empty)."""
     scores, adapters, others = [], [], []
     for name, p in model.named_parameters():
         if name.endswith("scores"):
             scores.append(p)
         else:
             (adapters if name.endswith(("adapter_a", "adapter_b")) else others).append(p)
-    lr = opts.lr * _score_unit(config)
+    layers = masked_layers(model)
+    lr = opts.lr * _score_unit(layers[0][1].mask_training if layers else None)
     groups = [{"params": scores, "lr": lr, "base_lr": lr, "name": "scores"}]
     if adapters:
         groups.append({"params": adapters, "lr": opts.adapter_lr, "base_lr": opts.adapter_lr, "name": "adapters"})
@@ -180,8 +186,8 @@ def param_groups(model: nn.Module, opts: TrainOptions, config: GPTConfig) -> lis
     return groups
 
 
-def make_optimizer(model: nn.Module, opts: TrainOptions, config: GPTConfig) -> torch.optim.Adam:
-    return torch.optim.Adam(param_groups(model, opts, config), betas=tuple(opts.adam_betas),
+def make_optimizer(model: nn.Module, opts: TrainOptions) -> torch.optim.Adam:
+    return torch.optim.Adam(param_groups(model, opts), betas=tuple(opts.adam_betas),
                             eps=opts.adam_eps)
 
 
@@ -247,15 +253,16 @@ class _Trainer:
         self.dctx = setup_distributed(self.device)
         self.shape: ShapeChoice | None = None
         self.config = self._config()
+        self.mask_training = mask_training(self.opts, self.config)
         self.budget = self.opts.max_minutes * 60 if self.opts.max_minutes else None
         self.train_stream, self.val_stream, tok = load_data(self.opts)
         if tok.vocab_size > self.config.vocab_size:
             raise ConfigError(f"vocab_size: {self.config.vocab_size}, expected at least the "
                               f"tokenizer's {tok.vocab_size}")
         self.eval_context = make_eval_context(self.opts.seq_len, tok.identity())
-        self.model = build_model(self.config, self.opts.seed, self.device)
-        self.optimizer = make_optimizer(self.model, self.opts, self.config)
-        self.density_schedule = density_schedule(self.opts, self.config)
+        self.model = build_model(self.config, self.opts.seed, self.device, self.mask_training)
+        self.optimizer = make_optimizer(self.model, self.opts)
+        self.density_schedule = density_schedule(self.opts, self.config, self.mask_training)
         self.state = _State()
         self.last_loss: float | None = None  # the last logged training loss
         if self.resumed:
@@ -300,14 +307,13 @@ class _Trainer:
             self.callback(event)
 
     def start_event(self) -> None:
-        spec = self.config.mask_spec()
         self.emit({"event": "start", "step": self.state.step, "resumed": self.opts.resume,
-                   "mask": str(spec), "estimator": spec.estimator,
+                   "mask": str(self.config.mask_spec()), "estimator": self.mask_training.estimator,
                    "connections": overall_density(self.model)[1],
                    "train_tokens": len(self.train_stream), "val_tokens": len(self.val_stream),
                    "steps": self.opts.steps, "max_minutes": self.opts.max_minutes,
                    **({"budget_shape": self.shape.reason()} if self.shape else {}),
-                   "provenance": provenance(self.config, self.opts, self.dctx, self.device)})
+                   "provenance": self._provenance()})
 
     # -- schedule and step
 
@@ -320,7 +326,7 @@ class _Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * mult
         t = temperature(p, self.opts.temperature_start, self.opts.temperature_end)
-        unit = _score_unit(self.config)
+        unit = _score_unit(self.mask_training)
         density = self.density_schedule(p) if self.density_schedule else None
         for _, layer in masked_layers(self.model):
             layer.temperature = t * unit
@@ -385,14 +391,17 @@ class _Trainer:
             return
         state = {"step": self.state.step, "tokens": self.state.tokens,
                  "train_seconds": self.state.train_seconds, "done": done,
-                 "options": self.opts.to_dict()}
+                 "options": self.opts.to_dict(), "mask_training": self.mask_training.to_dict()}
         if final is not None:
             state.update(val_bpb=final.val_bpb, val_loss=final.val_loss, seq_len=final.seq_len,
                          eval_tokens=final.tokens, eval_bytes=final.bytes)
         save_checkpoint(self.opts.out, self.model, seed=self.opts.seed, config=self.config.to_dict(),
                         train_state=state, extra_tensors=optimizer_tensors(self.model, self.optimizer),
-                        provenance=provenance(self.config, self.opts, self.dctx, self.device),
+                        provenance=self._provenance(),
                         eval_context=self.eval_context, adapter_dtype=self.opts.adapter_dtype)
+
+    def _provenance(self) -> dict:
+        return provenance(self.config, self.mask_training, self.opts, self.dctx, self.device)
 
     # -- the loop
 

@@ -23,7 +23,7 @@ from .atomic import check_output_path
 from .budget import parse_budget
 from .errors import ConfigError, UsageError
 from .format.constants import ADAPTER_DTYPES
-from .model_config import INIT_CHOICES, PRESETS
+from .model_config import INIT_CHOICES, LEGACY, PRESETS
 from .recipes import QUICKSTART_MINUTES
 from .strict_json import loads_strict
 
@@ -161,6 +161,9 @@ class TrainOptions:
                 raise ConfigError(f"{name}: {shown(getattr(self, name))}, expected a string")
         if not isinstance(self.model, dict):
             raise ConfigError(f"model: {shown(self.model)}, expected a JSON object of config fields")
+        for key in LEGACY.keys() & self.model.keys():  # how to train is not part of the model
+            raise ConfigError(f"model: {key!r} is a training setting, not a model config field; "
+                              f"use estimator / density (--estimator, --density)")
         if self.init is not None and self.init not in INIT_CHOICES:
             raise ConfigError(f"init: {shown(self.init)}, expected one of {', '.join(INIT_CHOICES)}")
         check_number("byte_budget", self.byte_budget, int, low=1, optional=True)

@@ -110,6 +110,12 @@ CASES = [
     Case("config_bomb", _meta_json("config", lambda c: {**c, "num_layers": 2**40}), 3, "num_layers"),
     Case("config_infinite", _set_meta("config", '{"logit_softcap": 1e400}'), 3, "1e400"),
     Case("config_unknown_key", _meta_json("config", lambda c: {**c, "layers": 2}), 3, "layers"),
+    Case("config_legacy_key_mistyped", _meta_json("config", lambda c: {**c, "mask_density": "half"}), 3,
+         "mask_density"),
+    Case("mask_training_not_object", _meta_json("train_state", lambda s: {**s, "mask_training": "topk"}), 3,
+         "mask_training"),
+    Case("mask_training_density_huge", _meta_json("train_state", lambda s: {
+        **s, "mask_training": {"estimator": "topk", "density": 1e300}}), 3, "mask_training"),
     Case("config_misfits_tensors", _meta_json("config", lambda c: {**c, "vocab_size": 300}), 3, "tok_emb"),
     Case("empty_manifest", _set_meta("manifest", "[]"), 3, "no tensors"),
     Case("manifest_not_list", _set_meta("manifest", '{"a": 1}'), 3, "manifest"),

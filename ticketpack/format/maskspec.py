@@ -5,8 +5,8 @@ multibit:K  levels 0..K-1 (2 <= K <= 256)
 nm:N:M      binary with exactly N kept in every M consecutive elements of the last dimension
 none        no mask at all: every connection kept (effective = frozen * scale); no section
 
-The estimator and target density say how training finds the mask (ticketpack.masking);
-the artifact stores only the kind, levels and N:M.
+This is all a loader needs and all an artifact stores. How training finds a mask (the
+estimator, a target density) is a training setting: ``ticketpack.masking.MaskTraining``.
 """
 
 from __future__ import annotations
@@ -18,32 +18,22 @@ from typing import Any
 from ..errors import ConfigError
 from .constants import MASK_KINDS, MAX_MASK_LEVELS
 
-ESTIMATORS = {"binary": ("ste", "topk"), "multibit": ("quant", "nested"), "nm": ("topk",),
-              "none": ("none",)}
 _SYNTAX = re.compile(r"binary|none|multibit:(\d{1,3})|nm:(\d{1,3}):(\d{1,3})")
 
 
 @dataclass(frozen=True)
 class MaskSpec:
-    """What a mask is (kind, levels, N:M) and how training finds it (estimator, density)."""
+    """What a mask is: its kind, levels and N:M (the header's ``mask`` string)."""
 
     kind: str = "binary"  # binary | multibit | nm | none
     levels: int = 2  # K: levels 0..K-1 (2 for binary, nm and none)
     n: int | None = None  # nm: kept per group
     m: int | None = None  # nm: group size along the input dimension
-    estimator: str = ""  # "" -> the kind's default (first of ESTIMATORS[kind])
-    density: float | None = None  # target share of nonzero levels (topk, nested: required)
 
     def __post_init__(self) -> None:
         if self.kind not in MASK_KINDS:
             raise ConfigError(f"mask kind: {self.kind!r}, expected one of {', '.join(MASK_KINDS)}")
-        if not self.estimator:
-            object.__setattr__(self, "estimator", ESTIMATORS[self.kind][0])
         self._check_levels()
-        if self.estimator not in ESTIMATORS[self.kind]:
-            raise ConfigError(f"mask estimator: {self.estimator!r} for {self.kind} masks, "
-                              f"expected one of {', '.join(ESTIMATORS[self.kind])}")
-        self._check_density()
 
     @property
     def stored(self) -> bool:
@@ -62,26 +52,17 @@ class MaskSpec:
         elif self.n is not None or self.m is not None:
             raise ConfigError(f"mask nm: N={self.n!r} M={self.m!r} given for {self.kind} masks, expected none")
 
-    def _check_density(self) -> None:
-        d = self.density
-        if d is not None and (isinstance(d, bool) or not isinstance(d, (int, float)) or not 0 < d <= 1):
-            raise ConfigError(f"mask density: {d!r}, expected a number in (0, 1]")
-        if d is not None:
-            object.__setattr__(self, "density", float(d))
-        if self.estimator in ("topk", "nested") and self.kind != "nm" and d is None:
-            raise ConfigError(f"mask density: none given, the {self.estimator} estimator needs a target density")
-
     @classmethod
-    def parse(cls, text: str, *, estimator: str = "", density: float | None = None) -> "MaskSpec":
-        """'binary' | 'multibit:K' | 'nm:N:M' | 'none' (estimator and density as keywords)."""
+    def parse(cls, text: str) -> "MaskSpec":
+        """'binary' | 'multibit:K' | 'nm:N:M' | 'none'."""
         m = _SYNTAX.fullmatch(str(text).strip())
         if m is None:
             raise ConfigError(f"mask: {text!r}, expected 'binary', 'multibit:K', 'nm:N:M' or 'none'")
         if m.group(1) is not None:
-            return cls("multibit", int(m.group(1)), estimator=estimator, density=density)
+            return cls("multibit", int(m.group(1)))
         if m.group(2) is not None:
-            return cls("nm", 2, int(m.group(2)), int(m.group(3)), estimator=estimator, density=density)
-        return cls(m.group(0), 2, estimator=estimator, density=density)
+            return cls("nm", 2, int(m.group(2)), int(m.group(3)))
+        return cls(m.group(0), 2)
 
     def __str__(self) -> str:
         if self.kind == "multibit":

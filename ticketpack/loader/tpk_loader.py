@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 ONE, M32, u8, i64 = 1 << 16, 0xFFFFFFFF, np.uint8, np.int64
-# init rule: (family, numerator, a, b) of section 4, written by `ticketpack export-loader`
+# init rule: (family, numerator, a, b) of section 4; `ticketpack export-loader` fills it in
 INITS = {}
 
 
@@ -76,7 +76,7 @@ def read(buf):
 
 
 def check(t):
-	# a tensor entry (sections 2.1, 3, 7); returns its element count
+	# a tensor entry (sections 2.1, 3, 7): its element count
 	name, shape, kind = t["name"], t["shape"], t["kind"]
 	need(type(name) is str and 0 < len(name.encode()) <= 1024, f"name {name!r:.80}")
 	need(kind in ("plain", "ternary", "int8", "masked"), f"{name}: kind {kind!r}")
@@ -117,7 +117,7 @@ def rans(d, pos, f, mi):
 	x = np.frombuffer(d, "<u4", L, pos + 1).astype(i64)
 	w = np.frombuffer(d, "<u2", offset=pos + 1 + 4 * L).astype(i64)
 	A, c, n, out, p = f.shape[1], np.cumsum(f, 1) - f, len(mi), np.empty_like(mi), 0
-	F, C, tab = f.ravel(), c.ravel(), np.repeat(np.arange(A), f[0])  # tab: slot -> symbol of f[0]
+	F, C, tab = f.ravel(), c.ravel(), np.repeat(np.arange(A), f[0])  # slot -> symbol, model 0
 	for i in range(0, n, L):
 		y, m = x[:n - i], mi[i:i + L]
 		slot = y & 0xFFFF
@@ -138,7 +138,7 @@ def rows(d, pos, cnt, C):
 	need(B in (1, 2, 4, 8) and P ** B <= 256, "rans: bad B")
 	dig = digits(np.arange(P ** B), P, B)
 	a = 1 << 31
-	for j in range(B):  # a: rows x symbols
+	for j in range(B):
 		a = a * ((cnt << 31) // C)[:, dig[:, j]] >> 31
 	f = np.maximum(1, (a << 16) // a.sum(1, keepdims=True))
 	f[np.arange(len(cnt)), np.argmax(f, 1)] += ONE - f.sum(1)
@@ -213,10 +213,9 @@ def philox(seed, sid, n):
 
 
 def frozen(seed, name, shape, init):
-	sid = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
-	w = philox(seed, sid, math.prod(shape))
+	w = philox(seed, int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"), math.prod(shape))
 	family, num, a, b = INITS[init]
-	c = math.sqrt(num / (a * math.prod(shape[1:]) + b * shape[0]))  # bound
+	c = math.sqrt(num / (a * math.prod(shape[1:]) + b * shape[0]))
 	if family == "signed_constant":
 		return np.where(w >> 31, -np.float32(c), np.float32(c))
 	need(family == "uniform", f"init family {family!r}")
