@@ -34,14 +34,13 @@ from baselines import (Corpus, Method, Result, RunSpec, prepare_corpus, proxy_by
 from plots import Series, save_line_plot
 
 from ticketpack import __version__, shape_budget
+from ticketpack.baselines import estimate_dense_bytes
 from ticketpack.budget import parse_budget
 from ticketpack.cli.progress import reporter
 from ticketpack.errors import ConfigError
 from ticketpack.model import GPTConfig
 from ticketpack.runtime import git_commit
 
-VOCAB = 256
-HEAD_DIM = 32
 
 # The methods, each at the best learning rate of a sweep at the 64 KB shape, 400 steps
 # (docs/RESULTS.md lists the sweeps).
@@ -74,25 +73,13 @@ class Shape:
     estimate: float  # analytic bytes
 
 
-def connections(model_dim: int, num_layers: int, mlp_mult: int = 2) -> int:
-    """Matrix elements of the family: tied embedding + q, k, v, proj, fc, mlp proj per block."""
-    return VOCAB * model_dim + (4 + 2 * mlp_mult) * model_dim ** 2 * num_layers
-
-
 def estimate_bytes(method: Method, model_dim: int, num_layers: int) -> float:
-    """Bytes by the method's worst-case bits, plus fp16 vectors, row scales and headers."""
-    if method.adapter_rank:  # the package's estimate knows adapters and mask none
-        return shape_budget.estimate_bytes(shape_config(model_dim, num_layers, method).to_dict(),
-                                           method.adapter_dtype, method.mask_training())
-    C, L = model_dim, num_layers
-    conn = connections(C, L, method.mlp_mult)
-    rows = VOCAB + L * (4 + method.mlp_mult + 1) * C  # output rows of every matrix
-    vectors = L * (2 * C + max(1, C // HEAD_DIM)) + C  # block, head and pre-logit scales
-    tensors = 1 + 6 * L + 3 * L + 1
-    bits = method.bits_bound()
-    per_row = method.family in ("int8", "binary") or (method.family == "ticket" and method.scale_mode == "row")
-    header = (120 if method.family == "int8" else 400) + 45 * tensors
-    return conn * bits / 8 + 2 * (vectors + (rows if per_row else 0)) + header
+    """The package's analytic bytes: ``shape_budget.estimate_bytes`` (tickets) or
+    ``baselines.estimate_dense_bytes`` (int8, ternary, binary)."""
+    config = shape_config(model_dim, num_layers, method)
+    if method.family == "ticket":
+        return shape_budget.estimate_bytes(config.to_dict(), method.adapter_dtype, method.mask_training())
+    return estimate_dense_bytes(config, method.family, method.gamma_mode)
 
 
 def solve(method: Method, budget: int) -> tuple[Shape, int]:
@@ -109,7 +96,8 @@ def solve(method: Method, budget: int) -> tuple[Shape, int]:
         measure=lambda cfg: proxy_bytes(method, GPTConfig.from_dict(cfg)),
         estimate=lambda cfg: estimate_bytes(method, cfg["model_dim"], cfg["num_layers"]))
     C, L = choice.model_dim, choice.num_layers
-    return Shape(C, L, connections(C, L, method.mlp_mult), choice.estimate), choice.bytes
+    connections = shape_budget.connections(shape_config(C, L, method).to_dict())
+    return Shape(C, L, connections, choice.estimate), choice.bytes
 
 
 # ---------------------------------------------------------------- the run

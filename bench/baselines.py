@@ -23,7 +23,6 @@ on the model rebuilt from the bytes that are counted.
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -40,6 +39,7 @@ from ticketpack.baselines import (DENSE_FAMILIES, build_dense, encode_int8_state
 from ticketpack.data import TokenStream, bundled_corpus_path, load_tokens, split_train_val
 from ticketpack.errors import ConfigError
 from ticketpack.evaluate import evaluate
+from ticketpack.format.tensors import TernaryTensor, nonzero_share
 from ticketpack.layers import masked_layers
 from ticketpack.masking import MaskSpec, MaskTraining
 from ticketpack.model import GPT, GPTConfig, config_from_preset
@@ -135,30 +135,11 @@ class Method:
             return None
         return MaskTraining.for_mask(MaskSpec.parse(self.mask), self.estimator, self.density)
 
-    def bits_bound(self) -> float:
-        """Worst-case bits per weight / connection of the packed tensors (sizing uses it)."""
-        if self.family == "int8":
-            return 8.0
-        if self.family == "ternary":
-            return 1.6  # trits5; auto only ever picks something smaller
-        if self.family == "binary":
-            return 1.0  # +-1 trits, entropy-coded
-        if self.mask == "none":
-            return 0.0  # the backbone is the seed
-        if self.density is not None and self.mask == "binary":
-            return _h(self.density) * 1.01 + 1e-3  # ANS order-0 at a known density
-        levels = int(self.mask.split(":")[1]) if self.mask.startswith("multibit") else 2
-        return math.log2(levels)
-
     def init_overrides(self) -> dict[str, str]:
         fields = ("init", "mlp_fc_init", "embed_init")
         if self.init == "pg":  # the pg-lth preset's rules
             return {f: PRESETS["pg-lth"][f] for f in fields}
         return dict(zip(fields, INIT_CHOICES[self.init]))
-
-
-def _h(p: float) -> float:
-    return 0.0 if p <= 0 or p >= 1 else -p * math.log2(p) - (1 - p) * math.log2(1 - p)
 
 
 def shape_config(model_dim: int, num_layers: int, method: Method, head_dim: int = 32) -> GPTConfig:
@@ -246,9 +227,9 @@ def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec
     rebuilt = model_from_ticket(decode_artifact(parse_artifact(blob)))
     bpb, loss = _score(rebuilt, corpus, spec)
     mats, other = _count(GPT(config, masked=False))
-    nonzero = sum(int(np.count_nonzero(t.trits)) for t in ticket.tensors if hasattr(t, "trits"))
+    density, _ = nonzero_share(t.trits for t in ticket.tensors if isinstance(t, TernaryTensor))
     return _result(method, budget, len(blob), mats, other, bpb, loss, seconds, spec, config,
-                   density=nonzero / mats)
+                   density=density)
 
 
 # ---------------------------------------------------------------- tickets (ticketpack.train)

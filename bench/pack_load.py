@@ -32,18 +32,15 @@ from ticketpack.format.container import decode_artifact, parse_artifact, write_a
 from ticketpack.format.digest import combine_digests, tensor_sha256
 from ticketpack.format.maskspec import MaskSpec
 from ticketpack.format.tensors import MaskedTensor, Ticket, philox_frozen
+from ticketpack.model_config import config_from_preset
+from ticketpack.shape_budget import stored_tensors
 
 
-def pg_shapes(width: int, layers: int, vocab: int = 1024) -> list[tuple[str, tuple[int, int]]]:
-    """The lottery-ticket entry's frozen tensors: tok_emb plus 6 linears per block."""
-    kv = width // 2
-    shapes = [("tok_emb.weight", (vocab, width))]
-    for i in range(layers):
-        b = f"blocks.{i}"
-        shapes += [(f"{b}.attn.c_q.weight", (width, width)), (f"{b}.attn.c_k.weight", (kv, width)),
-                   (f"{b}.attn.c_v.weight", (kv, width)), (f"{b}.attn.proj.weight", (width, width)),
-                   (f"{b}.mlp.fc.weight", (2 * width, width)), (f"{b}.mlp.proj.weight", (width, 2 * width))]
-    return shapes
+def pg_shapes(width: int, layers: int, vocab: int = 1024) -> list[tuple[str, tuple[int, ...]]]:
+    """The lottery-ticket entry's frozen tensors (tok_emb, then 6 linears per block): the
+    package's ``pg-lth`` preset at this width and depth."""
+    config = config_from_preset("pg-lth", model_dim=width, num_layers=layers, vocab_size=vocab)
+    return [(t.name, t.shape) for t in stored_tensors(config.to_dict()) if t.kind == "masked"]
 
 
 def make_ticket(shapes, density: float, seed: int = 1234) -> Ticket:

@@ -64,13 +64,11 @@ def printable(text: str) -> str:
 def _caps() -> dict:
     """The caps this run was given (--max-elements, --max-activations or their environment
     variables), as the ``limits`` / ``model_limits`` keywords of the api functions."""
-    from ticketpack.artifact import Limits
-    from ticketpack.model_config import ModelLimits
-
+    api = _api()
     params = click.get_current_context().find_root().params
     elements, activations = params["max_elements"], params["max_activations"]
-    return {"limits": Limits(max_total_elements=elements),
-            "model_limits": ModelLimits(max_parameters=elements, max_activations_per_token=activations)}
+    return {"limits": api.Limits(max_total_elements=elements),
+            "model_limits": api.ModelLimits(max_parameters=elements, max_activations_per_token=activations)}
 
 
 def _api():
@@ -152,9 +150,7 @@ def _wrote(out: str, nbytes: int, code_bytes: int, as_json: bool, **extra) -> No
 
 
 def _code_bytes(code_paths: tuple[str, ...]) -> int:
-    from ticketpack.sizing import code_size
-
-    return code_size(list(code_paths))
+    return _api().code_size(list(code_paths))
 
 
 @main.command()

@@ -12,7 +12,7 @@ import torch
 
 import bakeoff  # bench/ is on the tests' path: pyproject.toml, pytest's pythonpath
 import bakeoff_tokens
-from baselines import Result, RunSpec, prepare_corpus, proxy_bytes, run_method, shape_config
+from baselines import Method, Result, RunSpec, prepare_corpus, proxy_bytes, run_method, shape_config
 
 BUDGET = 24_000
 TINY_RUN = RunSpec(steps=3, batch_size=4, seq_len=32, seed=3)

@@ -17,8 +17,8 @@ from ticketpack.format.compression import compress
 from ticketpack.errors import ConfigError, DecodeError, HeaderError, TicketpackError, TruncatedError
 from ticketpack.model import GPT, GPTConfig
 from ticketpack.baselines import (INT8_PREFIX, binarize, binary_signs, build_dense, decode_int8_state,
-                                  dequantize_rows_int8, encode_int8_state, int8_roundtrip, make_binary,
-                                  make_ternary, model_from_int8_state, ternarize, ternary_gamma,
+                                  dequantize_rows_int8, encode_int8_state, estimate_dense_bytes, int8_roundtrip,
+                                  make_binary, make_ternary, model_from_int8_state, ternarize, ternary_gamma,
                                   ternary_ticket, train_dense, worst_case_dense_bytes)
 from ticketpack.format.tensors import quantize_rows_int8
 from ticketpack.ticket import PlainTensor, TernaryTensor, model_from_ticket
@@ -313,3 +313,15 @@ def test_worst_case_dense_bytes_cost_what_the_family_stores():
     assert worst_case_dense_bytes(config, "int8") == int8  # seeded
     with pytest.raises(ConfigError, match="dense family"):
         worst_case_dense_bytes(config, "int4")
+
+
+@pytest.mark.parametrize("family,gamma_mode", [("int8", "tensor"), ("ternary", "tensor"), ("ternary", "row"),
+                                               ("binary", "tensor")])
+def test_dense_estimate_tracks_the_packed_stand_in(family, gamma_mode):
+    for dims in (dict(TINY), dict(TINY, model_dim=64, num_heads=2, num_layers=2)):
+        config = GPTConfig.from_dict(dims)
+        est = estimate_dense_bytes(config, family, gamma_mode)
+        real = worst_case_dense_bytes(config, family, gamma_mode)
+        assert abs(est - real) / real < 0.1, (family, gamma_mode, dims, est, real)
+    row, tensor = (estimate_dense_bytes(config, "ternary", m) for m in ("row", "tensor"))
+    assert row > tensor  # a gamma per row costs 2 bytes a row

@@ -22,7 +22,7 @@ from .checkpoint import checkpoint_ticket, packed_size  # noqa: F401 - packed_si
 from .errors import ArtifactError, HeaderError, TicketpackError, UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
-from .sizing import SizeReport, size_report
+from .sizing import SizeReport, code_size, size_report  # noqa: F401 - code_size is API (--code)
 from .ticket import Ticket, model_from_ticket, ticket_from_model, weights_sha256
 from .train_options import TrainOptions
 

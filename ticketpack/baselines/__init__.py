@@ -11,7 +11,8 @@ Three ways a normally trained dense GPT of the built-in family spends its bytes:
 
 ``baselines.dense`` holds the trainer they share (``build_dense``, ``train_dense``: the
 ticket trainer's batches and schedule shape), ``baselines.sizing`` the packed bytes of a
-shape's worst-case stand-in before training (``worst_case_dense_bytes``).
+shape before training (``estimate_dense_bytes``, analytic; ``worst_case_dense_bytes``, a
+worst-case stand-in packed for real).
 
     model = build_dense(config, seed=1)
     train_dense(model, tokens, steps=400, batch_size=16, seq_len=128, seed=1, lr=1e-2)
@@ -23,11 +24,11 @@ from .int8 import (INT8_PREFIX, decode_int8_state, dequantize_rows_int8, encode_
                    int8_roundtrip, model_from_int8_state)
 from .qat import (Binarize, Ternarize, binarize, binary_signs, make_binary, make_ternary,
                   ternarize, ternary_gamma, ternary_modules, ternary_ticket, ternary_trits)
-from .sizing import DENSE_FAMILIES, worst_case_dense_bytes
+from .sizing import DENSE_FAMILIES, estimate_dense_bytes, worst_case_dense_bytes
 
 __all__ = [
     "DENSE_FAMILIES", "INT8_PREFIX", "Binarize", "Ternarize", "binarize", "binary_signs", "build_dense",
-    "decode_int8_state", "dequantize_rows_int8", "encode_int8_state", "init_dense_", "int8_roundtrip",
+    "decode_int8_state", "dequantize_rows_int8", "encode_int8_state", "estimate_dense_bytes", "init_dense_", "int8_roundtrip",
     "make_binary", "make_ternary", "model_from_int8_state", "ternarize", "ternary_gamma",
     "ternary_modules", "ternary_ticket", "ternary_trits", "train_dense", "worst_case_dense_bytes",
 ]
