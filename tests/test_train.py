@@ -189,6 +189,8 @@ def test_progress_bar_draws_on_its_stream(corpus, tmp_path):
 @pytest.mark.parametrize("kw, error, field", [
     (dict(init="gaussian"), ConfigError, "init"),
     (dict(mask="nm:2:4", density=0.5), ConfigError, "density"),
+    (dict(mask="none", density=0.5), ConfigError, "density"),  # no mask to find
+    (dict(mask="binary", estimator="quant"), ConfigError, "estimator"),
     (dict(steps=0), ConfigError, "steps"),
     (dict(warmup=0.6, warmdown=0.6), ConfigError, "warmup"),
     (dict(batch_size=0), ConfigError, "batch_size"),

@@ -30,8 +30,8 @@ density): it never reaches an artifact's config, only the provenance of what was
 
 Per-layer state (``MaskState``) is read from the masked layer itself: ``temperature`` (a
 plain float, default 1.0, set with ``layers.set_temperature``), ``target_density``
-(initialised from the spec, changed with ``layers.set_density`` for a density schedule)
-and, for ``quant``, the parameter ``mask_log_step``.
+(initialised from ``MaskTraining.density``, changed with ``layers.set_density`` for a
+density schedule) and, for ``quant``, the parameter ``mask_log_step``.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ DENSITY_ESTIMATORS = ("topk", "nested")  # a target density sets their levels (n
 
 @dataclass(frozen=True)
 class MaskTraining:
-    """How training finds a mask of ``kind``: the estimator and its target density.
+    """How training finds a mask: the estimator and its target density.
 
     Built with ``for_mask``, which fills in the kind's default estimator and checks the pair.
     ``density`` is the starting target of the topk / nested estimators (the trainer's density

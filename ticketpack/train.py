@@ -111,7 +111,10 @@ def mask_training(opts: TrainOptions, config: GPTConfig) -> MaskTraining:
     if spec.kind == "nm":
         raise ConfigError(f"density: {opts.density} given with mask {config.mask}, expected none "
                           f"(an N:M mask keeps N of every M)")
-    estimator = opts.estimator or next((e for e in ESTIMATORS[spec.kind] if e in DENSITY_ESTIMATORS), "")
+    estimator = opts.estimator or next((e for e in ESTIMATORS[spec.kind] if e in DENSITY_ESTIMATORS), None)
+    if estimator is None:
+        raise ConfigError(f"density: {opts.density} given with mask {config.mask}, expected none "
+                          f"(no estimator of this mask kind follows a density)")
     start = opts.restore_density if opts.restore_density is not None else opts.density
     return MaskTraining.for_mask(spec, estimator, start)
 
