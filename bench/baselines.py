@@ -1,7 +1,7 @@
 """The bake-off's methods: how each one is trained, packed and sized, all on the same data.
 
 The dense baselines are the package's (``ticketpack.baselines``: the dense trainer, int8
-export, ternary / binary QAT, their worst-case sizes); this module only drives them and the
+export, ternary / binary QAT, their sizes before training); this module only drives them and the
 ticket trainer with one bake-off's settings.
 
 - ``int8``: a dense GPT of the built-in family trained normally (AdamW), then int8 per row
