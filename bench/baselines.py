@@ -1,7 +1,7 @@
 """The bake-off's methods: how each one is trained, packed and sized, all on the same data.
 
 The dense baselines are the package's (``ticketpack.baselines``: the dense trainer, int8
-export, ternary / binary QAT, their worst-case sizes); this module only drives them and the
+export, ternary / binary QAT, their sizes before training); this module only drives them and the
 ticket trainer with one bake-off's settings.
 
 - ``int8``: a dense GPT of the built-in family trained normally (AdamW), then int8 per row
@@ -40,8 +40,9 @@ from ticketpack.data import TokenStream, bundled_corpus_path, load_tokens, split
 from ticketpack.errors import ConfigError
 from ticketpack.evaluate import evaluate
 from ticketpack.format.tensors import TernaryTensor, nonzero_share
+from ticketpack.format.maskspec import MaskSpec
 from ticketpack.layers import masked_layers
-from ticketpack.masking import MaskSpec, MaskTraining
+from ticketpack.mask_training import MaskTraining
 from ticketpack.model import GPT, GPTConfig, config_from_preset
 from ticketpack.model_config import INIT_CHOICES, PRESETS
 from ticketpack.ticket import model_from_ticket, ticket_from_model

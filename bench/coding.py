@@ -18,7 +18,10 @@ import constriction
 import numpy as np
 import zstandard
 
-from ticketpack import __version__, codecs
+from timing import best_of
+
+from ticketpack import __version__
+from ticketpack.format import codecs
 from ticketpack.format.compression import compress, decompress
 
 
@@ -38,15 +41,6 @@ def cases(n: int, seed: int = 0):
     yield "ternary (.3/.4/.3)", trits, 3, 0, 0, codecs.entropy_bits(trits, 3)
 
 
-def best_of(fn, repeats: int = 3) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
-
 def row(label, sym, K, n, m, bound) -> str:
     size, shape = sym.size, sym.shape
     packed = codecs.encode("bits" if K == 2 else "planes", sym, K=K, shape=shape)
@@ -56,9 +50,9 @@ def row(label, sym, K, n, m, bound) -> str:
     enc, codec, stored, raw_size = codecs.choose(sym, K=K, shape=shape, n=n, m=m)
     t_choose = time.perf_counter() - t_choose
     auto = 8 * len(stored) / size
-    t_enc, _ = best_of(lambda: compress(codecs.encode(enc, sym, K=K, shape=shape, n=n, m=m), codec))
+    t_enc, _ = best_of(lambda: compress(codecs.encode(enc, sym, K=K, shape=shape, n=n, m=m), codec), 3)
     t_dec, out = best_of(lambda: codecs.decode(enc, decompress(stored, codec, raw_size), K=K,
-                                               shape=shape, n=n, m=m))
+                                               shape=shape, n=n, m=m), 3)
     assert np.array_equal(out, sym), label
     choice = enc if codec == "none" else f"{enc}+{codec}"
     return (f"| {label} | {bound:.4f} | {zlib9:.4f} ({zlib9 / bound:.3f}) "

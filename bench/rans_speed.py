@@ -21,15 +21,17 @@ from math import comb, log2
 
 import numpy as np
 
+from timing import best_of
+
+from ticketpack.format import codecs
 from ticketpack.format.codecs import entropy as v1
 from ticketpack.format.codecs import nm as v1_nm
 from ticketpack.format import rans
 
 
 def entropy_bits(levels: np.ndarray) -> float:
-    counts = np.bincount(levels.reshape(-1))
-    counts = counts[counts > 0]
-    return float((counts * np.log2(levels.size / counts)).sum())
+    """The order-0 bound of a whole array, in bits."""
+    return codecs.entropy_bits(levels, int(levels.max()) + 1) * levels.size
 
 
 def cases(n: int, seed: int = 0):
@@ -51,15 +53,6 @@ def cases(n: int, seed: int = 0):
     order = np.argsort(gen.random((n // 4, 4)), axis=1)
     mask24 = (order < 2).astype(np.uint8).reshape(shape)
     yield "2:4", "ransnm", mask24, (2, 4), n // 4 * log2(comb(4, 2))
-
-
-def best_of(fn, repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.thread_time()
-        fn()
-        best = min(best, time.thread_time() - t)
-    return best
 
 
 def coders(kind: str, mask: np.ndarray, param):
@@ -88,10 +81,10 @@ def row(label, kind, mask, param, bound, repeats) -> str:
     n, bound_bytes = mask.size, bound / 8
     for k in (rans.NUMBA_KERNELS, rans.NUMPY_KERNELS):
         assert k is None or np.array_equal(decode(data, k).reshape(mask.shape), mask)
-    t_numba = best_of(lambda: decode(data, rans.NUMBA_KERNELS), repeats)
-    t_numpy = best_of(lambda: decode(data, rans.NUMPY_KERNELS), min(2, repeats))
-    t_v1 = best_of(lambda: v1_decode(old), max(1, repeats // 5))
-    t_enc = best_of(encode, max(1, repeats // 5))
+    t_numba = best_of(lambda: decode(data, rans.NUMBA_KERNELS), repeats, time.thread_time)[0]
+    t_numpy = best_of(lambda: decode(data, rans.NUMPY_KERNELS), min(2, repeats), time.thread_time)[0]
+    t_v1 = best_of(lambda: v1_decode(old), max(1, repeats // 5), time.thread_time)[0]
+    t_enc = best_of(encode, max(1, repeats // 5), time.thread_time)[0]
     return (f"| {label} | {kind} | {bound / n:.4f} | {len(data) / bound_bytes:.4f} | "
             f"{len(old) / bound_bytes:.4f} | {n / t_numba / 1e6:,.0f} | {n / t_numpy / 1e6:,.1f} | "
             f"{n / t_v1 / 1e6:,.0f} | {t_v1 / t_numba:.1f}x | {n / t_enc / 1e6:,.0f} |")

@@ -22,19 +22,11 @@ import numba
 import numpy as np
 import torch
 
+from timing import best_of
+
 from ticketpack import rng
 
 SEED, NAME, RULE = 1234, "bench.weight", "xavier_uniform"
-
-
-def best(fn, repeats: int) -> float:
-    """Best wall time of ``repeats`` calls of ``fn`` (seconds)."""
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def shape_for(n: int) -> tuple[int, ...]:
@@ -96,14 +88,14 @@ def main() -> None:
         g.manual_seed(SEED)
         return torch.empty(n).uniform_(-bound, bound, generator=g)
 
-    t_torch = best(torch_regen, args.repeats)
-    t_tp1 = best(lambda: rng.frozen_weight(SEED, NAME, shape, RULE, threads=1), args.repeats)
-    t_tpn = best(lambda: rng.frozen_weight(SEED, NAME, shape, RULE, threads=all_threads), args.repeats)
+    t_torch = best_of(torch_regen, args.repeats)[0]
+    t_tp1 = best_of(lambda: rng.frozen_weight(SEED, NAME, shape, RULE, threads=1), args.repeats)[0]
+    t_tpn = best_of(lambda: rng.frozen_weight(SEED, NAME, shape, RULE, threads=all_threads), args.repeats)[0]
 
     buf_t, buf_np, sid = torch.empty(n), np.empty(n, np.float32), rng.stream_id(NAME)
     buf_t.zero_(), buf_np.fill(0)  # touch the pages before timing
-    t_torch_fill = best(lambda: buf_t.uniform_(-bound, bound, generator=g.manual_seed(SEED)), args.repeats)
-    t_tp1_fill = best(lambda: rng.fill_values(buf_np, SEED, sid, 0, RULE, shape, threads=1), args.repeats)
+    t_torch_fill = best_of(lambda: buf_t.uniform_(-bound, bound, generator=g.manual_seed(SEED)), args.repeats)[0]
+    t_tp1_fill = best_of(lambda: rng.fill_values(buf_np, SEED, sid, 0, RULE, shape, threads=1), args.repeats)[0]
     del buf_t, buf_np
 
     print("\nregenerate (allocate + fill):")
@@ -116,7 +108,7 @@ def main() -> None:
 
     n_torch = min(n, 1_000_000)
     shape_torch = shape_for(n_torch)
-    t_tt = best(lambda: rng.frozen_weight_torch(SEED, NAME, shape_torch, RULE), 1)
+    t_tt = best_of(lambda: rng.frozen_weight_torch(SEED, NAME, shape_torch, RULE), 1)[0]
     print(f"for information, ticketpack's pure-torch path on CPU ({n_torch:,} values, 1 thread):")
     row("ticketpack frozen_weight_torch, cpu", t_tt, n_torch, None)
 

@@ -31,6 +31,18 @@ def dense_model(seed: int = 0) -> GPT:
     return GPT(GPTConfig.from_dict(TINY), masked=False)
 
 
+def few_steps(model: GPT, steps: int = 3) -> torch.Tensor:
+    """A few AdamW steps on random bytes (a QAT model's latent weights move); the batch used."""
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    x = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
+    for _ in range(steps):
+        loss = model.loss(x[:, :-1], x[:, 1:])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return x
+
+
 def exact_model(seed: int) -> GPT:
     """Weights k/8, k in -8..8, from numpy's PCG64: every sum and mean the quantisers take is
     exact in float32 whatever the summation order, so the packed bytes are the same anywhere."""
@@ -175,13 +187,7 @@ def test_ternary_row_gamma():
 
 def test_ternary_model_packs_and_loads_what_it_trained():
     model = make_ternary(dense_model(3), mode="tensor")
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    x = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
-    for _ in range(3):  # latent weights move, trits follow
-        loss = model.loss(x[:, :-1], x[:, 1:])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    x = few_steps(model)  # latent weights move, trits follow
     config = model.config.to_dict()
     ticket = ternary_ticket(model, 5, config)
     kinds = {type(t).__name__ for t in ticket.tensors}
@@ -233,14 +239,8 @@ def test_binary_alpha_minimises_the_row_error():
 
 def test_binary_model_packs_at_one_bit_and_loads_what_it_trained():
     model = make_binary(dense_model(4))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    x = torch.randint(0, 256, (2, 16), generator=torch.Generator().manual_seed(0))
     before = model.tok_emb.weight.detach().clone()
-    for _ in range(3):
-        loss = model.loss(x[:, :-1], x[:, 1:])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    x = few_steps(model)
     assert not torch.equal(model.tok_emb.weight.detach(), before)  # the signs follow the latents
     ticket = ternary_ticket(model, 5, model.config.to_dict())
     assert ticket.provenance["method"] == "binary-qat"

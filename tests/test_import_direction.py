@@ -14,7 +14,7 @@ LAYERS = {
         "ticketpack.atomic", "ticketpack.budget", "ticketpack.provenance", "ticketpack.recipes"],
     1: ["ticketpack.format", "ticketpack.model_config"],
     2: ["ticketpack.rng"],
-    3: ["ticketpack.masking", "ticketpack.layers", "ticketpack.model", "ticketpack.sparse",
+    3: ["ticketpack.mask_training", "ticketpack.masking", "ticketpack.layers", "ticketpack.model", "ticketpack.sparse",
         "ticketpack.ticket", "ticketpack.artifact"],
     4: ["ticketpack.train", "ticketpack.train_options", "ticketpack.runtime", "ticketpack.schedule",
         "ticketpack.checkpoint", "ticketpack.shape_budget", "ticketpack.data", "ticketpack.tokenizer",

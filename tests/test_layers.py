@@ -13,7 +13,7 @@ from ticketpack.errors import ConfigError
 from ticketpack.layers import (MaskedEmbedding, MaskedLinear, bind_seed, masked_layers, set_density,
                                set_temperature)
 from ticketpack.format.constants import SCALE_MODES
-from ticketpack.masking import MaskTraining
+from ticketpack.mask_training import MaskTraining
 from ticketpack.ticket import ticket_from_model
 
 

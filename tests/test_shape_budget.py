@@ -14,7 +14,7 @@ from ticketpack import shape_budget as sb
 from ticketpack.artifact import encode_artifact
 from ticketpack.errors import BudgetExceededError, ConfigError, UsageError
 from ticketpack.layers import randomize_scores
-from ticketpack.masking import MaskTraining
+from ticketpack.mask_training import MaskTraining
 from ticketpack.model import GPT, config_from_preset
 from ticketpack.ticket import MaskedTensor, ticket_from_model
 from ticketpack.train import TrainOptions, train

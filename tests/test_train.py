@@ -15,7 +15,7 @@ from ticketpack.data import read_text_file, bundled_corpus_path
 from ticketpack.errors import CheckpointError, ConfigError, UsageError
 from ticketpack.evaluate import evaluate
 from ticketpack.layers import masked_layers
-from ticketpack.masking import MaskTraining
+from ticketpack.mask_training import MaskTraining
 from ticketpack.model_config import LEGACY
 from ticketpack.schedule import DensitySchedule, lr_multiplier, progress, temperature
 from ticketpack.train import (TrainOptions, build_config, build_model, load_data,
@@ -189,6 +189,9 @@ def test_progress_bar_draws_on_its_stream(corpus, tmp_path):
 @pytest.mark.parametrize("kw, error, field", [
     (dict(init="gaussian"), ConfigError, "init"),
     (dict(mask="nm:2:4", density=0.5), ConfigError, "density"),
+    (dict(mask="none", density=0.5), ConfigError, "density"),  # no mask to find
+    (dict(mask="binary", estimator="quant"), ConfigError, "estimator"),
+    (dict(estimator="magic"), ConfigError, "estimator"),
     (dict(steps=0), ConfigError, "steps"),
     (dict(warmup=0.6, warmdown=0.6), ConfigError, "warmup"),
     (dict(batch_size=0), ConfigError, "batch_size"),

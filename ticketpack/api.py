@@ -6,8 +6,10 @@ and returns plain data (dicts, dataclasses) that the CLI prints.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +19,7 @@ import torch
 from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, parse_artifact,
                        read_artifact_bytes, verify_info, write_artifact)
 from .checkpoint import checkpoint_ticket, packed_size  # noqa: F401 - packed_size is API
-from .errors import ArtifactError, HeaderError, UsageError, VerificationError
+from .errors import ArtifactError, HeaderError, TicketpackError, UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .sizing import SizeReport, code_size, size_report  # noqa: F401 - code_size is API (--code)
@@ -268,8 +270,6 @@ SAFETENSORS_RESERVED = "__metadata__"  # the header key of a safetensors file's 
 def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
            model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
     """Write the regenerated effective dense weights (+ config in metadata) as safetensors."""
-    import json
-
     from safetensors.torch import save as st_save
 
     from .atomic import atomic_write_bytes
@@ -286,13 +286,30 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits =
 
 
 LOADER_FILE = "loader/tpk_loader.py"  # package data, never imported by ticketpack itself
+LOADER_INITS_LINE = re.compile(r"^INITS = .*$", re.M)  # the one line export fills in
+
+
+def loader_init_table() -> dict[str, tuple[str, float, int, int]]:
+    """The format's init rules as the standalone loader reads them: rule -> (family, numerator,
+    a, b), values of ``family`` under the bound sqrt(numerator / (a * fan_in + b * fan_out))."""
+    from .format.constants import FAN_RULES, INIT_FAMILIES, INIT_RULES
+
+    return {rule: (row.family, INIT_FAMILIES[row.family], *FAN_RULES[row.fan])
+            for rule, row in INIT_RULES.items()}
 
 
 def loader_source() -> bytes:
-    """The standalone loader (one Python file, numpy + zstandard) that reads v2 artifacts."""
+    """The standalone loader (one Python file, numpy + zstandard) that reads v2 artifacts: the
+    packaged file with its ``INITS`` line written from the format's init rules, so a new rule
+    needs no edit of the loader."""
     from importlib import resources
 
-    return resources.files("ticketpack").joinpath(LOADER_FILE).read_bytes()
+    template = resources.files("ticketpack").joinpath(LOADER_FILE).read_text(encoding="utf-8")
+    table = json.dumps(loader_init_table(), separators=(",", ":"))  # also a Python literal
+    source, count = LOADER_INITS_LINE.subn(f"INITS = {table}", template)
+    if count != 1:
+        raise TicketpackError(f"export-loader: {LOADER_FILE} has {count} INITS lines, expected one")
+    return source.encode("utf-8")
 
 
 def export_loader(out: str | os.PathLike) -> dict:

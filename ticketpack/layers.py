@@ -29,7 +29,8 @@ from . import rng
 from .errors import ConfigError
 from .format.constants import SCALE_MODES
 from .format.tensors import nonzero_share
-from .masking import MaskSpec, MaskTraining, hard_levels, init_scores, mask_levels, quant_log_step_init
+from .mask_training import MaskTraining
+from .masking import MaskSpec, hard_levels, init_scores, mask_levels, quant_log_step_init
 
 
 

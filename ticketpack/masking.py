@@ -30,54 +30,22 @@ density): it never reaches an artifact's config, only the provenance of what was
 
 Per-layer state (``MaskState``) is read from the masked layer itself: ``temperature`` (a
 plain float, default 1.0, set with ``layers.set_temperature``), ``target_density``
-(initialised from the spec, changed with ``layers.set_density`` for a density schedule)
-and, for ``quant``, the parameter ``mask_log_step``.
+(initialised from ``MaskTraining.density``, changed with ``layers.set_density`` for a
+density schedule) and, for ``quant``, the parameter ``mask_log_step``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
 from .errors import ConfigError
 from .format.maskspec import MaskSpec  # noqa: F401 (re-exported: the torch-free spec)
+from .mask_training import DENSITY_ESTIMATORS, ESTIMATORS, MaskTraining  # noqa: F401 (re-exported)
 
 QUANT_STEP_INIT = 0.05  # initial delta of the quant estimator (score units)
-# The estimators each mask kind can train with; the first is the kind's default.
-ESTIMATORS = {"binary": ("ste", "topk"), "multibit": ("quant", "nested"), "nm": ("topk",),
-              "none": ("none",)}
-DENSITY_ESTIMATORS = ("topk", "nested")  # a target density sets their levels (nm: N of M instead)
-
-
-@dataclass(frozen=True)
-class MaskTraining:
-    """How training finds a mask of ``kind``: the estimator and its target density.
-
-    Built with ``for_mask``, which fills in the kind's default estimator and checks the pair.
-    ``density`` is the starting target of the topk / nested estimators (the trainer's density
-    schedule moves each layer's ``target_density`` from there)."""
-
-    estimator: str
-    density: float | None = None
-
-    @classmethod
-    def for_mask(cls, spec: MaskSpec, estimator: str = "", density: float | None = None) -> "MaskTraining":
-        estimator = estimator or ESTIMATORS[spec.kind][0]
-        if estimator not in ESTIMATORS[spec.kind]:
-            raise ConfigError(f"mask estimator: {estimator!r} for {spec.kind} masks, "
-                              f"expected one of {', '.join(ESTIMATORS[spec.kind])}")
-        if density is not None and (isinstance(density, bool) or not isinstance(density, (int, float))
-                                    or not 0 < density <= 1):
-            raise ConfigError(f"mask density: {density!r}, expected a number in (0, 1]")
-        if estimator in DENSITY_ESTIMATORS and spec.kind != "nm" and density is None:
-            raise ConfigError(f"mask density: none given, the {estimator} estimator needs a target density")
-        return cls(estimator, None if density is None else float(density))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"estimator": self.estimator, "density": self.density}
 
 
 class MaskState(Protocol):

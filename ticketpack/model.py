@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layers import AdaptedEmbedding, AdaptedLinear, MaskedEmbedding, MaskedLinear, bind_seed
-from .masking import MaskTraining
+from .mask_training import MaskTraining
 # the config lives in a torch-free module; re-exported so ``from ticketpack.model import ...`` works
 from .model_config import (ACTIVATIONS, PRESETS, GPTConfig, config_from_preset,  # noqa: F401
                            ModelLimits)

@@ -74,7 +74,7 @@ CONFIG_SCHEMA: tuple[ConfigField, ...] = (
 )
 SCHEMA = {f.name: f for f in CONFIG_SCHEMA}
 # Keys that configs written before the training settings left the config still carry (how
-# the mask was trained: see masking.MaskTraining). Readers check their type and drop them.
+# the mask was trained: see mask_training.MaskTraining). Readers check their type and drop them.
 LEGACY_TRAINING_KEYS: tuple[ConfigField, ...] = (
     ConfigField("mask_estimator", "str", ""),
     ConfigField("mask_density", "float-or-null", None, 0.0, 1.0),

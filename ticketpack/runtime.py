@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 from .errors import UsageError
-from .masking import MaskTraining
+from .mask_training import MaskTraining
 from .model_config import GPTConfig
 from .provenance import default_provenance
 from .strict_json import json_default

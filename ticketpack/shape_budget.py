@@ -13,7 +13,7 @@ trained mask never codes larger than a uniform one (its empirical entropy is at 
 so the trained artifact fits whenever the stand-in does. Among the shapes whose connections are within 10% of the most
 that fit, the one nearest the recipe's width / depth wins.
 
-Nothing here imports torch directly; ``masking`` and the artifact writer it calls do.
+Nothing here imports torch directly; the artifact writer it calls does.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from typing import Callable
 import numpy as np
 
 from .errors import BudgetExceededError, ConfigError, UsageError
-from .masking import MaskSpec, MaskTraining
+from .format.maskspec import MaskSpec
+from .mask_training import MaskTraining
 from .model_config import config_from_dict
 
 POOL = 0.9  # shapes within this share of the most connections compete on width / depth

@@ -46,7 +46,8 @@ from .eval_context import make_eval_context
 from .evaluate import EvalResult, evaluate
 from .format.tensors import nonzero_share
 from .layers import masked_layers
-from .masking import DENSITY_ESTIMATORS, ESTIMATORS, QUANT_STEP_INIT, MaskTraining
+from .mask_training import DENSITY_ESTIMATORS, ESTIMATORS, MaskTraining
+from .masking import QUANT_STEP_INIT
 from .model import GPT, GPTConfig, config_from_preset
 from .model_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, config_from_dict
 from .runtime import DistContext, Event, JsonlLog, provenance, resolve_device, setup_distributed
@@ -111,7 +112,10 @@ def mask_training(opts: TrainOptions, config: GPTConfig) -> MaskTraining:
     if spec.kind == "nm":
         raise ConfigError(f"density: {opts.density} given with mask {config.mask}, expected none "
                           f"(an N:M mask keeps N of every M)")
-    estimator = opts.estimator or next((e for e in ESTIMATORS[spec.kind] if e in DENSITY_ESTIMATORS), "")
+    estimator = opts.estimator or next((e for e in ESTIMATORS[spec.kind] if e in DENSITY_ESTIMATORS), None)
+    if estimator is None:
+        raise ConfigError(f"density: {opts.density} given with mask {config.mask}, expected none "
+                          f"(no estimator of this mask kind follows a density)")
     start = opts.restore_density if opts.restore_density is not None else opts.density
     return MaskTraining.for_mask(spec, estimator, start)
 

@@ -23,6 +23,7 @@ from .atomic import check_output_path
 from .budget import parse_budget
 from .errors import ConfigError, UsageError
 from .format.constants import ADAPTER_DTYPES
+from .mask_training import DENSITY_ESTIMATORS, ESTIMATORS, estimator_names
 from .model_config import INIT_CHOICES, LEGACY, PRESETS
 from .recipes import QUICKSTART_MINUTES
 from .strict_json import loads_strict
@@ -53,6 +54,12 @@ def _option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None =
     return field(default=default, metadata=metadata)
 
 
+# --estimator's help, from the estimator table (mask_training.ESTIMATORS: the first is a kind's default)
+_KIND_DEFAULTS = ", ".join(f"{kind} {names[0]}" for kind, names in ESTIMATORS.items() if kind != "none")
+_ESTIMATOR_HELP = (f"{' | '.join(estimator_names())} (default: by mask kind, {_KIND_DEFAULTS}; "
+                   f"{' / '.join(DENSITY_ESTIMATORS)} with a density)")
+
+
 @dataclass
 class TrainOptions:
     """Everything ``train`` needs; each field is one flag of ``ticketpack train``."""
@@ -71,12 +78,11 @@ class TrainOptions:
                                            "whose packed artifact fits")
     mask: str | None = _option(None, resumed=True, help="binary | multibit:K | nm:N:M | none (frozen seeded "
                                                         "weights, no mask; default: the preset's)")
-    estimator: str = _option("", resumed=True, help="ste | topk | quant | nested (default: ste / quant by "
-                                                    "mask kind, topk / nested with a density)")
+    estimator: str = _option("", resumed=True, help=_ESTIMATOR_HELP)
     init: str | None = _option(None, resumed=True, choices=tuple(INIT_CHOICES),
                                help="frozen init: a rule, or a recipe (default: the preset's)")
-    density: float | None = _option(None, resumed=True, help="target density (topk / nested estimators; "
-                                                             "default: free)")
+    density: float | None = _option(None, resumed=True, help=f"target density ({' / '.join(DENSITY_ESTIMATORS)} "
+                                                             "estimators; default: free)")
     dense_warmup: float = _option(0.0, resumed=True, help="density schedule: dense until this fraction of the run")
     density_ramp: float = _option(0.0, resumed=True, help="density schedule: cosine ramp to the target "
                                                           "until this fraction")
@@ -156,6 +162,8 @@ class TrainOptions:
         for name in ("preset", "estimator", "device"):
             if not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name}: {shown(getattr(self, name))}, expected a string")
+        if self.estimator and self.estimator not in estimator_names():
+            raise ConfigError(f"estimator: {shown(self.estimator)}, expected one of {', '.join(estimator_names())}")
         for name in ("mask", "tokenizer", "log", "resume"):
             if getattr(self, name) is not None and not isinstance(getattr(self, name), str):
                 raise ConfigError(f"{name}: {shown(getattr(self, name))}, expected a string")

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ticketpack.model_config import CONFIG_SCHEMA, ModelLimits
+from ticketpack.model_config import CONFIG_SCHEMA, LEGACY_TRAINING_KEYS, ModelLimits
 
 # small bounds: a passing config is built on the meta device, so keep that quick
 FUZZ_LIMITS = ModelLimits(max_parameters=2**24, max_activations_per_token=2**18)
@@ -46,7 +46,8 @@ def random_config(rng: random.Random) -> Any:
                                               num_kv_heads=rng.choice([1, 2]),
                                               mlp_mult=rng.randrange(1, 4))
     for _ in range(rng.randrange(4)):
-        key = rng.choice(CONFIG_SCHEMA).name if rng.random() < 0.95 else rng.choice(["layers", "", "x" * 80])
+        key = (rng.choice(CONFIG_SCHEMA + LEGACY_TRAINING_KEYS).name if rng.random() < 0.95
+               else rng.choice(["layers", "", "x" * 80]))
         base[key] = random_value(rng)
     return base
 

@@ -6,7 +6,7 @@ nm:N:M      binary with exactly N kept in every M consecutive elements of the la
 none        no mask at all: every connection kept (effective = frozen * scale); no section
 
 This is all a loader needs and all an artifact stores. How training finds a mask (the
-estimator, a target density) is a training setting: ``ticketpack.masking.MaskTraining``.
+estimator, a target density) is a training setting: ``ticketpack.mask_training.MaskTraining``.
 """
 
 from __future__ import annotations
