@@ -104,4 +104,3 @@ def test_quickstart_options_are_valid_options(tmp_path):
     opts = quickstart_options(str(tmp_path / "q.safetensors"))
     opts.validate()
     assert opts.final_eval is False and opts.mask == "multibit:4"
-    assert opts.adapter_rank == 4 and opts.adapter_lr == 0.01

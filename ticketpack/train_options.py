@@ -303,10 +303,8 @@ def resumed_fields() -> tuple[str, ...]:
 # The quickstart recipe (docs/RESULTS.md has the measurements behind it): a 4-layer model
 # with a 3x MLP (at equal time it beat 4x: ~15% more steps) on the bundled corpus,
 # signed-constant frozen weights, small batches (at equal time, 16 x 128 beat 32 x 128 and
-# 8 x 128), and rank-4 fp16 adapters on every masked weight with adapter lr 0.01 (at 500
-# steps they beat no adapters by 0.032 val_bpb for a few % more time per step; rank 1 at
-# lr 0.003 gained 0.011). No evaluation inside the trainer: the packed artifact is scored
-# once by load-and-eval, so 9.25 of the 10 minutes train.
+# 8 x 128). No evaluation inside the trainer: the packed artifact is scored once by
+# load-and-eval, so 9.25 of the 10 minutes train.
 QUICKSTART_MODEL: dict[str, Any] = dict(model_dim=192, num_layers=4, num_heads=4, num_kv_heads=4,
                                         mlp_mult=3, scale_mode="row", logit_softcap=30.0)
 
@@ -318,5 +316,5 @@ def quickstart_options(out: str, *, data: list[str] | None = None, log: str | No
 
     return TrainOptions(data=data or [bundled_corpus_path()], out=out, log=log, preset="small",
                         model=dict(QUICKSTART_MODEL), mask="multibit:4", init="signed-constant",
-                        seq_len=128, batch_size=16, adapter_rank=4, adapter_lr=0.01,
-                        max_minutes=max_minutes, eval_every=0, final_eval=False)
+                        seq_len=128, batch_size=16, max_minutes=max_minutes, eval_every=0,
+                        final_eval=False)
