@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from ticketpack import rng
+from ticketpack.shape_budget import entropy
 from ticketpack.format import load_artifact
 from ticketpack.pg_import import encode_pg_artifact
 from ticketpack.format.container import decode_artifact, parse_artifact, write_artifact
@@ -159,7 +160,7 @@ def main() -> None:
           f"{args.threads} threads")
     ticket = make_ticket(shapes, args.density)
     rng.frozen_weight(1, "warm-up", (4, 4), "xavier_uniform")  # compile numba outside the timings
-    bound = sum(m.levels.size for m in ticket.tensors) * _h(args.density) / 8
+    bound = sum(m.levels.size for m in ticket.tensors) * entropy([args.density, 1 - args.density]) / 8
     with tempfile.TemporaryDirectory() as tmp:
         old = os.path.join(tmp, "pg.ptz")
         old_blob, t_old_pack = timed(pg_pack, shapes, [m.levels for m in ticket.tensors], ticket.seed)
@@ -197,10 +198,6 @@ def _table(ours: tuple[dict, dict], theirs: tuple[dict, dict], fused: tuple[floa
     print(f"load speed-up including ticketpack's digest check (the old path has none), target >= 5x: "
           f"wall {bw / aw:.2f}x staged, {bw / fused[0]:.2f}x fused; "
           f"CPU seconds {bc / ac:.2f}x staged, {bc / fused[1]:.2f}x fused")
-
-
-def _h(p: float) -> float:
-    return -p * math.log2(p) - (1 - p) * math.log2(1 - p)
 
 
 if __name__ == "__main__":

@@ -137,9 +137,9 @@ def mask_bits(config: dict, training: MaskTraining | None = None) -> float:
     if spec.kind == "nm":
         return math.log2(math.comb(spec.m, spec.n)) / spec.m
     if training.estimator == "topk":
-        return _entropy([1 - training.density, training.density])
+        return entropy([1 - training.density, training.density])
     if training.estimator == "nested":
-        return _entropy(_nested_probs(training.density, spec.levels))
+        return entropy(_nested_probs(training.density, spec.levels))
     return math.log2(spec.levels)
 
 
@@ -232,7 +232,8 @@ def _nested_probs(d: float, levels: int) -> list[float]:
     return [at_least[j] - at_least[j + 1] for j in range(levels)]
 
 
-def _entropy(probs: list[float]) -> float:
+def entropy(probs: list[float]) -> float:
+    """Shannon entropy in bits of a discrete distribution (zero shares ignored)."""
     return -sum(p * math.log2(p) for p in probs if p > 0)
 
 
