@@ -24,6 +24,7 @@ import tempfile
 import torch
 from recipe_run import variant_options
 
+from ticketpack.quickstart_data import QuickstartData, prepare_quickstart_data
 from ticketpack.train import train
 
 
@@ -44,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def seconds_per_step(overrides: dict, steps: int, skip: int, tmp: str) -> float:
+def seconds_per_step(overrides: dict, steps: int, skip: int, tmp: str, data: QuickstartData) -> float:
     """Training seconds per step between step ``skip`` and step ``steps`` of one short run."""
     marks: dict[int, float] = {}
 
@@ -53,7 +54,7 @@ def seconds_per_step(overrides: dict, steps: int, skip: int, tmp: str) -> float:
             marks[event["step"]] = event["train_seconds"]
 
     opts = variant_options({**overrides, "steps": steps, "max_minutes": None, "final_eval": False,
-                            "log_every": skip}, f"{tmp}/run")
+                            "log_every": skip}, f"{tmp}/run", data)
     train(opts, callback=on_event)
     last = max(marks)
     return (marks[last] - marks[skip]) / (last - skip)
@@ -65,10 +66,11 @@ def main() -> None:
     variants = [(args.variants[i], json.loads(args.variants[i + 1])) for i in range(0, len(args.variants), 2)]
     timings: dict[str, list[float]] = {tag: [] for tag, _ in variants}
     with tempfile.TemporaryDirectory() as tmp:
+        data = prepare_quickstart_data(tmp)
         for r in range(args.rounds):
             shift = r % len(variants)
             for tag, overrides in variants[shift:] + variants[:shift]:
-                timings[tag].append(seconds_per_step(overrides, args.steps, args.skip, tmp))
+                timings[tag].append(seconds_per_step(overrides, args.steps, args.skip, tmp, data))
     ref = statistics.median(timings[variants[0][0]])
     print(f"# {args.threads} thread(s), {args.rounds} rounds of {args.steps} steps (first {args.skip} untimed)")
     print("| variant | s / step (median) | cost vs " + variants[0][0] + " |"

@@ -18,7 +18,7 @@ LAYERS = {
         "ticketpack.ticket", "ticketpack.artifact"],
     4: ["ticketpack.train", "ticketpack.train_options", "ticketpack.runtime", "ticketpack.schedule",
         "ticketpack.checkpoint", "ticketpack.shape_budget", "ticketpack.data", "ticketpack.tokenizer",
-        "ticketpack.evaluate"],
+        "ticketpack.evaluate", "ticketpack.quickstart_data"],
     5: ["ticketpack.api", "ticketpack.sizing", "ticketpack.generate", "ticketpack.baselines",
         "ticketpack.pg_import", "ticketpack.ternary", "ticketpack.loader"],
     6: ["ticketpack.cli"],

@@ -3,6 +3,7 @@ real recipe's shape is swapped for one that trains in a second; everything else 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -15,6 +16,8 @@ from click.testing import CliRunner
 import ticketpack.train_options as train_options
 from ticketpack import api
 from ticketpack.cli.main import main as cli
+from ticketpack.data import bundled_corpus_path, read_corpus
+from ticketpack.recipes import QUICKSTART_VOCAB
 
 from tests.tiny import TINY_QUICKSTART
 
@@ -34,9 +37,16 @@ def _check(figures: dict, out_dir) -> None:
     assert figures["weights_sha256"] == api.verify(artifact)["weights_sha256"]
     assert math.isfinite(figures["val_bpb"]) and 0 < figures["val_bpb"] < 8.5
     assert figures["steps"] >= 1
-    # scored at the training sequence length, which the artifact records
-    assert api.inspect(artifact)["eval"] == {"seq_len": 128, "tokenizer": {"kind": "bytes"}}
+    # scored at the training sequence length and tokenizer, which the artifact records
+    tok = figures["tokenizer"]
+    assert tok == os.path.join(out_dir, "tokenizer.model")
+    assert api.inspect(artifact)["eval"] == {"seq_len": 128, "tokenizer": {
+        "kind": "sentencepiece", "vocab_size": QUICKSTART_VOCAB,
+        "sha256": hashlib.sha256(open(tok, "rb").read()).hexdigest()}}
     assert figures["seq_len"] == 128
+    # on the held-out last 10% of the corpus, every byte of it
+    raw = read_corpus([bundled_corpus_path()])
+    assert figures["val_bytes"] == os.path.getsize(figures["val_data"]) == round(len(raw) * 0.1)
     assert api.verify(artifact)["ok"]
 
 

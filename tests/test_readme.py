@@ -32,7 +32,10 @@ NOT_RUN = {
     "pip install torch==2.13.0 -e . && ticketpack quickstart": SLOW,
     "pip install torch==2.13.0 -e '.[test]' && python -m pytest -q": "the test suite itself",
     "ticketpack quickstart": SLOW,
-    'ticketpack sample runs/quickstart/model.tpk --prompt "ROMEO:"': "needs the quickstart's artifact",
+    "ticketpack load-and-eval runs/quickstart/model.tpk --data runs/quickstart/val.txt "
+    "--tokenizer runs/quickstart/tokenizer.model": "needs the quickstart's artifact",
+    'ticketpack sample runs/quickstart/model.tpk --tokenizer runs/quickstart/tokenizer.model '
+    '--prompt "ROMEO:"': "needs the quickstart's artifact",
     "ticketpack import-pg final_model.ptz -o runs/pg.tpk --config arch.json": OUTSIDE,
     "ticketpack pack-ternary trilm.safetensors -o runs/tri.tpk": OUTSIDE,
 }

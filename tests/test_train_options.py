@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from ticketpack.cli.main import main
 from ticketpack.errors import UsageError
+from ticketpack.quickstart_data import QuickstartData
 from ticketpack.train_options import (TrainOptions, option_flags, options_from_flags, quickstart_options,
                                       resumed_fields)
 
@@ -101,6 +102,10 @@ def test_a_resume_keeps_the_model_and_training_not_the_stopping_rule():
 
 
 def test_quickstart_options_are_valid_options(tmp_path):
-    opts = quickstart_options(str(tmp_path / "q.safetensors"))
+    data = QuickstartData(train="t.txt", val="v.txt", tokenizer="tok.model", vocab_size=1024,
+                          train_bytes=9, val_bytes=1)
+    opts = quickstart_options(str(tmp_path / "q.safetensors"), data)
     opts.validate()
     assert opts.final_eval is False and opts.mask == "multibit:4"
+    assert (opts.data, opts.val_data, opts.tokenizer) == (["t.txt"], ["v.txt"], "tok.model")
+    assert opts.model["vocab_size"] == 1024

@@ -326,13 +326,14 @@ def export_loader(out: str | os.PathLike) -> dict:
 
 def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | None = None,
                say: Any = None, progress: Any = None) -> dict[str, Any]:
-    """README's main job: train on the bundled corpus, pack, size and load-and-eval.
+    """README's main job: cut the bundled corpus into training and held-out text, train a BPE
+    tokenizer and a ticket on the training text, pack, size and load-and-eval on the held-out text.
 
     ``say(line)`` receives one human-readable line per stage; ``progress`` is the trainer
     callback (e.g. a progress display), also given pack's and load's events. Returns the
     figures as a dict.
     """
-    from .data import bundled_corpus_path
+    from .quickstart_data import prepare_quickstart_data
     from .train_options import QUICKSTART_MINUTES, quickstart_options
 
     say = say or (lambda line: None)
@@ -340,16 +341,20 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     os.makedirs(out_dir, exist_ok=True)
     ckpt, artifact = os.path.join(out_dir, "model.safetensors"), os.path.join(out_dir, "model.tpk")
     start = time.perf_counter()
-    opts = quickstart_options(ckpt, log=os.path.join(out_dir, "train.jsonl"), max_minutes=minutes)
-    say(f"training on {bundled_corpus_path()} for {minutes:g} minutes (log: {opts.log}) ...")
+    data = prepare_quickstart_data(out_dir)
+    say(f"data: the bundled Shakespeare cut into {data.train} ({data.train_bytes:,} bytes) and the "
+        f"held-out {data.val} ({data.val_bytes:,} bytes); {data.tokenizer}: a {data.vocab_size:,}-piece "
+        f"BPE trained on the training text")
+    opts = quickstart_options(ckpt, data, log=os.path.join(out_dir, "train.jsonl"), max_minutes=minutes)
+    say(f"training for {minutes:g} minutes (log: {opts.log}) ...")
     result = train(opts, progress)
     say(f"trained {result.steps} steps, {result.tokens:,} tokens in {result.seconds:.0f} s: "
         f"density {result.density:.3f}, {result.connections:,} connections")
     nbytes = pack(ckpt, artifact, progress=progress)
     say(f"packed {artifact}: {nbytes:,} bytes ({8 * nbytes / result.connections:.3f} bits per connection)")
     # scored at the sequence length the artifact records (the training one)
-    ev = load_and_eval(artifact, [bundled_corpus_path()], device="cpu",
-                       batch_size=opts.eval_batch_size, split="val", progress=progress)
+    ev = load_and_eval(artifact, [data.val], device="cpu", tokenizer=data.tokenizer,
+                       batch_size=opts.eval_batch_size, progress=progress)
     # The trained model in memory against the weights regenerated from the artifact's bytes.
     trained_sha = weights_sha256(ticket_from_model(result.model, opts.seed, result.config)
                                  .effective_state_dict())
@@ -359,7 +364,7 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     say(f"load-and-eval: val_bpb {ev['val_bpb']:.4f} on {ev['bytes']:,} held-out bytes (xz -9 needs 2.48); "
         f"the artifact regenerates the trained weights bit-exactly (SHA-256 {trained_sha[:16]}...)")
     return {"val_bpb": ev["val_bpb"], "seq_len": ev["seq_len"], "weights_sha256": trained_sha,
-            "artifact": artifact,
+            "artifact": artifact, "tokenizer": data.tokenizer, "val_data": data.val, "val_bytes": ev["bytes"],
             "artifact_bytes": nbytes, "connections": result.connections, "steps": result.steps,
             "train_seconds": round(result.seconds, 1),
             "total_seconds": round(time.perf_counter() - start, 1)}

@@ -195,19 +195,32 @@ def load_tokenizer(spec: str | None) -> ByteTokenizer | SentencePieceTokenizer:
 
 def train_sentencepiece(text_path: str | os.PathLike, out_prefix: str | os.PathLike,
                         vocab_size: int, byte_fallback: bool = True) -> str:
-    """Train a small SentencePiece BPE model on a text file; return the .model path.
+    """Train a small SentencePiece BPE model on a UTF-8 text file; write ``out_prefix``.model
+    atomically and return its path.
 
     Identity normalisation and no whitespace folding, so that decode(encode(text)) == text
-    and the byte accounting equals the text's UTF-8 length. Single-threaded, for
-    reproducible models. Meant for tests and small experiments.
+    and the byte accounting equals the text's UTF-8 length. The text goes in line by line
+    (the sentences BPE counts pairs within) and the model comes back as bytes, so no path is
+    recorded in it: one thread, the same text and vocabulary give a byte-identical file.
     """
+    import io
+
     import sentencepiece as spm
 
-    if not Path(text_path).is_file():
+    from .atomic import atomic_write_bytes
+
+    path = Path(text_path)
+    if not path.is_file():
         raise DataError(f"tokenizer training text: file {text_path} does not exist")
     try:
+        lines = path.read_text(encoding="utf-8").split("\n")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"tokenizer training text {text_path}: not UTF-8 (invalid byte at offset "
+                        f"{exc.start})") from None
+    model = io.BytesIO()
+    try:
         spm.SentencePieceTrainer.train(
-            input=str(text_path), model_prefix=str(out_prefix), model_type="bpe",
+            sentence_iterator=iter(lines), model_writer=model, model_type="bpe",
             vocab_size=vocab_size, byte_fallback=byte_fallback, character_coverage=1.0,
             normalization_rule_name="identity", remove_extra_whitespaces=False,
             split_digits=True, num_threads=1, minloglevel=2,
@@ -215,4 +228,6 @@ def train_sentencepiece(text_path: str | os.PathLike, out_prefix: str | os.PathL
     except RuntimeError as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else "no message"
         raise DataError(f"tokenizer training: sentencepiece failed ({first_line})") from None
-    return f"{out_prefix}.model"
+    out = f"{out_prefix}.model"
+    atomic_write_bytes(out, model.getvalue())
+    return out

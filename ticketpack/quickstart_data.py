@@ -1,0 +1,58 @@
+"""The quickstart's data: the bundled corpus cut by bytes into training text and held-out text,
+and a SentencePiece BPE tokenizer trained on the training text alone.
+
+The cut is by bytes, not tokens, so the held-out text is the same last 10% of the corpus
+whatever the tokenizer (the byte-level quickstart scored exactly these bytes). The tokenizer
+never sees the held-out text.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from .atomic import atomic_write_bytes
+from .data import bundled_corpus_path, read_corpus
+from .errors import ConfigError
+from .recipes import QUICKSTART_VOCAB
+from .tokenizer import train_sentencepiece
+
+VAL_FRACTION = 0.1  # the held-out share of the corpus, in bytes
+
+
+@dataclass(frozen=True)
+class QuickstartData:
+    """Paths of the prepared files, and their sizes."""
+
+    train: str  # the training text (UTF-8)
+    val: str  # the held-out text
+    tokenizer: str  # the SentencePiece .model trained on ``train``
+    vocab_size: int
+    train_bytes: int
+    val_bytes: int
+
+
+def split_point(raw: bytes, val_fraction: float = VAL_FRACTION) -> int:
+    """The byte offset where the held-out tail starts: ``round(len * val_fraction)`` bytes from the
+    end, moved back to the start of a UTF-8 character if it falls inside one."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"val_fraction: got {val_fraction}, expected a number in (0, 1)")
+    cut = len(raw) - int(round(len(raw) * val_fraction))
+    while 0 < cut < len(raw) and raw[cut] & 0xC0 == 0x80:  # a continuation byte
+        cut -= 1
+    return cut
+
+
+def prepare_quickstart_data(out_dir: str | os.PathLike, vocab_size: int = QUICKSTART_VOCAB,
+                            corpus: str | os.PathLike | None = None) -> QuickstartData:
+    """Write ``train.txt``, ``val.txt`` and ``tokenizer.model`` into ``out_dir`` (each atomically)."""
+    raw = read_corpus([corpus or bundled_corpus_path()])
+    cut = split_point(raw)
+    if cut == 0 or cut == len(raw):
+        raise ConfigError(f"corpus: {len(raw)} bytes, too short to hold out {VAL_FRACTION:.0%}")
+    os.makedirs(out_dir, exist_ok=True)
+    train_path, val_path = os.path.join(out_dir, "train.txt"), os.path.join(out_dir, "val.txt")
+    atomic_write_bytes(train_path, raw[:cut])
+    atomic_write_bytes(val_path, raw[cut:])
+    tok_path = train_sentencepiece(train_path, os.path.join(out_dir, "tokenizer"), vocab_size)
+    return QuickstartData(train_path, val_path, tok_path, vocab_size, cut, len(raw) - cut)
