@@ -41,6 +41,30 @@ def test_mask_none_is_the_frozen_weight_times_its_scale():
     assert [n for n, _ in layer.named_parameters()] == ["scale"]
 
 
+@pytest.mark.parametrize("scale_mode", ["row", "tensor"])
+def test_mask_none_forward_scales_the_output_with_the_weights_gradients(scale_mode):
+    layer = MaskedLinear(12, 8, mask="none", scale_mode=scale_mode, adapter_rank=2)
+    bind_seed(layer, 7)
+    with torch.no_grad():
+        layer.scale.mul_(torch.linspace(0.5, 2.0, 8).view(8, 1) if scale_mode == "row" else 1.5)
+        layer.adapter_b.normal_()
+    x = torch.randn(3, 5, 12, requires_grad=True)
+    y = layer(x)
+    # the reference: x @ (frozen * scale + B @ A).T, the dense twin's arithmetic
+    ref_params = [p.detach().clone().requires_grad_() for p in (layer.scale, layer.adapter_a, layer.adapter_b)]
+    x_ref = x.detach().clone().requires_grad_()
+    scale, a, b = ref_params
+    want = x_ref @ (layer.frozen * scale + b @ a).T
+    assert torch.allclose(y, want, atol=1e-5)
+    grad = torch.randn_like(y)
+    y.backward(grad)
+    want.backward(grad)
+    for got, ref in zip((x, layer.scale, layer.adapter_a, layer.adapter_b), (x_ref, *ref_params)):
+        assert got.grad.shape == ref.grad.shape and torch.allclose(got.grad, ref.grad, atol=1e-4)
+    with pytest.raises(ConfigError, match="bind_seed"):
+        MaskedLinear(12, 8, mask="none", scale_mode="row")(x)
+
+
 def test_adapters_start_at_the_backbone_and_learn():
     plain = GPT(config_from_preset("tiny", mask="binary"), masked=True, seed=1)
     torch.manual_seed(0)

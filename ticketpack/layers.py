@@ -76,11 +76,14 @@ class _MaskedWeight(nn.Module):
 
     def effective_weight(self) -> torch.Tensor:
         """(frozen * level) * scale in float32; gradients reach scores, step and scale."""
+        self._check_bound()
+        weight = self.frozen if self.scores is None else self.frozen * mask_levels(self.scores, self.mask, self.mask_training, self)
+        return weight if self.scale is None else weight * self.scale
+
+    def _check_bound(self) -> None:
         if self.seed is None:
             raise ConfigError("masked layer: frozen weights not generated; "
                               "call ticketpack.layers.bind_seed(module, seed) first")
-        weight = self.frozen if self.scores is None else self.frozen * mask_levels(self.scores, self.mask, self.mask_training, self)
-        return weight if self.scale is None else weight * self.scale
 
     def hard_mask(self) -> torch.Tensor:
         """The uint8 levels this layer's forward uses."""
@@ -110,6 +113,13 @@ class MaskedLinear(_MaskedWeight):
         self._setup((out_features, in_features), init, mask, scale_mode, adapter_rank, mask_training)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.scores is None and self.scale is not None:
+            # No mask: scale the output instead of the frozen weight (the same product up to
+            # rounding), so backward skips the weight-sized gradient matmul that only fed the
+            # scale's gradient: a third fewer multiply-adds per step.
+            self._check_bound()
+            y = F.linear(x, self.frozen) * self.scale.reshape(-1).to(x.dtype)
+            return add_adapters(y, x, self.adapter_a, self.adapter_b)
         return adapted_linear(x, self.effective_weight(), self.adapter_a, self.adapter_b)
 
 
@@ -148,7 +158,11 @@ def _adapters(shape: tuple[int, int], rank: int, device: torch.device
 def adapted_linear(x: torch.Tensor, weight: torch.Tensor, a: torch.Tensor | None,
                    b: torch.Tensor | None) -> torch.Tensor:
     """x @ W.T, plus (x @ A.T) @ B.T with an adapter (never forms B @ A: r << in, out)."""
-    y = F.linear(x, weight)
+    return add_adapters(F.linear(x, weight), x, a, b)
+
+
+def add_adapters(y: torch.Tensor, x: torch.Tensor, a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor:
+    """y + (x @ A.T) @ B.T, or y without an adapter."""
     return y if a is None else y + F.linear(F.linear(x, a.to(x.dtype)), b.to(x.dtype))
 
 
