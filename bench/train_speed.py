@@ -19,6 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from ticketpack.layers import masked_layers
 from ticketpack.model import GPT, config_from_preset
 from ticketpack.train import build_model, make_optimizer
 from ticketpack.train_options import QUICKSTART_MODEL, TrainOptions
@@ -92,7 +93,7 @@ def main() -> None:
 
 
 def report(args, config, masked, times) -> None:
-    connections = sum(p.numel() for n, p in masked.named_parameters() if n.endswith("scores"))
+    connections = sum(layer.frozen.numel() for _, layer in masked_layers(masked))  # mask none has no scores
     tokens = args.batch * args.seq_len
     print(f"model: {config.num_layers} layers x {config.model_dim}, mlp x{config.mlp_mult}, "
           f"mask {config.mask}, {connections:,} connections; batch {args.batch} x {args.seq_len} "
