@@ -230,7 +230,17 @@ def _prefix_within(byte_counts: np.ndarray, max_bytes: int) -> int:
     return int(np.searchsorted(cum, max_bytes, side="right"))
 
 
-def split_train_val(stream: TokenStream, val_fraction: float = 0.1,
+VAL_FRACTION = 0.1  # the held-out share when nothing else is said
+
+
+def held_out_count(n: int, val_fraction: float = VAL_FRACTION) -> int:
+    """How many of ``n`` units (tokens, bytes) the tail holds out: ``val_fraction`` of them, rounded."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ConfigError(f"val_fraction: got {val_fraction}, expected a number in (0, 1)")
+    return int(round(n * val_fraction))
+
+
+def split_train_val(stream: TokenStream, val_fraction: float = VAL_FRACTION,
                     val_tokens: int | None = None) -> tuple[TokenStream, TokenStream]:
     """Split deterministically: the last tokens are validation, everything before is training.
 
@@ -239,9 +249,7 @@ def split_train_val(stream: TokenStream, val_fraction: float = 0.1,
     """
     n = len(stream)
     if val_tokens is None:
-        if not 0.0 < val_fraction < 1.0:
-            raise ConfigError(f"val_fraction: got {val_fraction}, expected a number in (0, 1)")
-        val_tokens = int(round(n * val_fraction))
+        val_tokens = held_out_count(n, val_fraction)
     if not 2 <= val_tokens <= n - 2:
         raise DataError(f"val_tokens: got {val_tokens} of {n} tokens, expected 2..{n - 2} "
                         f"so that training and validation each get at least 2 tokens")

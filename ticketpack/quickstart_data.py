@@ -12,12 +12,10 @@ import os
 from dataclasses import dataclass
 
 from .atomic import atomic_write_bytes
-from .data import bundled_corpus_path, read_corpus
+from .data import VAL_FRACTION, bundled_corpus_path, held_out_count, read_corpus
 from .errors import ConfigError
 from .recipes import QUICKSTART_VOCAB
 from .tokenizer import train_sentencepiece
-
-VAL_FRACTION = 0.1  # the held-out share of the corpus, in bytes
 
 
 @dataclass(frozen=True)
@@ -33,11 +31,10 @@ class QuickstartData:
 
 
 def split_point(raw: bytes, val_fraction: float = VAL_FRACTION) -> int:
-    """The byte offset where the held-out tail starts: ``round(len * val_fraction)`` bytes from the
-    end, moved back to the start of a UTF-8 character if it falls inside one."""
-    if not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"val_fraction: got {val_fraction}, expected a number in (0, 1)")
-    cut = len(raw) - int(round(len(raw) * val_fraction))
+    """The byte offset where the held-out tail starts: as many bytes from the end as the token
+    split holds out tokens (``data.held_out_count``), moved back to the start of a UTF-8
+    character if it falls inside one."""
+    cut = len(raw) - held_out_count(len(raw), val_fraction)
     while 0 < cut < len(raw) and raw[cut] & 0xC0 == 0x80:  # a continuation byte
         cut -= 1
     return cut
