@@ -125,6 +125,10 @@ class Method:
     adapter_rank: int = 0  # ticket: low-rank adapters B @ A on every frozen weight (mask none: a backbone)
     adapter_dtype: str = declared_default("adapter_dtype")
     adapter_lr: float = declared_default("adapter_lr")
+    # ticket: size the mask as if it were a nested top-k mask of this density (its order-0
+    # entropy) instead of its estimator's worst case. Not a bound: for recipes whose trained
+    # masks code well below their worst case; the row's real bytes say whether it fits.
+    sizing_density: float | None = None
 
     def __post_init__(self) -> None:
         if self.family not in FAMILIES:
@@ -135,6 +139,13 @@ class Method:
         if self.family != "ticket":
             return None
         return MaskTraining.for_mask(MaskSpec.parse(self.mask), self.estimator, self.density)
+
+    def sizing_training(self) -> MaskTraining | None:
+        """The mask training the budget solver sizes for: ``mask_training`` unless the method
+        sets ``sizing_density`` (then a nested top-k mask of that density)."""
+        if self.family != "ticket" or self.sizing_density is None:
+            return self.mask_training()
+        return MaskTraining.for_mask(MaskSpec.parse(self.mask), "nested", self.sizing_density)
 
     def init_overrides(self) -> dict[str, str]:
         fields = ("init", "mlp_fc_init", "embed_init")
@@ -302,5 +313,5 @@ def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
     if method.family == "ticket":
         return shape_budget.worst_case_bytes(config.to_dict(), seed, creation={},
                                              adapter_dtype=method.adapter_dtype,
-                                             training=method.mask_training())
+                                             training=method.sizing_training())
     return worst_case_dense_bytes(config, method.family, method.gamma_mode, seed)

@@ -41,6 +41,17 @@ def test_solver_shape_fits_and_the_next_width_does_not(key):
     assert 32 <= shape.model_dim / shape.num_layers <= 128
 
 
+def test_measured_sizing_widens_the_multibit_ticket_within_the_budget():
+    worst, sized = bakeoff.METHODS["multibit4"], bakeoff.METHODS["multibit4-sized"]
+    assert sized.sizing_training().estimator == "nested" and sized.sizing_training().density == 0.4
+    assert sized.mask_training() == worst.mask_training() == worst.sizing_training()  # trains the same
+    (w_shape, w_bytes), (s_shape, s_bytes) = bakeoff.solve(worst, 64_000), bakeoff.solve(sized, 64_000)
+    assert s_shape.connections > w_shape.connections and max(w_bytes, s_bytes) <= 64_000
+    # the same shape costs less when sized by the entropy than by the 2-bit worst case
+    config = shape_config(s_shape.model_dim, s_shape.num_layers, sized)
+    assert proxy_bytes(sized, config) < 0.8 * proxy_bytes(worst, config)
+
+
 def test_estimate_tracks_real_packing():
     for key, method in bakeoff.METHODS.items():
         est = bakeoff.estimate_bytes(method, 64, 2)
@@ -57,7 +68,9 @@ def test_method_fits_and_is_scored_from_its_bytes(key, corpus):
     shape, proxy = bakeoff.solve(method, BUDGET)
     config = shape_config(shape.model_dim, shape.num_layers, method)
     result = run_method(method, config, corpus, TINY_RUN, BUDGET)
-    assert result.fits and result.artifact_bytes <= BUDGET
+    assert result.fits == (result.artifact_bytes <= BUDGET)
+    if method.sizing_density is None:  # sized by a worst case: fits whatever training does
+        assert result.fits
     assert result.tokens == 3 * 4 * 32
     assert math.isfinite(result.val_bpb) and 0 < result.val_bpb < 12
     assert result.bits_per_connection == pytest.approx(8 * result.artifact_bytes / result.connections)
