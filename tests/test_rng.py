@@ -3,6 +3,8 @@ between the numpy reference, the numba fast path and torch (CPU, CUDA)."""
 
 import hashlib
 import math
+import subprocess
+import sys
 import tracemalloc
 
 import numpy as np
@@ -12,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticketpack import rng
+from ticketpack.format import philox
 from ticketpack.errors import UsageError
 
 # Random123 kat_vectors, "philox4x32 10" lines: counter[4], key[2] -> output[4].
@@ -351,3 +354,18 @@ def test_other_bad_arguments():
         rng.philox4x32_10(np.zeros((2, 3), np.uint32), (0, 0))
     with pytest.raises(UsageError, match="out"):
         rng.fill_values(np.zeros(8, np.float64), 1, 0, 0, "he_uniform", (8,))
+
+
+def test_parallel_regeneration_keeps_torchs_thread_count():
+    # numba's omp layer would share torch's OpenMP runtime and replace its thread count for
+    # the rest of the process; a fresh process, since numba picks its layer once
+    code = ("import torch; torch.set_num_threads(1)\n"
+            "torch.__config__.parallel_info(); torch.ones(64, 64) @ torch.ones(64, 64)  # OpenMP started\n"
+            "from ticketpack.format import philox\n"
+            "philox.frozen_weight(1, 'blocks.0.mlp.fc.weight', (1024, 1024), 'xavier_uniform', threads=2)\n"
+            "info = torch.__config__.parallel_info()\n"
+            "assert 'at::get_num_threads() : 1' in info, info\n"
+            "assert 'omp_get_max_threads() : 1' in info or 'OpenMP' not in info, info\n")
+    if not philox.has_numba():
+        pytest.skip("numba not installed: no parallel kernel")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)

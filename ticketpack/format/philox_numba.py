@@ -6,6 +6,7 @@ in parallel Python threads; one large tensor can also use numba's own threads.
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numba
@@ -13,6 +14,14 @@ import numpy as np
 from numba import njit, prange
 
 from .constants import PHILOX_M, PHILOX_ROUNDS, PHILOX_W
+
+# numba's "omp" layer shares PyTorch's bundled OpenMP runtime, and numba's thread count then
+# replaces the one torch.set_num_threads chose for the rest of the process (one-thread training
+# ran two threads, oversubscribed ~5x on a busy machine). Layers with their own threads go first
+# unless the user chose a layer.
+_USER_LAYER_VARS = ("NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY")
+if numba.config.THREADING_LAYER == "default" and not any(v in os.environ for v in _USER_LAYER_VARS):
+    numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
 
 _MASK32 = 0xFFFFFFFF
 _U24_OFFSET = 2**24 - 1
