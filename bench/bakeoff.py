@@ -8,13 +8,13 @@
 For each byte budget, every method gets the widest shape of the built-in GPT family whose
 artifact fits (``solve``, the package's ``shape_budget`` solver: an analytic estimate ranks
 the shapes, then a stand-in model is packed for real to check it fits; a method with a
-``sizing_density``, e.g. ``multibit4-sized``, is sized by the entropy its trained masks
-were measured to reach instead of its worst case, and its row says whether it fit), trains on
-the same bytes of the bundled Shakespeare corpus for the same number of tokens (equal
-training tokens, not equal time), and is scored on the same held-out text (the first
-``--val-tokens`` bytes of the last 10%) from the model rebuilt from its counted bytes. Prints a markdown table with each method's
-val_bpb against the dense int8 baseline of the same budget, and saves a plot (val_bpb vs
-bytes, one line per method) and the rows as JSON.
+``sizing_density``, e.g. ``multibit4-sized``, is sized by the entropy its trained masks were
+measured to reach instead of its worst case, and its row says whether it fit), trains on the
+same bytes of the bundled Shakespeare corpus for the same number of tokens (equal training
+tokens, not equal time), and is scored on the same held-out text (the first ``--val-tokens``
+bytes of the last 10%) from the model rebuilt from its counted bytes. Prints a markdown
+table with each method's val_bpb against the dense int8 baseline of the same budget, and
+saves a plot (val_bpb vs bytes, one line per method) and the rows as JSON.
 
 ``--seconds S`` compares at equal training time instead: before each method's run, a short
 calibration run of that method at its shape (``--calibration-steps``, the first ten untimed)
