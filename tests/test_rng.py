@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ticketpack import rng
-from ticketpack.format import philox
 from ticketpack.errors import UsageError
+from ticketpack.format import philox
 
 # Random123 kat_vectors, "philox4x32 10" lines: counter[4], key[2] -> output[4].
 KAT = [
