@@ -204,6 +204,14 @@ def save_plot(rows: list[Result], path: str, title: str = "Quality per byte at e
     save_line_plot(path, [(title, series)], xlabel="artifact bytes (KB, log scale)", panel_width=7)
 
 
+def swept(method: Method, lr: float | None, adapter_lr: float | None) -> Method:
+    """``method`` with the learning rates a sweep replaces (None keeps the tuned one)."""
+    if adapter_lr is not None and method.adapter_rank == 0:
+        raise ConfigError(f"--adapter-lr: method {method.name!r} has no adapters")
+    changes = {k: v for k, v in (("lr", lr), ("adapter_lr", adapter_lr)) if v is not None}
+    return dataclasses.replace(method, **changes)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--budgets", default=None, help="comma-separated byte budgets (default 64KB,256KB)")
@@ -216,6 +224,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help=f"steps of each method's calibration run with --seconds (the first {LOG_EVERY} untimed)")
     ap.add_argument("--lr", type=float, default=None,
                     help="replace every chosen method's tuned learning rate (for sweeps)")
+    ap.add_argument("--adapter-lr", type=float, default=None,
+                    help="replace the adapter learning rate of every chosen method with adapters (for sweeps)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--val-tokens", type=int, default=None, help="held-out bytes scored (default 131072)")
@@ -245,7 +255,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     unknown = [k for k in keys if k not in METHODS]
     if unknown:
         raise ConfigError(f"methods: {unknown[0]!r}, expected some of {', '.join(METHODS)}")
-    methods = [METHODS[k] if args.lr is None else dataclasses.replace(METHODS[k], lr=args.lr) for k in keys]
+    methods = [swept(METHODS[k], args.lr, args.adapter_lr) for k in keys]
     budgets = [parse_budget(b) for b in args.budgets.split(",")]
     spec = RunSpec(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed)
     equal = f"{spec.tokens:,} training tokens per method ({spec.steps} steps x {spec.batch_size} x {spec.seq_len})"

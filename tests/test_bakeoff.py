@@ -119,6 +119,19 @@ def test_unknown_method_is_refused():
         bakeoff.main(["--methods", "int9", "--budgets", "24KB"])
 
 
+def test_a_sweep_replaces_only_the_rates_it_names():
+    from ticketpack.errors import ConfigError
+
+    hybrid = bakeoff.METHODS["mask-adapters"]
+    swept = bakeoff.swept(hybrid, None, 0.03)
+    assert (swept.adapter_lr, swept.lr) == (0.03, hybrid.lr)
+    assert bakeoff.swept(hybrid, 0.1, None).lr == 0.1
+    with pytest.raises(ConfigError, match="--adapter-lr.*no adapters"):
+        bakeoff.swept(bakeoff.METHODS["best"], None, 0.03)
+    with pytest.raises(ConfigError, match="--adapter-lr"):
+        bakeoff.main(["--methods", "int8", "--budgets", "24KB", "--adapter-lr", "0.01"])
+
+
 def test_token_table_joins_runs_later_files_win(tmp_path):
     def run(name, rows):
         path = tmp_path / name
