@@ -208,7 +208,7 @@ def test_a_ticket_method_reaches_the_trainer_as_declared(corpus, tmp_path):
     assert all(getattr(default, n) == getattr(TrainOptions(data=["x"], out="y"), n) for n in shared)
     tuned = Method("t", "ticket", lr=0.05, estimator="topk", density=0.3, dense_warmup=0.1, density_ramp=0.2,
                    scale_lr=0.02, temperature_start=1.0, temperature_end=0.05, adapter_dtype="int8",
-                   adapter_lr=0.01)
+                   adapter_lr=0.02)
     opts = ticket_options(tuned, shape_config(32, 2, tuned), corpus, TINY_RUN, str(tmp_path / "t.safetensors"))
     assert {n: getattr(opts, n) for n in shared} == trainer_settings(tuned)
     assert trainer_settings(tuned)["temperature_end"] == 0.05

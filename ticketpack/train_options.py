@@ -105,7 +105,7 @@ class TrainOptions:
                                                                 "every frozen weight (default: the preset's, 0)")
     adapter_dtype: str = _option("f16", resumed=True, choices=ADAPTER_DTYPES,
                                  help="how the artifact stores adapters (int8: per row, fp16 scales)")
-    adapter_lr: float = _option(0.003, resumed=True, help="Adam lr of the adapters")
+    adapter_lr: float = _option(0.01, resumed=True, help="Adam lr of the adapters")
     warmup: float = _option(0.02, resumed=True, help="lr warm-up, fraction of the run")
     warmdown: float = _option(0.3, resumed=True, help="lr warm-down to 0, fraction of the run")
     temperature_start: float = _option(2.0, resumed=True, help="STE surrogate temperature at the start "
