@@ -79,7 +79,8 @@ def main() -> None:
     t = time.perf_counter()
     rng.frozen_weight(SEED, "warmup", (4, 4), RULE, threads=1)
     rng.frozen_weight(SEED, "warmup", (1024, 1024), RULE, threads=all_threads)
-    print(f"first calls (numba compile or cache load): {time.perf_counter() - t:.2f} s")
+    print(f"first calls (numba compile or cache load): {time.perf_counter() - t:.2f} s; "
+          f"numba threading layer: {numba.threading_layer()}")
 
     torch.set_num_threads(1)
     g = torch.Generator()
