@@ -54,6 +54,8 @@ from ticketpack.runtime import git_commit
 
 CALIBRATION_VAL_TOKENS = 4096  # held-out bytes a calibration run scores (the score is not used)
 
+ADAPTER_LR = 0.01  # the adapter methods' lr, in their row names too
+
 # The methods, each at the best learning rate of a sweep at the 64 KB shape, 400 steps
 # (docs/RESULTS.md lists the sweeps).
 METHODS: dict[str, Method] = {
@@ -73,13 +75,13 @@ METHODS: dict[str, Method] = {
                    temperature_start=1.0, temperature_end=0.05),
     # seeded backbones + adapters (issue 16): no mask, a frozen random network + trained rank-4
     # adapters and per-row scales; and the hybrid, the best ticket + rank-1 adapters. Both at
-    # the trainer's adapter lr, 0.01 since the sweep of docs/RESULTS.md (rows named without
-    # the lr trained at the earlier 0.003)
-    "adapters": Method("backbone + adapters (r 4, adapter lr 0.01)", "ticket", lr=0.01, mask="none",
-                       scale_mode="row", adapter_rank=4),
-    "mask-adapters": Method("best ticket + adapters (r 1, adapter lr 0.01)", "ticket", lr=0.01,
+    # the adapter lr of the sweep in docs/RESULTS.md, named with it (rows named without an lr
+    # trained at the earlier 0.003)
+    "adapters": Method(f"backbone + adapters (r 4, adapter lr {ADAPTER_LR:g})", "ticket", lr=0.01,
+                       mask="none", scale_mode="row", adapter_rank=4, adapter_lr=ADAPTER_LR),
+    "mask-adapters": Method(f"best ticket + adapters (r 1, adapter lr {ADAPTER_LR:g})", "ticket", lr=0.01,
                             init="signed-constant", temperature_start=1.0, temperature_end=0.05,
-                            adapter_rank=1),
+                            adapter_rank=1, adapter_lr=ADAPTER_LR),
 }
 
 
