@@ -72,6 +72,17 @@ def eval_windows(n_tokens: int, seq_len: int, stride: int | None = None) -> list
     return windows
 
 
+# A batch holds at least this many tokens: with a short seq_len (an artifact may declare 1) a
+# batch takes more windows, so evaluation time follows the tokens scored, not their count of
+# windows. Equal for the trainer's final evaluation and load-and-eval: both come through here.
+MIN_BATCH_TOKENS = 1024
+
+
+def windows_per_batch(seq_len: int, batch_size: int) -> int:
+    """Windows in one batch: ``batch_size``, or more when that holds under MIN_BATCH_TOKENS."""
+    return max(batch_size, MIN_BATCH_TOKENS // seq_len)
+
+
 def _batches(windows: list[Window], batch_size: int) -> list[list[Window]]:
     """Consecutive windows of equal (length, first), at most batch_size per batch."""
     batches: list[list[Window]] = []
@@ -105,7 +116,8 @@ def evaluate(model: torch.nn.Module, stream: TokenStream, *, seq_len: int, batch
     model.eval()
     try:
         t0 = time.perf_counter()
-        nats, n_tok, n_bytes = _score(model, stream, windows, batch_size, dev, autocast_bf16)
+        nats, n_tok, n_bytes = _score(model, stream, windows, windows_per_batch(seq_len, batch_size), dev,
+                                      autocast_bf16)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t0
