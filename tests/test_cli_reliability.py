@@ -269,8 +269,9 @@ def test_resume_given_fields_from_the_python_api(tmp_path):
     loaded = load_checkpoint(ckpt)
     opts = TrainOptions(data=["x.txt"], out=str(tmp_path / "o.safetensors"), batch_size=4)
     with pytest.raises(UsageError, match="batch_size"):
-        _merge_resumed(opts, loaded)  # None: what differs from the default counts as given
-    assert _merge_resumed(opts, loaded, given=()).batch_size == 2
+        _merge_resumed(opts, loaded, given=["batch_size"])
+    assert _merge_resumed(opts, loaded, given=["lr"]).batch_size == 2  # not given: the saved value
+    assert _merge_resumed(opts, loaded).batch_size == 2  # None: the saved values win, unchecked
 
 
 # ---------------------------------------------------------------- outputs that are inputs

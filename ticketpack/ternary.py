@@ -42,7 +42,9 @@ def ternary_form(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             return None
     else:
         return None
-    if not np.array_equal(gamma.astype(np.float16).astype(np.float32), gamma):
+    with np.errstate(over="ignore"):  # a gamma past fp16's range becomes inf: not equal, refused
+        exact = np.array_equal(gamma.astype(np.float16).astype(np.float32), gamma)
+    if not exact:
         return None
     scale = gamma.reshape((-1,) + (1,) * (w.ndim - 1)) if gamma.ndim else gamma
     ratio = np.divide(w, scale, out=np.zeros_like(w), where=np.broadcast_to(scale != 0, w.shape))

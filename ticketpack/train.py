@@ -55,8 +55,7 @@ from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .shape_budget import ShapeChoice, solve as solve_shape
 from .ticket import model_from_ticket, ticket_from_model
 from .tokenizer import Tokenizer, load_tokenizer
-from .train_options import (DEFAULT_STEPS, TrainOptions, check_number, declared_default, option_flags,
-                            resumed_fields, shown)
+from .train_options import DEFAULT_STEPS, TrainOptions, check_number, option_flags, resumed_fields, shown
 
 Callback = Callable[[Event], None]
 
@@ -491,9 +490,9 @@ def _merge_resumed(opts: TrainOptions, ckpt: Checkpoint, given: Iterable[str] | 
     The saved options are untrusted: they pass the same checks as the CLI's flags
     (``CheckpointError`` naming the option), and a path saved in them (the tokenizer) is never
     opened: the user names it again. ``given``: the options the caller set explicitly (the
-    flags on the command line; None: those that differ from their declared default); one of
-    them that the checkpoint saved with another value is refused (UsageError), never silently
-    replaced."""
+    flags typed on the command line); one of them that the checkpoint saved with another value
+    is refused (UsageError), never silently replaced. None (the Python API's default): the
+    saved values replace the caller's without a check."""
     saved = ckpt.train_state.get("options")
     if not isinstance(saved, dict):
         raise CheckpointError("resume: the checkpoint has no training options (not written by the trainer)")
@@ -521,7 +520,8 @@ def _merge_resumed(opts: TrainOptions, ckpt: Checkpoint, given: Iterable[str] | 
 def _refuse_conflicts(opts: TrainOptions, merged: TrainOptions, kept: dict,
                       given: Iterable[str] | None) -> None:
     """Refuse an option given for this run that the checkpoint's saved value would override."""
-    given = set(given) if given is not None else {k for k in kept if getattr(opts, k) != declared_default(k)}
+    if given is None:  # the Python API's default: the saved options win, as documented
+        return
     flags = {spec.name: spec.flag for spec in option_flags()}
     for name in (k for k in kept if k in given):
         if getattr(opts, name) != getattr(merged, name):
