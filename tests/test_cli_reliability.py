@@ -421,3 +421,21 @@ def test_export_writes_the_same_bytes_every_time(tiny, tmp_path):
         meta = fh.metadata()
         assert json.loads(meta["config"]) == load_ticket(tiny["artifact"]).config
         assert set(fh.keys()) == set(load_ticket(tiny["artifact"]).effective_state_dict())
+
+
+def test_load_and_eval_checks_data_and_tokenizer_before_loading(tmp_path):
+    # config_layers_bomb.tpk would be refused once read (exit 3): the user's own mistakes come first
+    bomb = HOSTILE / "config_layers_bomb.tpk"
+    one_line(["load-and-eval", bomb, "--data", tmp_path / "missing.txt"], 2, "does not exist")
+    (tmp_path / "t.txt").write_text(TEXT)
+    (tmp_path / "empty.model").write_bytes(b"")
+    one_line(["load-and-eval", bomb, "--data", tmp_path / "t.txt", "--tokenizer", tmp_path / "empty.model"], 2,
+             "empty")
+    one_line(["sample", bomb, "--prompt", "hi", "--tokenizer", tmp_path / "empty.model"], 2, "empty")
+
+
+def test_import_pg_onto_its_own_input_exit_2(tmp_path):
+    art = tmp_path / "pg.ptz"
+    art.write_bytes(b"not really a parameter-golf artifact")
+    one_line(["import-pg", art, "-o", art], 2, "replace an input")
+    assert art.read_bytes() == b"not really a parameter-golf artifact"

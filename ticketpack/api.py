@@ -196,14 +196,19 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
 
     check_eval_options(seq_len=seq_len, batch_size=batch_size, stride=stride, max_bytes=max_bytes,
                        split=split, precision=precision, sparse_kernels=sparse_kernels)
+    from .data import check_data_paths
+    from .tokenizer import load_tokenizer
+
     dev = resolve_device(device)
+    check_data_paths(data)  # a wrong path or tokenizer is refused before the artifact is loaded
+    tok = load_tokenizer(tokenizer)
     t0 = time.perf_counter()
     ticket, state, digests, _ = load_checked(artifact, limits, model_limits, progress)
     model = build_model(ticket, state, dev, model_limits)
     sparse_layers = _maybe_sparsify(model, ticket, dev, sparse_kernels)
     load_seconds = time.perf_counter() - t0
     seq_len, seq_len_source = resolve_seq_len(seq_len, ticket.eval)
-    tok = checked_tokenizer(ticket, tokenizer)
+    checked_tokenizer(ticket, tok, tokenizer)
     if split == "all":  # max_bytes bounds what is read, decompressed and tokenised
         stream = load_tokens(data, tok, max_bytes=max_bytes)
     else:  # the held-out split is the tail of the whole data: read it all, then cut
@@ -247,11 +252,8 @@ def check_eval_options(*, seq_len: int | None, batch_size: int, stride: int | No
             raise UsageError(f"{name}: got {value!r}, expected {', '.join(allowed)}")
 
 
-def checked_tokenizer(ticket: Ticket, tokenizer: str | None):
-    """The tokenizer ``tokenizer`` names, checked against the artifact's record and vocabulary."""
-    from .tokenizer import load_tokenizer
-
-    tok = load_tokenizer(tokenizer)
+def checked_tokenizer(ticket: Ticket, tok, tokenizer: str | None):
+    """``tok`` (loaded from ``tokenizer``), checked against the artifact's record and vocabulary."""
     check_tokenizer(tok.identity(), ticket.eval, tokenizer)
     if tok.vocab_size > int(ticket.config.get("vocab_size", tok.vocab_size)):
         raise UsageError(f"tokenizer: vocabulary {tok.vocab_size} exceeds the model's "
@@ -293,11 +295,14 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
 
     check_sampling(tokens=tokens, temperature=temperature, top_k=top_k, seed=seed,
                    context=1 if context is None else context)
+    from .tokenizer import load_tokenizer
+
     check_prompt(prompt)
     device = resolve_device(device)
+    tok = load_tokenizer(tokenizer)
     ticket, state, _ = load_verified(artifact, limits, model_limits, progress)
     context, source = resolve_seq_len(context, ticket.eval)
-    tok = checked_tokenizer(ticket, tokenizer)
+    checked_tokenizer(ticket, tok, tokenizer)
     model = build_model(ticket, state, device, model_limits)
     out = generate(model, tok.encode(prompt), tokens=tokens, temperature=temperature, top_k=top_k,
                    seed=seed, context=context)

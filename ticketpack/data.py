@@ -99,6 +99,13 @@ def expand_data_paths(specs: str | Sequence[str]) -> list[str]:
     return out
 
 
+def check_data_paths(specs: str | Sequence[str]) -> None:
+    """Every path (globs expanded) names an existing regular file (DataError): a command checks
+    this before long work, so a typo is reported at once."""
+    for path in expand_data_paths(specs):
+        _existing_file(path)
+
+
 def _existing_file(path: str | os.PathLike) -> Path:
     p = Path(path)
     if not p.exists():

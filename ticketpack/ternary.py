@@ -31,6 +31,8 @@ def ternary_form(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if weight.ndim < 1 or weight.size == 0 or not np.issubdtype(weight.dtype, np.floating):
         return None
     w = weight.astype(np.float32)
+    if not np.isfinite(w).all():  # an infinite gamma is no ternary tensor (nor a storable one)
+        return None
     mag = np.abs(w)
     top = float(mag.max())
     if np.all((mag == 0) | (mag == top)):
