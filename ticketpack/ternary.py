@@ -18,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 
 from .errors import CheckpointError, LimitError, UsageError
 from .format.constants import DEFAULT_LIMITS, Limits
+from .format.digest import canonical_bytes
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .strict_json import loads_strict
 from .ticket import PlainTensor, TensorEntry, TernaryTensor, Ticket, default_provenance
@@ -115,8 +116,12 @@ def read_safetensors(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
 def _metadata_config(meta: dict, p: Path, model_limits: ModelLimits) -> dict:
     """The metadata's ``config``: strict JSON, an object, valid as an artifact's config."""
     config = loads_strict(meta.get("config", "{}"), f"weights {str(p)!r}: metadata config", CheckpointError)
-    config_from_dict(config, model_limits, error=CheckpointError, where=f"weights {str(p)!r}: metadata config",
-                     ignore_unknown=True)
+    where = f"weights {str(p)!r}: metadata config"
+    config_from_dict(config, model_limits, error=CheckpointError, where=where, ignore_unknown=True)
+    try:  # the model digest encodes it: every key and value must be canonical JSON (no lone surrogate)
+        canonical_bytes(config)
+    except (ValueError, OverflowError, RecursionError) as exc:
+        raise CheckpointError(f"{where}: {str(exc)[:200]}, expected JSON values an artifact can hold") from None
     return config
 
 
