@@ -58,7 +58,7 @@ def _readme_command(title: str) -> str:
 def test_ci_runs_exactly_readmes_test_command():
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines()
           if line.strip() and not line.startswith(("#", "set ", "cd "))]
-    assert ci == [_readme_command("**The tests**")]
+    assert ci == [_readme_command("**2. The tests**")]
 
 
 # ---------------------------------------------------------------- links and paths
