@@ -35,6 +35,7 @@ NOT_RUN = {
     "python examples/quickstart.py": SLOW,
     "python docs/make_guide.py": "rewrites docs/GUIDE.md (tests/test_docs.py checks it in memory)",
     "pip install torch==2.13.0 -e '.[test]' && python -m pytest -q": "the test suite itself",
+    "python -m pytest -q": "the test suite itself",
     "ticketpack load-and-eval runs/quickstart/model.tpk --data runs/quickstart/val.txt "
     "--tokenizer runs/quickstart/tokenizer.model": "needs the quickstart's artifact",
     'ticketpack sample runs/quickstart/model.tpk --tokenizer runs/quickstart/tokenizer.model '
