@@ -37,7 +37,7 @@ def _value(param: click.Parameter, ctx: click.Context) -> str:
         return ""
     if isinstance(param.type, click.Choice):
         return "one of " + ", ".join(f"`{c}`" for c in param.type.choices)
-    return f"`{param.make_metavar(ctx)}`"
+    return f"`{_cell(param.make_metavar(ctx))}`"
 
 
 def _default(param: click.Parameter, ctx: click.Context) -> str:
@@ -47,11 +47,11 @@ def _default(param: click.Parameter, ctx: click.Context) -> str:
         return f"`{chosen[0]}`"
     value = param.get_default(ctx, call=True)
     unset = getattr(click.core, "UNSET", None)  # click >= 8.3 marks "no default" with a sentinel
-    if param.required or value is None or value is unset or value == () or (isinstance(param, click.Option) and param.is_flag and not value):
+    if param.required or value is None or value is unset or value in ((), "") or (isinstance(param, click.Option) and param.is_flag and not value):
         return ""
     if isinstance(value, (list, tuple)):
         value = " ".join(map(str, value))
-    return f"`{value}`"
+    return f"`{_cell(value)}`"
 
 
 def _names(param: click.Parameter) -> str:
