@@ -77,7 +77,8 @@ def _fenced_removed(text: str) -> str:
 def _roots() -> dict[str, Path]:
     """First path components a document may start a repository path with, and their base:
     the repository's own top-level entries, and the folders of the package (``format/...``)."""
-    ignored = {"runs", ".venv", ".git", ".pytest_cache", ".hypothesis", "build", "dist"}
+    gitignore = (ROOT / ".gitignore").read_text().split()
+    ignored = {".git", *(line.strip("/") for line in gitignore if "*" not in line)}
     roots = {p.name: ROOT for p in ROOT.iterdir()
              if p.name not in ignored and not p.name.endswith(".egg-info")}
     package = ROOT / "ticketpack"
