@@ -118,3 +118,14 @@ def test_the_python_api_example_runs(tmp_path, monkeypatch):
 @pytest.mark.parametrize("command", [c for c in documented_commands() if c.startswith("python bench/")])
 def test_bench_commands_name_existing_scripts(command):
     assert (ROOT / shlex.split(command)[1]).is_file(), command
+
+
+def test_the_guides_baselines_example_runs(tmp_path, monkeypatch):
+    """docs/GUIDE.md's dense-baselines block (its training block runs for minutes, like the quickstart)."""
+    text = (ROOT / "docs" / "GUIDE.md").read_text().split(GENERATED, 1)[0]
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    block = next(b for b in blocks if "encode_int8_state" in b)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "docs/GUIDE.md", "exec"), scope)
+    assert len(scope["int8_bytes"]) > 0 and len(scope["ternary_bytes"]) > 0
