@@ -36,6 +36,7 @@ def test_guide_reference_names_every_command_and_option():
     from ticketpack.cli.main import main
 
     reference = _make_guide().reference_markdown()
+    assert all(f"`{opt}`" in reference for param in main.params for opt in param.opts)
     for name, cmd in main.commands.items():
         assert f"### {name}\n" in reference, name
         for param in cmd.params:
