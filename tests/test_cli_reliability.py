@@ -389,7 +389,7 @@ def test_tiny_data_gets_a_clear_message(text, tiny, tmp_path):
 def test_short_windows_are_batched_by_tokens():
     assert windows_per_batch(256, 8) == 8 and windows_per_batch(128, 8) == 8  # unchanged
     assert windows_per_batch(1, 8) == 1024 and windows_per_batch(16, 8) == 64
-    assert len(_batches(eval_windows(2000, 1), windows_per_batch(1, 8))) == 2  # not 250
+    assert len(list(_batches(eval_windows(2000, 1), windows_per_batch(1, 8)))) == 2  # not 250
 
 
 def test_artifact_declaring_seq_len_1_evaluates_every_token(tiny, tmp_path):
