@@ -191,14 +191,12 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     ``seq_len`` None: the artifact's recorded evaluation context, else 256; the result says
     which (``seq_len_source``: option, artifact or default).
     """
-    from .data import load_tokens, split_train_val
+    from .data import check_data_paths, load_tokens, split_train_val
     from .evaluate import evaluate
+    from .tokenizer import load_tokenizer
 
     check_eval_options(seq_len=seq_len, batch_size=batch_size, stride=stride, max_bytes=max_bytes,
                        split=split, precision=precision, sparse_kernels=sparse_kernels)
-    from .data import check_data_paths
-    from .tokenizer import load_tokenizer
-
     dev = resolve_device(device)
     check_data_paths(data)  # a wrong path or tokenizer is refused before the artifact is loaded
     tok = load_tokenizer(tokenizer)
@@ -292,11 +290,10 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
     says which: option, artifact or default).
     """
     from .generate import check_prompt, check_sampling, generate
+    from .tokenizer import load_tokenizer
 
     check_sampling(tokens=tokens, temperature=temperature, top_k=top_k, seed=seed,
                    context=1 if context is None else context)
-    from .tokenizer import load_tokenizer
-
     check_prompt(prompt)
     device = resolve_device(device)
     tok = load_tokenizer(tokenizer)
