@@ -37,7 +37,8 @@ MAX_SIGNED_LEVELS = 128  # signed:K: symbols level + K - 1 in 0..2K-2 fit a byte
 # Layouts: how a masked tensor's shape maps to fans (v3 key ``layout``, default out_in).
 LAYOUTS = ("out_in", "in_out", "conv")
 DEFAULT_LAYOUT = LAYOUTS[0]
-LAYOUT_RANKS = {"out_in": (1, 8), "in_out": (2, 2), "conv": (3, 5)}  # (lowest, highest) rank
+# (lowest, highest) rank; out_in: any rank the reader's limits allow
+LAYOUT_RANKS: dict[str, tuple[int, int | None]] = {"out_in": (1, None), "in_out": (2, 2), "conv": (3, 5)}
 LAYOUTS_BY_VERSION = {1: LAYOUTS[:1], 2: LAYOUTS[:1], 3: LAYOUTS}
 # Tensor-entry keys a version defines beyond its first: an older file holding one is refused
 # (an older reader would ignore it and compute other weights).
