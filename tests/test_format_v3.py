@@ -189,3 +189,18 @@ def test_v3_readers_refuse_fewer_lanes_v2_readers_do_not():
     with pytest.raises(DecodeError, match="at least"):
         rans.decode_ransrow(row, 256, 256)
     assert np.array_equal(rans.decode_ransrow(row, 256, 256, version=2), grid)
+
+
+def test_size_report_of_a_signed_mask(tmp_path):
+    from ticketpack import api
+    from ticketpack.format.container import write_artifact
+
+    ticket = signed_ticket(3, (40, 50))
+    write_artifact(ticket, tmp_path / "s.tpk")
+    report = api.size(tmp_path / "s.tpk")
+    row = next(r for r in report.tensors if r.name == "w")
+    levels = ticket.tensors[0].levels
+    assert row.density == pytest.approx(np.count_nonzero(levels) / levels.size)
+    counts = np.bincount(levels.reshape(-1) + 2, minlength=5) / levels.size
+    assert row.entropy_bits_per_connection == pytest.approx(-(counts * np.log2(counts)).sum())
+    assert report.total_bytes == (tmp_path / "s.tpk").stat().st_size
