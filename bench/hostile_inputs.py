@@ -6,8 +6,9 @@ process: exit code, wall time, peak RSS and the first stderr line.
     python bench/hostile_inputs.py --sigint 26      # Ctrl-C at 26 moments of a pack
 
 The target for every case: a one-line error with its documented exit code (or exit 0 where
-the behaviour is now defined), in under 10 s and 1.5 GB. The baseline, measured in the same
-run, is ``verify`` of a valid tiny artifact (start-up and imports alone). The inputs are
+the behaviour is now defined), in under 10 s and 1.5 GB. The baselines, measured in the same
+run: ``verify`` of a valid tiny artifact (start-up and imports alone) and ``load-and-eval`` of
+it on a short text (what scoring costs at all). The inputs are
 built in a temporary folder: an 8 GiB xz bomb (one 64 MiB stream of zeros repeated; xz
 readers decode concatenated streams), a 60 MB one-line text, a 4 GiB sparse ARCH.json, a
 tampered checkpoint, hostile safetensors for pack-ternary, an artifact whose ``eval`` holds
@@ -228,9 +229,12 @@ def main() -> None:
             sigint_stress(folder, args.sigint)
             return
         cases = build(folder)
-        base = run(["verify", str(folder / "m.tpk")])
         print(f"{'case':<58} {'exit':>4} {'s':>6} {'MiB':>6}  first stderr line")
-        print(f"{'baseline: verify of a valid tiny artifact':<58} {base[0]:>4} {base[1]:>6.2f} {base[2]:>6.0f}")
+        for name, argv in (("baseline: verify of a valid tiny artifact", ["verify", str(folder / "m.tpk")]),
+                           ("baseline: load-and-eval of it on 3.5 KB of text",
+                            ["load-and-eval", str(folder / "m.tpk"), "--data", str(folder / "t.txt")])):
+            base = run(argv)
+            print(f"{name:<58} {base[0]:>4} {base[1]:>6.2f} {base[2]:>6.0f}")
         for name, spec in cases.items():
             if args.k and not any(word in name for word in args.k):
                 continue
