@@ -44,15 +44,12 @@ def handle_errors(fn):
         except StdoutError as exc:  # e.g. > /dev/full; the library wraps its own OSErrors
             _fail(stdout_message(exc), STDOUT_ERROR)
         except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback by default
-            _internal(exc)
+            if os.environ.get("TICKETPACK_DEBUG"):
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} (set TICKETPACK_DEBUG=1 for details)",
+                  INTERNAL_ERROR)
 
     return wrapper
-
-
-def _internal(exc: Exception) -> None:
-    if os.environ.get("TICKETPACK_DEBUG"):
-        raise exc
-    _fail(f"internal error: {type(exc).__name__}: {exc} (set TICKETPACK_DEBUG=1 for details)", INTERNAL_ERROR)
 
 
 def _fail(message: str, code: int) -> None:
