@@ -439,3 +439,11 @@ def test_import_pg_onto_its_own_input_exit_2(tmp_path):
     art.write_bytes(b"not really a parameter-golf artifact")
     one_line(["import-pg", art, "-o", art], 2, "replace an input")
     assert art.read_bytes() == b"not really a parameter-golf artifact"
+
+
+def test_train_log_fifo_is_refused_not_waited_on(tmp_path):
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "t.txt").write_text(TEXT)
+    one_line(["train", "--data", tmp_path / "t.txt", "--out", tmp_path / "o.safetensors", "--log", fifo,
+              "--device", "cpu"], 2, "FIFO")

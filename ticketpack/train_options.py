@@ -16,6 +16,7 @@ import dataclasses
 import glob
 import math
 import os
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -235,8 +236,18 @@ def check_log_path(path: str) -> None:
         raise UsageError(f"log: folder {folder!r} does not exist")
     if os.path.isdir(path):
         raise UsageError(f"log {path!r}: is a directory, expected a file path")
+    if stat.S_ISFIFO(_mode(path)) or stat.S_ISSOCK(_mode(path)):
+        raise UsageError(f"log {path!r}: is a FIFO or socket (opening it would wait for a reader), "
+                         f"expected a file path")
     if not os.access(path if os.path.exists(path) else folder, os.W_OK):
         raise OutputWriteError(f"log {path!r}: cannot write (permission denied)")
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return 0
 
 
 def check_number(name: str, value: Any, kind: type, *, low: float | None = None, high: float | None = None,
