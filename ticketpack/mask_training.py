@@ -17,7 +17,7 @@ from .format.maskspec import MaskSpec
 
 # The estimators each mask kind can train with; the first is the kind's default.
 ESTIMATORS = {"binary": ("ste", "topk"), "multibit": ("quant", "nested"), "nm": ("topk",),
-              "none": ("none",)}
+              "signed": ("quant", "topk", "nested"), "none": ("none",)}
 DENSITY_ESTIMATORS = ("topk", "nested")  # a target density sets their levels (nm: N of M instead)
 
 
@@ -43,10 +43,23 @@ class MaskTraining:
             raise ConfigError(f"mask density: {density!r}, expected a number in (0, 1]")
         if estimator in DENSITY_ESTIMATORS and spec.kind != "nm" and density is None:
             raise ConfigError(f"mask density: none given, the {estimator} estimator needs a target density")
+        if estimator == "topk" and spec.kind == "signed" and spec.levels > 2:
+            raise ConfigError(f"mask estimator: topk for {spec.kind}:{spec.levels} masks trains levels -1..1 "
+                              f"only, expected nested (or quant) for more levels")
         return cls(estimator, None if density is None else float(density))
 
     def to_dict(self) -> dict[str, Any]:
         return {"estimator": self.estimator, "density": self.density}
+
+
+def level_range(spec: MaskSpec) -> tuple[int, int]:
+    """(lowest, highest) level a mask of ``spec`` holds: 0..K-1, or -(K-1)..K-1 when signed."""
+    return (1 - spec.levels if spec.kind == "signed" else 0), spec.levels - 1
+
+
+def level_dtype(spec: MaskSpec) -> str:
+    """numpy dtype name of a mask's levels: int8 for signed masks, else uint8."""
+    return "int8" if spec.kind == "signed" else "uint8"
 
 
 def estimator_names() -> tuple[str, ...]:

@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import BudgetExceededError, ConfigError, UsageError
 from .format.maskspec import MaskSpec
-from .mask_training import MaskTraining
+from .mask_training import MaskTraining, level_dtype
 from .model_config import config_from_dict
 
 POOL = 0.9  # shapes within this share of the most connections compete on width / depth
@@ -137,10 +137,10 @@ def mask_bits(config: dict, training: MaskTraining | None = None) -> float:
     if spec.kind == "nm":
         return math.log2(math.comb(spec.m, spec.n)) / spec.m
     if training.estimator == "topk":
-        return entropy([1 - training.density, training.density])
+        return entropy(_signed_probs([1 - training.density, training.density], spec))
     if training.estimator == "nested":
-        return entropy(_nested_probs(training.density, spec.levels))
-    return math.log2(spec.levels)
+        return entropy(_signed_probs(_nested_probs(training.density, spec.levels), spec))
+    return math.log2(2 * spec.levels - 1 if spec.kind == "signed" else spec.levels)
 
 
 def estimate_bytes(config: dict, adapter_dtype: str = "f16", training: MaskTraining | None = None) -> float:
@@ -210,12 +210,32 @@ def _worst_levels(gen: np.random.Generator, spec, training: MaskTraining, shape:
     if spec.kind == "nm":  # N random positions of every M
         groups = np.argsort(gen.random((n // spec.m, spec.m)), axis=1) < spec.n
         return groups.astype(np.uint8).reshape(shape)
-    if training.estimator == "topk":
-        levels = np.zeros(n, np.uint8)
-        levels[gen.permutation(n)[:int(round(training.density * n))]] = 1
+    if training.estimator == "topk":  # exactly the target density, signs (if signed) at random
+        levels = np.zeros(n, level_dtype(spec))
+        kept = gen.permutation(n)[:int(round(training.density * n))]
+        levels[kept] = gen.choice([-1, 1], size=kept.size) if spec.kind == "signed" else 1
         return levels.reshape(shape)
-    probs = _nested_probs(training.density, spec.levels) if training.estimator == "nested" else None
-    return gen.choice(spec.levels, size=shape, p=probs).astype(np.uint8)
+    values = _level_values(spec)
+    probs = None
+    if training.estimator == "nested":
+        probs = _signed_probs(_nested_probs(training.density, spec.levels), spec)
+    return gen.choice(values, size=shape, p=probs).astype(level_dtype(spec))
+
+
+def _level_values(spec) -> np.ndarray:
+    """A mask's levels in the order ``_signed_probs`` gives their shares: 0, 1, ..., K-1, or
+    for signed masks 0, 1, -1, 2, -2, ..."""
+    if spec.kind != "signed":
+        return np.arange(spec.levels)
+    return np.array([0] + [v for j in range(1, spec.levels) for v in (j, -j)])
+
+
+def _signed_probs(probs: list[float], spec) -> list[float]:
+    """Shares of the levels of ``spec`` from the shares of their magnitudes 0..K-1: a signed
+    mask splits each nonzero magnitude's share evenly between +j and -j (the costliest split)."""
+    if spec.kind != "signed":
+        return list(probs)
+    return [probs[0]] + [p / 2 for p in probs[1:] for _ in range(2)]
 
 
 def _random_f16(gen: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

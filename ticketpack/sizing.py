@@ -131,6 +131,10 @@ def _tensor_size(entry: dict, tensor) -> TensorSize:
 
 
 def _symbols(tensor) -> tuple[np.ndarray, int]:
+    """The stored symbols of a mask or trits and their alphabet (signed:K: level + K-1 of 2K-1)."""
+    if isinstance(tensor, MaskedTensor) and tensor.mask.kind == "signed":
+        K = tensor.mask.levels
+        return (tensor.levels.astype(np.int16) + (K - 1)).astype(np.uint8), 2 * K - 1
     if isinstance(tensor, MaskedTensor):
         return tensor.levels, tensor.mask.levels
     return (tensor.trits.astype(np.int16) + 1).astype(np.uint8), 3
