@@ -13,11 +13,19 @@ trained mask never codes larger than a uniform one (its empirical entropy is at 
 so the trained artifact fits whenever the stand-in does. Among the shapes whose connections are within 10% of the most
 that fit, the one nearest the recipe's width / depth wins.
 
+``fill`` then closes the gap the head-width steps leave (a shape one head wider can cost a
+quarter more): a measured search over finer knobs around ``solve``'s shape -- head width in
+steps of 2, one head more or fewer, one block more or fewer, the MLP ratio one up, the
+adapter rank one up where the recipe has adapters -- packing each candidate's stand-in
+(largest estimate first) until one fits and fills at least ``FILL`` of the budget; among
+those, the most connections win.
+
 Nothing here imports torch directly; the artifact writer it calls does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -33,6 +41,8 @@ from .model_config import config_from_dict
 POOL = 0.9  # shapes within this share of the most connections compete on width / depth
 ASPECT_SPAN = 2.0  # width / depth within this factor of the recipe's
 RESERVE = 64  # bytes kept free for header fields the stand-in cannot know (names, numbers)
+FILL = 0.95  # ``fill``: a shape fills the budget when its packed bytes reach this share
+FILL_CHECKS = 48  # ``fill``: at most this many finer candidates are packed
 ShapeFn = Callable[[dict], float]
 
 
@@ -59,6 +69,7 @@ class ShapeChoice:
     wider: tuple[int, int, int] | None = None  # (num_layers, model_dim, bytes) of the next wider shape
     checked: int = 0  # stand-ins packed
     alternatives: list[tuple[int, int]] = field(default_factory=list)
+    refined: str = ""  # ``fill``: the finer knobs it moved from ``solve``'s shape, e.g. "MLP 3x"
 
     @property
     def model_dim(self) -> int:
@@ -74,6 +85,8 @@ class ShapeChoice:
         line = (f"budget {self.budget:,} B: {self.num_layers} x {self.model_dim} ({heads} heads of "
                 f"{self.model_dim // heads}), {self.connections:,} connections, worst case "
                 f"{self.bytes:,} B packed")
+        if self.refined:
+            line += f" ({self.bytes / self.budget:.1%} of the budget; filled by {self.refined})"
         if self.wider is not None:
             line += f"; the next wider shape, {self.wider[0]} x {self.wider[1]}, needs {self.wider[2]:,} B"
         return line
@@ -334,6 +347,90 @@ def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
     return ShapeChoice(config=_public(chosen), budget=budget, bytes=cost(chosen),
                        connections=connections(chosen), estimate=chosen["_estimate"], wider=wider,
                        checked=len(sized))
+
+
+def fill(template: dict, budget: int, *, measure: ShapeFn | None = None, estimate: ShapeFn | None = None,
+         reserve: int = RESERVE, adapter_dtype: str = "f16", training: MaskTraining | None = None,
+         share: float = FILL, max_checks: int = FILL_CHECKS) -> ShapeChoice:
+    """``solve``'s shape, refined by a measured search until its stand-in packs to at least
+    ``share`` of the budget (see the module docstring). Same arguments as ``solve``; when no
+    finer candidate fits and fills, the fullest that fits is returned (``ShapeChoice.bytes``
+    says how full)."""
+    if not 0 < share <= 1:
+        raise UsageError(f"fill share: {share!r}, expected a number in (0, 1]")
+    measure = measure or (lambda cfg: worst_case_bytes(cfg, adapter_dtype=adapter_dtype, training=training))
+    estimate = estimate or (lambda cfg: estimate_bytes(cfg, adapter_dtype, training))
+    base = solve(template, budget, measure=measure, estimate=estimate, reserve=reserve)
+    if base.bytes + reserve >= share * budget:
+        return base
+    fits = [(base.bytes, base.config)]
+    checked = 0
+    for cfg, _ in _finer(base.config, template, budget, estimate, base.estimate):
+        if checked >= max_checks:
+            break
+        used = int(measure(cfg))
+        checked += 1
+        if used + reserve <= budget:
+            fits.append((used, cfg))
+            if used + reserve >= share * budget:
+                break  # candidates come fullest estimate first: the rest would fill less
+    used, chosen = max(fits, key=lambda f: (f[0] + reserve >= share * budget, connections(f[1]), f[0]))
+    if chosen is base.config:
+        return dataclasses.replace(base, checked=base.checked + checked)
+    return ShapeChoice(config=chosen, budget=budget, bytes=used, connections=connections(chosen),
+                       estimate=estimate(chosen), checked=base.checked + checked,
+                       refined=_moved(base.config, chosen))
+
+
+def _finer(base: dict, template: dict, budget: int, estimate: ShapeFn, floor: float
+           ) -> list[tuple[dict, float]]:
+    """Configs near ``base`` (head width in steps of 2 within a factor 2 of the recipe's, one
+    head and one block either way, MLP ratio and adapter rank one up) whose estimate lies
+    above ``floor`` and within 5% over the budget, largest estimate first."""
+    t = _validated(template)
+    head0, group = t["model_dim"] // t["num_heads"], t["num_heads"] // t["num_kv_heads"]
+    ratio = t["model_dim"] / t["num_layers"]
+    heads0, layers0 = base["num_heads"], base["num_layers"]
+    mults = {base["mlp_mult"], base["mlp_mult"] + 1}
+    ranks = {base["adapter_rank"]} | ({base["adapter_rank"] + 1} if base["adapter_rank"] else set())
+    seen, found = set(), []
+    for L in range(max(1, layers0 - 1), layers0 + 2):
+        for heads in range(max(group, heads0 - group), heads0 + 2 * group, group):
+            for head in range(max(2, head0 // 2 + head0 // 2 % 2), 2 * head0 + 1, 2):
+                C = heads * head
+                if not 1 / ASPECT_SPAN <= C / L / ratio <= ASPECT_SPAN:
+                    continue
+                for mult in mults:
+                    for rank in ranks:
+                        cfg = {**base, "num_layers": L, "model_dim": C, "num_heads": heads,
+                               "num_kv_heads": heads // group, "mlp_mult": mult, "adapter_rank": rank}
+                        key = (L, C, heads, mult, rank)
+                        if key in seen:
+                            continue
+                        seen.add(key)
+                        try:
+                            est = estimate(cfg)
+                        except ConfigError:
+                            continue
+                        if floor < est <= budget * 1.05:
+                            found.append((cfg, est))
+    found.sort(key=lambda f: -f[1])
+    return found
+
+
+def _moved(base: dict, chosen: dict) -> str:
+    """Which knobs ``fill`` moved, in words."""
+    words = []
+    if chosen["model_dim"] // chosen["num_heads"] != base["model_dim"] // base["num_heads"] \
+            or chosen["num_heads"] != base["num_heads"]:
+        words.append(f"heads {chosen['num_heads']} of {chosen['model_dim'] // chosen['num_heads']}")
+    if chosen["num_layers"] != base["num_layers"]:
+        words.append(f"{chosen['num_layers']} blocks")
+    if chosen["mlp_mult"] != base["mlp_mult"]:
+        words.append(f"MLP {chosen['mlp_mult']}x")
+    if chosen["adapter_rank"] != base["adapter_rank"]:
+        words.append(f"adapter rank {chosen['adapter_rank']}")
+    return ", ".join(words) or "no change"
 
 
 def _smallest(template: dict) -> dict:
