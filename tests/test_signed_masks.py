@@ -106,7 +106,7 @@ def test_signed_topk_and_nested_follow_the_magnitude_order():
 def test_signed_topk_with_more_levels_is_refused():
     with pytest.raises(ConfigError, match="topk for signed:3 masks trains levels -1..1 only"):
         MaskTraining.for_mask(MaskSpec("signed", 3), "topk", 0.3)
-    with pytest.raises(ConfigError, match="expected one of quant, topk, nested"):
+    with pytest.raises(ConfigError, match="expected one of quant, nested, topk"):
         MaskTraining.for_mask(MaskSpec("signed", 2), "ste")
 
 

@@ -15,9 +15,11 @@ from typing import Any
 from .errors import ConfigError
 from .format.maskspec import MaskSpec
 
-# The estimators each mask kind can train with; the first is the kind's default.
+# The estimators each mask kind can train with; the first is the kind's default. Signed masks
+# list nested before topk, so a target density alone picks the one that fits every K (at
+# signed:2 the two give the same levels; topk is edge-popup's name for it).
 ESTIMATORS = {"binary": ("ste", "topk"), "multibit": ("quant", "nested"), "nm": ("topk",),
-              "signed": ("quant", "topk", "nested"), "none": ("none",)}
+              "signed": ("quant", "nested", "topk"), "none": ("none",)}
 DENSITY_ESTIMATORS = ("topk", "nested")  # a target density sets their levels (nm: N of M instead)
 
 
