@@ -17,8 +17,9 @@ that fit, the one nearest the recipe's width / depth wins.
 quarter more): a measured search over finer knobs around ``solve``'s shape -- head width in
 steps of 2, one head more or fewer, one block more or fewer, the MLP ratio one up, the
 adapter rank one up where the recipe has adapters -- packing each candidate's stand-in
-(largest estimate first) until one fits and fills at least ``FILL`` of the budget; among
-those, the most connections win.
+(largest estimate first) until one fits and fills at least ``FILL`` of the budget. When none
+does within ``FILL_CHECKS`` packs, the candidate with the most connections among those that
+fit wins.
 
 Nothing here imports torch directly; the artifact writer it calls does.
 """
@@ -235,7 +236,7 @@ def _worst_levels(gen: np.random.Generator, spec, training: MaskTraining, shape:
     return gen.choice(values, size=shape, p=probs).astype(level_dtype(spec))
 
 
-def _level_values(spec) -> np.ndarray:
+def _level_values(spec: MaskSpec) -> np.ndarray:
     """A mask's levels in the order ``_signed_probs`` gives their shares: 0, 1, ..., K-1, or
     for signed masks 0, 1, -1, 2, -2, ..."""
     if spec.kind != "signed":
@@ -243,7 +244,7 @@ def _level_values(spec) -> np.ndarray:
     return np.array([0] + [v for j in range(1, spec.levels) for v in (j, -j)])
 
 
-def _signed_probs(probs: list[float], spec) -> list[float]:
+def _signed_probs(probs: list[float], spec: MaskSpec) -> list[float]:
     """Shares of the levels of ``spec`` from the shares of their magnitudes 0..K-1: a signed
     mask splits each nonzero magnitude's share evenly between +j and -j (the costliest split)."""
     if spec.kind != "signed":
