@@ -14,12 +14,13 @@ so the trained artifact fits whenever the stand-in does. Among the shapes whose 
 that fit, the one nearest the recipe's width / depth wins.
 
 ``fill`` then closes the gap the head-width steps leave (a shape one head wider can cost a
-quarter more): a measured search over finer knobs around ``solve``'s shape -- head width in
-steps of 2, one head more or fewer, one block more or fewer, the MLP ratio one up, the
-adapter rank one up where the recipe has adapters -- packing each candidate's stand-in
-(largest estimate first) until one fits and fills at least ``FILL`` of the budget. When none
-does within ``FILL_CHECKS`` packs, the candidate with the most connections among those that
-fit wins.
+quarter more): a measured search over finer knobs around ``solve``'s shape, packing each
+candidate's stand-in until one fits and fills at least ``FILL`` of the budget. Shapes that
+keep the recipe come first -- head width in steps of 2, one head more or fewer, one block
+more or fewer -- then those that also change it: the MLP ratio one up, the adapter rank one
+up where the recipe has adapters; within each, the largest estimate first. When none fills
+within ``FILL_CHECKS`` packs, the candidate with the most connections among those that fit
+wins.
 
 Nothing here imports torch directly; the artifact writer it calls does.
 """
@@ -374,7 +375,7 @@ def fill(template: dict, budget: int, *, measure: ShapeFn | None = None, estimat
         if used + reserve <= budget:
             fits.append((used, cfg))
             if used + reserve >= share * budget:
-                break  # candidates come fullest estimate first: the rest would fill less
+                break  # the first that fills: the fullest of the first tier that has one
     used, chosen = max(fits, key=lambda f: (f[0] + reserve >= share * budget, connections(f[1]), f[0]))
     if chosen is base.config:
         return dataclasses.replace(base, checked=base.checked + checked)
@@ -387,7 +388,8 @@ def _finer(base: dict, template: dict, budget: int, estimate: ShapeFn, floor: fl
            ) -> list[tuple[dict, float]]:
     """Configs near ``base`` (head width in steps of 2 within a factor 2 of the recipe's, one
     head and one block either way, MLP ratio and adapter rank one up) whose estimate lies
-    above ``floor`` and within 5% over the budget, largest estimate first."""
+    above ``floor`` and within 5% over the budget: those with the recipe's MLP ratio and
+    adapter rank first, then the others; largest estimate first within each."""
     t = _validated(template)
     head0, group = t["model_dim"] // t["num_heads"], t["num_heads"] // t["num_kv_heads"]
     ratio = t["model_dim"] / t["num_layers"]
@@ -415,7 +417,8 @@ def _finer(base: dict, template: dict, budget: int, estimate: ShapeFn, floor: fl
                             continue
                         if floor < est <= budget * 1.05:
                             found.append((cfg, est))
-    found.sort(key=lambda f: -f[1])
+    found.sort(key=lambda f: (f[0]["mlp_mult"] != base["mlp_mult"] or f[0]["adapter_rank"] != base["adapter_rank"],
+                              -f[1]))
     return found
 
 
