@@ -55,13 +55,14 @@ class MaskTraining:
 
 
 def level_range(spec: MaskSpec) -> tuple[int, int]:
-    """(lowest, highest) level a mask of ``spec`` holds: 0..K-1, or -(K-1)..K-1 when signed."""
-    return (1 - spec.levels if spec.kind == "signed" else 0), spec.levels - 1
+    """(lowest, highest) level a mask of ``spec`` holds: 0..K-1, or -(K-1)..K-1 when signed
+    (the stored symbol is level + ``spec.offset``)."""
+    return -spec.offset, spec.levels - 1
 
 
 def level_dtype(spec: MaskSpec) -> str:
-    """numpy dtype name of a mask's levels: int8 for signed masks, else uint8."""
-    return "int8" if spec.kind == "signed" else "uint8"
+    """numpy dtype name of a mask's levels: int8 where levels go negative (signed), else uint8."""
+    return "int8" if spec.offset else "uint8"
 
 
 def estimator_names() -> tuple[str, ...]:

@@ -155,7 +155,7 @@ def mask_bits(config: dict, training: MaskTraining | None = None) -> float:
         return entropy(_signed_probs([1 - training.density, training.density], spec))
     if training.estimator == "nested":
         return entropy(_signed_probs(_nested_probs(training.density, spec.levels), spec))
-    return math.log2(2 * spec.levels - 1 if spec.kind == "signed" else spec.levels)
+    return math.log2(spec.alphabet)  # every stored symbol equally likely (signed:K: 2K - 1)
 
 
 def estimate_bytes(config: dict, adapter_dtype: str = "f16", training: MaskTraining | None = None) -> float:
