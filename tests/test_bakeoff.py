@@ -171,6 +171,9 @@ def test_token_table_joins_runs_later_files_win(tmp_path):
     assert "| 64 KB | int8 | 3.0000 (1.000) | 2.0000 (1.000) |" in table
     assert "| 64 KB | t | 2.4000 (0.800) | 2.1000 (1.050) |" in table  # b.json's 100-token row won
     assert out.stat().st_size > 1000
+    third = run("c.json", [{**row("t", "ticket", 400, 2.05), "artifact_bytes": 62_491}])
+    table = bakeoff_tokens.main([first, second, third, "--out", str(out)])
+    assert "| 64 KB | t | 2.4000 (0.800) | 2.0500 (1.025) at 62,491 B (98%) |" in table  # bytes used beside it
 
 
 def test_steps_for_seconds():
