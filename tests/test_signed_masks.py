@@ -3,6 +3,7 @@ score's sign, int8 levels through tickets and checkpoints, sizing, and the train
 
 from __future__ import annotations
 
+import json
 import math
 import types
 
@@ -204,3 +205,10 @@ def test_cli_trains_a_signed_ticket_to_a_budget(corpus, tmp_path):
     evaluated = CliRunner().invoke(cli, ["load-and-eval", str(tpk), "--data", corpus, "--split", "val",
                                          "--seq-len", "16"])
     assert evaluated.exit_code == 0, evaluated.output
+    sized = CliRunner().invoke(cli, ["size", str(tpk), "--json"])
+    assert sized.exit_code == 0, sized.output
+    report = json.loads(sized.stdout)
+    masked = [t for t in report["tensors"] if t["kind"] == "masked"]
+    # the entropy bound counts stored symbols of a 3-letter alphabet: at most log2(3) bits each
+    assert masked and all(0 < t["entropy_bits_per_connection"] <= math.log2(3) + 1e-9 for t in masked)
+    assert all(0 < t["density"] <= 1 for t in masked)
