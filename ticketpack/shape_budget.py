@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -394,31 +395,27 @@ def _finer(base: dict, template: dict, budget: int, estimate: ShapeFn, floor: fl
     head0, group = t["model_dim"] // t["num_heads"], t["num_heads"] // t["num_kv_heads"]
     ratio = t["model_dim"] / t["num_layers"]
     heads0, layers0 = base["num_heads"], base["num_layers"]
-    mults = {base["mlp_mult"], base["mlp_mult"] + 1}
-    ranks = {base["adapter_rank"]} | ({base["adapter_rank"] + 1} if base["adapter_rank"] else set())
-    seen, found = set(), []
-    for L in range(max(1, layers0 - 1), layers0 + 2):
-        for heads in range(max(group, heads0 - group), heads0 + 2 * group, group):
-            for head in range(max(2, head0 // 2 + head0 // 2 % 2), 2 * head0 + 1, 2):
-                C = heads * head
-                if not 1 / ASPECT_SPAN <= C / L / ratio <= ASPECT_SPAN:
-                    continue
-                for mult in mults:
-                    for rank in ranks:
-                        cfg = {**base, "num_layers": L, "model_dim": C, "num_heads": heads,
-                               "num_kv_heads": heads // group, "mlp_mult": mult, "adapter_rank": rank}
-                        key = (L, C, heads, mult, rank)
-                        if key in seen:
-                            continue
-                        seen.add(key)
-                        try:
-                            est = estimate(cfg)
-                        except ConfigError:
-                            continue
-                        if floor < est <= budget * 1.05:
-                            found.append((cfg, est))
-    found.sort(key=lambda f: (f[0]["mlp_mult"] != base["mlp_mult"] or f[0]["adapter_rank"] != base["adapter_rank"],
-                              -f[1]))
+    knobs = itertools.product(
+        range(max(1, layers0 - 1), layers0 + 2),  # blocks
+        range(max(group, heads0 - group), heads0 + 2 * group, group),  # heads
+        range(max(2, head0 // 2 + head0 // 2 % 2), 2 * head0 + 1, 2),  # head width, even
+        {base["mlp_mult"], base["mlp_mult"] + 1},
+        {base["adapter_rank"]} | ({base["adapter_rank"] + 1} if base["adapter_rank"] else set()))
+    found = []
+    for L, heads, head, mult, rank in knobs:
+        C = heads * head
+        if not 1 / ASPECT_SPAN <= C / L / ratio <= ASPECT_SPAN:
+            continue
+        cfg = {**base, "num_layers": L, "model_dim": C, "num_heads": heads, "num_kv_heads": heads // group,
+               "mlp_mult": mult, "adapter_rank": rank}
+        try:
+            est = estimate(cfg)
+        except ConfigError:  # e.g. an N:M group that does not divide this width
+            continue
+        if floor < est <= budget * 1.05:
+            found.append((cfg, est))
+    recipe = (base["mlp_mult"], base["adapter_rank"])
+    found.sort(key=lambda f: ((f[0]["mlp_mult"], f[0]["adapter_rank"]) != recipe, -f[1]))
     return found
 
 
