@@ -296,7 +296,7 @@ def _corrupted(good: bytes, tmp: Path) -> dict[str, tuple[Path, str]]:
         "model": (_reseal(good, other_config), "model_sha256 mismatch"),
         "rng": (_reseal(good, other_rng), PG_RNG_PREFIX + "2.13.0"),
         "kind": (_reseal(good, unknown_kind), "kind"),
-        "version": (good[:8] + b"\x01" + good[9:], "version 1"),
+        "version": (good[:8] + b"\x04" + good[9:], "format version 4"),
         "magic": (b"PK" + good[2:], "not a .tpk file"),
     }
     out = {}
@@ -319,7 +319,7 @@ def test_emitted_loader_command_line(loader_path, artifacts, tmp_path):
     bad = tmp_path / "bad.tpk"
     bad.write_bytes(artifacts[0].read_bytes()[:-3])
     out = subprocess.run([sys.executable, str(loader_path), str(bad)], capture_output=True, text=True)
-    assert out.returncode == 1 and out.stderr.strip().count("\n") == 0 and "truncated" in out.stderr
+    assert out.returncode == 3 and out.stderr.strip().count("\n") == 0 and "truncated" in out.stderr
 
 
 def test_loader_stays_small(loader_path):
