@@ -15,6 +15,9 @@ ONE, M32, u8, i64, f32 = 1 << 16, 0xFFFFFFFF, np.uint8, np.int64, np.float32
 PHILOX, HEX = "philox4x32-10/v1", re.compile("[0-9a-f]{64}")
 # init rule: (family, numerator, a, b) of section 4; `ticketpack export-loader` fills it in
 INITS = {}
+# the normal family's polynomial, c9 .. c1 (section 4, float32 bit patterns)
+NORMAL = np.array([0x436A2C2B, 0xC452B743, 0x449D7861, 0xC47C2672, 0x43E9BDA6, 0xC2FD8B5A, 0x41A51139,
+	0xC0214869, 0x40225C21], np.uint32).view(f32)
 
 
 class TpkError(Exception):
@@ -119,7 +122,7 @@ def check(t, ver, pl, ext):
 	need(kind in ("masked", "plain", "ternary", "int8")[:3 + (ver > 1)], f"{name}: kind {kind!r}")
 	need(type(shape) is list and len(shape) <= 8 and all(isint(d, 0, 1 << 31) for d in shape), f"{name}: shape")
 	n = math.prod(shape)
-	need(ver > 2 or not {"layout", "init_std"} & t.keys(), f"{name}: v3 key in a v{ver} file")
+	need(ver > 2 and kind == "masked" or not {"layout", "init_std"} & t.keys(), f"{name}: layout or init_std")
 	if kind == "plain":
 		roles = {"data": n}
 	elif kind == "int8":
@@ -329,10 +332,17 @@ def frozen(seed, name, shape, init, layout="out_in", std=None):
 	n, d0, rest = math.prod(shape), shape[0], math.prod(shape[1:])
 	fi, fo = {"out_in": (rest, d0), "in_out": (d0, rest), "conv": (rest, d0 * rest // (shape + [1])[1])}[layout]
 	family, num, a, b = INITS[init]
-	c = std if init == "normal_std" else math.sqrt(num / (a * fi + b * fo))
-	w = philox(seed, int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"), n * (1 + (family == "normal")))
+	c = std if a == b == 0 else math.sqrt(num / (a * fi + b * fo))  # normal_std: the entry's init_std
+	w = philox(seed, int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little"), n)
 	if family == "signed_constant":
 		return np.where(w >> 31, -f32(c), f32(c))
+	if family == "normal":  # Horner in float32, one multiply and one add per step (no FMA)
+		d = (w & 0xFFFF).astype(i64) - (w >> 16)
+		a, h = np.abs(d).astype(f32) * f32(2.0 ** -16), f32(NORMAL[0])
+		for k in NORMAL[1:]:
+			h = h * a + f32(k)
+		m = h * a * f32(c)
+		return np.where(d < 0, -m, m)
 	need(family == "uniform", f"init family {family!r}")
 	return ((w >> 8).astype(f32) * 2 - (M32 >> 8)) * f32(c * 2.0 ** -24)  # odd, < 2^24
 
