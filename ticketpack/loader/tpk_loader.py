@@ -417,9 +417,11 @@ def readfile(path):
 		fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
 	except OSError as e:
 		need(0, f"cannot open {path!r}: {e.strerror}", 2)
+	st = os.fstat(fd)
+	if not stat.S_ISREG(st.st_mode):  # a FIFO, a device (/dev/zero), a directory: never read
+		os.close(fd)
+		need(0, f"{path!r} is not a regular file", 2)
 	with os.fdopen(fd, "rb") as fh:
-		st = os.fstat(fd)
-		need(stat.S_ISREG(st.st_mode), f"{path!r} is not a regular file", 2)
 		need(st.st_size <= 1 << 32, "file over 4 GiB")
 		buf = fh.read(28)
 		want = 32 + sum(struct.unpack_from("<I4xQ", buf, 12)) if len(buf) == 28 else 0
