@@ -347,8 +347,13 @@ def frozen(seed, name, shape, init, layout="out_in", std=None):
 	return ((w >> 8).astype(f32) * 2 - (M32 >> 8)) * f32(c * 2.0 ** -24)  # odd, < 2^24
 
 
-def tensor(seed, t, pay, v3):
-	# effective weight and tensor_sha256 (section 6)
+def tensor(*a):
+	with np.errstate(all="ignore"):  # an overflow is refused (M25), not warned about
+		return weight(*a)
+
+
+def weight(seed, t, pay, v3):
+	# effective weight and its digest record (section 6)
 	name, shape, kind = t["name"], t["shape"], t["kind"]
 	S, n, r = {}, math.prod(shape), shape[0] if shape else 1
 	try:
