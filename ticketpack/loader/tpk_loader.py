@@ -224,7 +224,7 @@ def rows(d, pos, cnt, C, v3):
 	# sections 5.2.2-3: the digits of rows of C elements, row r under the product model of counts cnt[r]
 	R, P, B = len(cnt), cnt.shape[1], d[pos]
 	need(B in (1, 2, 4, 8) and P ** B <= 256, "rans: bad B")
-	dig, Q = digits(np.arange(P ** B), P, B), -(-C // B)
+	dig, Q = digits(np.arange(P ** B), P, B).astype(u8), -(-C // B)
 	u, inv = np.unique(cnt, axis=0, return_inverse=True)  # rows of equal counts share a model
 	a = 1 << 31
 	for j in range(B):
@@ -249,7 +249,7 @@ def rans0(d, shape, n, K, N=0, M=0, v3=0):
 		return np.repeat(v, cnt[v])
 	out = rows(d, pos, cnt[v][None], n, v3)[0]
 	need((np.bincount(out, minlength=len(v)) == cnt[v]).all(), "rans0: counts differ")
-	return v[out]
+	return out if v[-1] == len(v) - 1 else v.astype(u8)[out]  # digit d is level v[d]
 
 
 def ransrow(d, shape, *a, v3=0):
@@ -300,7 +300,7 @@ def levels(t, enc, d, v3):
 		need(len(d) == P * nb, "bit planes: length")
 		b = np.unpackbits(np.frombuffer(d, u8).reshape(P, nb), 1, bitorder="little")
 		need(not b[:, n:].any(), "bit planes: padding")
-		lev = sum(b[p, :n].astype(i64) << p for p in range(P))
+		lev = sum(b[p, :n] << p for p in range(P))  # uint8: levels < 256
 		need(lev.max(initial=0) < K, "level out of range")
 	elif enc == "trits5":
 		a = np.frombuffer(d, u8)
@@ -310,7 +310,7 @@ def levels(t, enc, d, v3):
 		lev = {"rans0": rans0, "ransrow": ransrow, "ransnm": ransnm}[enc](d, shape, n, K, N, M, v3=v3).ravel()
 	if M:  # section 3: exactly N kept in every group
 		need((lev.reshape(-1, M).sum(1) == N).all(), "N:M group does not keep N")
-	return (lev - (K // 2 if kind in ("signed", "trits") else 0)).reshape(shape).astype(f32)
+	return lev.reshape(shape).astype(f32) - (K // 2 if kind in ("signed", "trits") else 0)
 
 
 def philox(seed, sid, n):
