@@ -450,11 +450,11 @@ def test_a_new_init_rule_reaches_the_loader_without_editing_it(monkeypatch, tmp_
         ours = loader.frozen(7, "blocks.1.attn.c_q.weight", [48, 20], rule).reshape(48, 20)
         core = np.asarray(philox.frozen_weight(7, "blocks.1.attn.c_q.weight", (48, 20), rule))
         assert np.array_equal(ours.view(np.uint32), core.view(np.uint32)), rule
-    monkeypatch.setitem(INIT_FAMILIES, "normal", 1.0)  # a family the loader has no kernel for
-    monkeypatch.setitem(INIT_RULES, "test_normal", InitRule("normal", "fan_in"))
+    monkeypatch.setitem(INIT_FAMILIES, "laplace", 1.0)  # a family the loader has no kernel for
+    monkeypatch.setitem(INIT_RULES, "test_laplace", InitRule("laplace", "fan_in"))
     loader = _exported(tmp_path)
-    with pytest.raises(loader.TpkError, match="init family 'normal'"):
-        loader.frozen(7, "w", [4, 4], "test_normal")
+    with pytest.raises(loader.TpkError, match="init family 'laplace'"):
+        loader.frozen(7, "w", [4, 4], "test_laplace")
 
 
 def test_loader_reproduces_format_md_known_answers(loader):
