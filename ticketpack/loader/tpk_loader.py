@@ -435,7 +435,12 @@ def readfile(path):
 
 def load(path):
 	"""Read, check and regenerate an artifact: {name: float32 array}, in header order."""
-	h, model, pay, ver = read(readfile(path))
+	return loads(readfile(path))
+
+
+def loads(buf):
+	"""load() of an artifact's bytes."""
+	h, model, pay, ver = read(buf)
 	with ThreadPoolExecutor() as ex:
 		out = list(ex.map(lambda t: tensor(h["seed"], t, pay, ver > 2), h["tensors"]))
 	if ver == 1:

@@ -586,6 +586,8 @@ def cases() -> list[Case]:
         c("M09", "no-model-sha256", "a version-2 file without model_sha256", _hdr(lambda h: h.pop("model_sha256"))),
         c("M09", "weights-sha256-upper", "weights_sha256 in upper-case hex", _hdr(lambda h: h.update(weights_sha256=h["weights_sha256"].upper()))),
         c("M09", "config-array", "config is an array", lambda f: setattr(f, "config", [1])),
+        c("M09", "config-int64", "an integer 2^63 in config (canon has no encoding for it; model_sha256 left as packed)",
+          _hdr(lambda h: h["config"].update(big=2**63))),
         c("M10", "eval-null", "\"eval\": null (eval is an object or absent)", _hdr(lambda h: h.update(eval=None))),
         c("M10", "eval-unknown-key", "an unknown key in eval", _hdr(lambda h: h["eval"].update(extra=1))),
         c("M10", "eval-seq-len", "eval.seq_len 0", _hdr(lambda h: h["eval"].update(seq_len=0))),
