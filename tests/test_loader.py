@@ -1,4 +1,5 @@
-"""The standalone loader (`ticketpack export-loader`): one file, numpy + zstandard, reads v2.
+"""The standalone loader (`ticketpack export-loader`): one file, numpy + zstandard, reads
+format versions 1-3.
 
 It is written from docs/FORMAT.md alone; these tests hold it to the library: same rANS
 decodes, same Philox bits, and (on every conformance file, in a child process where importing
