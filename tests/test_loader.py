@@ -126,8 +126,9 @@ def test_loader_refuses_a_broken_rans_stream(loader):
 @pytest.mark.parametrize("rule", list(INIT_RULES))
 @pytest.mark.parametrize("shape", [(64, 33), (5, 3, 2), (17,), (1, 1)])
 def test_philox_weights_match_the_core_bit_for_bit(loader, rule, shape):
-    ours = loader.frozen(123456789, "blocks.0.mlp.fc.weight", list(shape), rule).reshape(shape)
-    core = np.asarray(philox.frozen_weight(123456789, "blocks.0.mlp.fc.weight", shape, rule))
+    std = 0.02 if rule == "normal_std" else None
+    ours = loader.frozen(123456789, "blocks.0.mlp.fc.weight", list(shape), rule, "out_in", std).reshape(shape)
+    core = np.asarray(philox.frozen_weight(123456789, "blocks.0.mlp.fc.weight", shape, rule, init_std=std))
     assert ours.dtype == np.float32 and ours.shape == shape
     assert np.array_equal(ours.view(np.uint32), core.view(np.uint32))
 
@@ -353,7 +354,10 @@ def test_loader_command_line_usage_devices_and_ctrl_c(loader_path, tmp_path):
     big.write_bytes(encode_artifact(ticket, codec="zstd"))
     proc = subprocess.Popen([sys.executable, str(loader_path), str(big)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    maps = Path(f"/proc/{proc.pid}/maps")
+    deadline = time.time() + 30  # the handler is armed before numpy loads: wait for numpy
+    while time.time() < deadline and proc.poll() is None and "_multiarray_umath" not in maps.read_text():
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and err == "error: interrupted\n", (proc.returncode, err)
