@@ -493,3 +493,15 @@ def test_loader_refuses_a_nesting_bomb_header(loader):
     prefix = b"\x89TPK\r\n\x1a\n" + struct.pack("<HBBIIQ", 2, 0, 0, len(text), len(text), 0) + text
     with pytest.raises(loader.TpkError, match="header: RecursionError"):
         loader.read(prefix + struct.pack("<I", zlib.crc32(prefix)))
+
+
+def test_loader_error_is_one_line_even_for_a_name_with_a_newline(loader_path, tmp_path):
+    ticket = Ticket(seed=1, config={}, tensors=[PlainTensor("a\nb\r", np.array([1.0], np.float16))])
+
+    def unknown_kind(h):
+        h["tensors"][0]["kind"] = "float8"
+
+    path = tmp_path / "newline.tpk"
+    path.write_bytes(_reseal(encode_artifact(ticket), unknown_kind))
+    out = subprocess.run([sys.executable, str(loader_path), str(path)], capture_output=True, text=True)
+    assert out.returncode == 3 and out.stderr.count("\n") == 1 and "a\\nb\\r: kind 'float8'" in out.stderr

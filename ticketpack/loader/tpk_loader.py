@@ -459,5 +459,5 @@ if __name__ == "__main__":
 	try:
 		print(f"ok: {len(load(sys.argv[1]))} tensors verified")
 	except TpkError as e:
-		print(f"error: {e}", file=sys.stderr)
+		print("error:", "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(e)), file=sys.stderr)  # one line
 		sys.exit(e.code)
