@@ -84,7 +84,9 @@ def stream_symbols(loader, name: str, data: bytes, shape: tuple[int, int]) -> in
     rows, cols = shape
     if name.startswith("ransnm"):
         return -(-(rows * cols // 4) // data[0])
-    _, pos = loader.varint(data, 0)
+    pos = 0
+    for _ in range(255 if "256" in name else 1):  # the K - 1 counts
+        _, pos = loader.varint(data, pos)
     if name.startswith("rans0"):
         return -(-(rows * cols) // data[pos])
     pos += 1 + -(-rows * data[pos] // 8)  # ransrow: every row mixed at this density
@@ -105,7 +107,9 @@ def mask_decodes(n: int, loader=None) -> None:
     groups = np.zeros((binary.size // 4, 4), np.uint8)
     groups[:, :2] = 1
     nm = gen.permuted(groups, axis=1).reshape(shape)
+    levels = gen.integers(0, 256, shape).astype(np.uint8)  # 256 levels: one element per symbol
     cases = {"rans0 (binary)": (lambda e: rans.encode_rans0(binary, 2, lanes_log2=e), lambda d: loader.rans0(d, list(shape), binary.size, 2, v3=1), binary),
+             "rans0 (multibit:256)": (lambda e: rans.encode_rans0(levels, 256, lanes_log2=e), lambda d: loader.rans0(d, list(shape), levels.size, 256, v3=1), levels),
              "ransrow (binary)": (lambda e: rans.encode_ransrow(binary, lanes_log2=e), lambda d: loader.ransrow(d, list(shape), v3=1), binary),
              "ransnm (2:4)": (lambda e: rans.encode_ransnm(nm, 2, 4, lanes_log2=e), lambda d: loader.ransnm(d, list(shape), nm.size, 2, 2, 4, v3=1), nm)}
     print(f"\n{binary.size:,}-element masks ({shape[0]} x {shape[1]}), v3's minimum lanes, "

@@ -204,7 +204,7 @@ def rans(d, pos, f, mi, v3):
 	w = np.frombuffer(d, "<u2", offset=pos + 1 + 4 * L).astype(i64)
 	need((x >= ONE).all(), "rans: initial state")
 	c = np.cumsum(f, 1) - f
-	F, C, key, out, p = f.ravel(), c.ravel(), (c + (np.arange(nm) << 16)[:, None]).ravel(), np.empty(S, i64), 0
+	F, C, key, out, p = f.ravel(), c.ravel(), (c + (np.arange(nm) << 16)[:, None]).ravel(), np.empty(S, np.int32), 0
 	tab = np.repeat(np.arange(A), f[0])  # slot -> symbol of model 0
 	for i in range(0, S, L):
 		y = x[:S - i]  # a view: the lanes this round
@@ -231,7 +231,8 @@ def rows(d, pos, cnt, C, v3):
 		a = a * ((u << 31) // C)[:, dig[:, j]] >> 31
 	f = np.maximum(1, (a << 16) // a.sum(1, keepdims=True))
 	f[np.arange(len(u)), np.argmax(f, 1)] += ONE - f.sum(1)
-	g = dig[rans(d, pos + 1, f, np.repeat(inv.ravel(), Q), v3)].reshape(R, -1)
+	mi = np.repeat(inv.ravel(), Q) if len(u) > 1 else np.broadcast_to(0, R * Q)  # model of each symbol
+	g = dig[rans(d, pos + 1, f, mi, v3)].reshape(R, -1)
 	need((g[:, C:] == np.argmax(cnt, 1)[:, None]).all(), "rans: padding")
 	return g[:, :C]
 
@@ -283,7 +284,7 @@ def ransnm(d, shape, n, K, N, M, v3=0):
 	G = d[0]
 	A = cnm ** G
 	need(G and A <= ONE, "ransnm: bad G")
-	r = digits(rans(d, 1, ONE // A + (np.arange(A)[None] < ONE % A), np.zeros(-(-groups // G), i64), v3), cnm, G).ravel()
+	r = digits(rans(d, 1, ONE // A + (np.arange(A)[None] < ONE % A), np.broadcast_to(0, -(-groups // G)), v3), cnm, G).ravel()
 	need(not r[groups:].any(), "ransnm: padding")
 	return pat[r[:groups]]
 
