@@ -278,9 +278,6 @@ def ransnm(d, shape, n, K, N, M, v3=0):
 	ones = sorted(itertools.combinations(range(M), N), key=lambda c: c[::-1])  # in rank order
 	pat = np.zeros((cnm, M), u8)
 	pat[np.arange(cnm)[:, None], ones] = 1
-	if cnm == 1:
-		need(not d, "ransnm: not empty")
-		return pat[np.zeros(groups, i64)]
 	G = d[0]
 	A = cnm ** G
 	need(G and A <= ONE, "ransnm: bad G")
