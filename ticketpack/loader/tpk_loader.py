@@ -1,6 +1,7 @@
 """Reads .tpk artifacts, format versions 1-3 (ticketpack's docs/FORMAT.md): numpy + zstandard.
 
 	tpk_loader.load("m.tpk")  # {name: float32 array}; every MUST rule of FORMAT.md 7.1 checked
+	tpk_loader.loads(data)  # the same from the file's bytes
 	python tpk_loader.py m.tpk  # verify: exit 0 ok, 1 digest mismatch, 2 usage, 3 refused, 130 Ctrl-C
 Refuses (MAY-refuse cases): torch-mt19937 streams, v1's constriction sections (ans0, ansrow, nm).
 """
