@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import DecodeError, UsageError
+from . import accel
 from .varint import get_varint, put_varint
 
 PROB_BITS = 16
@@ -249,17 +250,25 @@ NUMPY_KERNELS = SimpleNamespace(
     name="numpy", encode=_np_encode, decode_static=_np_decode_static,
     expand_groups=_np_expand_groups, decode_rows=_np_decode_rows, row_models=_np_row_models)
 
-try:
-    from . import rans_numba as _rn
-    NUMBA_KERNELS = SimpleNamespace(
-        name="numba", encode=_rn.encode, decode_static=_rn.decode_static,
-        expand_groups=_rn.expand_groups, decode_rows=_rn.decode_rows, row_models=_rn.row_models)
-except ImportError:  # numba is optional: the numpy kernels give the same bytes
-    NUMBA_KERNELS = None
+def _numba_kernels(steps: float) -> SimpleNamespace | None:
+    """The numba kernels, loaded when a job of ``steps`` sequential steps repays numba's import
+    (format/accel.py); None: numpy (numba is optional: the numpy kernels give the same bytes)."""
+    rn = accel.numba_kernels("rans_numba", steps * accel.RANS_STEP_SECONDS)
+    return None if rn is None else SimpleNamespace(
+        name="numba", encode=rn.encode, decode_static=rn.decode_static,
+        expand_groups=rn.expand_groups, decode_rows=rn.decode_rows, row_models=rn.row_models)
 
 
-def default_kernels() -> SimpleNamespace:
-    return NUMBA_KERNELS or NUMPY_KERNELS
+def __getattr__(name: str) -> SimpleNamespace | None:
+    if name == "NUMBA_KERNELS":  # the numba kernels when importable (tests, benches)
+        return _numba_kernels(float("inf"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def default_kernels(steps: float = float("inf")) -> SimpleNamespace:
+    """The kernels for a job of ``steps`` sequential steps (symbols per lane): numba when it is
+    worth loading, else numpy. Encoders take the default (writers are the slow commands)."""
+    return _numba_kernels(steps) or NUMPY_KERNELS
 
 
 # --- static-model streams (rans0, ransnm) ---------------------------------------------------
@@ -290,6 +299,7 @@ def _decode_static(data: bytes, pos: int, n_symbols: int, freq: np.ndarray, tab:
     """``tab[s]`` for each symbol s of the stream at ``data[pos]`` (the lane byte), and the
     symbol histogram."""
     states, words, n_words = _open_stream(data, pos, what)
+    kernels = kernels or default_kernels(n_symbols / states.size)
     if n_symbols > _max_symbols(n_words, states.size, int(freq.max())):
         raise DecodeError(f"{what}: {len(data)} bytes cannot hold {n_symbols} symbols")
     slot_type = np.uint8 if freq.size <= 256 else np.uint16
@@ -415,7 +425,7 @@ def decode_rans0(data: bytes, n: int, K: int, *, kernels=None) -> np.ndarray:
     tab = _units(np.array(present, np.uint8)[digits]).reshape(-1)
     freq = product_freqs(kept, per)
     units, hist = _decode_static(data, pos + 1, n_symbols, freq, tab, "rans0",
-                                 kernels or default_kernels())
+                                 kernels)
     out = units.view(np.uint8)
     if (out[n:] != present[_pad_digit(kept)]).any():
         raise DecodeError("rans0: padding after the last element is not the most frequent level")
@@ -535,7 +545,7 @@ def decode_ransrow(data: bytes, rows: int, cols: int, *, kernels=None) -> np.nda
     if per not in PER_SYMBOL:
         raise DecodeError(f"ransrow: {per} elements per symbol, expected one of {PER_SYMBOL}")
     states, words, n_words = _open_stream(data, pos + 1, "ransrow")
-    kernels = kernels or default_kernels()
+    kernels = kernels or default_kernels(mixed.size * -(-cols // per) / states.size)
     ones = counts[mixed]
     distinct, model_of = np.unique(ones, return_inverse=True)
     weight = level_weights(np.stack([cols - distinct, distinct], 1))
@@ -657,7 +667,6 @@ def decode_ransnm(data: bytes, rows: int, cols: int, N: int, M: int, *, kernels=
                           f"{patterns}^G <= {MAX_SYMBOLS['ransnm']}")
     size = patterns ** per
     n_symbols = -(-n_groups // per)
-    kernels = kernels or default_kernels()
     symbols, _ = _decode_static(data, 1, n_symbols, uniform_freqs(size),
                                 np.arange(size, dtype=np.uint16), "ransnm", kernels)
     digits = _digits(size, patterns, per).astype(np.uint16)
@@ -665,5 +674,5 @@ def decode_ransnm(data: bytes, rows: int, cols: int, N: int, M: int, *, kernels=
         raise DecodeError("ransnm: padding ranks after the last group are not 0")
     table = _units(_patterns(N, M))
     out = np.empty((n_symbols * per, table.shape[1]), table.dtype)
-    kernels.expand_groups(symbols, digits, table, out.reshape(-1))
+    (kernels or default_kernels(0)).expand_groups(symbols, digits, table, out.reshape(-1))
     return out.view(np.uint8).reshape(-1)[:rows * cols].reshape(rows, cols)
