@@ -169,21 +169,16 @@ def checked_arrays(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
                    model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None,
                    model: bool = False) -> tuple[Ticket, dict[str, np.ndarray], dict, int]:
     """Parse, check the config, decode and check both digests: (ticket, effective float32
-    numpy arrays, digests, format version). ``model``: also refuse tensors the config's model
-    does not hold (``model_fit``), before anything is decoded."""
+    numpy arrays, digests, format version). ``model``: then also refuse tensors the config's
+    model does not hold (``model_fit``): the file's integrity is reported first."""
     info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
     check_config(info.header["config"], model_limits)
-    if model:
-        check_tensors_fit(info.header["config"], header_shapes(info), model_limits)
     _load_stream(info)
     ticket = decode_artifact(info, progress)
     weights, digests = check_digests(ticket, info.header, info.version)
+    if model:
+        check_tensors_fit(info.header["config"], {k: v.shape for k, v in weights.items()}, model_limits)
     return ticket, weights, digests, info.version
-
-
-def header_shapes(info: ArtifactInfo) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of each tensor the (validated) header declares: the effective weights'."""
-    return {t["name"]: tuple(t["shape"]) for t in info.header["tensors"]}
 
 
 def _load_stream(info: ArtifactInfo) -> None:
