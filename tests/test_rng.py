@@ -3,6 +3,7 @@ between the numpy reference, the numba fast path and torch (CPU, CUDA)."""
 
 import hashlib
 import math
+import os
 import subprocess
 import sys
 import tracemalloc
