@@ -19,6 +19,12 @@ from typing import Any
 import click
 
 ERROR_PREFIX = "ticketpack: error: "
+# Commands that run on the format core and numpy alone, never importing torch or the model
+# code (tests/test_fast_paths.py; bench/cli_latency.py times them).
+TORCH_FREE_COMMANDS = ("inspect", "size", "verify", "export", "export-loader")
+# Commands that read headers or write a small file: nothing long to report, so no --quiet.
+# Every other command reports progress on stderr and takes --quiet (tests/test_cli_conventions.py).
+QUICK_COMMANDS = ("inspect", "size", "export-loader")
 
 
 def printable(text: str) -> str:
