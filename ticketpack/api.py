@@ -129,7 +129,13 @@ def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
     tensors that no config describes: conformance files, tensors for a skeleton of one's own).
     Runs on the format core and numpy: torch loads only for an rng or arch that needs it."""
     start = time.perf_counter()
-    ticket, weights, digests, version = checked_arrays(artifact, limits, model_limits, progress, model)
+    ticket, weights, digests, version = checked_arrays(artifact, limits, model_limits, progress)
+    if model:
+        try:
+            check_tensors_fit(ticket.config, {k: v.shape for k, v in weights.items()}, model_limits)
+        except HeaderError as exc:  # the file itself is sound: say so, and how to check only that
+            raise HeaderError(f"{exc} (the file itself is sound; verify --format-only checks only "
+                              f"the file)") from None
     return {"ok": True, "format_version": version, "tensors": len(ticket.tensors),
             "connections": ticket.connections(), "model_checked": model, **digests,
             "seconds": round(time.perf_counter() - start, 3)}
@@ -166,18 +172,15 @@ def load_checked(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
 
 
 def checked_arrays(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
-                   model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None,
-                   model: bool = False) -> tuple[Ticket, dict[str, np.ndarray], dict, int]:
+                   model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+                   progress: Progress | None = None) -> tuple[Ticket, dict[str, np.ndarray], dict, int]:
     """Parse, check the config, decode and check both digests: (ticket, effective float32
-    numpy arrays, digests, format version). ``model``: then also refuse tensors the config's
-    model does not hold (``model_fit``): the file's integrity is reported first."""
+    numpy arrays, digests, format version)."""
     info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
     check_config(info.header["config"], model_limits)
     _load_stream(info)
     ticket = decode_artifact(info, progress)
     weights, digests = check_digests(ticket, info.header, info.version)
-    if model:
-        check_tensors_fit(info.header["config"], {k: v.shape for k, v in weights.items()}, model_limits)
     return ticket, weights, digests, info.version
 
 
