@@ -239,7 +239,7 @@ def decode_artifact(info: ArtifactInfo, progress: Progress | None = None,
     report = _tensor_reporter("load", [t["shape"] for t in h["tensors"]], progress)
     tensors = []
     with ThreadPoolExecutor(threads or default_threads()) as pool:
-        for tensor in pool.map(lambda t: decode_tensor(t, info.payload), h["tensors"]):
+        for tensor in pool.map(lambda t: decode_tensor(t, info.payload, info.version), h["tensors"]):
             tensors.append(tensor)
             report()
     return Ticket(seed=h["seed"], config=h["config"], tensors=tensors, rng=h["rng"],
