@@ -37,7 +37,8 @@ MAX_SIGNED_LEVELS = 128  # signed:K: symbols level + K - 1 in 0..2K-2 fit a byte
 # Layouts: how a masked tensor's shape maps to fans (v3 key ``layout``, default out_in).
 LAYOUTS = ("out_in", "in_out", "conv")
 DEFAULT_LAYOUT = LAYOUTS[0]
-LAYOUT_RANKS = {"out_in": (1, 8), "in_out": (2, 2), "conv": (3, 5)}  # (lowest, highest) rank
+# (lowest, highest) rank; out_in: any rank the reader's limits allow
+LAYOUT_RANKS: dict[str, tuple[int, int | None]] = {"out_in": (1, None), "in_out": (2, 2), "conv": (3, 5)}
 LAYOUTS_BY_VERSION = {1: LAYOUTS[:1], 2: LAYOUTS[:1], 3: LAYOUTS}
 # Tensor-entry keys a version defines beyond its first: an older file holding one is refused
 # (an older reader would ignore it and compute other weights).
@@ -62,13 +63,14 @@ V2_SYMBOL_ENCODINGS = {"binary": ("bits", "rans0", "ransrow"), "nm": ("bits", "r
                        "trits": ("trits5", "rans0")}
 # From v3 every rANS stream of S symbols has at least min_lanes(S) lanes (bounded decode cost).
 MIN_LANES_FROM_VERSION = 3
-LANE_SYMBOLS_LOG2 = 12  # at most 2^12 symbols per lane (up to 2^24 symbols)
+LANE_SYMBOLS_LOG2 = 12  # at most 2^12 symbols per lane (up to 2^24 symbols),
+MIN_LANES_CAP = 1 << 12  # and never more than 2^12 lanes required
 
 
 def min_lanes(n_symbols: int) -> int:
     """Lmin(S) = min(2^12, the smallest power of two >= ceil(S / 2^12))."""
     need = -(-n_symbols // (1 << LANE_SYMBOLS_LOG2))
-    return min(1 << 12, 1 << max(need - 1, 0).bit_length())
+    return min(MIN_LANES_CAP, 1 << max(need - 1, 0).bit_length())
 
 
 def symbol_encodings(version: int, holds: str) -> tuple[str, ...]:

@@ -226,8 +226,8 @@ def _check_layout(t: dict, name: str, shape: list, version: int) -> None:
         raise HeaderError(f"{name}: layout {layout[:40]!r}, expected one of "
                           f"{', '.join(LAYOUTS_BY_VERSION[version])}")
     lo, hi = LAYOUT_RANKS[layout]
-    if not lo <= len(shape) <= hi:
-        raise HeaderError(f"{name}: layout {layout!r} on rank {len(shape)}, expected rank {lo}..{hi}")
+    if len(shape) < lo or (hi is not None and len(shape) > hi):
+        raise HeaderError(f"{name}: layout {layout!r} on rank {len(shape)}, expected rank {lo}..{hi or ''}")
 
 
 def _check_section(s: Any, name: str, payload_len: int, extents: list, version: int) -> None:

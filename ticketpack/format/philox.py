@@ -92,8 +92,8 @@ def check_layout(layout: object, shape: Sequence[int]) -> str:
     if layout not in LAYOUT_RANKS:
         raise UsageError(f"layout: got {layout!r}, expected one of {', '.join(LAYOUT_RANKS)}")
     lo, hi = LAYOUT_RANKS[layout]
-    if not lo <= len(shape) <= hi:
-        raise UsageError(f"layout: {layout} needs rank {lo}..{hi}, got shape {tuple(shape)}")
+    if len(shape) < lo or (hi is not None and len(shape) > hi):
+        raise UsageError(f"layout: {layout} needs rank {lo}..{hi or ''}, got shape {tuple(shape)}")
     return layout
 
 

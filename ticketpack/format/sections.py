@@ -143,7 +143,8 @@ def decode_tensor(t: dict, payload: bytes, version: int = FORMAT_VERSION) -> Ten
         symbols = decode_symbols(sections["trits"], payload, name, shape, 3, None, version)
         gshape = () if t["gamma"] == "tensor" else (t["gamma_count"],)
         gamma = decode_values(sections["gamma"], payload, name, gshape)
-        return TernaryTensor(name, symbols.astype(np.int8) - 1, gamma)
+        # np.asarray: on a rank-0 tensor numpy arithmetic returns a scalar, not an array
+        return TernaryTensor(name, np.asarray(symbols.astype(np.int8) - 1), gamma)
     if t["kind"] == "int8":
         q = np.frombuffer(section_bytes(sections["q"], payload, name), np.int8).reshape(shape)
         return Int8Tensor(name, q, decode_values(sections["scale"], payload, name, (shape[0],)))

@@ -243,12 +243,13 @@ class Ticket:
 
 def _effective_one(ticket: Ticket, t: TensorEntry, frozen: np.ndarray | None,
                    numba_threads: int | None, digest: bool) -> tuple[np.ndarray, bytes | None]:
-    if isinstance(t, MaskedTensor):
-        if frozen is None:
-            frozen = philox_frozen(ticket.seed, t, numba_threads)
-        value = t.effective(ticket.seed, frozen, inplace=True)
-    else:
-        value = t.effective(ticket.seed)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below
+        if isinstance(t, MaskedTensor):
+            if frozen is None:
+                frozen = philox_frozen(ticket.seed, t, numba_threads)
+            value = t.effective(ticket.seed, frozen, inplace=True)
+        else:
+            value = t.effective(ticket.seed)
     check_finite(t.name, value)
     return value, (tensor_sha256(t.name, value) if digest else None)
 
