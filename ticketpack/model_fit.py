@@ -83,8 +83,8 @@ def expected_shapes(config: dict, model_limits: ModelLimits = DEFAULT_MODEL_LIMI
     loader checks the config (HeaderError naming the key)."""
     arch = model_arch(config)
     if arch == GPT_ARCH:
-        gpt = config_from_dict({k: v for k, v in config.items() if k != "arch"}, model_limits,
-                               error=HeaderError, where="config")
+        # exactly as the loader reads it (model_from_ticket), so both accept the same configs
+        gpt = config_from_dict(config, model_limits, error=HeaderError, where="config")
         return gpt_tensor_shapes(gpt)
     builder = _ARCH_SHAPES.get(arch)
     if builder is None:
