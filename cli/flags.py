@@ -31,6 +31,13 @@ def quiet_option(fn: Callable) -> Callable:
                              "a bar on a terminal)")(fn)
 
 
+def round_gamma_option(fn: Callable) -> Callable:
+    """--round-gamma: store a gamma fp16 cannot hold as the nearest fp16 (pack-ternary)."""
+    return click.option("--round-gamma", is_flag=True,
+                        help="store each gamma that is not an fp16 value as the nearest fp16 "
+                             "(reports the largest relative change); default: refuse such tensors")(fn)
+
+
 def code_option(fn: Callable) -> Callable:
     """--code: source files whose bytes count against the budget with the artifact's."""
     return click.option("--code", "code_paths", multiple=True, type=click.Path(),

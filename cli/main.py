@@ -15,10 +15,11 @@ import sys
 import click
 
 from ticketpack.budget import parse_budget
+from ticketpack.cli.conventions import ConventionsGroup, error_line, note, printable
 from ticketpack.cli.entry import INTERRUPTED, STDOUT_ERROR, StdoutError, interrupts_raise, stdout_message
 from ticketpack.cli.flags import (budget_option, code_option, codec_option, device_option, json_option,
-                                  level_option, options, out_option, quiet_option, tokenizer_option,
-                                  train_flags)
+                                  level_option, options, out_option, quiet_option, round_gamma_option,
+                                  tokenizer_option, train_flags)
 from ticketpack.errors import TicketpackError
 from ticketpack.strict_json import json_default
 from ticketpack.cli.progress import reporter
@@ -53,14 +54,8 @@ def handle_errors(fn):
 
 
 def _fail(message: str, code: int) -> None:
-    click.echo(f"ticketpack: error: {printable(' '.join(message.split()))}", err=True)
+    click.echo(error_line(message), err=True)
     sys.exit(code)
-
-
-def printable(text: str) -> str:
-    """``text`` with control and other non-printable characters escaped (``\\n``, ``\\x1b``),
-    so a name taken from a file cannot rewrite the terminal or the table it is printed in."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
 def _caps() -> dict:
@@ -106,7 +101,7 @@ EXIT_CODES = (
 )
 
 
-class TicketpackGroup(click.Group):
+class TicketpackGroup(ConventionsGroup):
     """The command group, with each command's whole summary (click cuts them to the terminal
     width with "...") and the exit codes at the end of ``ticketpack --help``."""
 
@@ -172,14 +167,23 @@ def pack(checkpoint: str, out: str, codec: str, level: int | None, budget: str |
 @main.command("pack-ternary")
 @click.argument("weights", type=click.Path(dir_okay=False))
 @writer_options
+@round_gamma_option
+@quiet_option
 @handle_errors
 def pack_ternary(weights: str, out: str, codec: str, level: int | None, budget: str | None,
-                 code_paths: tuple[str, ...], as_json: bool) -> None:
+                 code_paths: tuple[str, ...], as_json: bool, round_gamma: bool, quiet: bool) -> None:
     """Pack ternary WEIGHTS (safetensors, gamma * {-1,0,+1} per tensor or row) into an artifact."""
     code_bytes = _code_bytes(code_paths)
-    nbytes = _api().pack_ternary(weights, out, codec=codec, level=level, budget=_budget(budget),
-                                 code_bytes=code_bytes, **_caps())
-    _wrote(out, nbytes, code_bytes, as_json)
+    info = _api().pack_ternary(weights, out, codec=codec, level=level, budget=_budget(budget),
+                               code_bytes=code_bytes, round_gamma=round_gamma, **_caps(),
+                               progress=reporter(quiet))
+    if as_json:
+        _emit(info)
+        return
+    _wrote(out, info["bytes"], code_bytes, False)
+    if info["gamma_rounded"]:
+        note(f"ticketpack: gammas stored as the nearest fp16: largest relative change "
+             f"{info['gamma_max_relative_change']:.3e}")
 
 
 @main.command()
@@ -277,32 +281,39 @@ def load_and_eval(artifact: str, data: tuple[str, ...], device: str, seq_len: in
 def _note_default_length(source: str, flag: str, value: int) -> None:
     """One stderr line when an artifact without an evaluation context falls back to the default."""
     if source == "default":
-        click.echo(f"ticketpack: note: the artifact records no evaluation context; "
-                   f"using {flag} {value} (the default)", err=True)
+        note(f"ticketpack: note: the artifact records no evaluation context; "
+             f"using {flag} {value} (the default)")
 
 
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
+@click.option("--format-only", is_flag=True,
+              help="check the file alone, not that its tensors fit the model its config describes "
+                   "(for tensors no config describes)")
 @json_option
 @quiet_option
 @handle_errors
-def verify(artifact: str, as_json: bool, quiet: bool) -> None:
-    """Check ARTIFACT's format, checksums, regenerated-weight and model digests (exit 0 ok, else non-zero)."""
-    out = _api().verify(artifact, progress=reporter(quiet), **_caps())
+def verify(artifact: str, format_only: bool, as_json: bool, quiet: bool) -> None:
+    """Check ARTIFACT's format, checksums, regenerated-weight and model digests, and that its
+    tensors fit its config's model, as load-and-eval needs (exit 0 ok, else non-zero)."""
+    out = _api().verify(artifact, progress=reporter(quiet), model=not format_only, **_caps())
     if as_json:
         _emit(out)
     else:
+        fits = "tensors fit the config's model, " if out["model_checked"] else ""
         click.echo(f"ok: format v{out['format_version']}, {out['tensors']} tensors, "
-                   f"{out['connections']:,} connections, weights sha256 {out['weights_sha256'][:16]}..., "
+                   f"{out['connections']:,} connections, {fits}weights sha256 {out['weights_sha256'][:16]}..., "
                    f"model sha256 {out['model_sha256'][:16]}... ({out['seconds']}s)")
 
 
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
+@json_option
 @handle_errors
-def inspect(artifact: str) -> None:
-    """Print ARTIFACT's header as JSON."""
-    click.echo(json.dumps(_api().inspect(artifact, _caps()["limits"]), indent=2, allow_nan=False))
+def inspect(artifact: str, as_json: bool) -> None:
+    """Print ARTIFACT's header as JSON (indented; --json: one line)."""
+    header = _api().inspect(artifact, _caps()["limits"])
+    click.echo(json.dumps(header, indent=None if as_json else 2, allow_nan=False))
 
 
 @main.command()
@@ -340,7 +351,7 @@ def train(as_json: bool, quiet: bool, **values) -> None:
 def _train_event(progress, event: dict) -> None:
     """Say which shape a byte budget bought (one stderr line), then show progress."""
     if event.get("event") == "start" and event.get("budget_shape"):
-        click.echo(f"ticketpack: {event['budget_shape']}", err=True)
+        note(f"ticketpack: {event['budget_shape']}")
     if progress is not None:
         progress(event)
 
@@ -371,16 +382,20 @@ def quickstart(out_dir: str, minutes: float | None, as_json: bool, quiet: bool) 
               help="tokens of context the model sees (default: the artifact's training length, else 256)")
 @device_option
 @tokenizer_option
+@json_option
 @quiet_option
 @handle_errors
 def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: int | None, seed: int,
-           context: int | None, device: str, tokenizer: str | None, quiet: bool) -> None:
+           context: int | None, device: str, tokenizer: str | None, as_json: bool, quiet: bool) -> None:
     """Print text the packed model in ARTIFACT writes after --prompt."""
     out = _api().sample(artifact, prompt, tokens=tokens, temperature=temperature, top_k=top_k,
                      seed=seed, device=device, tokenizer=tokenizer, context=context,
                      progress=reporter(quiet), **_caps())
     _note_default_length(out["context_source"], "--context", out["context"])
-    click.echo(f"context {out['context']} tokens ({out['context_source']})", err=True)
+    if as_json:
+        _emit({"prompt": prompt, **out})
+        return
+    note(f"context {out['context']} tokens ({out['context_source']}), {out['tokens']} tokens generated")
     click.echo(prompt + out["text"])
 
 
@@ -421,13 +436,14 @@ def export_loader(out: str, as_json: bool) -> None:
 @click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
               help="ARCH.json with the submission's keys (missing keys: its defaults)")
 @writer_options
+@quiet_option
 @handle_errors
 def import_pg(artifact: str, config: str | None, out: str, codec: str, level: int | None, budget: str | None,
-              code_paths: tuple[str, ...], as_json: bool) -> None:
+              code_paths: tuple[str, ...], as_json: bool, quiet: bool) -> None:
     """Convert a parameter-golf lottery-ticket ARTIFACT into a .tpk with the same weights."""
     code_bytes = _code_bytes(code_paths)
     info = _api().import_pg(artifact, out, config=config, codec=codec, level=level, budget=_budget(budget),
-                            code_bytes=code_bytes, **_caps())
+                            code_bytes=code_bytes, progress=reporter(quiet), **_caps())
     if as_json:
         _emit(info)
         return

@@ -21,6 +21,8 @@ import sys
 import time
 from typing import Any, Callable, TextIO
 
+from ticketpack.cli.conventions import speaks
+
 Event = dict[str, Any]
 Callback = Callable[[Event], None]
 DEFAULT_EVERY_SECONDS = 30.0
@@ -108,9 +110,9 @@ def every_seconds() -> float:
 
 
 def reporter(quiet: bool, label: str = "train", stream: TextIO | None = None) -> Callback | None:
-    """The display a command passes to the library: None when quiet, a bar for training on a
-    terminal, else plain lines at a steady cadence."""
-    if quiet:
+    """The display a command passes to the library: None when quiet or not rank 0, a bar for
+    training on a terminal, else plain lines at a steady cadence."""
+    if quiet or not speaks():  # under torchrun only rank 0 reports
         return None
     stream = sys.stderr if stream is None else stream
     log = ProgressLog(stream, label=label)

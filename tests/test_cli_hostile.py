@@ -79,7 +79,7 @@ def test_train_nan_rates_exit_2(flag, tmp_path):
 def test_element_cap_flag_and_environment():
     elements = 48 * 32 + 8 * 12 + 8 * 16 + 16 * 10 + 4  # the control's tensors
     # the cap also bounds the parameters its config implies (an empty config: the 2.2M defaults)
-    assert CliRunner().invoke(main, ["--max-elements", str(2**22), "verify", str(CONTROL)]).exit_code == 0
+    assert CliRunner().invoke(main, ["--max-elements", str(2**22), "verify", "--format-only", str(CONTROL)]).exit_code == 0
     one_line(["--max-elements", 2**20, "verify", CONTROL], 3, "parameters")
     one_line(["--max-elements", elements - 1, "verify", CONTROL], 3, "elements")
     one_line(["verify", CONTROL], 3, "elements", env={"TICKETPACK_MAX_ELEMENTS": str(elements - 1)})
@@ -91,7 +91,7 @@ def test_element_cap_flag_and_environment():
 
 def test_activation_cap_flag():
     # the control's config is empty: the defaults, 17,664 activations per token
-    assert CliRunner().invoke(main, ["--max-activations", "17664", "verify", str(CONTROL)]).exit_code == 0
+    assert CliRunner().invoke(main, ["--max-activations", "17664", "verify", "--format-only", str(CONTROL)]).exit_code == 0
     one_line(["--max-activations", "17663", "verify", CONTROL], 3, "activations per token")
     one_line(["verify", CONTROL], 3, "activations", env={"TICKETPACK_MAX_ACTIVATIONS": "17663"})
 
@@ -142,7 +142,7 @@ def _interrupt_after(seconds: float, args: list[str], cwd: Path) -> subprocess.C
 
 @pytest.mark.parametrize("seconds", [0.3, 1.0])  # from ticketpack's first line of code on
 def test_ctrl_c_during_imports_is_one_line_130(seconds, tmp_path):
-    done = _interrupt_after(seconds, ["verify", str(CONTROL)], tmp_path)
+    done = _interrupt_after(seconds, ["verify", "--format-only", str(CONTROL)], tmp_path)
     if done.returncode == 0:  # the machine was fast enough to finish first: nothing to check
         pytest.skip("verify finished before the interrupt")
     assert done.returncode == 130, done.stderr

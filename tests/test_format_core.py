@@ -15,7 +15,7 @@ import pytest
 from ticketpack import api
 from ticketpack.artifact import parse_artifact, read_artifact_bytes
 from ticketpack.data import bundled_corpus_path, read_text_file
-from ticketpack.format import philox
+from ticketpack.format import accel, philox
 from ticketpack.format.constants import INIT_RULES
 from ticketpack.train import TrainOptions, train
 
@@ -34,7 +34,7 @@ sys.meta_path.insert(0, _Blocker())
 LOAD = """
 import json
 from ticketpack.format import decode_artifact, parse_artifact, read_artifact_bytes
-from ticketpack.format import philox
+from ticketpack.format import accel, philox
 from ticketpack.format.container import check_digests
 info = parse_artifact(read_artifact_bytes(PATH))
 weights, digests = check_digests(decode_artifact(info), info.header, info.version)  # raises on a mismatch
@@ -75,6 +75,7 @@ def test_core_loads_a_trained_artifact_without_torch(trained_artifact, blocked):
 
 
 def test_numpy_and_numba_paths_give_the_same_bits(monkeypatch):
+    monkeypatch.setenv(accel.ENV, "always")  # numba even for jobs this small (when importable)
     shape, name = (37, 29), "blocks.0.attn.q.weight"
     for rule in INIT_RULES:
         std = 0.5 if INIT_RULES[rule].fan == "init_std" else None

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = {
     0: ["ticketpack", "ticketpack.errors", "ticketpack.strict_json", "ticketpack.eval_context",
         "ticketpack.atomic", "ticketpack.budget", "ticketpack.provenance", "ticketpack.recipes"],
-    1: ["ticketpack.format", "ticketpack.model_config"],
+    1: ["ticketpack.format", "ticketpack.model_config", "ticketpack.model_fit"],
     2: ["ticketpack.rng"],
     3: ["ticketpack.mask_training", "ticketpack.masking", "ticketpack.layers", "ticketpack.model", "ticketpack.sparse",
         "ticketpack.ticket", "ticketpack.artifact"],

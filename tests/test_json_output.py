@@ -47,6 +47,8 @@ def command_lines(tmp, text, artifact) -> dict[str, list[str]]:
         "size": ["size", artifact, "--budget", "1MB", "--code", text],
         "load-and-eval": ["load-and-eval", artifact, "--data", text, "--device", "cpu"],
         "verify": ["verify", artifact],
+        "inspect": ["inspect", artifact],
+        "sample": ["sample", artifact, "--prompt", "To be", "--tokens", "3", "--device", "cpu"],
         "pack": ["pack", tmp / "m.safetensors", "-o", tmp / "again.tpk", "--budget", "1MB", "--code", text],
         "pack-ternary": ["pack-ternary", tmp / "tri.safetensors", "-o", tmp / "tri.tpk"],
         "import-pg": ["import-pg", tmp / "pg.bin", "-o", tmp / "pg.tpk", "--config", tmp / "arch.json",
@@ -63,8 +65,8 @@ def test_every_json_command_is_covered(files):
     assert json_commands() == set(command_lines(*files)) == set(COVERED)
 
 
-COVERED = ("export", "export-loader", "import-pg", "load-and-eval", "pack", "pack-ternary", "quickstart",
-           "size", "train", "verify")
+COVERED = ("export", "export-loader", "import-pg", "inspect", "load-and-eval", "pack", "pack-ternary",
+           "quickstart", "sample", "size", "train", "verify")
 
 
 @pytest.mark.parametrize("name", COVERED)

@@ -103,3 +103,26 @@ def test_train_pack_and_load_report_progress_unless_quiet(tmp_path, monkeypatch)
     for cmd in (["verify", str(artifact)], ["pack", str(ckpt), "-o", str(artifact)]):
         res = CliRunner().invoke(main, cmd + ["--quiet"])
         assert res.exit_code == 0 and "progress" not in res.stderr
+
+
+def test_importers_report_progress_and_take_quiet(tmp_path, monkeypatch):
+    """pack-ternary and import-pg write tensor by tensor: progress lines, none with --quiet."""
+    import json
+
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    from tests.test_pg_import import ARCH, make_pg
+
+    monkeypatch.setenv(EVERY_ENV, "0")
+    save_file({"w": np.array([[1.0, 0.0], [-1.0, 1.0]], np.float32)}, str(tmp_path / "tri.safetensors"))
+    (tmp_path / "pg.bin").write_bytes(make_pg()[0])
+    (tmp_path / "arch.json").write_text(json.dumps(ARCH))
+    commands = [["pack-ternary", str(tmp_path / "tri.safetensors"), "-o", str(tmp_path / "tri.tpk")],
+                ["import-pg", str(tmp_path / "pg.bin"), "--config", str(tmp_path / "arch.json"),
+                 "-o", str(tmp_path / "pg.tpk")]]
+    for cmd in commands:
+        res = CliRunner().invoke(main, cmd)
+        assert res.exit_code == 0 and "progress: pack 1/" in res.stderr, res.output
+        res = CliRunner().invoke(main, cmd + ["--quiet"])
+        assert res.exit_code == 0 and "progress" not in res.stderr

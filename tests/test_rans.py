@@ -330,3 +330,22 @@ def test_bench_script_runs():
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("| binary p=") == 7 and "| 2:4 | ransnm |" in run.stdout
+
+
+# --- the scalar decoder for streams of few lanes -------------------------------------------
+
+@FAST
+@given(st.integers(2, 40), st.integers(0, 4), st.integers(0, 2**31), st.integers(1, 3000))
+def test_few_lane_decoder_agrees_with_numpy_on_good_and_damaged_streams(K, lanes_log2, seed, n):
+    gen = np.random.default_rng(seed)
+    levels = np.minimum(gen.geometric(0.4, n) - 1, K - 1).astype(np.uint8)
+    blob = rans.encode_rans0(levels, K, kernels=rans.NUMPY_KERNELS, lanes_log2=lanes_log2)
+    for data in (blob, blob[:-2], blob[:-1] + bytes([blob[-1] ^ 0x5A]), blob + b"\0\0"):
+        results = []
+        for k in (rans.NUMPY_KERNELS, rans.FEW_LANE_KERNELS):
+            try:
+                results.append(rans.decode_rans0(data, n, K, kernels=k).tobytes())
+            except DecodeError as exc:
+                results.append(str(exc))
+        assert results[0] == results[1]
+    assert rans.decode_rans0(blob, n, K).tobytes() == levels.tobytes()  # the default choice

@@ -42,6 +42,8 @@ NOT_RUN = {
     '--prompt "ROMEO:"': "needs the quickstart's artifact",
     "ticketpack import-pg final_model.ptz -o runs/pg.tpk --config arch.json": OUTSIDE,
     "ticketpack pack-ternary trilm.safetensors -o runs/tri.tpk": OUTSIDE,
+    "pip install 'ticketpack[v1]'": "installs packages",
+    "python bench/cli_latency.py runs/quickstart/model.tpk": "needs the quickstart's artifact",
 }
 INLINE = re.compile(r"`((?:ticketpack|python|pip) [^`]+)`")
 

@@ -3,6 +3,7 @@ between the numpy reference, the numba fast path and torch (CPU, CUDA)."""
 
 import hashlib
 import math
+import os
 import subprocess
 import sys
 import tracemalloc
@@ -385,7 +386,8 @@ def test_parallel_regeneration_keeps_torchs_thread_count():
             "assert 'omp_get_max_threads() : 1' in info or 'OpenMP' not in info, info\n")
     if not philox.has_numba():
         pytest.skip("numba not installed: no parallel kernel")
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300,
+                   env={**os.environ, "TICKETPACK_NUMBA": "always"})  # numba even for one 1M tensor
 
 
 # ----------------------------------------------------------------------------- format v3: normal, layouts

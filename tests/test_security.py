@@ -55,7 +55,7 @@ def test_hostile_files_are_what_the_script_makes():
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_hostile_file_raises_its_error(name):
     want = EXPECTED[name]
-    api.verify(CONTROL)  # the success control, beside every case
+    api.verify(CONTROL, model=False)  # the success control, beside every case (tensors of no model)
     with pytest.raises(TicketpackError) as info:  # verify: the loader plus the config check
         api.verify(HOSTILE / f"{name}.tpk")
     err = info.value
@@ -78,7 +78,7 @@ def test_cli_hostile_file_exit_code_and_one_line(name):
 
 
 def test_cli_control_verifies_and_inspect_rejects_hostile_header():
-    ok = CliRunner().invoke(main, ["verify", str(CONTROL)])
+    ok = CliRunner().invoke(main, ["verify", "--format-only", str(CONTROL)])
     assert ok.exit_code == 0 and ok.stdout.startswith("ok:")
     bad = CliRunner().invoke(main, ["inspect", str(HOSTILE / "huge_dims.tpk")])
     assert bad.exit_code == 3 and bad.stderr.count("\n") == 1 and "dimension" in bad.stderr
@@ -319,7 +319,7 @@ def test_load_paths_never_reach_pickle(gpt_files, no_pickle, tmp_path):
     ckpt, art, text = gpt_files
     want = weights_sha256(base_ticket().effective_state_dict())
     assert weights_sha256(load_ticket(CONTROL).effective_state_dict()) == want
-    assert api.verify(CONTROL)["ok"] and api.verify(art)["ok"]
+    assert api.verify(CONTROL, model=False)["ok"] and api.verify(art)["ok"]
     assert api.inspect(art)["file_bytes"] == art.stat().st_size
     assert api.size(art).total_bytes == art.stat().st_size
     packed = load_ticket(art)
@@ -365,6 +365,8 @@ def test_config_that_misfits_the_tensors_is_malformed_content(gpt_files):
     h = parts.header  # re-sealed by someone who also recomputes the model digest
     h["model_sha256"] = model_sha256(h["weights_sha256"], h["config"], h.get("eval"))
     bad.write_bytes(repack(h, section_blobs(parts)))
-    assert api.verify(bad)["ok"]  # a valid config and valid weights, each on its own
+    assert api.verify(bad, model=False)["ok"]  # a valid config and valid weights, each on its own
+    with pytest.raises(HeaderError, match="tok_emb"):  # verify refuses what load-and-eval refuses
+        api.verify(bad)
     with pytest.raises(HeaderError, match="tok_emb"):
         api.load_and_eval(bad, [str(text)], device="cpu", seq_len=16)

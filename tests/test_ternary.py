@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -9,7 +10,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from click.testing import CliRunner
+
 from ticketpack import api
+from ticketpack.artifact import load_ticket
+from ticketpack.cli.main import main
 from ticketpack.errors import BudgetExceededError, UsageError
 from ticketpack.ternary import ternary_form
 
@@ -56,3 +61,41 @@ def test_pack_ternary_refuses_non_ternary_and_budget(tmp_path):
     with pytest.raises(BudgetExceededError):
         api.pack_ternary(tmp_path / "t.safetensors", tmp_path / "y.tpk", budget=100)
     assert not (tmp_path / "y.tpk").exists()
+
+
+# --- gammas that fp16 cannot hold ------------------------------------------------------------
+
+def _float32_ternary(path, gamma: float) -> np.ndarray:
+    from safetensors.numpy import save_file
+
+    trits = np.random.default_rng(3).integers(-1, 2, (16, 24)).astype(np.float32)
+    save_file({"w": trits * np.float32(gamma), "bias": np.ones(4, np.float32)}, str(path))
+    return trits
+
+
+def test_non_fp16_gamma_is_refused_saying_why(tmp_path):
+    _float32_ternary(tmp_path / "t.safetensors", 0.02)
+    with pytest.raises(UsageError, match=r"w is gamma \* \{-1, 0, \+1\} but its gamma 0.0199999996 is not an fp16 value"):
+        api.pack_ternary(tmp_path / "t.safetensors", tmp_path / "t.tpk")
+    assert not (tmp_path / "t.tpk").exists()
+    result = CliRunner().invoke(main, ["pack-ternary", str(tmp_path / "t.safetensors"), "-o", str(tmp_path / "t.tpk")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "--round-gamma" in result.stderr
+
+
+def test_round_gamma_stores_the_nearest_fp16_and_reports_the_change(tmp_path):
+    trits = _float32_ternary(tmp_path / "t.safetensors", 0.02)
+    info = api.pack_ternary(tmp_path / "t.safetensors", tmp_path / "t.tpk", round_gamma=True)
+    want = abs(float(np.float16(0.02)) - float(np.float32(0.02))) / float(np.float32(0.02))
+    assert info["gamma_rounded"] and info["ternary"] == 1 and info["plain"] == 1
+    assert info["gamma_max_relative_change"] == pytest.approx(want, rel=1e-6)
+    weights = load_ticket(tmp_path / "t.tpk").effective_arrays()
+    assert np.array_equal(weights["w"], trits * np.float32(np.float16(0.02)))
+    result = CliRunner().invoke(main, ["pack-ternary", str(tmp_path / "t.safetensors"), "-o",
+                                       str(tmp_path / "u.tpk"), "--round-gamma", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["gamma_max_relative_change"] == pytest.approx(want)
+
+
+def test_gamma_outside_fp16_range_is_refused_even_rounded(tmp_path):
+    _float32_ternary(tmp_path / "t.safetensors", 1e6)
+    with pytest.raises(UsageError, match="outside fp16's range"):
+        api.pack_ternary(tmp_path / "t.safetensors", tmp_path / "t.tpk", round_gamma=True)

@@ -14,19 +14,23 @@ import time
 from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
-import torch
 
-from .artifact import (DEFAULT_LIMITS, Limits, Progress, decode_artifact, parse_artifact,
-                       read_artifact_bytes, verify_info, write_artifact)
-from .checkpoint import checkpoint_ticket, packed_size  # noqa: F401 - packed_size is API
 from .errors import ArtifactError, HeaderError, TicketpackError, UsageError, VerificationError
 from .eval_context import check_tokenizer, resolve_seq_len
+from .format.constants import DEFAULT_LIMITS, PG_RNG_PREFIX, Limits
+from .format.container import (ArtifactInfo, Progress, check_digests, decode_artifact, parse_artifact,
+                               read_artifact_bytes)
+from .format.tensors import Ticket
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from .model_fit import check_tensors_fit
 from .sizing import SizeReport, code_size, size_report  # noqa: F401 - code_size is API (--code)
-from .ticket import Ticket, model_from_ticket, ticket_from_model, weights_sha256
 from .train_options import TrainOptions
 
+# Torch and the model code load with the operations that need them: inspect, size, verify,
+# export and export_loader run on the format core and numpy alone (tests/test_fast_paths.py).
 if TYPE_CHECKING:
+    import torch
+
     from .train import Callback, TrainResult
 
 
@@ -37,6 +41,9 @@ def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "au
     """Pack a ticketpack checkpoint into an artifact; returns the artifact's bytes.
 
     ``progress`` receives an event after each tensor (artifact.encode_artifact)."""
+    from .checkpoint import checkpoint_ticket
+    from .format.container import write_artifact
+
     check_writer(out, codec, level, {"checkpoint": checkpoint})
     ticket, creation = checkpoint_ticket(checkpoint, codec, level, limits, model_limits)
     return write_artifact(ticket, out, codec=codec, level=level, budget=budget,
@@ -57,28 +64,40 @@ def train(options: TrainOptions, progress: Callback | None = None, limits: Limit
 
 def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
                  level: int | None = None, budget: int | None = None, code_bytes: int = 0,
-                 limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> int:
-    """Pack externally trained ternary weights (a safetensors file) into an artifact.
+                 limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+                 round_gamma: bool = False, progress: Progress | None = None) -> dict[str, Any]:
+    """Pack externally trained ternary weights (a safetensors file) into an artifact; returns a
+    summary (bytes, ternary and plain tensor counts, the largest relative change of a gamma
+    that ``round_gamma`` stored as the nearest fp16). ``progress`` receives an event per tensor.
 
     The file is checked with the artifact reader's rules before anything is read or written
     (``ternary.read_safetensors``): what is written, ``verify`` accepts."""
+    from .format.container import write_artifact
+    from .format.tensors import TernaryTensor
     from .ternary import read_safetensors, ticket_from_ternary
 
     check_writer(out, codec, level, {"weights": weights})
     state, config = read_safetensors(weights, limits, model_limits)
-    ticket = ticket_from_ternary(state, config, os.path.basename(os.fspath(weights)))
-    return write_artifact(ticket, out, codec=codec, level=level, budget=budget, code_bytes=code_bytes,
-                          creation={"ternary": os.path.basename(os.fspath(weights)), "codec": codec})
+    ticket = ticket_from_ternary(state, config, os.path.basename(os.fspath(weights)), round_gamma)
+    written = write_artifact(ticket, out, codec=codec, level=level, budget=budget, code_bytes=code_bytes,
+                             creation={"ternary": os.path.basename(os.fspath(weights)), "codec": codec},
+                             progress=progress)
+    ternary = sum(isinstance(t, TernaryTensor) for t in ticket.tensors)
+    return {"out": os.fspath(out), "bytes": written, "code_bytes": code_bytes, "ternary": ternary,
+            "plain": len(ticket.tensors) - ternary, **ticket.provenance["ternary"]}
 
 
 def import_pg(artifact: str | os.PathLike, out: str | os.PathLike, config: str | os.PathLike | None = None,
               codec: str = "auto", level: int | None = None, budget: int | None = None, code_bytes: int = 0,
-              limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Any]:
+              limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+              progress: Progress | None = None) -> dict[str, Any]:
     """Convert a parameter-golf lottery-ticket artifact (``config``: its ARCH.json) into a .tpk
-    with the same weights; returns a summary (bytes, seed, rng, masks, connections, density)."""
+    with the same weights; returns a summary (bytes, seed, rng, masks, connections, density).
+    ``progress`` receives an event after each tensor written."""
     import dataclasses
 
     from . import pg_import
+    from .format.container import write_artifact
     from .format.tensors import MaskedTensor, nonzero_share
 
     check_writer(out, codec, level, {"artifact": artifact, "config": config})
@@ -86,7 +105,8 @@ def import_pg(artifact: str | os.PathLike, out: str | os.PathLike, config: str |
     pg_limits = dataclasses.replace(pg_import.DEFAULT_PG_LIMITS, max_total_elements=limits.max_total_elements)
     ticket = pg_import.import_pg(artifact, arch, pg_limits, model_limits)
     written = write_artifact(ticket, out, codec=codec, level=level, budget=budget, code_bytes=code_bytes,
-                             creation={"command": "import-pg", "codec": codec, "level": level})
+                             creation={"command": "import-pg", "codec": codec, "level": level},
+                             progress=progress)
     masked = [t for t in ticket.tensors if isinstance(t, MaskedTensor)]
     density, total = nonzero_share(t.levels for t in masked)
     return {"out": os.fspath(out), "bytes": written, "code_bytes": code_bytes, "seed": ticket.seed,
@@ -122,13 +142,23 @@ def inspect(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> dic
 
 
 def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
-           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
-    """Check format, checksums, config and the regenerated-weight and model digests; raises on
-    any failure."""
+           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None,
+           model: bool = True) -> dict:
+    """Check format, checksums, config and the regenerated-weight and model digests, and (with
+    ``model``) that the tensors are those the config's model holds, so that load-and-eval
+    accepts them; raises on any failure. ``model=False`` checks the file alone (an artifact of
+    tensors that no config describes: conformance files, tensors for a skeleton of one's own).
+    Runs on the format core and numpy: torch loads only for an rng or arch that needs it."""
     start = time.perf_counter()
-    ticket, _, digests, version = load_checked(artifact, limits, model_limits, progress)
+    ticket, weights, digests, version = checked_arrays(artifact, limits, model_limits, progress)
+    if model:
+        try:
+            check_tensors_fit(ticket.config, {k: v.shape for k, v in weights.items()}, model_limits)
+        except HeaderError as exc:  # the file itself is sound: say so, and how to check only that
+            raise HeaderError(f"{exc} (the file itself is sound; verify --format-only checks only "
+                              f"the file)") from None
     return {"ok": True, "format_version": version, "tensors": len(ticket.tensors),
-            "connections": ticket.connections(), **digests,
+            "connections": ticket.connections(), "model_checked": model, **digests,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
@@ -154,23 +184,46 @@ def load_verified(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
 def load_checked(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
                  model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
                  progress: Progress | None = None) -> tuple[Ticket, dict, dict, int]:
-    """``load_verified`` with both digests: (ticket, state dict, {"weights_sha256",
+    """``load_verified`` with both digests: (ticket, torch state dict, {"weights_sha256",
     "model_sha256"} as recomputed and checked, format version)."""
+    from .artifact import as_state_dict
+
+    ticket, weights, digests, version = checked_arrays(artifact, limits, model_limits, progress)
+    return ticket, as_state_dict(weights), digests, version
+
+
+def checked_arrays(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
+                   model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
+                   progress: Progress | None = None) -> tuple[Ticket, dict[str, np.ndarray], dict, int]:
+    """Parse, check the config, decode and check both digests: (ticket, effective float32
+    numpy arrays, digests, format version)."""
     info = parse_artifact(read_artifact_bytes(artifact, limits), limits)
     check_config(info.header["config"], model_limits)
+    _load_stream(info)
     ticket = decode_artifact(info, progress)
-    state, digests = verify_info(info, ticket)
-    return ticket, state, digests, info.version
+    weights, digests = check_digests(ticket, info.header, info.version)
+    return ticket, weights, digests, info.version
+
+
+def _load_stream(info: ArtifactInfo) -> None:
+    """Imported parameter-golf tickets draw their frozen weights from torch's MT19937: load
+    the module that registers that stream (and torch) only for them."""
+    if str(info.header.get("rng", "")).startswith(PG_RNG_PREFIX):
+        from . import pg_import  # noqa: F401 - registers the stream
 
 
 def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str,
                 model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> torch.nn.Module:
     """The built-in GPT with dense layers holding the verified effective weights."""
+    from .ticket import model_from_ticket
+
     return model_from_ticket(ticket, resolve_device(device), state, model_limits)
 
 
 def resolve_device(device: str) -> str:
     """auto -> cuda when available, else cpu; cuda without a GPU is a usage error."""
+    import torch
+
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -284,7 +337,8 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
            context: int | None = None, limits: Limits = DEFAULT_LIMITS,
            model_limits: ModelLimits = DEFAULT_MODEL_LIMITS,
            progress: Progress | None = None) -> dict[str, Any]:
-    """Text the packed model writes after ``prompt``: ``{"text", "context", "context_source"}``.
+    """Text the packed model writes after ``prompt``: ``{"text", "tokens" (generated),
+    "prompt_tokens", "context", "context_source"}``.
 
     ``context`` None: the artifact's recorded sequence length, else 256 (``context_source``
     says which: option, artifact or default).
@@ -301,9 +355,11 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
     context, source = resolve_seq_len(context, ticket.eval)
     checked_tokenizer(ticket, tok, tokenizer)
     model = build_model(ticket, state, device, model_limits)
-    out = generate(model, tok.encode(prompt), tokens=tokens, temperature=temperature, top_k=top_k,
+    ids = tok.encode(prompt)
+    out = generate(model, ids, tokens=tokens, temperature=temperature, top_k=top_k,
                    seed=seed, context=context)
-    return {"text": tok.decode(out), "context": context, "context_source": source}
+    return {"text": tok.decode(out), "tokens": len(out), "prompt_tokens": len(ids), "context": context,
+            "context_source": source}
 
 
 SAFETENSORS_RESERVED = "__metadata__"  # the header key of a safetensors file's metadata
@@ -312,21 +368,22 @@ SAFETENSORS_RESERVED = "__metadata__"  # the header key of a safetensors file's 
 def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
            model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, progress: Progress | None = None) -> dict:
     """Write the regenerated effective dense weights (+ config in metadata) as safetensors."""
-    from safetensors.torch import save as st_save
+    from safetensors.numpy import save as st_save
 
     from .atomic import atomic_write_bytes, check_output_path, refuse_input_overwrite
 
     check_output_path(out)
     refuse_input_overwrite({"output": out}, {"artifact": artifact})
-    ticket, state, sha = load_verified(artifact, limits, model_limits, progress)
-    if SAFETENSORS_RESERVED in state:  # it would collide with the file's metadata entry
+    ticket, weights, digests, _ = checked_arrays(artifact, limits, model_limits, progress)
+    if SAFETENSORS_RESERVED in weights:  # it would collide with the file's metadata entry
         raise UsageError(f"export: tensor name {SAFETENSORS_RESERVED!r} is reserved by the safetensors "
                          f"format; this artifact cannot be exported; nothing written")
+    sha = digests["weights_sha256"]
     metadata = {"format": "ticketpack-export", "config": json.dumps(ticket.config),
                 "seed": str(ticket.seed), "rng": ticket.rng, "weights_sha256": sha}
-    data = st_save({k: v.contiguous() for k, v in state.items()}, metadata=metadata)
+    data = st_save({k: np.ascontiguousarray(v) for k, v in weights.items()}, metadata=metadata)
     atomic_write_bytes(out, canonical_safetensors(data))
-    return {"tensors": len(state), "parameters": int(sum(v.numel() for v in state.values())),
+    return {"tensors": len(weights), "parameters": int(sum(v.size for v in weights.values())),
             "weights_sha256": sha}
 
 
@@ -429,6 +486,8 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     ev = load_and_eval(artifact, [data.val], device="cpu", tokenizer=data.tokenizer,
                        batch_size=opts.eval_batch_size, progress=progress)
     # The trained model in memory against the weights regenerated from the artifact's bytes.
+    from .ticket import ticket_from_model, weights_sha256
+
     trained_sha = weights_sha256(ticket_from_model(result.model, opts.seed, result.config)
                                  .effective_state_dict())
     if trained_sha != ev["weights_sha256"]:

@@ -10,11 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from .format import codecs
+from .format.container import ArtifactInfo, decode_artifact
 from .format.sections import mask_symbols
-from .format.tensors import nonzero_share
-from .artifact import ArtifactInfo, decode_artifact
+from .format.tensors import MaskedTensor, TernaryTensor, nonzero_share
 from .errors import UsageError
-from .ticket import MaskedTensor, TernaryTensor
 
 
 @dataclass

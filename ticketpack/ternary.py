@@ -24,11 +24,8 @@ from .strict_json import loads_strict
 from .ticket import PlainTensor, TensorEntry, TernaryTensor, Ticket, default_provenance
 
 
-def ternary_form(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(trits int8, gamma float16) if ``weight`` is exactly gamma * trit per tensor or per row.
-
-    Gamma must survive fp16 rounding, so that loading gives back exactly the same values.
-    """
+def ternary_parts(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(trits int8, gamma float32) if ``weight`` is exactly gamma * trit per tensor or per row."""
     if weight.ndim < 1 or weight.size == 0 or not np.issubdtype(weight.dtype, np.floating):
         return None
     w = weight.astype(np.float32)
@@ -45,31 +42,84 @@ def ternary_form(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             return None
     else:
         return None
-    with np.errstate(over="ignore"):  # a gamma past fp16's range becomes inf: not equal, refused
-        exact = np.array_equal(gamma.astype(np.float16).astype(np.float32), gamma)
-    if not exact:
-        return None
     scale = gamma.reshape((-1,) + (1,) * (w.ndim - 1)) if gamma.ndim else gamma
     ratio = np.divide(w, scale, out=np.zeros_like(w), where=np.broadcast_to(scale != 0, w.shape))
-    trits = np.rint(ratio).astype(np.int8)
-    return trits, gamma.astype(np.float16)
+    return np.rint(ratio).astype(np.int8), gamma
+
+
+def gamma_change(gamma: np.ndarray) -> float:
+    """The largest relative change of a nonzero gamma stored as the nearest fp16 (0: exact;
+    inf: a gamma outside fp16's range, which rounding cannot keep)."""
+    g = np.asarray(gamma, np.float32).reshape(-1)
+    g = g[g != 0]
+    if not g.size:
+        return 0.0
+    with np.errstate(over="ignore"):
+        stored = g.astype(np.float16).astype(np.float32)
+    if not np.isfinite(stored).all() or (stored == 0).any():
+        return float("inf")
+    return float(np.max(np.abs(stored - g) / np.abs(g)))
+
+
+def ternary_form(weight: np.ndarray, round_gamma: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
+    """(trits int8, gamma float16) if ``weight`` is exactly gamma * trit per tensor or per row.
+
+    Gamma must survive fp16 rounding, so that loading gives back exactly the same values;
+    ``round_gamma`` accepts the nearest fp16 instead (when it is finite and nonzero).
+    """
+    parts = ternary_parts(weight)
+    if parts is None:
+        return None
+    change = gamma_change(parts[1])
+    if change == float("inf") or (change and not round_gamma):
+        return None
+    return parts[0], parts[1].astype(np.float16)
 
 
 def ticket_from_ternary(state: dict[str, np.ndarray], config: dict | None = None,
-                        source: str | None = None) -> Ticket:
-    """A ticket holding ``state``: ternary tensors as trits + gamma, the rest as plain tensors."""
+                        source: str | None = None, round_gamma: bool = False) -> Ticket:
+    """A ticket holding ``state``: ternary tensors as trits + gamma, the rest as plain tensors.
+
+    A tensor that is gamma * {-1, 0, +1} with a gamma fp16 cannot hold is refused (UsageError
+    naming it) unless ``round_gamma``: then the nearest fp16 is stored and the provenance
+    records the largest relative change (``ternary.gamma_max_relative_change``)."""
     tensors: list[TensorEntry] = []
+    worst = 0.0
     for name, value in state.items():
-        form = ternary_form(value) if value.ndim >= 2 else None
-        if form is not None:
-            tensors.append(TernaryTensor(name, *form))
+        parts = ternary_parts(value) if value.ndim >= 2 else None
+        if parts is not None:
+            change = _checked_change(name, parts[1], round_gamma)
+            worst = max(worst, change)
+            tensors.append(TernaryTensor(name, parts[0], parts[1].astype(np.float16)))
         else:
             tensors.append(PlainTensor(name, _plain_values(name, value)))
     if not any(isinstance(t, TernaryTensor) for t in tensors):
         raise UsageError(f"ternary: no tensor of {source or 'the input'} is gamma * {{-1, 0, +1}} "
                          f"per tensor or per row")
-    return Ticket(seed=0, config=config or {}, tensors=tensors,
-                  provenance=default_provenance({"source": source} if source else None))
+    record = {"source": source} if source else {}
+    record["ternary"] = {"gamma_rounded": round_gamma, "gamma_max_relative_change": worst}
+    return Ticket(seed=0, config=config or {}, tensors=tensors, provenance=default_provenance(record))
+
+
+def _checked_change(name: str, gamma: np.ndarray, round_gamma: bool) -> float:
+    """The relative change fp16 makes to ``name``'s gamma, refused when it is not allowed."""
+    change = gamma_change(gamma)
+    if change == float("inf"):
+        raise UsageError(f"ternary: {name} is gamma * {{-1, 0, +1}} but a gamma ({_first_off(gamma)}) "
+                         f"is outside fp16's range (6e-08 .. 65504); scale the tensor first")
+    if change and not round_gamma:
+        raise UsageError(f"ternary: {name} is gamma * {{-1, 0, +1}} but its gamma {_first_off(gamma)} is "
+                         f"not an fp16 value (the nearest changes it by up to {change:.2e} relative); "
+                         f"--round-gamma stores the nearest fp16")
+    return change
+
+
+def _first_off(gamma: np.ndarray) -> str:
+    """The first gamma fp16 does not hold exactly, for a message."""
+    g = np.asarray(gamma, np.float32).reshape(-1)
+    with np.errstate(over="ignore"):
+        off = g[g.astype(np.float16).astype(np.float32) != g]
+    return f"{float(off[0]):.9g}" if off.size else "?"
 
 
 # safetensors dtypes a ternary input may hold: what numpy holds exactly (bf16 widened to float32)

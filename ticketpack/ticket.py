@@ -21,6 +21,7 @@ from .format.constants import ADAPTER_DTYPES
 from .format.digest import weights_sha256_v2
 from .mask_training import level_dtype
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from .model_fit import check_shapes_fit
 from .provenance import default_provenance
 from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,  # noqa: F401
                              TernaryTensor, Ticket, frozen_weights, quantize_rows_int8)
@@ -108,16 +109,8 @@ def model_from_ticket(ticket: Ticket, device: str | torch.device = "cpu",
 
 def check_fits(model: nn.Module, state: dict[str, torch.Tensor]) -> None:
     """Every parameter of ``model`` and nothing else in ``state``, with the same shapes."""
-    own = dict(model.named_parameters())
-    missing = sorted(set(own) - set(state))
-    extra = sorted(set(state) - set(own))
-    if missing or extra:
-        raise HeaderError(f"config: the artifact's tensors do not fit the model its config describes "
-                          f"(missing {missing[:3]}, unexpected {extra[:3]})")
-    for name, value in state.items():
-        if tuple(own[name].shape) != tuple(value.shape):
-            raise HeaderError(f"{name}: shape {tuple(value.shape)} in the artifact, "
-                              f"its config's model expects {tuple(own[name].shape)}")
+    check_shapes_fit({name: tuple(p.shape) for name, p in model.named_parameters()},
+                     {name: tuple(v.shape) for name, v in state.items()})
 
 
 def load_effective(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -31,10 +31,10 @@ from .constants import (DEFAULT_LAYOUT, INIT_RULES, LAYOUT_RANKS, MAX_INIT_STD, 
 from .constants import fans as _fans
 from .constants import init_bound as _init_bound
 
-try:  # the fast path is optional: without numba the numpy path gives the same bits
-    from . import philox_numba as _fast
-except ImportError:
-    _fast = None
+from . import accel
+
+# philox_numba once a job repays numba's import (accel.py), None: the numpy path (the same bits)
+_fast: object = accel.LAZY
 
 _MASK32 = 0xFFFFFFFF
 _U24_OFFSET = 2**24 - 1
@@ -245,18 +245,30 @@ def _fill_values_numpy(out: np.ndarray, seed: int, sid: int, start: int, fam: st
 
 
 def has_numba() -> bool:
-    """Whether the numba kernels are in use (the bits do not depend on it)."""
-    return _fast is not None
+    """Whether the numba kernels run the large jobs here (the bits do not depend on it)."""
+    return _fast is not None and accel.numba_available()
+
+
+def _kernels(words: int):
+    """philox_numba for a job of ``words`` words when numba is worth loading, else None."""
+    global _fast
+    if _fast is not accel.LAZY:
+        return _fast
+    fast = accel.numba_kernels("philox_numba", words * accel.PHILOX_WORD_SECONDS)
+    if fast is not None:
+        _fast = fast
+    return fast
 
 
 def stream_words(seed: int, sid: int, start: int, count: int) -> np.ndarray:
     """Words start .. start+count-1 (uint32) of stream (seed, sid); ``start`` may be any index."""
     seed, sid, start, count = _check_range(seed, sid, start, count)
     out = np.empty(count, np.uint32)
-    if _fast is None:
+    fast = _kernels(count)
+    if fast is None:
         _words_numpy(out, seed, sid, start, 1 << 18)
     else:
-        _fast.fill_words(out, seed, sid, start)
+        fast.fill_words(out, seed, sid, start)
     return out
 
 
@@ -276,10 +288,11 @@ def fill_values(out: np.ndarray, seed: int, sid: int, start: int, rule: str, sha
     scale = value_scale(rule, shape, layout, init_std)
     if threads is not None:
         threads = _check_int("threads", threads, 1, 1 << 16)
-    if _fast is None:
+    fast = _kernels(out.size)
+    if fast is None:
         _fill_values_numpy(out, seed, sid, start, family(rule), scale)
     else:
-        _fast.fill_values(out, seed, sid, start, family(rule), scale, threads)
+        fast.fill_values(out, seed, sid, start, family(rule), scale, threads)
 
 
 def frozen_weight(seed: int, name: str, shape: Sequence[int], rule: str, threads: int | None = None,

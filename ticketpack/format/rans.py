@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import DecodeError, UsageError
+from . import accel
 from .constants import FORMAT_VERSION, MIN_LANES_FROM_VERSION, min_lanes
 from .varint import get_varint, put_varint
 
@@ -256,17 +257,59 @@ NUMPY_KERNELS = SimpleNamespace(
     name="numpy", encode=_np_encode, decode_static=_np_decode_static,
     expand_groups=_np_expand_groups, decode_rows=_np_decode_rows, row_models=_np_row_models)
 
-try:
-    from . import rans_numba as _rn
-    NUMBA_KERNELS = SimpleNamespace(
-        name="numba", encode=_rn.encode, decode_static=_rn.decode_static,
-        expand_groups=_rn.expand_groups, decode_rows=_rn.decode_rows, row_models=_rn.row_models)
-except ImportError:  # numba is optional: the numpy kernels give the same bytes
-    NUMBA_KERNELS = None
+
+def _py_decode_static(words, n_words, x, n_symbols, slot_symbol, freq, cum, tab, out, hist):
+    """``_np_decode_static`` one symbol at a time on Python integers: for streams of few lanes,
+    where numpy's fixed cost per call, paid for every step over a handful of lanes, is several
+    times the work (about 0.4 us a symbol here against 7 us a numpy step)."""
+    lanes, pos, low = x.size, 0, STATE_LOW
+    xs, table, fr, cu = x.tolist(), slot_symbol.tolist(), freq.tolist(), cum.tolist()
+    w = words[:n_words].tolist()
+    symbols = [0] * n_symbols
+    for i in range(n_symbols):
+        lane = i % lanes
+        v = xs[lane]
+        slot = v & 0xFFFF
+        sym = table[slot]
+        v = fr[sym] * (v >> PROB_BITS) + slot - cu[sym]
+        if v < low:  # one 16-bit word brings a state back above 2^16, lanes in order
+            if pos == n_words:
+                return -1
+            v = (v << 16) | w[pos]
+            pos += 1
+        xs[lane] = v
+        symbols[i] = sym
+    x[:] = xs
+    got = np.array(symbols, slot_symbol.dtype)
+    hist += np.bincount(got, minlength=hist.size)
+    out[:] = tab[got]
+    return pos
 
 
-def default_kernels() -> SimpleNamespace:
-    return NUMBA_KERNELS or NUMPY_KERNELS
+# numpy's kernels with the scalar static decoder, for streams of at most FEW_LANES lanes
+FEW_LANES = 16
+FEW_LANE_KERNELS = SimpleNamespace(**{**vars(NUMPY_KERNELS), "name": "few-lanes",
+                                      "decode_static": _py_decode_static})
+
+def _numba_kernels(steps: float) -> SimpleNamespace | None:
+    """The numba kernels, loaded when a job of ``steps`` sequential steps repays numba's import
+    (format/accel.py); None: numpy (numba is optional: the numpy kernels give the same bytes)."""
+    rn = accel.numba_kernels("rans_numba", steps * accel.RANS_STEP_SECONDS)
+    return None if rn is None else SimpleNamespace(
+        name="numba", encode=rn.encode, decode_static=rn.decode_static,
+        expand_groups=rn.expand_groups, decode_rows=rn.decode_rows, row_models=rn.row_models)
+
+
+def __getattr__(name: str) -> SimpleNamespace | None:
+    if name == "NUMBA_KERNELS":  # the numba kernels when importable (tests, benches)
+        return _numba_kernels(float("inf"))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def default_kernels(steps: float = float("inf")) -> SimpleNamespace:
+    """The kernels for a job of ``steps`` sequential steps (symbols per lane): numba when it is
+    worth loading, else numpy. Encoders take the default (writers are the slow commands)."""
+    return _numba_kernels(steps) or NUMPY_KERNELS
 
 
 # --- static-model streams (rans0, ransnm) ---------------------------------------------------
@@ -297,6 +340,10 @@ def _decode_static(data: bytes, pos: int, n_symbols: int, freq: np.ndarray, tab:
     """``tab[s]`` for each symbol s of the stream at ``data[pos]`` (the lane byte), and the
     symbol histogram."""
     states, words, n_words = _open_stream(data, pos, what, n_symbols, version)
+    if kernels is None:
+        kernels = default_kernels(n_symbols / states.size)
+        if kernels is NUMPY_KERNELS and states.size <= FEW_LANES:
+            kernels = FEW_LANE_KERNELS
     if n_symbols > _max_symbols(n_words, states.size, int(freq.max())):
         raise DecodeError(f"{what}: {len(data)} bytes cannot hold {n_symbols} symbols")
     slot_type = np.uint8 if freq.size <= 256 else np.uint16
@@ -423,7 +470,7 @@ def decode_rans0(data: bytes, n: int, K: int, *, kernels=None,
     tab = _units(np.array(present, np.uint8)[digits]).reshape(-1)
     freq = product_freqs(kept, per)
     units, hist = _decode_static(data, pos + 1, n_symbols, freq, tab, "rans0",
-                                 kernels or default_kernels(), version)
+                                 kernels, version)
     out = units.view(np.uint8)
     if (out[n:] != present[_pad_digit(kept)]).any():
         raise DecodeError("rans0: padding after the last element is not the most frequent level")
@@ -545,7 +592,7 @@ def decode_ransrow(data: bytes, rows: int, cols: int, *, kernels=None,
         raise DecodeError(f"ransrow: {per} elements per symbol, expected one of {PER_SYMBOL}")
     per_row = -(-cols // per)
     states, words, n_words = _open_stream(data, pos + 1, "ransrow", mixed.size * per_row, version)
-    kernels = kernels or default_kernels()
+    kernels = kernels or default_kernels(mixed.size * per_row / states.size)
     ones = counts[mixed]
     distinct, model_of = np.unique(ones, return_inverse=True)
     weight = level_weights(np.stack([cols - distinct, distinct], 1))
@@ -667,7 +714,6 @@ def decode_ransnm(data: bytes, rows: int, cols: int, N: int, M: int, *, kernels=
                           f"{patterns}^G <= {MAX_SYMBOLS['ransnm']}")
     size = patterns ** per
     n_symbols = -(-n_groups // per)
-    kernels = kernels or default_kernels()
     symbols, _ = _decode_static(data, 1, n_symbols, uniform_freqs(size),
                                 np.arange(size, dtype=np.uint16), "ransnm", kernels, version)
     digits = _digits(size, patterns, per).astype(np.uint16)
@@ -675,5 +721,5 @@ def decode_ransnm(data: bytes, rows: int, cols: int, N: int, M: int, *, kernels=
         raise DecodeError("ransnm: padding ranks after the last group are not 0")
     table = _units(_patterns(N, M))
     out = np.empty((n_symbols * per, table.shape[1]), table.dtype)
-    kernels.expand_groups(symbols, digits, table, out.reshape(-1))
+    (kernels or default_kernels(0)).expand_groups(symbols, digits, table, out.reshape(-1))
     return out.view(np.uint8).reshape(-1)[:rows * cols].reshape(rows, cols)

@@ -33,13 +33,17 @@ from ..varint import get_varint, put_varint
 from .bitpack import pack_bits, unpack_bits
 
 
+V1_EXTRA = "v1"  # the optional extra that installs constriction: pip install 'ticketpack[v1]'
+
+
 def constriction_stream():
-    """``constriction.stream``, imported on first use: only format-v1 ANS sections need it."""
+    """``constriction.stream``, imported on first use: only format-v1 ANS sections need it, and
+    it is an optional extra (``V1_EXTRA``)."""
     try:
         import constriction
     except ImportError:
-        raise UsageError("v1 ANS sections (ans0, ansrow, nm) need the constriction package "
-                         "(pip install 'constriction>=0.5,<0.6')") from None
+        raise UsageError(f"this artifact's format-v1 entropy-coded sections (ans0, ansrow, nm) need "
+                         f"the constriction package: pip install 'ticketpack[{V1_EXTRA}]'") from None
     return constriction.stream
 
 

@@ -1,0 +1,131 @@
+"""Which tensors a model config implies, torch-free: the names and shapes the built-in GPT's
+dense twin holds (``model.GPT(config, masked=False)``), so ``verify`` can promise that
+load-and-eval accepts an artifact's tensors without building the model.
+
+``gpt_tensor_shapes`` mirrors the modules of model.py and layers.py (tests/test_model_fit.py
+compares it with the torch model's parameters over many configs). A config whose ``arch`` is
+``transformers`` (docs/FORMAT.md section 2.2) is a transformers model: its names and shapes come
+from the model that config builds, on torch's meta device (imported only then).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+from .errors import HeaderError, UsageError
+from .model_config import DEFAULT_MODEL_LIMITS, GPTConfig, ModelLimits, config_from_dict
+
+Shape = tuple[int, ...]
+GPT_ARCH = "gpt"  # the built-in model: ``arch`` absent or this
+
+
+def gpt_tensor_shapes(c: GPTConfig) -> dict[str, Shape]:
+    """Name -> shape of every parameter of the built-in GPT's dense twin (effective weights,
+    adapters, norms and scales), as its state dict names them."""
+    C, V, kv, hidden = c.model_dim, c.vocab_size, c.kv_dim, c.mlp_hidden
+    shapes: dict[str, Shape] = {}
+
+    def weight(path: str, out_f: int, in_f: int) -> None:  # a linear or embedding table
+        shapes[f"{path}.weight"] = (out_f, in_f)
+        if c.adapter_rank:
+            shapes[f"{path}.adapter_a"] = (c.adapter_rank, in_f)
+            shapes[f"{path}.adapter_b"] = (out_f, c.adapter_rank)
+
+    def vector(name: str, n: int, present: bool) -> None:
+        if present:
+            shapes[name] = (n,)
+
+    weight("tok_emb", V, C)
+    vector("emb_norm.weight", C, c.embed_norm and c.rmsnorm_weight)
+    for i in range(c.num_layers):
+        b = f"blocks.{i}"
+        vector(f"{b}.attn_norm.weight", C, c.rmsnorm_weight)
+        for name, out_f in (("c_q", C), ("c_k", kv), ("c_v", kv), ("proj", C)):
+            weight(f"{b}.attn.{name}", out_f, C)
+        vector(f"{b}.attn.head_scale", c.num_heads, c.head_scales)
+        vector(f"{b}.mlp_norm.weight", C, c.rmsnorm_weight)
+        weight(f"{b}.mlp.fc", hidden, C)
+        weight(f"{b}.mlp.proj", C, hidden)
+        vector(f"{b}.attn_scale", C, c.block_scales)
+        vector(f"{b}.mlp_scale", C, c.block_scales)
+    vector("final_norm.weight", C, c.rmsnorm_weight)
+    vector("pre_logit_scale", C, c.pre_logit_scale)
+    if not c.tie_embeddings:
+        weight("lm_head", V, C)
+    return shapes
+
+
+def check_shapes_fit(expected: Mapping[str, Shape], found: Mapping[str, Shape]) -> None:
+    """Every expected tensor and nothing else, each with its expected shape (HeaderError: the
+    artifact's config and tensors are its content). The message names what differs."""
+    missing = sorted(set(expected) - set(found))
+    extra = sorted(set(found) - set(expected))
+    if missing or extra:
+        raise HeaderError(f"config: the artifact's tensors do not fit the model its config describes "
+                          f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for name, shape in found.items():
+        if tuple(expected[name]) != tuple(shape):
+            raise HeaderError(f"{name}: shape {tuple(shape)} in the artifact, "
+                              f"its config's model expects {tuple(expected[name])}")
+
+
+def model_arch(config: Any) -> str:
+    """The architecture a config records: ``arch`` (a string), ``gpt`` when absent."""
+    arch = config.get("arch", GPT_ARCH) if isinstance(config, dict) else GPT_ARCH
+    if not isinstance(arch, str):
+        raise HeaderError(f"config: arch {arch!r}, expected a string")
+    return arch
+
+
+def expected_shapes(config: dict, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Shape]:
+    """The tensors (name -> shape) the model ``config`` describes must hold, checked as the
+    loader checks the config (HeaderError naming the key)."""
+    arch = model_arch(config)
+    if arch == GPT_ARCH:
+        # exactly as the loader reads it (model_from_ticket), so both accept the same configs
+        gpt = config_from_dict(config, model_limits, error=HeaderError, where="config")
+        return gpt_tensor_shapes(gpt)
+    builder = _ARCH_SHAPES.get(arch)
+    if builder is None:
+        raise HeaderError(f"config: arch {arch!r}: no model of this architecture can be built from "
+                          f"the artifact alone (known: {', '.join((GPT_ARCH, *_ARCH_SHAPES))})")
+    return builder(config, model_limits)
+
+
+def check_tensors_fit(config: dict, shapes: Mapping[str, Shape],
+                      model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> None:
+    """Refuse (HeaderError) tensors that the model ``config`` describes would not load."""
+    check_shapes_fit(expected_shapes(config, model_limits), shapes)
+
+
+def _transformers_shapes(config: dict, model_limits: ModelLimits) -> dict[str, Shape]:
+    """A transformers config's parameters (each tensor once, tied ones under their first name),
+    read off the model its ``model_type`` and ``hf_config`` build on torch's meta device: no
+    memory is allocated, and torch and transformers are imported only here."""
+    model_type, hf_config = config.get("model_type"), config.get("hf_config")
+    if not isinstance(model_type, str) or not isinstance(hf_config, dict):
+        raise HeaderError("config: arch 'transformers' needs a string model_type and an object hf_config")
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise UsageError(f"config: arch 'transformers': checking its tensors needs {exc.name} "
+                         f"(pip install transformers)") from None
+    try:
+        hf = transformers.AutoConfig.for_model(model_type, **hf_config)
+        with torch.device("meta"):
+            model = transformers.AutoModelForCausalLM.from_config(hf)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise HeaderError(f"config: arch 'transformers', model_type {model_type!r}: {exc}") from None
+    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    total = sum(math.prod(s) for s in shapes.values())
+    if total > model_limits.max_parameters:
+        raise HeaderError(f"config: {total:,} parameters, the bound is {model_limits.max_parameters:,} "
+                          f"(raise it with --max-elements or TICKETPACK_MAX_ELEMENTS)")
+    return shapes
+
+
+_ARCH_SHAPES: dict[str, Callable[[dict, ModelLimits], dict[str, Shape]]] = {
+    "transformers": _transformers_shapes,
+}
