@@ -112,10 +112,13 @@ def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
 
 
 def check_config(config: dict, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> None:
-    """An artifact's config: every model key valid and the model it implies within bounds
-    (HeaderError). Keys outside the schema are left to the model builder: format-1 artifacts
-    made by hand or by pack-ternary hold free-form configs."""
-    config_from_dict(config, model_limits, error=HeaderError, where="config", ignore_unknown=True)
+    """An artifact's config: its architecture record (models/registry.py) valid and the model
+    it implies within bounds (HeaderError). For the built-in GPT, keys outside the schema are
+    left to the model builder: format-1 artifacts made by hand or by pack-ternary hold
+    free-form configs."""
+    from .models.registry import check_config as check_record
+
+    check_record(config, model_limits)
 
 
 def load_verified(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
@@ -144,8 +147,14 @@ def load_checked(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
 
 def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str,
                 model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> torch.nn.Module:
-    """The built-in GPT with dense layers holding the verified effective weights."""
-    return model_from_ticket(ticket, resolve_device(device), state, model_limits)
+    """The dense model the artifact records, holding the verified effective weights, as a module
+    whose forward maps token ids to float32 logits (the built-in GPT's does already)."""
+    from .models.registry import DEFAULT_ARCH, Logits, architecture, build_model as build_recorded, fold_adapters
+
+    if architecture(ticket.config).NAME == DEFAULT_ARCH:
+        return model_from_ticket(ticket, resolve_device(device), state, model_limits)
+    model = build_recorded(ticket.config, fold_adapters(state), model_limits)
+    return Logits(model, ticket.config).to(resolve_device(device)).eval()
 
 
 def resolve_device(device: str) -> str:
@@ -215,19 +224,31 @@ def checked_tokenizer(ticket: Ticket, tokenizer: str | None):
 
     tok = load_tokenizer(tokenizer)
     check_tokenizer(tok.identity(), ticket.eval, tokenizer)
-    if tok.vocab_size > int(ticket.config.get("vocab_size", tok.vocab_size)):
-        raise UsageError(f"tokenizer: vocabulary {tok.vocab_size} exceeds the model's "
-                         f"{ticket.config.get('vocab_size')}")
+    vocab = config_vocab_size(ticket.config)
+    if vocab is not None and tok.vocab_size > vocab:
+        raise UsageError(f"tokenizer: vocabulary {tok.vocab_size} exceeds the model's {vocab}")
     return tok
+
+
+def config_vocab_size(config: dict) -> int | None:
+    """The vocabulary an artifact's model has (None when its record does not say)."""
+    from .models.registry import architecture
+
+    return architecture(config).vocab_size(config)
 
 
 def _maybe_sparsify(model, ticket: Ticket, dev: str, mode: str) -> list[str]:
     """auto: 2:4 kernels for 2:4 layers on CUDA; on: required; off: dense everywhere."""
+    from .model import GPT as GPTModule
     from .sparse import sparsify_two_four, two_four_names
 
     if mode not in ("auto", "on", "off"):
         raise UsageError(f"sparse-kernels: got {mode!r}, expected auto, on or off")
     names = two_four_names(ticket)
+    if names and not isinstance(model, GPTModule):  # the kernels swap the built-in GPT's layers
+        if mode == "on":
+            raise UsageError("sparse-kernels: on is for the built-in GPT; this artifact records another architecture")
+        return []
     if mode == "off" or not names or (mode == "auto" and not dev.startswith("cuda")):
         return []
     return sparsify_two_four(model, names)

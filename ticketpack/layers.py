@@ -37,7 +37,7 @@ from .masking import MaskSpec, hard_levels, init_scores, mask_levels, quant_log_
 class _MaskedWeight(nn.Module):
     """What MaskedLinear and MaskedEmbedding share: frozen, scores, scale, levels."""
 
-    def _setup(self, shape: tuple[int, int], init: str, mask: MaskSpec | str, scale_mode: str,
+    def _setup(self, shape: tuple[int, ...], init: str, mask: MaskSpec | str, scale_mode: str,
                adapter_rank: int = 0, mask_training: MaskTraining | None = None) -> None:
         if init not in rng.INIT_RULES:
             raise ConfigError(f"init: {init!r}, expected one of {', '.join(rng.INIT_RULES)}")
@@ -49,8 +49,9 @@ class _MaskedWeight(nn.Module):
         else:  # checked against this layer's mask kind
             mask_training = MaskTraining.for_mask(self.mask, mask_training.estimator, mask_training.density)
         self.mask_training = mask_training
-        if self.mask.kind == "nm" and shape[1] % self.mask.m:
-            raise ConfigError(f"nm mask: input dimension {shape[1]}, expected a multiple of M={self.mask.m}")
+        if self.mask.kind == "nm" and shape[-1] % self.mask.m:  # N of M along the last dimension
+            raise ConfigError(f"nm mask: last dimension {shape[-1]} of {tuple(shape)}, "
+                              f"expected a multiple of M={self.mask.m}")
         self.init, self.scale_mode = init, scale_mode
         self.tensor_name: str | None = None  # set by bind_seed
         self.seed: int | None = None
@@ -65,13 +66,14 @@ class _MaskedWeight(nn.Module):
         self.mask_log_step = log_step
         scale = None
         if scale_mode != "none":
-            scale = nn.Parameter(torch.ones(() if scale_mode == "tensor" else (shape[0], 1),
+            # per row: (d0, 1, ...), so it broadcasts over the rows of a weight of any rank
+            scale = nn.Parameter(torch.ones(() if scale_mode == "tensor" else (shape[0],) + (1,) * (len(shape) - 1),
                                             device=self.frozen.device))
         self.scale = scale
         self.adapter_a, self.adapter_b = _adapters(shape, adapter_rank, self.frozen.device)
 
     @property
-    def shape(self) -> tuple[int, int]:
+    def shape(self) -> tuple[int, ...]:
         return tuple(self.frozen.shape)
 
     def effective_weight(self) -> torch.Tensor:
@@ -150,6 +152,8 @@ def _adapters(shape: tuple[int, int], rank: int, device: torch.device
         raise ConfigError(f"adapter_rank: {rank!r}, expected an integer >= 0")
     if rank == 0:
         return None, None
+    if len(shape) != 2:
+        raise ConfigError(f"adapter_rank: {rank} on a weight of shape {tuple(shape)}, adapters need a matrix")
     bound = shape[1] ** -0.5
     a = torch.empty((rank, shape[1]), device=device).uniform_(-bound, bound)
     return nn.Parameter(a), nn.Parameter(torch.zeros((shape[0], rank), device=device))

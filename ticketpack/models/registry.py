@@ -1,0 +1,83 @@
+"""The architecture records an artifact's ``config`` may hold, by name (docs/FORMAT.md 2.2).
+
+``config["arch"]``: absent or ``gpt`` (the built-in GPT), ``transformers`` (a Hugging Face
+built-in causal LM), ``external`` (tensors only: loading needs the user's skeleton module).
+Each architecture is a module with ``NAME``, ``check(config, limits)`` (bounded, before any
+allocation; HeaderError), ``build(config, state, limits)`` (the dense model holding the
+effective weights, eval mode; None when the artifact holds no code to build it from),
+``record(model)`` (a live model's record, or None if not this architecture) and
+``logits(model, idx)``. Adding one is one module and one line in ``ARCHITECTURES``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import torch
+from torch import nn
+
+from ..errors import HeaderError, UsageError
+from ..layers import adapted_table
+from ..model_config import DEFAULT_MODEL_LIMITS, ModelLimits
+from . import external, gpt, hf
+
+# Name -> module; ``record_of`` asks them in this order (external takes any module).
+ARCHITECTURES: dict[str, ModuleType] = {gpt.NAME: gpt, hf.NAME: hf, external.NAME: external}
+DEFAULT_ARCH = gpt.NAME  # a config without "arch"
+
+
+def architecture(config: object) -> ModuleType:
+    """The architecture module a config names (HeaderError for anything else)."""
+    if not isinstance(config, dict):
+        raise HeaderError(f"config: {type(config).__name__}, expected a JSON object")
+    name = config.get("arch", DEFAULT_ARCH)
+    if name not in ARCHITECTURES:
+        raise HeaderError(f"config.arch: {str(name)[:60]!r}, expected one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name]
+
+
+def check_config(config: object, limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> None:
+    """An artifact's config: its record valid and the model it implies within ``limits``."""
+    architecture(config).check(config, limits)
+
+
+def build_model(config: dict, state: dict[str, torch.Tensor],
+                limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> nn.Module:
+    """The dense model the config records, holding ``state`` (CPU, eval mode)."""
+    arch = architecture(config)
+    if arch.build is None:
+        raise UsageError(f"this artifact records arch {arch.NAME!r} (tensors only): load it into your "
+                         f"own module, ticketpack.load(path, model=skeleton)")
+    return arch.build(config, state, limits)
+
+
+def record_of(model: nn.Module) -> dict:
+    """The record to store for a live model: the first architecture that claims it."""
+    for arch in ARCHITECTURES.values():
+        found = arch.record(model)
+        if found is not None:
+            return found
+    raise AssertionError("the external architecture claims every module")
+
+
+class Logits(nn.Module):
+    """``model`` with a forward that returns float32 logits (B, T, V) for token ids (B, T),
+    whatever its architecture returns (evaluation and sampling call this)."""
+
+    def __init__(self, model: nn.Module, config: dict) -> None:
+        super().__init__()
+        self.model, self.arch = model, architecture(config)
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.arch.logits(self.model, idx)
+
+
+def fold_adapters(state: dict[str, torch.Tensor], keep: set[str] = frozenset()) -> dict[str, torch.Tensor]:
+    """``state`` with each layer's adapters folded into its weight, ``W + B @ A`` (float32),
+    except those named in ``keep`` (a module that holds adapters of its own)."""
+    out = dict(state)
+    for name in [n for n in state if n.endswith(".adapter_a") and n not in keep]:
+        prefix = name[: -len("adapter_a")]
+        a, b = out.pop(name), out.pop(f"{prefix}adapter_b")
+        out[f"{prefix}weight"] = adapted_table(out[f"{prefix}weight"], a, b)
+    return out
