@@ -306,6 +306,14 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits =
             "weights_sha256": sha}
 
 
+def export_hf(artifact: str | os.PathLike, out_dir: str | os.PathLike, *, tokenizer: str | None = None,
+              limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict:
+    """A Hugging Face model folder of an artifact of arch transformers (own.export_hf)."""
+    from .own import export_hf as write_folder
+
+    return write_folder(artifact, out_dir, tokenizer=tokenizer, limits=limits, model_limits=model_limits)
+
+
 LOADER_FILE = "loader/tpk_loader.py"  # package data, never imported by ticketpack itself
 LOADER_INITS_LINE = re.compile(r"^INITS = .*$", re.M)  # the one line export fills in
 
