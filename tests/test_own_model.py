@@ -185,3 +185,107 @@ def test_autocast_and_ddp_wrap_train_and_save(tmp_path):
         assert ticketpack.save(ddp, tmp_path / "m.tpk")["bytes"] > 0
     finally:
         dist.destroy_process_group()
+
+
+# ---------------------------------------------------------------- hostile records
+
+def _artifact_with_config(path, config: dict) -> None:
+    """A valid file whose config is ``config`` (one plain tensor: the record is what is tested)."""
+    import numpy as np
+
+    from ticketpack.artifact import write_artifact
+    from ticketpack.ticket import PlainTensor, Ticket
+
+    write_artifact(Ticket(seed=1, config=config, tensors=[PlainTensor("w", np.ones(4, np.float16))]), path)
+
+
+LLAMA = {"arch": "transformers", "model_type": "llama"}
+HOSTILE = {
+    "unknown model type": ({**LLAMA, "model_type": "my_remote_llm", "hf_config": {}}, "model_type"),
+    "remote code": ({**LLAMA, "hf_config": {"auto_map": {"AutoModelForCausalLM": "evil.Model"}}}, "auto_map"),
+    "nested remote code": ({**LLAMA, "hf_config": {"rope_parameters": {"trust_remote_code": True}}},
+                           "trust_remote_code"),
+    "hub kernels": ({**LLAMA, "hf_config": {"attn_implementation": "kernels-community/x"}}, "attn_implementation"),
+    "2^40 parameters": ({**LLAMA, "hf_config": {"hidden_size": 2**16, "intermediate_size": 2**16,
+                                               "num_attention_heads": 64, "vocab_size": 2**24,
+                                               "num_hidden_layers": 1024}}, "parameters"),
+    "a billion layers": ({**LLAMA, "hf_config": {"num_hidden_layers": 10**9}}, "num_hidden_layers"),
+    "unknown arch": ({"arch": "pickle"}, "arch"),
+    "record key": ({**LLAMA, "hf_config": {}, "code": "import os"}, "unknown key"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_records_are_refused_with_exit_3(tmp_path, case):
+    from ticketpack import api
+    from ticketpack.models.registry import check_config
+
+    config, word = HOSTILE[case]
+    with pytest.raises(HeaderError, match=word) as caught:
+        check_config(config)
+    assert caught.value.exit_code == 3 and "\n" not in str(caught.value)
+    _artifact_with_config(tmp_path / "h.tpk", config)
+    with pytest.raises(HeaderError, match=word):
+        api.verify(tmp_path / "h.tpk")
+    with pytest.raises(HeaderError, match=word):
+        ticketpack.load(tmp_path / "h.tpk")
+
+
+def test_cli_refuses_a_hostile_record_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    _artifact_with_config(tmp_path / "h.tpk", HOSTILE["remote code"][0])
+    for command in (["verify"], ["load-and-eval", "--data", str(tmp_path / "h.tpk")], ["export", "--hf", str(tmp_path / "d")]):
+        run = subprocess.run([sys.executable, "-m", "ticketpack.cli.entry", command[0], str(tmp_path / "h.tpk"),
+                              *command[1:]], capture_output=True, text=True, timeout=120)
+        assert run.returncode == 3, run.stderr
+        assert len(run.stderr.strip().splitlines()) == 1 and "auto_map" in run.stderr
+    assert not (tmp_path / "d").exists()
+
+
+def test_a_skeleton_that_does_not_fit_is_named(tmp_path):
+    model = ticketpack.supermask(ConvNet(), seed=1)
+    ticketpack.save(model, tmp_path / "c.tpk")
+    wrong = ConvNet()
+    wrong.head = nn.Linear(8 * 5, 11)
+    with pytest.raises(HeaderError, match=r"head\.weight has shape \(11, 40\)"):
+        ticketpack.load(tmp_path / "c.tpk", model=wrong)
+    bigger = ConvNet()
+    bigger.extra = nn.Linear(2, 2, bias=False)
+    with pytest.raises(HeaderError, match=r"'extra.weight' is in the module, not in the artifact \(1 missing"):
+        ticketpack.load(tmp_path / "c.tpk", model=bigger)
+
+
+def test_without_transformers_everything_else_works_and_hf_paths_name_the_extra(tmp_path):
+    import subprocess
+    import sys
+
+    model = ticketpack.supermask(hf_model("llama"), seed=1)
+    ticketpack.save(model, tmp_path / "hf.tpk")
+    script = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "transformers" or name.startswith("transformers."):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, Block())
+import torch, ticketpack
+from torch import nn
+from ticketpack.errors import UsageError
+net = ticketpack.supermask(nn.Sequential(nn.Conv2d(1, 4, 4), nn.Flatten(), nn.Linear(100, 4)), seed=3)
+ticketpack.save(net, {str(tmp_path / 'c.tpk')!r})
+skeleton = nn.Sequential(nn.Conv2d(1, 4, 4), nn.Flatten(), nn.Linear(100, 4))
+ticketpack.load({str(tmp_path / 'c.tpk')!r}, model=skeleton)
+try:
+    ticketpack.load({str(tmp_path / 'hf.tpk')!r})
+except UsageError as exc:
+    print("refused:", exc)
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "refused: transformers is not installed" in run.stdout and "ticketpack[hf]" in run.stdout
+    cli = subprocess.run([sys.executable, "-c", script.split("import torch")[0] +
+                          "from ticketpack.cli.entry import run\nsys.argv = ['ticketpack', 'verify', "
+                          f"{str(tmp_path / 'hf.tpk')!r}]\nrun()"], capture_output=True, text=True, timeout=120)
+    assert cli.returncode == 2 and "ticketpack[hf]" in cli.stderr and len(cli.stderr.strip().splitlines()) == 1

@@ -59,6 +59,11 @@ def _quiet(transformers) -> Iterator[None]:
         logging.set_verbosity(level)
 
 
+def _one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
 # ---------------------------------------------------------------- the record
 
 def _walk(value: Any, where: str, depth: int = 0) -> None:
@@ -109,8 +114,8 @@ def hf_config_object(config: dict):
     try:
         with _quiet(transformers):
             return transformers.AutoConfig.for_model(model_type, **kwargs)
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
-        raise HeaderError(f"config.hf_config: transformers refuses it ({str(exc).splitlines()[0][:160]})") from None
+    except Exception as exc:  # transformers' validation errors have many classes
+        raise HeaderError(f"config.hf_config: transformers refuses it ({_one_line(exc)})") from None
 
 
 def _from_config(hf_cfg) -> nn.Module:
@@ -121,7 +126,7 @@ def _from_config(hf_cfg) -> nn.Module:
     except TicketpackError:
         raise
     except Exception as exc:  # transformers' own validation, whatever its class
-        raise HeaderError(f"config.hf_config: transformers cannot build it ({str(exc).splitlines()[0][:160]})") from None
+        raise HeaderError(f"config.hf_config: transformers cannot build it ({_one_line(exc)})") from None
 
 
 def activations_per_token(model: nn.Module) -> int:
@@ -144,19 +149,48 @@ def check(config: dict, limits: ModelLimits) -> None:
     meta_model(config, limits)
 
 
-def meta_model(config: dict, limits: ModelLimits) -> nn.Module:
-    """The record's model on the meta device (nothing allocated), within ``limits``."""
-    hf_cfg = hf_config_object(config)
-    with torch.device("meta"):
-        model = _from_config(hf_cfg)
+def _sizes(model: nn.Module) -> tuple[int, int]:
+    """(parameters and buffers, activations per token) of a model."""
     params = sum(p.numel() for p in model.parameters()) + sum(b.numel() for b in model.buffers())
+    return params, activations_per_token(model)
+
+
+def _extrapolated_sizes(config: dict) -> tuple[int, int] | None:
+    """The sizes of the record's model from the same model with 1 and 2 layers (each layer is
+    the same), so a deep hostile record is refused without building its layers, even on meta."""
+    hf_config = config["hf_config"]
+    key = next((k for k in LAYER_KEYS if k in hf_config), None)
+    if key is None:
+        return None
+    probes = []
+    for layers in (1, 2):
+        probe = {k: v for k, v in hf_config.items() if k != "layer_types"}  # per-layer lists follow the count
+        probe[key] = layers
+        with torch.device("meta"):
+            probes.append(_sizes(_from_config(hf_config_object({**config, "hf_config": probe}))))
+    (p1, a1), (p2, a2) = probes
+    extra = hf_config[key] - 1
+    return p1 + extra * (p2 - p1), a1 + extra * (a2 - a1)
+
+
+def _check_sizes(params: int, acts: int, limits: ModelLimits) -> None:
     if params > limits.max_parameters:
         raise HeaderError(f"config: {params:,} parameters, the bound is {limits.max_parameters:,} "
                           f"(raise it with --max-elements or TICKETPACK_MAX_ELEMENTS)")
-    acts = activations_per_token(model)
     if acts > limits.max_activations_per_token:
         raise HeaderError(f"config: {acts:,} activations per token, the bound is "
                           f"{limits.max_activations_per_token:,}")
+
+
+def meta_model(config: dict, limits: ModelLimits) -> nn.Module:
+    """The record's model on the meta device (nothing allocated), within ``limits``."""
+    hf_cfg = hf_config_object(config)
+    estimate = _extrapolated_sizes(config)
+    if estimate is not None:
+        _check_sizes(*estimate, limits)
+    with torch.device("meta"):
+        model = _from_config(hf_cfg)
+    _check_sizes(*_sizes(model), limits)
     return model
 
 
