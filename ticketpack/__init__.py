@@ -5,7 +5,7 @@ The own-model API (``supermask``, ``param_groups``, ``save``, ``load``, ``load_s
 first use, so ``import ticketpack`` (and the torch-free format core under it) imports no torch.
 """
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401 (the package version)
 
 _OWN_API = ("supermask", "param_groups", "save", "load", "load_state_dict", "round_like_artifact",
             "export_hf")

@@ -308,10 +308,22 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits =
 
 def export_hf(artifact: str | os.PathLike, out_dir: str | os.PathLike, *, tokenizer: str | None = None,
               limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict:
-    """A Hugging Face model folder of an artifact of arch transformers (own.export_hf)."""
-    from .own import export_hf as write_folder
+    """Write a folder transformers' ``AutoModelForCausalLM.from_pretrained`` loads, for an artifact
+    of arch transformers: config.json, model.safetensors (the verified effective weights,
+    adapters folded in), generation_config.json, and with ``tokenizer`` (the SentencePiece
+    .model the artifact records, checked against it) the tokenizer files. The folder appears
+    whole or not at all."""
+    from .models import hf
+    from .models.registry import architecture, fold_adapters
 
-    return write_folder(artifact, out_dir, tokenizer=tokenizer, limits=limits, model_limits=model_limits)
+    ticket, state, sha = load_verified(artifact, limits, model_limits)
+    if architecture(ticket.config) is not hf:
+        raise UsageError(f"export --hf: the artifact records arch {ticket.config.get('arch', 'gpt')!r}, "
+                         f"expected 'transformers'")
+    if tokenizer is not None:
+        checked_tokenizer(ticket, tokenizer)  # the one the artifact was trained with
+    files = hf.write_folder(ticket.config, fold_adapters(state), out_dir, sha, tokenizer, model_limits)
+    return {"out": os.fspath(out_dir), "tensors": len(state), "weights_sha256": sha, "files": files}
 
 
 LOADER_FILE = "loader/tpk_loader.py"  # package data, never imported by ticketpack itself

@@ -14,20 +14,18 @@ folded into its weight (``W + B @ A``) for any model other than the built-in GPT
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from typing import Any
 
 import torch
 from torch import nn
 
-from .api import load_checked, resolve_device
+from .api import export_hf, load_checked, resolve_device  # noqa: F401 (export_hf: public API)
 from .artifact import DEFAULT_LIMITS, Limits, write_artifact
 from .budget import parse_budget
-from .errors import ConfigError, HeaderError, OutputWriteError, UsageError
+from .errors import ConfigError, HeaderError
 from .layers import masked_layers
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits
-from .models import hf, registry
+from .models import registry
 from .models.registry import fold_adapters
 from .nn.supermask import round_like_artifact, rounding, supermask  # noqa: F401 (public API)
 from .ticket import ticket_from_model
@@ -139,59 +137,3 @@ def load_state_dict(path: str | os.PathLike, *, limits: Limits = DEFAULT_LIMITS,
     """The artifact's effective weights (float32, CPU, adapters folded into their weights),
     verified against its digests; tied weights appear once."""
     return fold_adapters(load_checked(path, limits, model_limits)[1])
-
-
-# ---------------------------------------------------------------- Hugging Face folder
-
-def export_hf(artifact: str | os.PathLike, out_dir: str | os.PathLike, *, tokenizer: str | None = None,
-              limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Any]:
-    """Write a folder ``AutoModelForCausalLM.from_pretrained`` loads: config.json,
-    model.safetensors (the effective weights), generation_config.json, and with ``tokenizer``
-    (the SentencePiece .model the artifact records, checked against it) the tokenizer files.
-    The folder appears whole or not at all (written beside, then renamed)."""
-    from safetensors.torch import save_file
-
-    ticket, state, sha, _ = _loaded_hf(artifact, limits, model_limits)
-    out_dir = os.fspath(out_dir)
-    if os.path.exists(out_dir):
-        raise UsageError(f"export --hf: {out_dir} exists; name a new folder")
-    hf_cfg = hf.hf_config_object(ticket.config)
-    hf_cfg.architectures = [type(hf.meta_model(ticket.config, model_limits)).__name__]
-    transformers = hf.require_transformers()
-    parent = os.path.dirname(os.path.abspath(out_dir))
-    try:
-        tmp = tempfile.mkdtemp(prefix=".tpk-export-", dir=parent)
-    except OSError as exc:
-        raise OutputWriteError(f"export --hf: cannot write in {parent}: {exc.strerror}") from None
-    try:
-        hf_cfg.save_pretrained(tmp)
-        transformers.GenerationConfig.from_model_config(hf_cfg).save_pretrained(tmp)
-        save_file({k: v.contiguous() for k, v in fold_adapters(state).items()},
-                  os.path.join(tmp, "model.safetensors"), metadata={"format": "pt", "weights_sha256": sha})
-        if tokenizer is not None:
-            _write_tokenizer(ticket, tokenizer, tmp)
-        os.replace(tmp, out_dir)
-    except OSError as exc:
-        raise OutputWriteError(f"export --hf: cannot write {out_dir}: {exc.strerror}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return {"out": out_dir, "tensors": len(state), "weights_sha256": sha,
-            "files": sorted(os.listdir(out_dir))}
-
-
-def _loaded_hf(artifact, limits: Limits, model_limits: ModelLimits):
-    ticket, state, digests, version = load_checked(artifact, limits, model_limits)
-    if registry.architecture(ticket.config) is not hf:
-        raise UsageError(f"export --hf: the artifact records arch "
-                         f"{ticket.config.get('arch', registry.DEFAULT_ARCH)!r}, expected 'transformers'")
-    return ticket, state, digests["weights_sha256"], version
-
-
-def _write_tokenizer(ticket, tokenizer: str, folder: str) -> None:
-    """The SentencePiece model as a transformers tokenizer folder (checked against the record)."""
-    from .api import checked_tokenizer
-
-    checked_tokenizer(ticket, tokenizer)  # the one the artifact was trained with
-    transformers = hf.require_transformers()
-    tok = transformers.LlamaTokenizer(vocab_file=tokenizer, legacy=False, add_bos_token=False)
-    tok.save_pretrained(folder)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shutil
+import tempfile
 from typing import Any, Iterator
 
 import torch
 from torch import nn
 
-from ..errors import HeaderError, TicketpackError, UsageError
+from ..errors import HeaderError, OutputWriteError, TicketpackError, UsageError
 from ..model_config import ModelLimits
 
 NAME = "transformers"
@@ -226,3 +229,39 @@ def logits(model: nn.Module, idx: torch.Tensor) -> torch.Tensor:
 def vocab_size(config: dict) -> int | None:
     value = config.get("hf_config", {}).get("vocab_size")
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+# ---------------------------------------------------------------- a transformers folder
+
+def write_folder(config: dict, state: dict[str, torch.Tensor], out_dir: str | os.PathLike, sha: str,
+                 tokenizer: str | None, limits: ModelLimits) -> list[str]:
+    """config.json, generation_config.json, model.safetensors (``state``; a tied weight once,
+    as transformers ties it on loading) and, with ``tokenizer``, the SentencePiece model as
+    transformers' Llama tokenizer; written in a folder beside ``out_dir``, then renamed."""
+    from safetensors.torch import save_file
+
+    transformers = require_transformers()
+    out_dir = os.fspath(out_dir)
+    if os.path.exists(out_dir):
+        raise UsageError(f"export --hf: {out_dir} exists; name a new folder")
+    hf_cfg = hf_config_object(config)
+    hf_cfg.architectures = [type(meta_model(config, limits)).__name__]
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    try:
+        tmp = tempfile.mkdtemp(prefix=".tpk-export-", dir=parent)
+    except OSError as exc:
+        raise OutputWriteError(f"export --hf: cannot write in {parent}: {exc.strerror}") from None
+    try:
+        with _quiet(transformers):
+            hf_cfg.save_pretrained(tmp)
+            transformers.GenerationConfig.from_model_config(hf_cfg).save_pretrained(tmp)
+            if tokenizer is not None:
+                transformers.LlamaTokenizer(vocab_file=tokenizer, legacy=False, add_bos_token=False).save_pretrained(tmp)
+        save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(tmp, "model.safetensors"),
+                  metadata={"format": "pt", "weights_sha256": sha})
+        os.replace(tmp, out_dir)
+    except OSError as exc:
+        raise OutputWriteError(f"export --hf: cannot write {out_dir}: {exc.strerror}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return sorted(os.listdir(out_dir))
