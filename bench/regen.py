@@ -8,6 +8,9 @@ Baseline, measured in the same run: torch.Generator().manual_seed(s) and
 torch.empty(n).uniform_(-b, b, generator=g) with torch.set_num_threads(1)
 (MT19937). Each figure is the best of --repeats runs and includes allocating
 the output, as a loader does; "fill" figures write into an existing buffer.
+
+The normal family (format v3, rule he_normal) is timed in the same run against the uniform
+rule: its regeneration cost must stay within 2x the uniform rule's ("normal / uniform").
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from timing import best_of
 from ticketpack import rng
 
 SEED, NAME, RULE = 1234, "bench.weight", "xavier_uniform"
+NORMAL_RULE = "he_normal"
 
 
 def shape_for(n: int) -> tuple[int, ...]:
@@ -45,12 +49,12 @@ def cpu_name() -> str:
         return platform.processor() or "unknown"
 
 
-def check_exact(w: np.ndarray, shape: tuple[int, ...], sample: int = 1 << 20) -> bool:
+def check_exact(w: np.ndarray, shape: tuple[int, ...], sample: int = 1 << 20, rule: str = RULE) -> bool:
     """Compare three slices (start, middle, end) of ``w`` with the numpy reference."""
     flat, sid = w.reshape(-1), rng.stream_id(NAME)
     for start in sorted({0, max(0, flat.size // 2 - 1), max(0, flat.size - sample)}):
         count = min(sample, flat.size - start)
-        ref = rng.values_from_words(rng.stream_words_reference(SEED, sid, start, count), RULE, shape)
+        ref = rng.values_from_words(rng.stream_words_reference(SEED, sid, start, count), rule, shape)
         if ref.tobytes() != flat[start:start + count].tobytes():
             return False
     return True
@@ -92,11 +96,14 @@ def main() -> None:
     t_torch = best_of(torch_regen, args.repeats)[0]
     t_tp1 = best_of(lambda: rng.frozen_weight(SEED, NAME, shape, RULE, threads=1), args.repeats)[0]
     t_tpn = best_of(lambda: rng.frozen_weight(SEED, NAME, shape, RULE, threads=all_threads), args.repeats)[0]
+    t_nrm1 = best_of(lambda: rng.frozen_weight(SEED, NAME, shape, NORMAL_RULE, threads=1), args.repeats)[0]
 
     buf_t, buf_np, sid = torch.empty(n), np.empty(n, np.float32), rng.stream_id(NAME)
     buf_t.zero_(), buf_np.fill(0)  # touch the pages before timing
     t_torch_fill = best_of(lambda: buf_t.uniform_(-bound, bound, generator=g.manual_seed(SEED)), args.repeats)[0]
     t_tp1_fill = best_of(lambda: rng.fill_values(buf_np, SEED, sid, 0, RULE, shape, threads=1), args.repeats)[0]
+    t_nrm1_fill = best_of(lambda: rng.fill_values(buf_np, SEED, sid, 0, NORMAL_RULE, shape, threads=1),
+                          args.repeats)[0]
     del buf_t, buf_np
 
     print("\nregenerate (allocate + fill):")
@@ -106,6 +113,9 @@ def main() -> None:
     print("fill an existing buffer:")
     row("torch MT19937 uniform_, 1 thread", t_torch_fill, n)
     row("ticketpack fill_values, 1 thread", t_tp1_fill, n, t_torch_fill)
+    print(f"normal family ({NORMAL_RULE}) against the uniform rule ({RULE}), 1 thread:")
+    row(f"ticketpack frozen_weight {NORMAL_RULE}", t_nrm1, n, t_torch)
+    row(f"ticketpack fill_values {NORMAL_RULE}", t_nrm1_fill, n, t_torch_fill)
 
     n_torch = min(n, 1_000_000)
     shape_torch = shape_for(n_torch)
@@ -118,7 +128,11 @@ def main() -> None:
     exact_torch = rng.frozen_weight_torch(SEED, NAME, shape_torch, RULE).numpy().tobytes() == \
         rng.frozen_weight(SEED, NAME, shape_torch, RULE).tobytes()
     print(f"\nbit-exact vs numpy reference (3 slices of 1M): {exact}; torch path == numba path: {exact_torch}")
+    exact_normal = check_exact(rng.frozen_weight(SEED, NAME, shape, NORMAL_RULE), shape, rule=NORMAL_RULE)
+    print(f"normal family bit-exact vs numpy reference (3 slices of 1M): {exact_normal}")
     print(f"single-core speed-up over torch: {t_torch / t_tp1:.2f}x (target >= 2x)")
+    print(f"normal / uniform regeneration time, 1 thread: {t_nrm1 / t_tp1:.2f}x allocate + fill, "
+          f"{t_nrm1_fill / t_tp1_fill:.2f}x fill (target <= 2x)")
 
 
 if __name__ == "__main__":

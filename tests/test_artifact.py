@@ -64,10 +64,20 @@ def golden_ticket() -> Ticket:
 
 
 def test_golden_bytes():
-    """Format stability: with no compression the bytes are ours alone and must not change in v2."""
+    """Format stability: with no compression the bytes are ours alone and must not change in v3."""
     data = encode_artifact(golden_ticket(), codec="none")
-    assert data[:8] == MAGIC and data[8:10] == (2).to_bytes(2, "little")
-    assert hashlib.sha256(data).hexdigest() == GOLDEN_V2_NONE_SHA256
+    assert data[:8] == MAGIC and data[8:10] == (3).to_bytes(2, "little")
+    assert hashlib.sha256(data).hexdigest() == GOLDEN_V3_NONE_SHA256
+
+
+def test_golden_v2_bytes_differ_only_by_the_version():
+    """A ticket that v2 could express is written as v2 wrote it, but for the version field (and
+    so the CRC): the v2 golden bytes, rebuilt from the v3 writer's."""
+    body = bytearray(encode_artifact(golden_ticket(), codec="none")[:-4])
+    body[8:10] = (2).to_bytes(2, "little")
+    v2 = bytes(body) + zlib.crc32(body).to_bytes(4, "little")
+    assert hashlib.sha256(v2).hexdigest() == GOLDEN_V2_NONE_SHA256
+    assert parse_artifact(v2).version == 2 and load_ticket_bytes(v2)
 
 
 def test_golden_v1_file_still_loads():
@@ -90,6 +100,22 @@ def test_golden_v2_file_still_loads():
     _same_tickets(ticket, golden_ticket())
 
 
+def test_golden_v3_file_still_loads():
+    """A committed v3 artifact (auto codecs) must load to the same weights and model forever."""
+    info = parse_artifact((GOLDEN_DIR / "small-v3.tpk").read_bytes())
+    ticket = load_ticket(GOLDEN_DIR / "small-v3.tpk")
+    assert weights_sha256(ticket.effective_state_dict()) == GOLDEN_V2_WEIGHTS_SHA256  # same weights
+    assert info.version == 3 and info.header["model_sha256"] == GOLDEN_V2_MODEL_SHA256
+    _same_tickets(ticket, golden_ticket())
+
+
+def load_ticket_bytes(data: bytes) -> Ticket:
+    ticket = decode_artifact(parse_artifact(data))
+    artifact.check_digests(ticket, parse_artifact(data).header, parse_artifact(data).version)
+    return ticket
+
+
+GOLDEN_V3_NONE_SHA256 = "cf50380a3ce8e9fdd2a81170ab98bf4564402b95d9f52895957bd9c85a95a8ec"
 GOLDEN_V2_NONE_SHA256 = "627bfe572288d432bb632b9b0383e509d4de0273569d0160d097676ca6962583"
 GOLDEN_V1_WEIGHTS_SHA256 = "4eb714ac76c1a410b05f1dc7d60ee64b4c865f6ef89c33c7564b0e7018890823"
 GOLDEN_V2_WEIGHTS_SHA256 = "a8b005e60a4c0f028dc0c81b06a8c3b026a668e11f4ff7a86ba3e20027b4e870"
@@ -136,10 +162,10 @@ def test_wrong_magic(ticket):
 
 def test_future_version(ticket):
     data = bytearray(encode_artifact(ticket))
-    data[8:10] = (3).to_bytes(2, "little")
+    data[8:10] = (4).to_bytes(2, "little")
     body = bytes(data[:-4])
     data[-4:] = zlib.crc32(body).to_bytes(4, "little")
-    with pytest.raises(UnsupportedVersionError, match="version: got 3"):
+    with pytest.raises(UnsupportedVersionError, match="version: got 4"):
         parse_artifact(bytes(data))
 
 

@@ -40,6 +40,9 @@ BOMBS = [
     ({"logit_softcap": 10**400}, "logit_softcap"),
     ({"init": "bogus"}, "init"),
     ({"mask": "multibit:999"}, "mask"),
+    ({"mask": "signed:129"}, "mask"),
+    ({"mask": "signed:1"}, "mask"),
+    ({"init": "normal_std"}, "init"),  # its std is per tensor entry: no GPT config field holds it
     ({"mask_estimator": ["magic"]}, "mask_estimator"),
     ({"scale_mode": None}, "scale_mode"),
     ({"num_layers": 0}, "num_layers"),
@@ -47,6 +50,12 @@ BOMBS = [
     ({"model_dim": 2**15, "num_layers": 1024}, "parameters"),
     ({"vocab_size": 2**23, "model_dim": 4}, "activations per token"),
 ]
+
+
+@pytest.mark.parametrize("mask", ["signed:2", "signed:4", "signed:128"])
+def test_signed_masks_are_a_config_choice(mask):
+    config = config_from_dict({**TINY_CONFIG, "mask": mask, "init": "he_normal", "embed_init": "xavier_normal"})
+    assert config.mask == mask and config.mask_spec().kind == "signed"
 
 
 @pytest.mark.parametrize("override, key", BOMBS)
@@ -78,7 +87,7 @@ def test_schema_matches_the_dataclass():
     fields = dataclasses.fields(GPTConfig)
     assert [f.name for f in fields] == [f.name for f in CONFIG_SCHEMA]
     assert GPTConfig().to_dict() == {f.name: f.default for f in CONFIG_SCHEMA}
-    assert INIT_RULE_NAMES == tuple(rng.INIT_RULES)
+    assert INIT_RULE_NAMES == tuple(r for r, row in rng.INIT_RULES.items() if row.fan != "init_std")
     for f in CONFIG_SCHEMA:
         assert f.doc and f.type in ("int", "float", "bool", "str", "float-or-null")
         if f.type in ("int", "float"):

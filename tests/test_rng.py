@@ -44,7 +44,18 @@ GOLDEN = {
     "signed_constant_he": ["9f2283edcafcfeca23443bd505d7580e8f28d4f37e4db2ba969cf8f3b61ff18a",
                            "0960b13ef578185416dd808c3ce228f2eb0432a0d1a023fa797eff8cbb7e21ec",
                            "28d112e6515601b820648a92b267ff0a9ef3c9bbc90281ca5dcec6de77cd7008"],
+    # format v3: the normal family (normal_std with init_std 0.05, STD below)
+    "xavier_normal": ["7f454458b4cc62bd20da780812468cf4094889eeedfa10c4b4e634a733e5c518",
+                      "205bd502c87116d35f4ee03f7399abc50129c91befdae7325a3b57db8f76e0f6",
+                      "12a17745c39f94c33e72191c9468163a3a8697b889214c537de47ed0d6f996ac"],
+    "he_normal": ["43f11f60e03500d3fca2c368d06ee003441a2583131a97fcda2e5d6bd4cedae5",
+                  "3fb5721a15a4f5c13648447a35631ca875ca6cf1bc5e6517f2bf144b5e76a29b",
+                  "ca4c070551b0d019a1c517bf8fe06f6579f132c644fd79a51cf6a554bf9b5cdb"],
+    "normal_std": ["4a5af4e6c839595b7bceb09b753181918bfe65a7cbf8bcf84992569e933c8468",
+                   "f666dd1715c44acb336b6b3fa294c4e51fd3ca06a1af0837a6abeacade87a61b",
+                   "ffc2809ea4ea369a2e730b1a1751f2f5aa74bf88f9f050599330bfe320885fd1"],
 }
+STD = {"normal_std": 0.05}  # the init_std of the rules that take one
 
 # Shapes with sizes 1, 2, 3, 4, 5, odd and 3-D, so partial blocks are covered.
 SHAPES = [(1,), (2,), (3, 1), (4,), (5,), (7, 3), (16, 17), (3, 4, 5)]
@@ -100,15 +111,20 @@ def test_stream_id_is_sha256_prefix_little_endian():
 def test_constants():
     """The one place the tests pin the stream id and the init-rule table (other tests use the
     constants): a change here is a format change."""
-    from ticketpack.format.constants import FAN_RULES, INIT_FAMILIES, InitRule
+    from ticketpack.format.constants import FAN_RULES, INIT_FAMILIES, NORMAL_POLY_BITS, InitRule
 
     assert rng.RNG_ID == "philox4x32-10/v1"
     assert rng.PG_RNG_PREFIX == "torch-mt19937-cpu/"
     assert rng.INIT_RULES == {"xavier_uniform": InitRule("uniform", "fan_in+fan_out"),
                               "he_uniform": InitRule("uniform", "fan_in"),
                               "signed_constant_xavier": InitRule("signed_constant", "fan_in+fan_out"),
-                              "signed_constant_he": InitRule("signed_constant", "fan_in")}
-    assert INIT_FAMILIES == {"uniform": 6.0, "signed_constant": 2.0}
+                              "signed_constant_he": InitRule("signed_constant", "fan_in"),
+                              "xavier_normal": InitRule("normal", "fan_in+fan_out"),
+                              "he_normal": InitRule("normal", "fan_in"),
+                              "normal_std": InitRule("normal", "init_std")}
+    assert INIT_FAMILIES == {"uniform": 6.0, "signed_constant": 2.0, "normal": 2.0}
+    assert NORMAL_POLY_BITS == (0x40225C21, 0xC0214869, 0x41A51139, 0xC2FD8B5A, 0x43E9BDA6,
+                                0xC47C2672, 0x449D7861, 0xC452B743, 0x436A2C2B)
     assert FAN_RULES == {"fan_in": (1, 0), "fan_out": (0, 1), "fan_in+fan_out": (1, 1)}
 
 
@@ -116,10 +132,10 @@ def test_every_rule_has_golden_digests_and_a_known_family():
     # a new rule of an existing family needs only its row and its digests here; a new family
     # also needs its kernel in format/philox.py, format/philox_numba.py and rng.py
     assert set(GOLDEN) == set(rng.INIT_RULES)
-    from ticketpack.format.constants import FAN_RULES
+    from ticketpack.format.constants import FAN_RULES, INIT_FAMILIES, STD_FROM_ENTRY
 
     for rule in rng.INIT_RULES.values():
-        assert rule.family in ("uniform", "signed_constant") and rule.fan in FAN_RULES
+        assert rule.family in INIT_FAMILIES and (rule.fan in FAN_RULES or rule.fan == STD_FROM_ENTRY)
 
 
 def rules_of(family: str) -> list[str]:
@@ -155,9 +171,9 @@ def test_stream_words_fast_equals_reference(seed, sid, start, count):
 @pytest.mark.parametrize("rule", rng.INIT_RULES)
 @pytest.mark.parametrize("shape", SHAPES)
 def test_fast_reference_torch_agree(rule, shape):
-    ref = rng.frozen_weight_reference(42, "w", shape, rule)
-    fast = rng.frozen_weight(42, "w", shape, rule)
-    tch = rng.frozen_weight_torch(42, "w", shape, rule)
+    ref = rng.frozen_weight_reference(42, "w", shape, rule, init_std=STD.get(rule))
+    fast = rng.frozen_weight(42, "w", shape, rule, init_std=STD.get(rule))
+    tch = rng.frozen_weight_torch(42, "w", shape, rule, init_std=STD.get(rule))
     assert tch.dtype == torch.float32 and tch.device.type == "cpu"
     assert same_bits(ref, fast, tch.numpy())
 
@@ -165,10 +181,11 @@ def test_fast_reference_torch_agree(rule, shape):
 @pytest.mark.parametrize("rule", rng.INIT_RULES)
 def test_golden_digests(rule):
     for (seed, name, shape), digest in zip(GOLDEN_CASES, GOLDEN[rule]):
-        fast = rng.frozen_weight(seed, name, shape, rule)
+        std = STD.get(rule)
+        fast = rng.frozen_weight(seed, name, shape, rule, init_std=std)
         assert sha(fast) == digest
-        assert sha(rng.frozen_weight_reference(seed, name, shape, rule)) == digest
-        assert sha(rng.frozen_weight_torch(seed, name, shape, rule).numpy()) == digest
+        assert sha(rng.frozen_weight_reference(seed, name, shape, rule, init_std=std)) == digest
+        assert sha(rng.frozen_weight_torch(seed, name, shape, rule, init_std=std).numpy()) == digest
 
 
 def test_golden_first_values():
@@ -181,14 +198,14 @@ def test_golden_first_values():
 @pytest.mark.parametrize("rule", rng.INIT_RULES)
 def test_torch_cuda_agrees(rule):
     for (seed, name, shape), digest in zip(GOLDEN_CASES, GOLDEN[rule]):
-        cuda = rng.frozen_weight_torch(seed, name, shape, rule, device="cuda")
+        cuda = rng.frozen_weight_torch(seed, name, shape, rule, device="cuda", init_std=STD.get(rule))
         assert cuda.device.type == "cuda" and sha(cuda.cpu().numpy()) == digest
     shape = (1031, 1027)  # > one torch chunk, odd size
-    cuda = rng.frozen_weight_torch(3, "big", shape, rule, device="cuda").cpu().numpy()
-    assert same_bits(cuda, rng.frozen_weight(3, "big", shape, rule))
+    cuda = rng.frozen_weight_torch(3, "big", shape, rule, device="cuda", init_std=STD.get(rule)).cpu().numpy()
+    assert same_bits(cuda, rng.frozen_weight(3, "big", shape, rule, init_std=STD.get(rule)))
 
 
-@pytest.mark.parametrize("rule", ["xavier_uniform", "signed_constant_he"])
+@pytest.mark.parametrize("rule", ["xavier_uniform", "signed_constant_he", "he_normal"])
 def test_threads_do_not_change_values(rule):
     shape = (601, 503)  # above the parallel threshold, odd size
     one = rng.frozen_weight(5, "t", shape, rule, threads=1)
@@ -369,3 +386,74 @@ def test_parallel_regeneration_keeps_torchs_thread_count():
     if not philox.has_numba():
         pytest.skip("numba not installed: no parallel kernel")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
+
+
+# ----------------------------------------------------------------------------- format v3: normal, layouts
+
+
+def test_normal_family_every_magnitude_agrees_across_paths():
+    """The value depends on |u1 - u2| and its sign only: all 2 * 65536 - 1 differences, through
+    numpy, the numba kernel's element function and torch, give the same bits."""
+    from ticketpack.format import philox, philox_numba
+
+    d = np.arange(-65535, 65536)
+    u1, u2 = np.maximum(d, 0), np.maximum(-d, 0)
+    words = (u1 | (u2 << 16)).astype(np.uint32)
+    std = np.float32(0.75)
+    ref = philox.normal_values(words, std)
+    tch = rng.normal_torch(torch.from_numpy(words.astype(np.int64)), torch.tensor(std)).numpy()
+    nb = np.array([philox_numba._normal(np.uint64(w), std) for w in words[::97]], np.float32)
+    assert same_bits(ref, tch) and same_bits(ref[::97], nb)
+    mags = ref[65535:]  # d >= 0: increasing, the first is +0.0, and -value for -d
+    assert (np.diff(mags) > 0).all() and mags[0] == 0 and not np.signbit(mags[0])
+    assert same_bits(ref[:65535][::-1], -mags[1:])
+
+
+def test_normal_family_is_close_to_a_gaussian():
+    w = rng.frozen_weight(11, "n", (1000, 1000), "normal_std", init_std=1.0).ravel().astype(np.float64)
+    assert abs(w.mean()) < 0.005 and abs(w.std() - 1) < 0.005 and np.abs(w).max() < 3.84
+    share = np.mean(np.abs(w) < 1.0)  # P(|Z| < 1) = 0.6827
+    assert abs(share - 0.6827) < 0.003
+
+
+def test_normal_rules_std():
+    shape = (30, 20)
+    assert rng.init_bound("xavier_normal", shape) == math.sqrt(2 / 50)
+    assert rng.init_bound("he_normal", shape) == math.sqrt(2 / 20)
+    assert rng.init_bound("normal_std", shape, init_std=0.02) == 0.02
+    assert rng.value_scale("normal_std", shape, init_std=0.02) == np.float32(0.02)
+
+
+@pytest.mark.parametrize("std", [None, 0.0, -1.0, float("nan"), float("inf"), 1e7, True, "0.1"])
+def test_normal_std_needs_a_valid_init_std(std):
+    with pytest.raises(UsageError, match="init_std"):
+        rng.frozen_weight(1, "w", (2, 2), "normal_std", init_std=std)
+
+
+def test_init_std_only_for_normal_std():
+    with pytest.raises(UsageError, match="init_std"):
+        rng.frozen_weight(1, "w", (2, 2), "he_normal", init_std=0.1)
+
+
+@pytest.mark.parametrize("shape, layout, want", [
+    ((7,), "out_in", (1, 7)), ((6, 5), "out_in", (5, 6)), ((6, 5), "in_out", (6, 5)),
+    ((8, 4, 3), "conv", (12, 24)), ((8, 4, 3, 3), "conv", (36, 72)), ((2, 3, 2, 2, 2), "conv", (24, 16))])
+def test_layout_fans(shape, layout, want):
+    assert rng.fans(shape, layout) == want
+    fan_in, fan_out = want
+    assert rng.init_bound("he_uniform", shape, layout) == math.sqrt(6 / fan_in)
+    assert rng.init_bound("xavier_normal", shape, layout) == math.sqrt(2 / (fan_in + fan_out))
+
+
+@pytest.mark.parametrize("shape, layout", [((6,), "in_out"), ((2, 3, 4), "in_out"), ((6, 5), "conv"),
+                                           ((1, 1, 1, 1, 1, 1), "conv"), ((3, 3), "in_col")])
+def test_layout_rank_and_name_are_checked(shape, layout):
+    with pytest.raises(UsageError, match="layout"):
+        rng.frozen_weight(1, "w", shape, "he_uniform", layout=layout)
+
+
+def test_layout_changes_only_the_scale():
+    a = rng.frozen_weight(4, "w", (6, 10), "he_normal", layout="in_out")
+    b = rng.frozen_weight(4, "w", (6, 10), "normal_std", init_std=math.sqrt(2 / 6))
+    t = rng.frozen_weight_torch(4, "w", (6, 10), "he_normal", layout="in_out")
+    assert same_bits(a, b, t.numpy())

@@ -332,10 +332,11 @@ LOADER_INITS_LINE = re.compile(r"^INITS = .*$", re.M)  # the one line export fil
 
 def loader_init_table() -> dict[str, tuple[str, float, int, int]]:
     """The format's init rules as the standalone loader reads them: rule -> (family, numerator,
-    a, b), values of ``family`` under the bound sqrt(numerator / (a * fan_in + b * fan_out))."""
+    a, b), values of ``family`` under the bound sqrt(numerator / (a * fan_in + b * fan_out));
+    (a, b) = (0, 0) for a rule whose std is the tensor entry's ``init_std``."""
     from .format.constants import FAN_RULES, INIT_FAMILIES, INIT_RULES
 
-    return {rule: (row.family, INIT_FAMILIES[row.family], *FAN_RULES[row.fan])
+    return {rule: (row.family, INIT_FAMILIES[row.family], *FAN_RULES.get(row.fan, (0, 0)))
             for rule, row in INIT_RULES.items()}
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import ConfigError, TicketpackError
-from .format.constants import INIT_RECIPES, INIT_RULES, SCALE_MODES
+from .format.constants import INIT_RECIPES, INIT_RULES, SCALE_MODES, STD_FROM_ENTRY
 from .format.maskspec import MaskSpec
 
 ACTIVATIONS = ("relu", "relu2")
@@ -36,9 +36,12 @@ class ConfigField:
     doc: str = ""
 
 
-INIT_RULE_NAMES = tuple(INIT_RULES)  # the format core's init rules
+# The format core's init rules the built-in GPT can use: every rule that computes its scale from
+# the fans (normal_std takes a std per tensor entry, which this config has no field for).
+INIT_RULE_NAMES = tuple(rule for rule, row in INIT_RULES.items() if row.fan != STD_FROM_ENTRY)
 # ``train --init`` choices -> (init, mlp_fc_init, embed_init): every rule alone, and the recipes
-INIT_CHOICES: dict[str, tuple[str, str, str]] = {**{rule: (rule,) * 3 for rule in INIT_RULES}, **INIT_RECIPES}
+INIT_CHOICES: dict[str, tuple[str, str, str]] = {**{rule: (rule,) * 3 for rule in INIT_RULE_NAMES},
+                                                 **INIT_RECIPES}
 
 # The schema, key by key, in the order FORMAT.md lists it. Ranges are hard limits of the
 # built-in model; the resources a whole config implies are bounded by ModelLimits.
@@ -63,7 +66,8 @@ CONFIG_SCHEMA: tuple[ConfigField, ...] = (
     ConfigField("embed_init", "str", "xavier_uniform", choices=INIT_RULE_NAMES,
                 doc="frozen init rule of tok_emb"),
     ConfigField("mask", "str", "binary",
-                doc="binary | multibit:K (2 <= K <= 256) | nm:N:M (0 < N < M <= 256) | none (no mask)"),
+                doc="binary | multibit:K (2 <= K <= 256) | nm:N:M (0 < N < M <= 256) | none (no mask) "
+                    "| signed:K (levels -(K-1)..K-1, 2 <= K <= 128)"),
     ConfigField("scale_mode", "str", "none", choices=SCALE_MODES, doc="learned scale of each masked layer"),
     ConfigField("block_scales", "bool", True, doc="per-block attn_scale / mlp_scale vectors"),
     ConfigField("head_scales", "bool", True, doc="per-head attention output scales"),

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .format.constants import (INIT_RULES, MAX_WORDS, PG_RNG_PREFIX, PHILOX_M,  # noqa: F401
-                               PHILOX_ROUNDS, PHILOX_W, RNG_ID)
-from .format.philox import (check_rule, check_seed, check_shape, fans, fill_values,  # noqa: F401
-                            frozen_weight, frozen_weight_reference, init_bound, is_uniform,
-                            philox4x32_10, stream_id, stream_words, stream_words_reference,
-                            value_scale, values_from_words)
+from .format.constants import (DEFAULT_LAYOUT, INIT_RULES, MAX_WORDS, NORMAL_POLY,  # noqa: F401
+                               PG_RNG_PREFIX, PHILOX_M, PHILOX_ROUNDS, PHILOX_W, RNG_ID)
+from .format.philox import (check_rule, check_seed, check_shape, family, fans,  # noqa: F401
+                            fill_values, frozen_weight, frozen_weight_reference, init_bound,
+                            is_uniform, philox4x32_10, stream_id, stream_words,
+                            stream_words_reference, value_scale, values_from_words)
 
 _MASK32 = 0xFFFFFFFF
 _U24_OFFSET = 2**24 - 1
@@ -49,12 +49,31 @@ def _philox_torch(blocks: torch.Tensor, sid: int, seed: int) -> torch.Tensor:
     return torch.stack([c0, c1, c2, c3], dim=1)
 
 
+def _f32(value: float, device: str | torch.device) -> torch.Tensor:
+    """A 0-d float32 tensor: float32 operands, so every product is one float32 multiply."""
+    return torch.from_numpy(np.array(value, np.float32)).to(device)
+
+
+def normal_torch(words: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """The normal family's values of int64 stream words: each multiply and add its own torch op
+    (a float32 rounding each; separate kernels never fuse into a multiply-add)."""
+    d = (words & 0xFFFF) - (words >> 16)
+    a = d.abs().to(torch.float32) * _f32(2.0**-16, words.device)
+    coeffs = [_f32(c, words.device) for c in NORMAL_POLY]
+    h = coeffs[-1].expand_as(a)
+    for c in coeffs[-2::-1]:
+        h = torch.add(torch.mul(h, a), c)
+    h = torch.mul(torch.mul(h, a), std)
+    return torch.where(d < 0, -h, h)
+
+
 def frozen_weight_torch(seed: int, name: str, shape: Sequence[int], rule: str,
-                        device: str | torch.device = "cpu") -> torch.Tensor:
+                        device: str | torch.device = "cpu", layout: str = DEFAULT_LAYOUT,
+                        init_std: float | None = None) -> torch.Tensor:
     """``frozen_weight`` computed with torch ops on ``device``; the same bits."""
     seed, shape, rule = check_seed(seed), check_shape(shape), check_rule(rule)
     sid, n = stream_id(name), math.prod(shape)
-    scale = torch.from_numpy(np.array(value_scale(rule, shape))).to(device)  # float32, rounded once
+    scale = _f32(value_scale(rule, shape, layout, init_std), device)  # rounded once
     out = torch.empty(n, dtype=torch.float32, device=device)
     # Blocks per step: bounds the int64 temporaries; on CPU small ones stay in cache.
     chunk = 1 << 16 if out.device.type == "cpu" else 1 << 22
@@ -65,6 +84,8 @@ def frozen_weight_torch(seed: int, name: str, shape: Sequence[int], rule: str,
         if is_uniform(rule):
             k = (words >> 8) * 2 - _U24_OFFSET
             out[4 * b0:4 * b1] = k.to(torch.float32) * scale
+        elif family(rule) == "normal":
+            out[4 * b0:4 * b1] = normal_torch(words, scale)
         else:
             out[4 * b0:4 * b1] = torch.where(words >> 31 == 0, scale, -scale)
     return out.reshape(shape)

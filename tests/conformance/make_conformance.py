@@ -1,5 +1,7 @@
-"""Write the conformance artifacts: one small format-v2 file per tensor kind x encoding x
-compression, each beside a JSON file with its expected digests (docs/FORMAT.md section 9).
+"""Write the conformance artifacts: one small file per tensor kind x encoding x compression,
+each beside a JSON file with its expected digests (docs/FORMAT.md section 9). The format-v2
+files stay as they were written (the v2 reference); the v3 additions (signed masks, the normal
+init rules, layouts, the rANS lane minimum) are version-3 files.
 
 Run ``python tests/conformance/make_conformance.py`` to regenerate them; the files are what an
 independent reader checks itself against. ``tests/test_conformance.py`` loads every file with
@@ -23,11 +25,11 @@ import numpy as np
 
 from ticketpack.format import codecs
 from ticketpack.format.compression import compress
-from ticketpack.format.constants import INIT_RULES, PG_RNG_PREFIX, RNG_ID
+from ticketpack.format.constants import INIT_RULES, INIT_RULES_BY_VERSION, PG_RNG_PREFIX, RNG_ID
 from ticketpack.format.container import append_sections, assemble, model_digest, ticket_header
 from ticketpack.format.digest import combine_digests
 from ticketpack.format.maskspec import MaskSpec
-from ticketpack.format.sections import encode_tensor
+from ticketpack.format.sections import encode_tensor, mask_symbols
 from ticketpack.format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TernaryTensor, Ticket,
                                        effective_weights)
 
@@ -54,16 +56,21 @@ def nm_mask(n: int, m: int, shape=(4, 16), seed=3) -> np.ndarray:
     return _gen(seed).permuted(groups, axis=1).reshape(shape)
 
 
-def masked(name, shape, init, spec, lv, scale=None) -> MaskedTensor:
-    return MaskedTensor(name, shape, init, MaskSpec.parse(spec), lv, scale)
+def signed_levels(K: int, shape=(6, 10), seed=16) -> np.ndarray:
+    return _gen(seed).integers(-(K - 1), K, size=shape, dtype=np.int8)
+
+
+def masked(name, shape, init, spec, lv, scale=None, layout="out_in", init_std=None) -> MaskedTensor:
+    return MaskedTensor(name, shape, init, MaskSpec.parse(spec), lv, scale, layout, init_std)
 
 
 def f16(values) -> np.ndarray:
     return np.asarray(values, np.float16)
 
 
-# name -> (ticket factory, {role: (enc, codec)} forced per tensor name, or codec for all, description)
-Case = tuple[Callable[[], Ticket], dict[str, dict[str, tuple[str, str]]], str]
+# name -> (ticket factory, {role: (enc, codec)} forced per tensor name, or codec for all,
+# description, format version)
+Case = tuple[Callable[[], Ticket], dict[str, dict[str, tuple[str, str]]], str, int]
 
 
 def _ticket(tensors, rng: str = RNG_ID, seed: int = 20261130, eval_context=None) -> Ticket:
@@ -78,8 +85,8 @@ def _one(name: str, tensor_fn, enc: str, codec: str, role: str = "mask", extra: 
 def cases() -> dict[str, Case]:
     out: dict[str, Case] = {}
 
-    def add(name, make, forced, describes):
-        out[name] = (make, forced, describes)
+    def add(name, make, forced, describes, version=2):
+        out[name] = (make, forced, describes, version)
 
     for codec in ("none", "zstd", "zlib"):
         add(f"binary-bits-{codec}", lambda: _ticket([masked("w", (6, 20), "xavier_uniform", "binary", binary())]),
@@ -136,9 +143,12 @@ def cases() -> dict[str, Case]:
     add("masknone-noscale", lambda: _ticket([masked("w", (3, 4, 5), "xavier_uniform", "none", None, None)]),
         {}, "mask none and scale none: no section at all, effective = frozen")
     for rule in INIT_RULES:  # one case per row of the init-rule table
-        add(f"init-{rule}", lambda rule=rule: _ticket([masked("blocks.0.attn.q.weight", (9, 4, 3), rule, "binary",
-                                                              np.ones((9, 4, 3), np.uint8))]),
-            {"blocks.0.attn.q.weight": {"mask": ("bits", "none")}}, f"all-ones mask exposing {rule} frozen values")
+        version = 2 if rule in INIT_RULES_BY_VERSION[2] else 3
+        std = 0.05 if INIT_RULES[rule].fan == "init_std" else None
+        add(f"init-{rule}", lambda rule=rule, std=std: _ticket([masked("blocks.0.attn.q.weight", (9, 4, 3), rule, "binary",
+                                                                        np.ones((9, 4, 3), np.uint8), init_std=std)]),
+            {"blocks.0.attn.q.weight": {"mask": ("bits", "none")}},
+            f"all-ones mask exposing {rule} frozen values" + (f" (init_std {std})" if std else ""), version)
     add("plain-f32-rank0", lambda: _ticket([PlainTensor("w", np.array(-1.25e-3, np.float32))]),
         {"w": {"data": ("f32", "none")}}, "plain rank-0 tensor, f32")
     add("plain-empty", lambda: _ticket([PlainTensor("w", np.zeros((0, 3), np.float16))]),
@@ -160,12 +170,40 @@ def cases() -> dict[str, Case]:
         masked("blocks.0.attn.q.weight", (4, 4), "he_uniform", "binary", binary((4, 4), 0.5, 15)),
         PlainTensor("blocks.0.attn.q.scale", np.array([0.5, 1, 1.5, 2], np.float32)),
     ], rng=PG_RNG_PREFIX + "2.13.0", seed=1337), {}, "the imported torch MT19937 stream (regenerating needs torch)")
+    _add_v3(add)
     return out
 
 
-def build(make: Callable[[], Ticket], forced: dict[str, dict[str, tuple[str, str]]]) -> bytes:
-    """Artifact bytes of the ticket, with the forced (encoding, compression) per tensor and role
-    (other sections: the writer's auto choice)."""
+def _add_v3(add: Callable) -> None:
+    """The format-v3 additions: signed masks, layouts, the rANS lane minimum (the normal init
+    rules are in the init-rule loop)."""
+    for K in (2, 4):
+        for enc, codec in (("planes", "none"), ("rans0", "none")):
+            add(f"signed{K}-{enc}", lambda K=K: _ticket([masked("w", (6, 10), "he_uniform", f"signed:{K}",
+                                                                signed_levels(K), f16(0.5))]),
+                {"w": {"mask": (enc, codec)}}, f"signed:{K} mask (levels -{K - 1}..{K - 1}), {enc}", 3)
+    add("signed4-planes-zstd-rowscale", lambda: _ticket([masked("w", (5, 3, 4), "xavier_normal", "signed:4",
+                                                                signed_levels(4, (5, 3, 4), 17),
+                                                                f16(np.linspace(0.25, 2, 5)))]),
+        {"w": {"mask": ("planes", "zstd")}}, "signed:4 mask, planes, zstd, per-row scale, xavier_normal", 3)
+    for name, shape, init in (("layout-in_out", (6, 10), "xavier_uniform"),
+                              ("layout-conv3", (6, 2, 5), "he_uniform"),
+                              ("layout-conv4", (8, 4, 3, 3), "xavier_normal"),
+                              ("layout-conv5", (2, 3, 2, 2, 2), "signed_constant_he")):
+        layout = name.split("-")[1].rstrip("345")
+        add(name, lambda shape=shape, init=init, layout=layout: _ticket([masked(
+                "w", shape, init, "binary", binary(shape, 0.6, 18), layout=layout)]),
+            {"w": {"mask": ("bits", "none")}}, f"layout {layout} on rank {len(shape)} ({init})", 3)
+    add("lanes-rans0-lmin8", lambda: _ticket([masked("w", (256, 512), "he_uniform", "binary",
+                                                     binary((256, 512), 0.001, 19))]),
+        {"w": {"mask": ("rans0", "none")}},
+        "131072-element sparse binary mask, rans0 (B = 4): its 32768 symbols need Lmin = 8 lanes", 3)
+
+
+def build(make: Callable[[], Ticket], forced: dict[str, dict[str, tuple[str, str]]],
+          version: int = 2) -> bytes:
+    """Format-``version`` artifact bytes of the ticket, with the forced (encoding, compression)
+    per tensor and role (other sections: the writer's auto choice)."""
     ticket = make()
     payload, entries = bytearray(), []
     for tensor in ticket.tensors:
@@ -173,7 +211,7 @@ def build(make: Callable[[], Ticket], forced: dict[str, dict[str, tuple[str, str
         entry["sections"] = append_sections(payload, [_forced(tensor, part, forced) for part in parts])
         entries.append(entry)
     header = ticket_header(ticket, entries, {"made_by": "tests/conformance/make_conformance.py"})
-    return assemble(header, bytes(payload), "zstd")
+    return assemble(header, bytes(payload), "zstd", version)
 
 
 def _forced(tensor, part: tuple, forced: dict[str, dict[str, tuple[str, str]]]) -> tuple:
@@ -197,32 +235,40 @@ def _raw(tensor, role: str, enc: str) -> bytes:
     if isinstance(tensor, MaskedTensor):
         spec = tensor.mask
         n, m = (spec.n, spec.m) if spec.kind == "nm" else (0, 0)
-        return codecs.encode(enc, tensor.levels.reshape(-1), K=spec.levels, shape=tensor.shape, n=n, m=m)
+        return codecs.encode(enc, mask_symbols(tensor.levels, spec).reshape(-1), K=spec.alphabet,
+                             shape=tensor.shape, n=n, m=m)
     trits = (tensor.trits.astype(np.int16) + 1).astype(np.uint8).reshape(-1)
     return codecs.encode(enc, trits, K=3, shape=tensor.shape)
 
 
-def expected(data: bytes, make: Callable[[], Ticket], describes: str) -> dict:
+def expected(data: bytes, make: Callable[[], Ticket], describes: str, version: int) -> dict:
     ticket = make()
     weights, digests = effective_weights(ticket, digests=True)
     weights_hex = combine_digests(digests)
-    return {"describes": describes, "file_sha256": hashlib.sha256(data).hexdigest(), "format_version": 2,
+    return {"describes": describes, "file_sha256": hashlib.sha256(data).hexdigest(), "format_version": version,
             "rng": ticket.rng, "weights_sha256": weights_hex,
             "model_sha256": model_digest(weights_hex, ticket.config, ticket.eval),
             "tensors": {t.name: d.hex() for t, d in zip(ticket.tensors, digests)}}
 
 
-def main(out: Path = HERE) -> int:
+def main(out: Path = HERE, keep: bool = True) -> int:
+    """Write every case's files; with ``keep`` an existing file whose content the generator
+    rebuilds unchanged is left as it is (its compressed bytes may come from another zstd)."""
     import ticketpack.ticket  # noqa: F401 - registers the torch MT19937 stream for that one case
 
-    for name, (make, forced, describes) in cases().items():
-        data = build(make, forced)
+    written = 0
+    for name, (make, forced, describes, version) in cases().items():
+        if keep and (out / f"{name}.tpk").exists() and (out / f"{name}.json").exists():
+            continue
+        data = build(make, forced, version)
         (out / f"{name}.tpk").write_bytes(data)
-        (out / f"{name}.json").write_text(json.dumps(expected(data, make, describes), indent=1,
+        (out / f"{name}.json").write_text(json.dumps(expected(data, make, describes, version), indent=1,
                                                      ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {len(cases())} conformance files to {out}")
+        written += 1
+    print(f"wrote {written} of {len(cases())} conformance files to {out} (existing files kept; "
+          f"--all rewrites them)")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(keep="--all" not in sys.argv[1:]))

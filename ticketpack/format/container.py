@@ -30,7 +30,7 @@ from .compression import compress, decompress
 from .constants import (DEFAULT_LIMITS, FORMAT_VERSION, HEADER_CODECS, MAGIC, PREFIX,
                         READ_VERSIONS, TRAILER, WRITE_CODECS, Limits)
 from .header import parse_header
-from .sections import check_write_codec, decode_tensor, encode_tensor
+from .sections import check_write_codec, decode_tensor, encode_tensor, section_bytes
 from .digest import combine_digests, default_threads, model_sha256, weights_sha256_v1
 from .tensors import Ticket, effective_weights
 
@@ -71,8 +71,29 @@ def encode_artifact(ticket: Ticket, codec: str = "auto", level: int | None = Non
         entry["sections"] = append_sections(payload, parts)
         entries.append(entry)
     provenance = {**ticket.provenance, **({"creation": creation} if creation else {})}
-    header = ticket_header(ticket, entries, provenance)
-    return assemble(header, bytes(payload), "none" if codec == "none" else "zstd")
+    try:
+        header = ticket_header(ticket, entries, provenance)
+        data = assemble(header, bytes(payload), "none" if codec == "none" else "zstd")
+        check_written(data)
+    except ArtifactError as exc:  # the reader's own rules refuse it: never emit such a file
+        raise UsageError(f"ticket: a reader would refuse this artifact ({exc}); nothing written") from None
+    return data
+
+
+# What a writer checks its output against: the reader's rules and its structural limits (rank,
+# dimension, name length); the size caps a reader's caller may raise are not a writer's concern.
+WRITE_CHECK_LIMITS = Limits(max_file_bytes=2**63, max_header_bytes=2**32 - 1, max_tensors=2**62,
+                            max_total_elements=2**62)
+
+
+def check_written(data: bytes) -> None:
+    """Parse artifact bytes as a reader does (prefix, CRC-32, every header and section rule) and
+    check each section's CRC-32 and bounded decompression to its declared size: cheap next to
+    encoding, and nothing a writer emits then fails those checks. Raises ArtifactError."""
+    info = parse_artifact(data, WRITE_CHECK_LIMITS)
+    for t in info.tensors:
+        for s in t["sections"]:
+            section_bytes(s, info.payload, t["name"])
 
 
 def append_sections(payload: bytearray, parts: list[tuple]) -> list[dict]:
@@ -239,7 +260,7 @@ def decode_artifact(info: ArtifactInfo, progress: Progress | None = None,
     report = _tensor_reporter("load", [t["shape"] for t in h["tensors"]], progress)
     tensors = []
     with ThreadPoolExecutor(threads or default_threads()) as pool:
-        for tensor in pool.map(lambda t: decode_tensor(t, info.payload), h["tensors"]):
+        for tensor in pool.map(lambda t: decode_tensor(t, info.payload, info.version), h["tensors"]):
             tensors.append(tensor)
             report()
     return Ticket(seed=h["seed"], config=h["config"], tensors=tensors, rng=h["rng"],

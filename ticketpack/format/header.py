@@ -14,8 +14,10 @@ from typing import Any
 from ..eval_context import check_eval_context
 from ..errors import HeaderError, LimitError, TicketpackError
 from ..strict_json import loads_strict
-from .constants import (FORMAT_VERSION, GAMMA_MODES, INIT_RULES, INT8_ENCODING, PG_RNG_PREFIX,
-                        RNG_ID, SCALE_MODES, SECTION_CODECS, TENSOR_KINDS, TENSOR_KINDS_BY_VERSION,
+from .constants import (DEFAULT_LAYOUT, ENTRY_KEYS_FROM_VERSION, FORMAT_VERSION, GAMMA_MODES,
+                        INIT_RULES, INIT_RULES_BY_VERSION, INT8_ENCODING, LAYOUT_RANKS,
+                        LAYOUTS_BY_VERSION, MASK_KINDS_BY_VERSION, MAX_INIT_STD, PG_RNG_PREFIX,
+                        RNG_ID, SCALE_MODES, SECTION_CODECS, STD_FROM_ENTRY, TENSOR_KINDS, TENSOR_KINDS_BY_VERSION,
                         SYMBOL_ENCODINGS_BY_VERSION, SYMBOL_RAW_PER_ELEMENT, SYMBOL_RAW_SLACK,
                         VALUE_DTYPES, VALUE_ENCODINGS, Limits, symbol_encodings)
 from .maskspec import MaskSpec
@@ -56,6 +58,9 @@ def parse_header(hbytes: bytes, payload_len: int, limits: Limits,
     extents: list[tuple[int, int]] = []
     for i, t in enumerate(tensors):
         total = _check_tensor(t, i, seen, payload_len, limits, extents, total, version)
+        if rng_id != RNG_ID and t.get("layout", DEFAULT_LAYOUT) != DEFAULT_LAYOUT:
+            raise HeaderError(f"{t['name']}: layout {t['layout']!r} with rng {rng_id[:100]!r}, "
+                              f"which allows only {DEFAULT_LAYOUT!r}")
     _check_coverage(extents, payload_len)
     return header
 
@@ -91,6 +96,7 @@ def _check_tensor(t: Any, i: int, seen: set, payload_len: int, limits: Limits,
         raise LimitError(f"tensors: {total + elements:,} elements in all (up to {name!r}), cap is "
                          f"{limits.max_total_elements:,} (raise Limits.max_total_elements; on the "
                          f"command line --max-elements or TICKETPACK_MAX_ELEMENTS)")
+    _check_entry_keys(t, name, kind, version)
     roles = _check_kind_fields(t, name, kind, shape, version)
     sections = field(t, "sections", list, where)
     if len(sections) != len(roles):
@@ -153,10 +159,13 @@ def _check_kind_fields(t: dict, name: str, kind: str, shape: list, version: int)
             raise HeaderError(f"{name}: gamma {mode!r} with {count} values does not fit shape {shape}")
         return {"trits": ("symbols", "trits"), "gamma": ("values", count)}
     init = field(t, "init", str, name)
-    if init not in INIT_RULES:
-        raise HeaderError(f"{name}: init {init!r}, expected one of {', '.join(INIT_RULES)}")
+    if init not in INIT_RULES_BY_VERSION[version]:
+        raise HeaderError(f"{name}: init {init!r}, expected one of {', '.join(INIT_RULES_BY_VERSION[version])}"
+                          + (f" (format version {version})" if init in INIT_RULES else ""))
     if not shape or math.prod(shape) == 0:
         raise HeaderError(f"{name}: masked tensor shape {shape}, expected non-empty")
+    _check_init_std(t, name, init)
+    _check_layout(t, name, shape, version)
     mask = field(t, "mask", str, name)
     try:
         spec = MaskSpec.parse(mask)
@@ -164,9 +173,10 @@ def _check_kind_fields(t: dict, name: str, kind: str, shape: list, version: int)
         raise HeaderError(f"{name}: mask {mask[:100]!r} is not a valid mask kind ({exc})") from None
     if str(spec) != mask:
         raise HeaderError(f"{name}: mask {mask[:100]!r}, expected its canonical spelling {str(spec)!r}")
-    if spec.kind == "none" and version < 2:
-        raise HeaderError(f"{name}: mask 'none' in a format version {version} file, expected a "
-                          f"stored mask (mask none is format version 2)")
+    if spec.kind not in MASK_KINDS_BY_VERSION[version]:
+        raise HeaderError(f"{name}: mask {mask!r} in a format version {version} file, expected "
+                          f"one of {', '.join(MASK_KINDS_BY_VERSION[version])} (mask {spec.kind} "
+                          f"is a later format version)")
     if spec.kind == "nm" and shape[-1] % spec.m:
         raise HeaderError(f"{name}: mask {spec} on last dimension {shape[-1]}, expected a multiple "
                           f"of {spec.m}")
@@ -177,6 +187,47 @@ def _check_kind_fields(t: dict, name: str, kind: str, shape: list, version: int)
     if scale != "none":
         roles["scale"] = ("values", 1 if scale == "tensor" else shape[0])
     return roles
+
+
+def _check_entry_keys(t: dict, name: str, kind: str, version: int) -> None:
+    """Keys a later version defines are refused in an older file (its readers would ignore them
+    and compute other weights) and on kinds that do not take them."""
+    for key, since in ENTRY_KEYS_FROM_VERSION.items():
+        if key not in t:
+            continue
+        if version < since:
+            raise HeaderError(f"{name}: key {key!r} in a format version {version} file, expected "
+                              f"it only from version {since}")
+        if kind != "masked":
+            raise HeaderError(f"{name}: key {key!r} on a {kind} tensor, expected it only on "
+                              f"masked tensors")
+
+
+def _check_init_std(t: dict, name: str, init: str) -> None:
+    """``init_std``: required by a rule whose std it is (a finite number in (0, 1e6]), else absent."""
+    needs = INIT_RULES[init].fan == STD_FROM_ENTRY
+    if not needs:
+        if "init_std" in t:
+            raise HeaderError(f"{name}: init_std with init {init!r}, expected it only with a rule "
+                              f"that takes its std from the entry")
+        return
+    if "init_std" not in t:
+        raise HeaderError(f"{name}: missing field 'init_std', required by init {init!r}")
+    std = t["init_std"]
+    if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 < std <= MAX_INIT_STD:
+        raise HeaderError(f"{name}.init_std: got {str(std)[:40]}, expected a number in "
+                          f"(0, {MAX_INIT_STD:g}]")
+
+
+def _check_layout(t: dict, name: str, shape: list, version: int) -> None:
+    layout = t.get("layout", DEFAULT_LAYOUT)
+    require(layout, str, f"{name}.layout")
+    if layout not in LAYOUTS_BY_VERSION[version]:
+        raise HeaderError(f"{name}: layout {layout[:40]!r}, expected one of "
+                          f"{', '.join(LAYOUTS_BY_VERSION[version])}")
+    lo, hi = LAYOUT_RANKS[layout]
+    if len(shape) < lo or (hi is not None and len(shape) > hi):
+        raise HeaderError(f"{name}: layout {layout!r} on rank {len(shape)}, expected rank {lo}..{hi or ''}")
 
 
 def _check_section(s: Any, name: str, payload_len: int, extents: list, version: int) -> None:

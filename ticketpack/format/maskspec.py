@@ -4,6 +4,7 @@ binary      levels 0/1
 multibit:K  levels 0..K-1 (2 <= K <= 256)
 nm:N:M      binary with exactly N kept in every M consecutive elements of the last dimension
 none        no mask at all: every connection kept (effective = frozen * scale); no section
+signed:K    levels -(K-1)..K-1 (2 <= K <= 128; format v3), stored as symbols level + K - 1
 
 This is all a loader needs and all an artifact stores. How training finds a mask (the
 estimator, a target density) is a training setting: ``ticketpack.mask_training.MaskTraining``.
@@ -16,17 +17,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .constants import MASK_KINDS, MAX_MASK_LEVELS
+from .constants import COUNTED_MASK_KINDS, MASK_KINDS, MAX_MASK_LEVELS, MAX_SIGNED_LEVELS
 
-_SYNTAX = re.compile(r"binary|none|multibit:(\d{1,3})|nm:(\d{1,3}):(\d{1,3})")
+_SYNTAX = re.compile(r"binary|none|multibit:(\d{1,3})|nm:(\d{1,3}):(\d{1,3})|signed:(\d{1,3})")
 
 
 @dataclass(frozen=True)
 class MaskSpec:
     """What a mask is: its kind, levels and N:M (the header's ``mask`` string)."""
 
-    kind: str = "binary"  # binary | multibit | nm | none
-    levels: int = 2  # K: levels 0..K-1 (2 for binary, nm and none)
+    kind: str = "binary"  # binary | multibit | nm | none | signed
+    levels: int = 2  # K: levels 0..K-1 (2 for binary, nm and none); signed: -(K-1)..K-1
     n: int | None = None  # nm: kept per group
     m: int | None = None  # nm: group size along the input dimension
 
@@ -40,10 +41,24 @@ class MaskSpec:
         """Whether the artifact holds a mask section (every kind but ``none``)."""
         return self.kind != "none"
 
+    @property
+    def alphabet(self) -> int:
+        """Symbols a stored mask section codes: 2K - 1 for signed:K, else K."""
+        return 2 * self.levels - 1 if self.kind == "signed" else self.levels
+
+    @property
+    def offset(self) -> int:
+        """What a level adds to become its stored symbol (K - 1 for signed:K, else 0)."""
+        return self.levels - 1 if self.kind == "signed" else 0
+
     def _check_levels(self) -> None:
         if self.kind == "multibit":
             if not _is_int(self.levels) or not 2 <= self.levels <= MAX_MASK_LEVELS:
                 raise ConfigError(f"mask levels: {self.levels!r}, expected an integer in 2..{MAX_MASK_LEVELS}")
+        elif self.kind == "signed":
+            if not _is_int(self.levels) or not 2 <= self.levels <= MAX_SIGNED_LEVELS:
+                raise ConfigError(f"mask levels: {self.levels!r} for signed masks, expected an "
+                                  f"integer in 2..{MAX_SIGNED_LEVELS}")
         elif self.levels != 2:
             raise ConfigError(f"mask levels: {self.levels!r} for {self.kind} masks, expected 2")
         if self.kind == "nm":
@@ -54,10 +69,13 @@ class MaskSpec:
 
     @classmethod
     def parse(cls, text: str) -> "MaskSpec":
-        """'binary' | 'multibit:K' | 'nm:N:M' | 'none'."""
+        """'binary' | 'multibit:K' | 'nm:N:M' | 'none' | 'signed:K'."""
         m = _SYNTAX.fullmatch(str(text).strip())
         if m is None:
-            raise ConfigError(f"mask: {text!r}, expected 'binary', 'multibit:K', 'nm:N:M' or 'none'")
+            raise ConfigError(f"mask: {text!r}, expected 'binary', 'multibit:K', 'nm:N:M', 'none' "
+                              f"or 'signed:K'")
+        if m.group(4) is not None:
+            return cls("signed", int(m.group(4)))
         if m.group(1) is not None:
             return cls("multibit", int(m.group(1)))
         if m.group(2) is not None:
@@ -65,8 +83,8 @@ class MaskSpec:
         return cls(m.group(0), 2)
 
     def __str__(self) -> str:
-        if self.kind == "multibit":
-            return f"multibit:{self.levels}"
+        if self.kind in COUNTED_MASK_KINDS:
+            return f"{self.kind}:{self.levels}"
         if self.kind == "nm":
             return f"nm:{self.n}:{self.m}"
         return self.kind

@@ -9,6 +9,9 @@ rule, bit for bit, on any machine (docs/FORMAT.md section 4):
         b = j // 4. Element j of a tensor, row-major, uses word j.
     uniform(-b, b): k = 2 * (w >> 8) - (2**24 - 1); value = float32(k) * float32(b * 2**-24).
     signed constant: +c if w >> 31 == 0 else -c, c = float32(sqrt(2 / fan)).
+    normal (format v3): u1 = w & 0xFFFF, u2 = w >> 16, a = float32(|u1 - u2|) * 2**-16;
+        h = a * P(a) (float32 Horner over constants.NORMAL_POLY, no fused multiply-add);
+        value = float32(h * std), negated when u1 < u2.
 
 ``frozen_weight`` / ``fill_values`` run numba kernels (``philox_numba``) when numba is
 importable and a vectorised numpy path otherwise: the same bits either way.
@@ -23,7 +26,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import UsageError
-from .constants import INIT_RULES, MAX_WORDS, PHILOX_M, PHILOX_ROUNDS, PHILOX_W
+from .constants import (DEFAULT_LAYOUT, INIT_RULES, LAYOUT_RANKS, MAX_INIT_STD, MAX_WORDS,
+                        NORMAL_POLY, PHILOX_M, PHILOX_ROUNDS, PHILOX_W, STD_FROM_ENTRY)
 from .constants import fans as _fans
 from .constants import init_bound as _init_bound
 
@@ -34,6 +38,8 @@ except ImportError:
 
 _MASK32 = 0xFFFFFFFF
 _U24_OFFSET = 2**24 - 1
+_NORMAL_POLY32 = tuple(np.float32(c) for c in NORMAL_POLY)
+_HALF_SCALE = np.float32(2.0**-16)
 _NUMPY_CHUNK_BLOCKS = 1 << 16  # blocks per numpy step: bounds the (n, 4) uint64 temporaries
 
 # ----------------------------------------------------------------------------- checks
@@ -66,14 +72,43 @@ def check_shape(shape: object) -> tuple[int, ...]:
 
 
 def is_uniform(rule: str) -> bool:
-    """Whether ``rule`` is of the uniform family (else: the signed-constant family)."""
+    """Whether ``rule`` is of the uniform family."""
     return INIT_RULES[rule].family == "uniform"
+
+
+def family(rule: str) -> str:
+    """The family of ``rule``: how a stream word becomes a value."""
+    return INIT_RULES[rule].family
 
 
 def check_rule(rule: object) -> str:
     if rule not in INIT_RULES:
         raise UsageError(f"init_rule: got {rule!r}, expected one of {', '.join(INIT_RULES)}")
     return rule
+
+
+def check_layout(layout: object, shape: Sequence[int]) -> str:
+    """A known layout whose rank range holds ``shape``."""
+    if layout not in LAYOUT_RANKS:
+        raise UsageError(f"layout: got {layout!r}, expected one of {', '.join(LAYOUT_RANKS)}")
+    lo, hi = LAYOUT_RANKS[layout]
+    if len(shape) < lo or (hi is not None and len(shape) > hi):
+        raise UsageError(f"layout: {layout} needs rank {lo}..{hi or ''}, got shape {tuple(shape)}")
+    return layout
+
+
+def check_init_std(rule: str, init_std: object) -> float | None:
+    """``init_std`` must be given (finite, > 0, <= 1e6) exactly when ``rule`` takes it."""
+    needs = INIT_RULES[rule].fan == STD_FROM_ENTRY
+    if not needs:
+        if init_std is not None:
+            raise UsageError(f"init_std: given for init {rule!r}, which computes its own")
+        return None
+    ok = isinstance(init_std, (int, float, np.floating)) and not isinstance(init_std, bool)
+    if not ok or not (math.isfinite(init_std) and 0 < init_std <= MAX_INIT_STD):
+        raise UsageError(f"init_std: got {init_std!r} for init {rule!r}, expected a finite "
+                         f"number in (0, {MAX_INIT_STD:g}]")
+    return float(init_std)
 
 
 # ----------------------------------------------------------------------------- names, fans, bounds
@@ -90,19 +125,24 @@ def stream_id(name: str) -> int:
     return int.from_bytes(hashlib.sha256(data).digest()[:8], "little")
 
 
-def fans(shape: Sequence[int]) -> tuple[int, int]:
-    """(fan_in, fan_out) of a shape (d0, d1, ...): fan_out = d0, fan_in = d1 * d2 * ..."""
-    return _fans(check_shape(shape))
+def fans(shape: Sequence[int], layout: str = DEFAULT_LAYOUT) -> tuple[int, int]:
+    """(fan_in, fan_out) of a shape under ``layout`` (out_in: fan_out = d0, fan_in = d1 * d2 * ...)."""
+    shape = check_shape(shape)
+    return _fans(shape, check_layout(layout, shape))
 
 
-def init_bound(rule: str, shape: Sequence[int]) -> float:
-    """The uniform bound b or the signed constant c of ``rule``, in float64."""
-    return _init_bound(check_rule(rule), check_shape(shape))
+def init_bound(rule: str, shape: Sequence[int], layout: str = DEFAULT_LAYOUT,
+               init_std: float | None = None) -> float:
+    """The uniform bound b, the signed constant c or the normal std of ``rule``, in float64."""
+    shape, rule = check_shape(shape), check_rule(rule)
+    return _init_bound(rule, shape, check_layout(layout, shape), check_init_std(rule, init_std))
 
 
-def value_scale(rule: str, shape: Sequence[int]) -> np.float32:
-    """float32(b * 2**-24) for a uniform rule, float32(c) for a signed constant."""
-    bound = init_bound(rule, shape)
+def value_scale(rule: str, shape: Sequence[int], layout: str = DEFAULT_LAYOUT,
+                init_std: float | None = None) -> np.float32:
+    """float32(b * 2**-24) for a uniform rule, float32(c) for a signed constant, float32(std)
+    for a normal rule."""
+    bound = init_bound(rule, shape, layout, init_std)
     return np.float32(bound * 2.0**-24) if is_uniform(rule) else np.float32(bound)
 
 
@@ -154,31 +194,51 @@ def stream_words_reference(seed: int, sid: int, start: int, count: int) -> np.nd
     return out
 
 
-def values_from_words(words: np.ndarray, rule: str, shape: Sequence[int]) -> np.ndarray:
-    """Apply ``rule`` (with the fans of ``shape``) to stream words."""
-    words = np.asarray(words, np.uint32)
-    scale = value_scale(rule, shape)
-    if is_uniform(rule):
+def normal_values(words: np.ndarray, std: np.float32) -> np.ndarray:
+    """The normal family's values of stream words (uint32) for float32 ``std``."""
+    d = (words & np.uint32(0xFFFF)).astype(np.int32) - (words >> np.uint32(16)).astype(np.int32)
+    a = np.abs(d).astype(np.float32) * _HALF_SCALE  # exact: |d| < 2**16
+    h = np.full(a.shape, _NORMAL_POLY32[-1], np.float32)
+    for c in _NORMAL_POLY32[-2::-1]:  # Horner: one float32 multiply, then one float32 add
+        h *= a
+        h += c
+    h *= a
+    h *= std
+    return np.where(d < 0, -h, h)
+
+
+def _scaled_values(words: np.ndarray, fam: str, scale: np.float32) -> np.ndarray:
+    if fam == "uniform":
         k = (words >> np.uint32(8)).astype(np.int32) * 2 - _U24_OFFSET  # |k| < 2**24: exact
         return k.astype(np.float32) * scale
+    if fam == "normal":
+        return normal_values(words, scale)
     return np.where(words >> np.uint32(31) == 0, scale, -scale).astype(np.float32)
 
 
-def frozen_weight_reference(seed: int, name: str, shape: Sequence[int], rule: str) -> np.ndarray:
+def values_from_words(words: np.ndarray, rule: str, shape: Sequence[int],
+                      layout: str = DEFAULT_LAYOUT, init_std: float | None = None) -> np.ndarray:
+    """Apply ``rule`` (with the fans of ``shape`` under ``layout``) to stream words."""
+    words = np.asarray(words, np.uint32)
+    return _scaled_values(words, family(rule), value_scale(rule, shape, layout, init_std))
+
+
+def frozen_weight_reference(seed: int, name: str, shape: Sequence[int], rule: str,
+                            layout: str = DEFAULT_LAYOUT, init_std: float | None = None) -> np.ndarray:
     """The frozen weight by the pure-numpy path (no numba involved; for tests)."""
     shape = check_shape(shape)
     words = stream_words_reference(seed, stream_id(name), 0, math.prod(shape))
-    return values_from_words(words, rule, shape).reshape(shape)
+    return values_from_words(words, rule, shape, layout, init_std).reshape(shape)
 
 
-def _fill_values_numpy(out: np.ndarray, seed: int, sid: int, start: int, rule: str,
-                       shape: Sequence[int]) -> None:
+def _fill_values_numpy(out: np.ndarray, seed: int, sid: int, start: int, fam: str,
+                       scale: np.float32) -> None:
     step = 4 * _NUMPY_CHUNK_BLOCKS
     words = np.empty(min(step, out.size), np.uint32)
     for i in range(0, out.size, step):
         part = words[:min(step, out.size - i)]
         _words_numpy(part, seed, sid, start + i, _NUMPY_CHUNK_BLOCKS + 1)
-        out[i:i + part.size] = values_from_words(part, rule, shape)
+        out[i:i + part.size] = _scaled_values(part, fam, scale)
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -201,7 +261,8 @@ def stream_words(seed: int, sid: int, start: int, count: int) -> np.ndarray:
 
 
 def fill_values(out: np.ndarray, seed: int, sid: int, start: int, rule: str, shape: Sequence[int],
-                threads: int | None = None) -> None:
+                threads: int | None = None, layout: str = DEFAULT_LAYOUT,
+                init_std: float | None = None) -> None:
     """Write the values of words start .. start+out.size-1 of a ``rule`` tensor of ``shape``
     into the contiguous float32 vector ``out`` (the fast path behind ``frozen_weight``).
 
@@ -212,18 +273,20 @@ def fill_values(out: np.ndarray, seed: int, sid: int, start: int, rule: str, sha
             and out.flags.c_contiguous and out.flags.writeable):
         raise UsageError("out: expected a writeable contiguous 1-D float32 numpy array")
     seed, sid, start, _ = _check_range(seed, sid, start, out.size)
-    check_rule(rule)
+    scale = value_scale(rule, shape, layout, init_std)
     if threads is not None:
         threads = _check_int("threads", threads, 1, 1 << 16)
     if _fast is None:
-        _fill_values_numpy(out, seed, sid, start, rule, shape)
+        _fill_values_numpy(out, seed, sid, start, family(rule), scale)
     else:
-        _fast.fill_values(out, seed, sid, start, not is_uniform(rule), value_scale(rule, shape), threads)
+        _fast.fill_values(out, seed, sid, start, family(rule), scale, threads)
 
 
-def frozen_weight(seed: int, name: str, shape: Sequence[int], rule: str, threads: int | None = None) -> np.ndarray:
-    """Regenerate the frozen float32 tensor ``name`` of ``shape`` under ``rule`` from ``seed``."""
+def frozen_weight(seed: int, name: str, shape: Sequence[int], rule: str, threads: int | None = None,
+                  layout: str = DEFAULT_LAYOUT, init_std: float | None = None) -> np.ndarray:
+    """Regenerate the frozen float32 tensor ``name`` of ``shape`` under ``rule`` from ``seed``
+    (fans by ``layout``; ``init_std``: the std of rule normal_std)."""
     shape = check_shape(shape)
     out = np.empty(math.prod(shape), np.float32)
-    fill_values(out, seed, stream_id(name), 0, rule, shape, threads)
+    fill_values(out, seed, stream_id(name), 0, rule, shape, threads, layout, init_std)
     return out.reshape(shape)

@@ -25,6 +25,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import DecodeError, UsageError
+from .constants import FORMAT_VERSION, MIN_LANES_FROM_VERSION, min_lanes
 from .varint import get_varint, put_varint
 
 PROB_BITS = 16
@@ -114,26 +115,32 @@ def _max_symbols(words: int, lanes: int, top_freq: int) -> int:
 
 def _choose_lanes(bits: float, n_symbols: int) -> int:
     """Writer's rule: the most lanes (up to 256, at most one per symbol) whose final states
-    take at most 1/1000 of the estimated stream; one lane for streams under 8,000 bytes."""
+    take at most 1/1000 of the estimated stream; one lane for streams under 8,000 bytes; and
+    never fewer than the format-v3 minimum Lmin(S)."""
     budget = max(4, int(bits / 8) // WRITER_FLUSH_SHARE)
     e = 0
     while e < WRITER_MAX_LANES_LOG2 and 4 << (e + 1) <= budget and 1 << (e + 1) <= n_symbols:
         e += 1
-    return e
+    return max(e, min_lanes(n_symbols).bit_length() - 1)
 
 
 def _pack_stream(e: int, states: np.ndarray, words: np.ndarray) -> bytes:
     return (bytes([e]) + states.astype("<u4").tobytes() + words.astype("<u2").tobytes())
 
 
-def _open_stream(data: bytes, pos: int, what: str) -> tuple[np.ndarray, np.ndarray, int]:
+def _open_stream(data: bytes, pos: int, what: str, n_symbols: int,
+                 version: int) -> tuple[np.ndarray, np.ndarray, int]:
     """Lane count byte, initial states (checked) and the u16 words after them.
 
     The words come back followed by lanes + 1 zero words the kernels may read past the end.
+    From format v3 a stream of ``n_symbols`` needs at least Lmin(n_symbols) lanes.
     """
     e = _byte(data, pos, what)
     if e > MAX_LANES_LOG2:
         raise DecodeError(f"{what}: 2^{e} lanes, expected at most 2^{MAX_LANES_LOG2}")
+    if version >= MIN_LANES_FROM_VERSION and 1 << e < min_lanes(n_symbols):
+        raise DecodeError(f"{what}: {1 << e} lanes for {n_symbols} symbols, a format version "
+                          f"{version} stream needs at least {min_lanes(n_symbols)}")
     lanes, pos = 1 << e, pos + 1
     rest = len(data) - pos - 4 * lanes
     if rest < 0 or rest % 2:
@@ -286,10 +293,10 @@ def _encode_static(symbols: np.ndarray, freq: np.ndarray, bits: float, kernels,
 
 
 def _decode_static(data: bytes, pos: int, n_symbols: int, freq: np.ndarray, tab: np.ndarray,
-                   what: str, kernels) -> tuple[np.ndarray, np.ndarray]:
+                   what: str, kernels, version: int) -> tuple[np.ndarray, np.ndarray]:
     """``tab[s]`` for each symbol s of the stream at ``data[pos]`` (the lane byte), and the
     symbol histogram."""
-    states, words, n_words = _open_stream(data, pos, what)
+    states, words, n_words = _open_stream(data, pos, what, n_symbols, version)
     if n_symbols > _max_symbols(n_words, states.size, int(freq.max())):
         raise DecodeError(f"{what}: {len(data)} bytes cannot hold {n_symbols} symbols")
     slot_type = np.uint8 if freq.size <= 256 else np.uint16
@@ -389,8 +396,9 @@ def encode_rans0(levels: np.ndarray, K: int, *, kernels=None, lanes_log2: int | 
     return header + bytes([per]) + stream
 
 
-def decode_rans0(data: bytes, n: int, K: int, *, kernels=None) -> np.ndarray:
-    """Levels (uint8, length n) of a `rans0` section."""
+def decode_rans0(data: bytes, n: int, K: int, *, kernels=None,
+                 version: int = FORMAT_VERSION) -> np.ndarray:
+    """Levels (uint8, length n) of a `rans0` section of a format-``version`` file."""
     if not 1 <= K <= MAX_K:
         raise DecodeError(f"rans0: K = {K}, expected 1 <= K <= {MAX_K}")
     counts, pos = [], 0
@@ -415,7 +423,7 @@ def decode_rans0(data: bytes, n: int, K: int, *, kernels=None) -> np.ndarray:
     tab = _units(np.array(present, np.uint8)[digits]).reshape(-1)
     freq = product_freqs(kept, per)
     units, hist = _decode_static(data, pos + 1, n_symbols, freq, tab, "rans0",
-                                 kernels or default_kernels())
+                                 kernels or default_kernels(), version)
     out = units.view(np.uint8)
     if (out[n:] != present[_pad_digit(kept)]).any():
         raise DecodeError("rans0: padding after the last element is not the most frequent level")
@@ -520,8 +528,9 @@ def encode_ransrow(bits: np.ndarray, *, kernels=None, lanes_log2: int | None = N
     return header + bytes([per]) + stream
 
 
-def decode_ransrow(data: bytes, rows: int, cols: int, *, kernels=None) -> np.ndarray:
-    """Binary (rows, cols) uint8 mask of a `ransrow` section."""
+def decode_ransrow(data: bytes, rows: int, cols: int, *, kernels=None,
+                   version: int = FORMAT_VERSION) -> np.ndarray:
+    """Binary (rows, cols) uint8 mask of a `ransrow` section of a format-``version`` file."""
     counts, pos = _read_row_header(data, rows, cols)
     grid = np.zeros((rows, cols), np.uint8)
     grid[counts == cols] = 1
@@ -534,7 +543,8 @@ def decode_ransrow(data: bytes, rows: int, cols: int, *, kernels=None) -> np.nda
     per = _byte(data, pos, "ransrow")
     if per not in PER_SYMBOL:
         raise DecodeError(f"ransrow: {per} elements per symbol, expected one of {PER_SYMBOL}")
-    states, words, n_words = _open_stream(data, pos + 1, "ransrow")
+    per_row = -(-cols // per)
+    states, words, n_words = _open_stream(data, pos + 1, "ransrow", mixed.size * per_row, version)
     kernels = kernels or default_kernels()
     ones = counts[mixed]
     distinct, model_of = np.unique(ones, return_inverse=True)
@@ -543,7 +553,6 @@ def decode_ransrow(data: bytes, rows: int, cols: int, *, kernels=None) -> np.nda
     cum = np.empty((distinct.size, (1 << per) + 1), np.int64)
     start = np.empty((distinct.size, PROB_ONE >> BUCKET_BITS), np.uint8)
     kernels.row_models(weight, per, freq, cum, start)
-    per_row = -(-cols // per)
     if mixed.size * per_row > _max_symbols(n_words, states.size, int(freq.max())):
         raise DecodeError(f"ransrow: {len(data)} bytes cannot hold {mixed.size * per_row} symbols")
     bits = _digits(1 << per, 2, per).astype(np.uint8)
@@ -643,8 +652,9 @@ def encode_ransnm(levels: np.ndarray, N: int, M: int, *, kernels=None,
                                          lanes_log2)
 
 
-def decode_ransnm(data: bytes, rows: int, cols: int, N: int, M: int, *, kernels=None) -> np.ndarray:
-    """(rows, cols) uint8 N:M mask of a `ransnm` section."""
+def decode_ransnm(data: bytes, rows: int, cols: int, N: int, M: int, *, kernels=None,
+                  version: int = FORMAT_VERSION) -> np.ndarray:
+    """(rows, cols) uint8 N:M mask of a `ransnm` section of a format-``version`` file."""
     patterns = _check_nm(N, M, cols, "ransnm", DecodeError)
     n_groups = rows * cols // M
     if patterns == 1 or not n_groups:
@@ -659,7 +669,7 @@ def decode_ransnm(data: bytes, rows: int, cols: int, N: int, M: int, *, kernels=
     n_symbols = -(-n_groups // per)
     kernels = kernels or default_kernels()
     symbols, _ = _decode_static(data, 1, n_symbols, uniform_freqs(size),
-                                np.arange(size, dtype=np.uint16), "ransnm", kernels)
+                                np.arange(size, dtype=np.uint16), "ransnm", kernels, version)
     digits = _digits(size, patterns, per).astype(np.uint16)
     if (digits[symbols[-1], per - (n_symbols * per - n_groups):] != 0).any():
         raise DecodeError("ransnm: padding ranks after the last group are not 0")

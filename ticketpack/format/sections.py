@@ -15,7 +15,8 @@ import numpy as np
 from ..errors import ChecksumError, DecodeError, UsageError
 from . import codecs
 from .compression import check_codec, compress, decompress
-from .constants import FORMAT_VERSION, INT8_ENCODING, VALUE_DTYPES, VALUE_ENCODINGS, symbol_encodings
+from .constants import (DEFAULT_LAYOUT, FORMAT_VERSION, INT8_ENCODING, VALUE_DTYPES, VALUE_ENCODINGS,
+                        symbol_encodings)
 from .maskspec import MaskSpec
 from .tensors import Int8Tensor, MaskedTensor, PlainTensor, TensorEntry, TernaryTensor
 
@@ -29,13 +30,16 @@ def encode_tensor(tensor: TensorEntry, codec: str, level: int | None) -> tuple[d
     """The header entry (without ``sections``) and the encoded parts of one tensor."""
     if isinstance(tensor, MaskedTensor):
         entry = {"name": tensor.name, "kind": "masked", "shape": list(tensor.shape),
-                 "init": tensor.init, "mask": str(tensor.mask), "scale": tensor.scale_mode}
+                 **({"layout": tensor.layout} if tensor.layout != DEFAULT_LAYOUT else {}),
+                 "init": tensor.init,
+                 **({"init_std": float(tensor.init_std)} if tensor.init_std is not None else {}),
+                 "mask": str(tensor.mask), "scale": tensor.scale_mode}
         parts = []
         if tensor.mask.stored:
             if tensor.levels is None:
                 raise UsageError(f"{tensor.name}: mask {tensor.mask} without levels")
-            parts.append(("mask", *encode_symbols(tensor.levels, tensor.mask.levels, tensor.mask,
-                                                  codec, level)))
+            parts.append(("mask", *encode_symbols(mask_symbols(tensor.levels, tensor.mask),
+                                                  tensor.mask.alphabet, tensor.mask, codec, level)))
         if tensor.scale is not None:
             parts.append(("scale", *encode_values(tensor.scale, codec, level, f"{tensor.name}/scale")))
         return entry, parts
@@ -70,6 +74,24 @@ def encode_symbols(symbols: np.ndarray, K: int, spec: MaskSpec | None, codec: st
     enc = "bits" if K == 2 else ("trits5" if spec is None else "planes")
     raw = codecs.encode(enc, flat, K=K, shape=shape)
     return enc, codec, compress(raw, codec, level), len(raw)
+
+
+def mask_symbols(levels: np.ndarray, spec: MaskSpec) -> np.ndarray:
+    """A mask's stored symbols: level + K - 1 for signed:K (0..2K-2), the levels otherwise."""
+    if spec.offset == 0:
+        return levels
+    symbols = np.asarray(levels).astype(np.int16) + spec.offset
+    if symbols.size and (int(symbols.min()) < 0 or int(symbols.max()) >= spec.alphabet):
+        raise UsageError(f"mask {spec}: levels {int(symbols.min()) - spec.offset}.."
+                         f"{int(symbols.max()) - spec.offset}, expected -{spec.offset}..{spec.offset}")
+    return symbols.astype(np.uint8)
+
+
+def mask_levels(symbols: np.ndarray, spec: MaskSpec) -> np.ndarray:
+    """The levels of decoded mask symbols: int8 symbol - (K - 1) for signed:K, else the symbols."""
+    if spec.offset == 0:
+        return symbols
+    return (symbols.astype(np.int16) - spec.offset).astype(np.int8)
 
 
 def _compressed(raw: bytes, codec: str, level: int | None) -> tuple[str, bytes, int]:
@@ -111,39 +133,42 @@ def section_bytes(s: dict, payload: bytes, name: str) -> bytes:
     return decompress(chunk, s["codec"], s["raw"], f"{name}/{s['role']}")
 
 
-def decode_tensor(t: dict, payload: bytes) -> TensorEntry:
-    """Decode one validated header entry's sections into its tensor."""
+def decode_tensor(t: dict, payload: bytes, version: int = FORMAT_VERSION) -> TensorEntry:
+    """Decode one validated header entry (of a format-``version`` file)'s sections into its tensor."""
     name, shape = t["name"], tuple(t["shape"])
     sections = {s["role"]: s for s in t["sections"]}
     if t["kind"] == "plain":
         return PlainTensor(name, decode_values(sections["data"], payload, name, shape))
     if t["kind"] == "ternary":
-        symbols = decode_symbols(sections["trits"], payload, name, shape, 3, None)
+        symbols = decode_symbols(sections["trits"], payload, name, shape, 3, None, version)
         gshape = () if t["gamma"] == "tensor" else (t["gamma_count"],)
         gamma = decode_values(sections["gamma"], payload, name, gshape)
-        return TernaryTensor(name, symbols.astype(np.int8) - 1, gamma)
+        # np.asarray: on a rank-0 tensor numpy arithmetic returns a scalar, not an array
+        return TernaryTensor(name, np.asarray(symbols.astype(np.int8) - 1), gamma)
     if t["kind"] == "int8":
         q = np.frombuffer(section_bytes(sections["q"], payload, name), np.int8).reshape(shape)
         return Int8Tensor(name, q, decode_values(sections["scale"], payload, name, (shape[0],)))
     spec = MaskSpec.parse(t["mask"])
     levels = None
     if spec.stored:
-        levels = decode_symbols(sections["mask"], payload, name, shape, spec.levels, spec)
+        symbols = decode_symbols(sections["mask"], payload, name, shape, spec.alphabet, spec, version)
+        levels = mask_levels(symbols, spec)
     if spec.kind == "nm":
         check_nm_pattern(levels, spec, name)
     scale = None
     if t["scale"] != "none":
         sshape = () if t["scale"] == "tensor" else (shape[0],)
         scale = decode_values(sections["scale"], payload, name, sshape)
-    return MaskedTensor(name, shape, t["init"], spec, levels, scale)
+    return MaskedTensor(name, shape, t["init"], spec, levels, scale, t.get("layout", DEFAULT_LAYOUT),
+                        float(t["init_std"]) if "init_std" in t else None)
 
 
 def decode_symbols(s: dict, payload: bytes, name: str, shape: tuple, K: int,
-                   spec: MaskSpec | None) -> np.ndarray:
+                   spec: MaskSpec | None, version: int = FORMAT_VERSION) -> np.ndarray:
     raw = section_bytes(s, payload, name)
     n, m = (spec.n, spec.m) if spec is not None and spec.kind == "nm" else (0, 0)
     try:
-        out = codecs.decode(s["enc"], raw, K=K, shape=shape, n=n, m=m)
+        out = codecs.decode(s["enc"], raw, K=K, shape=shape, n=n, m=m, version=version)
     except DecodeError as exc:  # say which tensor the codec was decoding
         raise DecodeError(f"{name}/{s['role']}: {exc}") from None
     if out.shape != shape:

@@ -22,10 +22,10 @@ from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 
-from ..errors import ConfigError, HeaderError, UsageError
+from ..errors import ConfigError, DecodeError, HeaderError, UsageError
 from . import philox
 from .digest import default_threads, tensor_sha256
-from .constants import PG_RNG_PREFIX, RNG_ID
+from .constants import DEFAULT_LAYOUT, PG_RNG_PREFIX, RNG_ID
 from .maskspec import MaskSpec
 
 
@@ -48,14 +48,18 @@ def broadcast_rows(values: np.ndarray, ndim: int) -> np.ndarray:
 
 @dataclass
 class MaskedTensor:
-    """A frozen seeded weight times a mask of levels 0..K-1, times an optional fp16 scale."""
+    """A frozen seeded weight times a mask of levels (0..K-1; signed:K: -(K-1)..K-1), times an
+    optional fp16 scale. ``layout`` says how the shape maps to fans; ``init_std`` is the std of
+    init rule normal_std (None for every other rule)."""
 
     name: str
     shape: tuple[int, ...]
     init: str
     mask: MaskSpec
-    levels: np.ndarray | None  # uint8, ``shape``; None for mask ``none`` (every level is 1)
+    levels: np.ndarray | None  # uint8 (signed: int8), ``shape``; None for mask ``none`` (level 1)
     scale: np.ndarray | None = None  # float16 (or float32): shape () per tensor or (shape[0],) per row
+    layout: str = DEFAULT_LAYOUT
+    init_std: float | None = None
 
     @property
     def scale_mode(self) -> str:
@@ -70,7 +74,7 @@ class MaskedTensor:
         ``inplace``: overwrite ``frozen`` with the result (saves a copy of the tensor).
         """
         if frozen is None:
-            frozen, inplace = philox.frozen_weight(seed, self.name, self.shape, self.init, threads=1), True
+            frozen, inplace = philox_frozen(seed, self, threads=1), True
         weight = frozen if inplace else frozen.copy()
         if self.levels is not None:
             np.multiply(weight, self.levels, out=weight, dtype=np.float32, casting="unsafe")
@@ -116,7 +120,8 @@ class TernaryTensor:
         gamma = self.gamma.astype(np.float32)
         if gamma.ndim == 1 and self.gamma_mode == "shard":
             gamma = np.repeat(gamma, self.trits.shape[0] // gamma.shape[0])
-        return broadcast_rows(gamma, self.trits.ndim) * self.trits.astype(np.float32)
+        # np.asarray: a rank-0 product is a numpy scalar, not an array
+        return np.asarray(broadcast_rows(gamma, self.trits.ndim) * self.trits.astype(np.float32))
 
 
 @dataclass
@@ -179,7 +184,7 @@ def register_stream(prefix: str, stream: FrozenStream) -> None:
 
 def philox_frozen(seed: int, t: MaskedTensor, threads: int | None = 1) -> np.ndarray:
     """The frozen weight of one masked tensor from its own Philox stream."""
-    return philox.frozen_weight(seed, t.name, t.shape, t.init, threads=threads)
+    return philox.frozen_weight(seed, t.name, t.shape, t.init, threads, t.layout, t.init_std)
 
 
 def frozen_weights(seed: int, rng_id: str,
@@ -191,6 +196,10 @@ def frozen_weights(seed: int, rng_id: str,
     """
     if rng_id == RNG_ID:
         return ((t.name, philox_frozen(seed, t, None)) for t in tensors)
+    other = next((t for t in tensors if t.layout != DEFAULT_LAYOUT), None)
+    if other is not None:
+        raise HeaderError(f"{other.name}: layout {other.layout!r} with rng {rng_id!r}, which "
+                          f"allows only {DEFAULT_LAYOUT!r}")
     for prefix, stream in _STREAMS.items():
         if rng_id.startswith(prefix):
             return stream(seed, tensors)
@@ -234,13 +243,23 @@ class Ticket:
 
 def _effective_one(ticket: Ticket, t: TensorEntry, frozen: np.ndarray | None,
                    numba_threads: int | None, digest: bool) -> tuple[np.ndarray, bytes | None]:
-    if isinstance(t, MaskedTensor):
-        if frozen is None:
-            frozen = philox_frozen(ticket.seed, t, numba_threads)
-        value = t.effective(ticket.seed, frozen, inplace=True)
-    else:
-        value = t.effective(ticket.seed)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below
+        if isinstance(t, MaskedTensor):
+            if frozen is None:
+                frozen = philox_frozen(ticket.seed, t, numba_threads)
+            value = t.effective(ticket.seed, frozen, inplace=True)
+        else:
+            value = t.effective(ticket.seed)
+    check_finite(t.name, value)
     return value, (tensor_sha256(t.name, value) if digest else None)
+
+
+def check_finite(name: str, value: np.ndarray) -> None:
+    """Every effective weight must be finite (a finite scale times a frozen weight can overflow)."""
+    if not np.isfinite(value).all():
+        bad = int(np.flatnonzero(~np.isfinite(value.reshape(-1)))[0])
+        raise DecodeError(f"{name}: effective weight {bad} is {value.reshape(-1)[bad]}, expected "
+                          f"finite values (NaN or infinity after the scale)")
 
 
 def effective_weights(ticket: Ticket, threads: int | None = None,

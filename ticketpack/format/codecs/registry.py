@@ -28,7 +28,7 @@ class Encoding:
     compressible: bool  # worth an outer zstd / zlib pass (entropy-coded output is not)
     requires: Callable[[int, Shape, int, int], str | None]  # why it cannot apply, or None
     encode: Callable[[np.ndarray, int, Shape, int, int], bytes]
-    decode: Callable[[bytes, int, Shape, int, int], np.ndarray]  # flat uint8
+    decode: Callable[[bytes, int, Shape, int, int, int], np.ndarray]  # flat uint8; last: version
 
 
 def _any(K: int, shape: Shape, n: int, m: int) -> None:
@@ -72,31 +72,31 @@ def _rans_nm(K: int, shape: Shape, n: int, m: int) -> str | None:
 _REGISTRY = {e.name: e for e in (
     Encoding("bits", True, _binary,
              lambda s, K, shape, n, m: bitpack.pack_bits(s),
-             lambda d, K, shape, n, m: bitpack.unpack_bits(d, prod(shape), "bits")),
+             lambda d, K, shape, n, m, v=FORMAT_VERSION: bitpack.unpack_bits(d, prod(shape), "bits")),
     Encoding("planes", True, _any,
              lambda s, K, shape, n, m: bitpack.encode_planes(s, K),
-             lambda d, K, shape, n, m: bitpack.decode_planes(d, K, prod(shape))),
+             lambda d, K, shape, n, m, v=FORMAT_VERSION: bitpack.decode_planes(d, K, prod(shape))),
     Encoding("ans0", False, _any,
              lambda s, K, shape, n, m: entropy.encode_ans0(s, K),
-             lambda d, K, shape, n, m: entropy.decode_ans0(d, K, prod(shape))),
+             lambda d, K, shape, n, m, v=FORMAT_VERSION: entropy.decode_ans0(d, K, prod(shape))),
     Encoding("ansrow", False, _binary_rows,
              lambda s, K, shape, n, m: entropy.encode_ansrow(s, *_rows_cols(shape)),
-             lambda d, K, shape, n, m: entropy.decode_ansrow(d, *_rows_cols(shape))),
+             lambda d, K, shape, n, m, v=FORMAT_VERSION: entropy.decode_ansrow(d, *_rows_cols(shape))),
     Encoding("nm", False, _binary_nm,
              lambda s, K, shape, n, m: nm.encode_nm(s, n, m),
-             lambda d, K, shape, n, m: nm.decode_nm(d, n, m, prod(shape))),
+             lambda d, K, shape, n, m, v=FORMAT_VERSION: nm.decode_nm(d, n, m, prod(shape))),
     Encoding("trits5", True, _ternary,
              lambda s, K, shape, n, m: trits.encode_trits5(s),
-             lambda d, K, shape, n, m: trits.decode_trits5(d, prod(shape))),
+             lambda d, K, shape, n, m, v=FORMAT_VERSION: trits.decode_trits5(d, prod(shape))),
     Encoding("rans0", False, _any,
              lambda s, K, shape, n, m: rans.encode_rans0(s, K),
-             lambda d, K, shape, n, m: rans.decode_rans0(d, prod(shape), K)),
+             lambda d, K, shape, n, m, v=FORMAT_VERSION: rans.decode_rans0(d, prod(shape), K, version=v)),
     Encoding("ransrow", False, _binary_rows,
              lambda s, K, shape, n, m: rans.encode_ransrow(s.reshape(_rows_cols(shape))),
-             lambda d, K, shape, n, m: rans.decode_ransrow(d, *_rows_cols(shape))),
+             lambda d, K, shape, n, m, v=FORMAT_VERSION: rans.decode_ransrow(d, *_rows_cols(shape), version=v)),
     Encoding("ransnm", False, _rans_nm,
              lambda s, K, shape, n, m: rans.encode_ransnm(s.reshape(_groups_grid(shape)), n, m),
-             lambda d, K, shape, n, m: rans.decode_ransnm(d, *_groups_grid(shape), n, m)),
+             lambda d, K, shape, n, m, v=FORMAT_VERSION: rans.decode_ransnm(d, *_groups_grid(shape), n, m, version=v)),
 )}
 
 ENCODINGS: tuple[str, ...] = tuple(_REGISTRY)  # every encoding of any version
@@ -163,11 +163,12 @@ def encode(name: str, symbols: np.ndarray, *, K: int, shape: Shape,
 
 
 def decode(name: str, data: bytes, *, K: int, shape: Shape,
-           n: int = 0, m: int = 0) -> np.ndarray:
-    """Decode ``data`` to a uint8 array of ``shape``; DecodeError on anything malformed."""
+           n: int = 0, m: int = 0, version: int = FORMAT_VERSION) -> np.ndarray:
+    """Decode ``data`` (a section of a format-``version`` file) to a uint8 array of ``shape``;
+    DecodeError on anything malformed."""
     enc = _lookup(name, DecodeError)
     shape = _check_params(K, shape, DecodeError)
     why = enc.requires(K, shape, n, m)
     if why:
         raise DecodeError(f"{name}: {why}")
-    return enc.decode(bytes(data), K, shape, n, m).reshape(shape)
+    return enc.decode(bytes(data), K, shape, n, m, version).reshape(shape)
