@@ -289,3 +289,24 @@ except UsageError as exc:
                           "from ticketpack.cli.entry import run\nsys.argv = ['ticketpack', 'verify', "
                           f"{str(tmp_path / 'hf.tpk')!r}]\nrun()"], capture_output=True, text=True, timeout=120)
     assert cli.returncode == 2 and "ticketpack[hf]" in cli.stderr and len(cli.stderr.strip().splitlines()) == 1
+
+
+def test_default_inits_follow_the_module_family_and_layouts_reach_the_artifact(tmp_path):
+    from ticketpack import api
+
+    gpt2 = ticketpack.supermask(hf_model("gpt2"), seed=1)
+    c_fc = gpt2.transformer.h[0].mlp.c_fc
+    assert (c_fc.init, c_fc.init_std, c_fc.layout) == ("normal_std", 0.02, "in_out")
+    assert abs(c_fc.frozen.std().item() - 0.02) < 0.002  # the model's own initializer_range
+    ticketpack.save(gpt2, tmp_path / "g.tpk")
+    entries = {t["name"]: t for t in api.inspect(tmp_path / "g.tpk")["tensors"]}
+    assert entries["transformer.h.0.mlp.c_fc.weight"]["layout"] == "in_out"
+    assert entries["transformer.h.0.mlp.c_fc.weight"]["init_std"] == 0.02
+    net = ticketpack.supermask(ConvNet(), seed=1)
+    assert (net.conv1.init, net.conv1.layout, net.head.init, net.head.layout) == ("he_normal", "conv", "he_normal", "out_in")
+    fan_in = 8 * 3 * 4  # torch's conv fan_in: in_channels x kernel
+    assert abs(net.conv2.frozen.std().item() - (2 / fan_in) ** 0.5) < 0.02
+    chosen = ticketpack.supermask(ConvNet(), seed=1, init="normal_std", init_std=0.1)
+    assert chosen.conv3.init_std == 0.1
+    with pytest.raises(ticketpack.errors.UsageError, match="init_std"):
+        ticketpack.supermask(ConvNet(), seed=1, init="he_uniform", init_std=0.1)

@@ -89,7 +89,8 @@ def _masked_entry(layer: nn.Module) -> MaskedTensor:
         scale = scale.reshape(()) if scale.size == 1 and layer.scale.dim() == 0 else scale
     levels = None if not layer.mask.stored else layer.hard_mask().detach().cpu().numpy().astype(np.uint8)
     return MaskedTensor(name=layer.tensor_name, shape=tuple(layer.shape), init=layer.init,
-                        mask=layer.mask, levels=levels, scale=scale)
+                        mask=layer.mask, levels=levels, scale=scale, layout=layer.layout,
+                        init_std=layer.init_std)
 
 
 def model_from_ticket(ticket: Ticket, device: str | torch.device = "cpu",

@@ -29,8 +29,6 @@ CONV_OPS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 class SupermaskLinear(MaskedLinear):
     """nn.Linear as a supermask: ``F.linear(x, W_eff, bias)``, the bias the original one."""
 
-    layout = "out_in"
-
     def __init__(self, source: nn.Linear, **options: Any) -> None:
         super().__init__(source.in_features, source.out_features, **options)
         self.bias = source.bias
@@ -46,8 +44,6 @@ class SupermaskLinear(MaskedLinear):
 class SupermaskEmbedding(MaskedEmbedding):
     """nn.Embedding as a supermask (padding_idx kept: that row gets no gradient)."""
 
-    layout = "out_in"
-
     def __init__(self, source: nn.Embedding, **options: Any) -> None:
         if source.max_norm is not None or source.sparse:
             raise ConfigError("supermask: an nn.Embedding with max_norm or sparse gradients "
@@ -62,15 +58,13 @@ class SupermaskEmbedding(MaskedEmbedding):
 class SupermaskConv(_MaskedWeight):
     """nn.Conv1d / 2d / 3d as a supermask: the same convolution with the effective weight."""
 
-    layout = "conv"
-
     def __init__(self, source: nn.modules.conv._ConvNd, **options: Any) -> None:
         super().__init__()
         if source.transposed or len(source.kernel_size) not in CONV_OPS:
             raise ConfigError(f"supermask: {type(source).__name__} is not supported (Conv1d/2d/3d only)")
         if options.get("adapter_rank"):
             raise ConfigError("supermask: adapters are for linear and embedding layers, not convolutions")
-        self._setup(tuple(source.weight.shape), **options)
+        self._setup(tuple(source.weight.shape), layout="conv", **options)
         for key in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
                     "groups", "padding_mode", "_reversed_padding_repeated_twice"):
             setattr(self, key, getattr(source, key))
@@ -87,14 +81,12 @@ class SupermaskConv(_MaskedWeight):
 class SupermaskConv1D(_MaskedWeight):
     """transformers' Conv1D (GPT-2) as a supermask: weight (in, out), ``x @ W_eff + bias``."""
 
-    layout = "in_out"
-
     def __init__(self, source: nn.Module, **options: Any) -> None:
         super().__init__()
         if options.get("adapter_rank"):
             raise ConfigError("supermask: adapters are for linear and embedding layers, not Conv1D")
         self.nx, self.nf = source.nx, source.nf
-        self._setup((source.nx, source.nf), **options)
+        self._setup((source.nx, source.nf), layout="in_out", **options)
         self.bias = source.bias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

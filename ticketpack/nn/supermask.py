@@ -30,12 +30,13 @@ from ..ticket import MASKED_PARTS
 from .modules import (SupermaskConv, SupermaskConv1D, SupermaskEmbedding, SupermaskLinear,
                       TiedEmbedding, TiedLinear)
 
-# The frozen-weight init of each module family, when the caller names none: a Hugging Face
-# model's own (normal, std = its config's initializer_range), torch's kaiming / He rule for
-# the rest. The format's normal rules are not in this build yet: HF models get the uniform
-# Xavier rule (its fans are symmetric, so Conv1D's transposed layout does not change it).
-HF_INIT = "xavier_uniform"
-TORCH_INIT = "he_uniform"
+# The frozen-weight init of each module family when the caller names none: a Hugging Face
+# model's own (normal, std = its config's initializer_range), torch's default N(0, 1) for an
+# nn.Embedding, and for nn.Linear / Conv the kaiming (He) normal rule edge-popup draws its
+# frozen weights with (fans by layout, so a Conv1D's (in, out) weight gets the right fan_in).
+HF_INIT = "normal_std"
+EMBEDDING_INIT = ("normal_std", 1.0)
+TORCH_INIT = ("he_normal", None)
 
 
 def is_hf_conv1d(module: nn.Module) -> bool:
@@ -68,10 +69,12 @@ def _tied_twin(source: _MaskedWeight, module: nn.Module, path: str) -> nn.Module
     return TiedLinear(source, module) if isinstance(module, nn.Linear) else TiedEmbedding(source, module)
 
 
-def default_init(model: nn.Module, module: nn.Module) -> str:
-    """The init rule of ``module``'s frozen weight when the caller names none (see HF_INIT)."""
+def default_init(model: nn.Module, module: nn.Module) -> tuple[str, float | None]:
+    """(init rule, init_std) of ``module``'s frozen weight when the caller names none."""
     std = getattr(getattr(model, "config", None), "initializer_range", None)
-    return HF_INIT if isinstance(std, float) else TORCH_INIT
+    if isinstance(std, float) and std > 0:
+        return HF_INIT, std
+    return EMBEDDING_INIT if isinstance(module, nn.Embedding) else TORCH_INIT
 
 
 def _matches(path: str, patterns: str | Iterable[str] | None) -> bool:
@@ -106,13 +109,14 @@ def _set_module(model: nn.Module, path: str, new: nn.Module) -> None:
 
 
 def supermask(model: nn.Module, mask: MaskSpec | str = "binary", *, seed: int, init: str | None = None,
-              target_modules: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None,
+              init_std: float | None = None, target_modules: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None,
               scale_mode: str = "none", adapter_rank: int = 0, estimator: str = "",
               density: float | None = None) -> nn.Module:
     """Make ``model``'s Linear / Embedding / Conv1d-3d / transformers Conv1D layers masked layers
     over frozen weights drawn from ``seed``, in place; returns ``model``.
 
-    ``init``: the frozen weights' init rule (default: ``default_init``). ``target_modules`` /
+    ``init`` / ``init_std``: the frozen weights' init rule and, for ``normal_std``, its std
+    (default: ``default_init``, by module family). ``target_modules`` /
     ``exclude``: which modules (PEFT's matching; None targets every supported module).
     ``mask``, ``scale_mode``, ``adapter_rank`` as for the built-in GPT; ``estimator`` and
     ``density``: how the masks train (mask_training.MaskTraining). Scores are drawn from
@@ -133,7 +137,8 @@ def supermask(model: nn.Module, mask: MaskSpec | str = "binary", *, seed: int, i
             if id(weight) in owners:
                 swaps.append((path, _tied_twin(owners[id(weight)], module, path)))
                 continue
-            options = dict(init=init or default_init(model, module), mask=spec, scale_mode=scale_mode,
+            rule, std = (init, init_std) if init else default_init(model, module)
+            options = dict(init=rule, init_std=std, mask=spec, scale_mode=scale_mode,
                            adapter_rank=adapter_rank, mask_training=training)
             twin = _twin(module, options).to(weight.device)
             owners[id(weight)] = twin
