@@ -148,13 +148,13 @@ def load_checked(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
 def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str,
                 model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> torch.nn.Module:
     """The dense model the artifact records, holding the verified effective weights, as a module
-    whose forward maps token ids to float32 logits (the built-in GPT's does already)."""
-    from .models.registry import DEFAULT_ARCH, Logits, architecture, build_model as build_recorded, fold_adapters
+    whose forward maps token ids to float32 logits (models.registry.rebuilt_model)."""
+    from .models.registry import rebuilt_model
 
-    if architecture(ticket.config).NAME == DEFAULT_ARCH:
-        return model_from_ticket(ticket, resolve_device(device), state, model_limits)
-    model = build_recorded(ticket.config, fold_adapters(state), model_limits)
-    return Logits(model, ticket.config).to(resolve_device(device)).eval()
+    dev = resolve_device(device)
+    if "arch" not in ticket.config:  # the built-in GPT
+        return model_from_ticket(ticket, dev, state, model_limits)
+    return rebuilt_model(ticket.config, state, model_limits).to(dev)
 
 
 def resolve_device(device: str) -> str:

@@ -32,6 +32,7 @@ from .masking import MaskSpec
 from .format.constants import DEFAULT_LAYOUT, INIT_RULES, LAYOUTS, SCALE_MODES
 from .format.philox import check_init_std, check_layout
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict, split_training_keys
+from .models.registry import check_config, fold_adapters, meta_model
 from .strict_json import loads_strict
 from .ticket import (Int8Tensor, MaskedTensor, PlainTensor, Ticket, adapter_tensor, check_fits,
                      default_provenance, ticket_from_model)
@@ -132,7 +133,7 @@ def load_checkpoint(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
         raise CheckpointError(f"checkpoint metadata: unknown key {unknown[0][:80]!r}, "
                               f"expected {', '.join(METADATA_KEYS)}")
     config = _meta_json(meta, "config", dict)
-    config_from_dict(config, model_limits, error=CheckpointError, where="checkpoint config")
+    _check_config(config, model_limits)
     manifest = _meta_json(meta, "manifest", list)
     for i, entry in enumerate(manifest):
         _check_manifest_entry(entry, i)
@@ -339,14 +340,28 @@ def _mask_training_fact(value: object) -> dict:
     return dict(value)
 
 
+def _check_config(config: dict, model_limits: ModelLimits) -> None:
+    """A checkpoint's config: the built-in GPT's, or another architecture record (models/registry.py)."""
+    if "arch" not in config:
+        config_from_dict(config, model_limits, error=CheckpointError, where="checkpoint config")
+        return
+    try:
+        check_config(config, model_limits)
+    except TicketpackError as exc:
+        raise CheckpointError(f"checkpoint {exc}") from None
+
+
 def _check_fits_config(ticket: Ticket, model_limits: ModelLimits) -> None:
     """The tensors' names and shapes against the config's model, built on the meta device."""
     from .model import dense_gpt_on_meta
 
-    config = config_from_dict(ticket.config, model_limits, error=CheckpointError, where="checkpoint config")
+    _check_config(ticket.config, model_limits)
     shapes = {t.name: torch.empty(t.shape, device="meta") for t in ticket.tensors}
     try:
-        check_fits(dense_gpt_on_meta(config), shapes)
+        if "arch" in ticket.config:  # other architectures hold adapters folded into their weights
+            check_fits(meta_model(ticket.config, model_limits), fold_adapters(shapes))
+        else:
+            check_fits(dense_gpt_on_meta(config_from_dict(ticket.config, model_limits)), shapes)
     except TicketpackError as exc:
         raise CheckpointError(f"checkpoint: {exc}") from None
 

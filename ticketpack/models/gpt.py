@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..errors import HeaderError
-from ..model import GPT
+from ..model import GPT, dense_gpt_on_meta
 from ..model_config import ModelLimits, config_from_dict
 from ..ticket import gpt_from_state
 
@@ -24,6 +24,10 @@ def gpt_config(config: dict) -> dict:
 def check(config: dict, limits: ModelLimits) -> None:
     # keys outside the schema are left to the builder: format-1 configs were free-form
     config_from_dict(gpt_config(config), limits, error=HeaderError, where="config", ignore_unknown=True)
+
+
+def meta_model(config: dict, limits: ModelLimits) -> nn.Module:
+    return dense_gpt_on_meta(config_from_dict(gpt_config(config), limits, error=HeaderError, where="config"))
 
 
 def build(config: dict, state: dict[str, torch.Tensor], limits: ModelLimits) -> nn.Module:

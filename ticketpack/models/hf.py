@@ -22,10 +22,10 @@ import torch
 from torch import nn
 
 from ..errors import HeaderError, OutputWriteError, TicketpackError, UsageError
-from ..model_config import ModelLimits
+from ..model_config import HF_MODEL_TYPES, ModelLimits
 
 NAME = "transformers"
-MODEL_TYPES = ("llama", "mistral", "qwen2", "gpt2")  # built-in causal LMs whose layers supermask covers
+MODEL_TYPES = HF_MODEL_TYPES  # built-in causal LMs whose layers supermask covers
 RECORD_KEYS = ("arch", "model_type", "hf_config")
 # Keys that would make transformers import, download or run code beyond the built-in model.
 CODE_KEYS = ("auto_map", "trust_remote_code", "custom_pipelines", "quantization_config",
@@ -197,6 +197,11 @@ def meta_model(config: dict, limits: ModelLimits) -> nn.Module:
     return model
 
 
+def new_model(config: dict) -> nn.Module:
+    """The record's model, built and initialised by transformers on the default device."""
+    return _from_config(hf_config_object(config))
+
+
 def build(config: dict, state: dict[str, torch.Tensor], limits: ModelLimits) -> nn.Module:
     """The record's model on the CPU in float32, holding ``state``, in eval mode."""
     from ..ticket import check_fits, load_effective
@@ -215,6 +220,11 @@ def record(model: nn.Module) -> dict[str, Any] | None:
         return None
     if getattr(cfg, "model_type", None) not in MODEL_TYPES or not hasattr(cfg, "to_dict"):
         return None
+    return record_of_config(cfg)
+
+
+def record_of_config(cfg) -> dict[str, Any]:
+    """The record of a transformers config object of an allowed type."""
     hf_config = {k: v for k, v in cfg.to_dict().items() if k not in DROPPED_KEYS}
     hf_config = json.loads(json.dumps(hf_config, allow_nan=False))  # plain JSON values only
     out = {"arch": NAME, "model_type": cfg.model_type, "hf_config": hf_config}

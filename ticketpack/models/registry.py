@@ -51,6 +51,24 @@ def build_model(config: dict, state: dict[str, torch.Tensor],
     return arch.build(config, state, limits)
 
 
+def rebuilt_model(config: dict, state: dict[str, torch.Tensor],
+                  limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> nn.Module:
+    """The dense model of an artifact as a token ids -> float32 logits module (CPU, eval mode):
+    the built-in GPT as it is (its adapters are layers of their own), another architecture
+    with its adapters folded into its weights, inside ``Logits``."""
+    if architecture(config).NAME == DEFAULT_ARCH:
+        return build_model(config, state, limits)
+    return Logits(build_model(config, fold_adapters(state), limits), config).eval()
+
+
+def meta_model(config: dict, limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> nn.Module:
+    """The dense model the config records, on the meta device (shapes only, nothing allocated)."""
+    arch = architecture(config)
+    if arch.build is None:
+        raise UsageError(f"arch {arch.NAME!r} records no model to build")
+    return arch.meta_model(config, limits)
+
+
 def record_of(model: nn.Module) -> dict:
     """The record to store for a live model: the first architecture that claims it."""
     for arch in ARCHITECTURES.values():
