@@ -189,3 +189,36 @@ def test_v3_readers_refuse_fewer_lanes_v2_readers_do_not():
     with pytest.raises(DecodeError, match="at least"):
         rans.decode_ransrow(row, 256, 256)
     assert np.array_equal(rans.decode_ransrow(row, 256, 256, version=2), grid)
+
+
+def test_size_report_of_a_signed_mask(tmp_path):
+    from ticketpack import api
+    from ticketpack.format.container import write_artifact
+
+    ticket = signed_ticket(3, (40, 50))
+    write_artifact(ticket, tmp_path / "s.tpk")
+    report = api.size(tmp_path / "s.tpk")
+    row = next(r for r in report.tensors if r.name == "w")
+    levels = ticket.tensors[0].levels
+    assert row.density == pytest.approx(np.count_nonzero(levels) / levels.size)
+    counts = np.bincount(levels.reshape(-1) + 2, minlength=5) / levels.size
+    assert row.entropy_bits_per_connection == pytest.approx(-(counts * np.log2(counts)).sum())
+    assert report.total_bytes == (tmp_path / "s.tpk").stat().st_size
+
+
+def test_an_artifact_with_too_few_lanes_is_refused_in_v3_only():
+    from ticketpack.format.container import append_sections, ticket_header
+
+    levels = (np.random.default_rng(3).random((256, 256)) < 0.3).astype(np.uint8)
+    ticket = Ticket(seed=2, config={}, tensors=[MaskedTensor("w", (256, 256), "he_uniform",
+                                                             MaskSpec.parse("binary"), levels)])
+    raw = rans.encode_rans0(levels, 2, lanes_log2=0)  # 8192 symbols in one lane: Lmin is 2
+    payload = bytearray()
+    entry = {"name": "w", "kind": "masked", "shape": [256, 256], "init": "he_uniform",
+             "mask": "binary", "scale": "none",
+             "sections": append_sections(payload, [("mask", "rans0", "none", raw, len(raw))])}
+    header = ticket_header(ticket, [entry], {})
+    with pytest.raises(DecodeError, match="w/mask: rans0: 1 lanes for 8192 symbols"):
+        decode_artifact(parse_artifact(assemble(header, bytes(payload), "zstd", 3)))
+    info = parse_artifact(assemble(header, bytes(payload), "zstd", 2))
+    assert np.array_equal(decode_artifact(info).tensors[0].levels, levels)

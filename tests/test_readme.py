@@ -1,10 +1,11 @@
-"""README's command lines run as written from the repository root.
+"""The documents' command lines run as written from the repository root.
 
-Every command line of README.md (fenced ``bash`` blocks, and inline code that starts with
-``ticketpack``/``python``/``pip`` and has arguments) is either run here, in order, in a
-temporary folder laid out like a fresh clone (the bundled corpus at its path), or listed in
-NOT_RUN with the reason. A new README command that is neither fails this test, and so does
-a NOT_RUN entry that README no longer has.
+Every command line of README.md and of docs/GUIDE.md's hand-written part (fenced ``bash``
+blocks, and inline code that starts with ``ticketpack``/``python``/``pip`` and has arguments)
+is either run here, in order (README first), in a temporary folder laid out like a fresh
+clone (the bundled corpus at its path), or listed in NOT_RUN with the reason. A new command
+that is neither fails this test, and so does a NOT_RUN entry that no document has any more.
+(GUIDE's generated command reference quotes help texts, not commands to run.)
 """
 
 from __future__ import annotations
@@ -25,13 +26,16 @@ from ticketpack.cli.main import main
 from ticketpack.data import bundled_corpus_path, read_text_file
 
 ROOT = Path(__file__).resolve().parent.parent
+GENERATED = "<!-- BEGIN GENERATED"  # where docs/GUIDE.md's hand-written part ends
 SLOW = "minutes of training or a benchmark"
 OUTSIDE = "needs a file from outside the repository"
 NOT_RUN = {
     "pip install torch==2.13.0": "installs packages",
     "pip install torch==2.13.0 -e . && ticketpack quickstart": SLOW,
+    "python examples/quickstart.py": SLOW,
+    "python docs/make_guide.py": "rewrites docs/GUIDE.md (tests/test_docs.py checks it in memory)",
     "pip install torch==2.13.0 -e '.[test]' && python -m pytest -q": "the test suite itself",
-    "ticketpack quickstart": SLOW,
+    "python -m pytest -q": "the test suite itself",
     "ticketpack load-and-eval runs/quickstart/model.tpk --data runs/quickstart/val.txt "
     "--tokenizer runs/quickstart/tokenizer.model": "needs the quickstart's artifact",
     'ticketpack sample runs/quickstart/model.tpk --tokenizer runs/quickstart/tokenizer.model '
@@ -59,13 +63,20 @@ def readme_commands(text: str) -> list[str]:
     return lines
 
 
-def test_every_command_is_run_or_listed():
+def documented_commands() -> list[str]:
+    """README's command lines, then those of docs/GUIDE.md's hand-written part."""
+    guide = (ROOT / "docs" / "GUIDE.md").read_text().split(GENERATED, 1)[0]
     commands = readme_commands((ROOT / "README.md").read_text())
+    return commands + [c for c in readme_commands(guide) if c not in commands]
+
+
+def test_every_command_is_run_or_listed():
+    commands = documented_commands()
     stale = [c for c in NOT_RUN if c not in commands]
-    assert not stale, f"NOT_RUN lists commands README no longer has: {stale}"
+    assert not stale, f"NOT_RUN lists commands no document has any more: {stale}"
     unknown = [c for c in commands if c not in NOT_RUN
                and not c.startswith(("ticketpack ", "mkdir ", "python "))]
-    assert not unknown, f"README commands this test neither runs nor lists: {unknown}"
+    assert not unknown, f"commands of README / GUIDE this test neither runs nor lists: {unknown}"
 
 
 def test_readme_commands_run_as_written(tmp_path, monkeypatch):
@@ -74,7 +85,7 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch):
     corpus.parent.mkdir(parents=True)
     corpus.write_bytes(lzma.compress(read_text_file(bundled_corpus_path(), max_bytes=200_000)))
     monkeypatch.chdir(tmp_path)
-    commands = [c for c in readme_commands((ROOT / "README.md").read_text())
+    commands = [c for c in documented_commands()
                 if c not in NOT_RUN and not c.startswith("python bench/")]
     assert any(c.startswith("ticketpack train ") for c in commands)
     for command in commands:
@@ -84,6 +95,7 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch):
             os.makedirs(words[2], exist_ok=True)
             continue
         if words[0] == "python":  # a script the lines above wrote (the standalone loader)
+            assert (tmp_path / words[1]).is_file(), f"{command}: no line above writes {words[1]}"
             done = subprocess.run([sys.executable, *words[1:]], capture_output=True, text=True,
                                   timeout=300)
             assert done.returncode == 0, f"{command}\n{done.stdout}{done.stderr}"
@@ -103,7 +115,17 @@ def test_the_python_api_example_runs(tmp_path, monkeypatch):
     assert (tmp_path / "m.tpk").is_file()
 
 
-@pytest.mark.parametrize("command", [c for c in readme_commands((ROOT / "README.md").read_text())
-                                     if c.startswith("python bench/")])
+@pytest.mark.parametrize("command", [c for c in documented_commands() if c.startswith("python bench/")])
 def test_bench_commands_name_existing_scripts(command):
     assert (ROOT / shlex.split(command)[1]).is_file(), command
+
+
+def test_the_guides_baselines_example_runs(tmp_path, monkeypatch):
+    """docs/GUIDE.md's dense-baselines block (its training block runs for minutes, like the quickstart)."""
+    text = (ROOT / "docs" / "GUIDE.md").read_text().split(GENERATED, 1)[0]
+    blocks = [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+    block = next(b for b in blocks if "encode_int8_state" in b)
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "docs/GUIDE.md", "exec"), scope)
+    assert len(scope["int8_bytes"]) > 0 and len(scope["ternary_bytes"]) > 0

@@ -140,7 +140,7 @@ def mask_bits(config: dict, training: MaskTraining | None = None) -> float:
         return entropy([1 - training.density, training.density])
     if training.estimator == "nested":
         return entropy(_nested_probs(training.density, spec.levels))
-    return math.log2(spec.levels)
+    return math.log2(spec.alphabet)  # every stored symbol equally likely (signed:K: 2K - 1)
 
 
 def estimate_bytes(config: dict, adapter_dtype: str = "f16", training: MaskTraining | None = None) -> float:
@@ -214,8 +214,10 @@ def _worst_levels(gen: np.random.Generator, spec, training: MaskTraining, shape:
         levels = np.zeros(n, np.uint8)
         levels[gen.permutation(n)[:int(round(training.density * n))]] = 1
         return levels.reshape(shape)
-    probs = _nested_probs(training.density, spec.levels) if training.estimator == "nested" else None
-    return gen.choice(spec.levels, size=shape, p=probs).astype(np.uint8)
+    if training.estimator == "nested":
+        return gen.choice(spec.levels, size=shape, p=_nested_probs(training.density, spec.levels)).astype(np.uint8)
+    symbols = gen.choice(spec.alphabet, size=shape)  # signed:K: levels -(K-1)..K-1
+    return (symbols - spec.offset).astype(np.int8 if spec.offset else np.uint8)
 
 
 def _random_f16(gen: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:

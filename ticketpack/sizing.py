@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .format import codecs
+from .format.sections import mask_symbols
 from .format.tensors import nonzero_share
 from .artifact import ArtifactInfo, decode_artifact
 from .errors import UsageError
@@ -119,7 +120,7 @@ def _tensor_size(entry: dict, tensor) -> TensorSize:
         density = 1.0  # mask none: every connection kept, nothing coded
     elif isinstance(tensor, (MaskedTensor, TernaryTensor)):
         symbols, K = _symbols(tensor)
-        density = nonzero_share([symbols if isinstance(tensor, MaskedTensor) else tensor.trits])[0]
+        density = nonzero_share([tensor.levels if isinstance(tensor, MaskedTensor) else tensor.trits])[0]
         entropy = codecs.entropy_bits(symbols.reshape(-1), K)
         bound = n * entropy / 8
         over = _percent(main["length"], bound)
@@ -131,8 +132,9 @@ def _tensor_size(entry: dict, tensor) -> TensorSize:
 
 
 def _symbols(tensor) -> tuple[np.ndarray, int]:
+    """The stored symbols of a mask or trit section and their alphabet."""
     if isinstance(tensor, MaskedTensor):
-        return tensor.levels, tensor.mask.levels
+        return mask_symbols(tensor.levels, tensor.mask), tensor.mask.alphabet
     return (tensor.trits.astype(np.int16) + 1).astype(np.uint8), 3
 
 

@@ -63,13 +63,14 @@ V2_SYMBOL_ENCODINGS = {"binary": ("bits", "rans0", "ransrow"), "nm": ("bits", "r
                        "trits": ("trits5", "rans0")}
 # From v3 every rANS stream of S symbols has at least min_lanes(S) lanes (bounded decode cost).
 MIN_LANES_FROM_VERSION = 3
-LANE_SYMBOLS_LOG2 = 12  # at most 2^12 symbols per lane (up to 2^24 symbols)
+LANE_SYMBOLS_LOG2 = 12  # at most 2^12 symbols per lane (up to 2^24 symbols),
+MIN_LANES_CAP = 1 << 12  # and never more than 2^12 lanes required
 
 
 def min_lanes(n_symbols: int) -> int:
     """Lmin(S) = min(2^12, the smallest power of two >= ceil(S / 2^12))."""
     need = -(-n_symbols // (1 << LANE_SYMBOLS_LOG2))
-    return min(1 << 12, 1 << max(need - 1, 0).bit_length())
+    return min(MIN_LANES_CAP, 1 << max(need - 1, 0).bit_length())
 
 
 def symbol_encodings(version: int, holds: str) -> tuple[str, ...]:
