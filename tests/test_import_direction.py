@@ -16,7 +16,7 @@ LAYERS = {
     2: ["ticketpack.rng"],
     3: ["ticketpack.mask_training", "ticketpack.masking", "ticketpack.layers", "ticketpack.model", "ticketpack.sparse",
         "ticketpack.ticket", "ticketpack.artifact", "ticketpack.nn", "ticketpack.models"],
-    4: ["ticketpack.train", "ticketpack.train_options", "ticketpack.runtime", "ticketpack.schedule",
+    4: ["ticketpack.train", "ticketpack.train_arch", "ticketpack.train_options", "ticketpack.runtime", "ticketpack.schedule",
         "ticketpack.checkpoint", "ticketpack.shape_budget", "ticketpack.data", "ticketpack.tokenizer",
         "ticketpack.evaluate", "ticketpack.quickstart_data"],
     5: ["ticketpack.api", "ticketpack.own", "ticketpack.sizing", "ticketpack.generate", "ticketpack.baselines",
