@@ -382,7 +382,7 @@ def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: i
 @click.option("--hf", "hf_dir", default=None, type=click.Path(file_okay=False),
               help="instead: a new folder transformers' from_pretrained loads (artifacts of arch transformers)")
 @click.option("--tokenizer", default=None,
-              help="with --hf: the SentencePiece .model the artifact records, written into the folder")
+              help="with --hf: the SentencePiece .model the artifact records, copied into the folder as tokenizer.model")
 @json_option
 @quiet_option
 @handle_errors

@@ -310,3 +310,21 @@ def test_default_inits_follow_the_module_family_and_layouts_reach_the_artifact(t
     assert chosen.conv3.init_std == 0.1
     with pytest.raises(ticketpack.errors.UsageError, match="init_std"):
         ticketpack.supermask(ConvNet(), seed=1, init="he_uniform", init_std=0.1)
+
+
+def test_export_hf_carries_the_recorded_sentencepiece_model(tmp_path, sp):
+    import hashlib
+
+    from ticketpack.eval_context import make_eval_context
+
+    cfg = transformers.AutoConfig.for_model("llama", **{**HF_MODELS["llama"], "vocab_size": 512})
+    model = ticketpack.supermask(transformers.AutoModelForCausalLM.from_config(cfg), seed=1)
+    ticketpack.save(model, tmp_path / "m.tpk", eval_context=make_eval_context(32, sp.identity()))
+    info = ticketpack.export_hf(tmp_path / "m.tpk", tmp_path / "hf", tokenizer=sp.path)
+    assert "tokenizer.model" in info["files"]
+    digest = hashlib.sha256((tmp_path / "hf" / "tokenizer.model").read_bytes()).hexdigest()
+    assert digest == sp.identity()["sha256"]
+    ticketpack.save(model, tmp_path / "bytes.tpk", eval_context=make_eval_context(32, {"kind": "bytes"}))
+    with pytest.raises(ticketpack.errors.UsageError, match="tokenizer"):
+        ticketpack.export_hf(tmp_path / "bytes.tpk", tmp_path / "hf2", tokenizer=sp.path)
+    assert not (tmp_path / "hf2").exists()

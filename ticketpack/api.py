@@ -311,7 +311,7 @@ def export_hf(artifact: str | os.PathLike, out_dir: str | os.PathLike, *, tokeni
     """Write a folder transformers' ``AutoModelForCausalLM.from_pretrained`` loads, for an artifact
     of arch transformers: config.json, model.safetensors (the verified effective weights,
     adapters folded in), generation_config.json, and with ``tokenizer`` (the SentencePiece
-    .model the artifact records, checked against it) the tokenizer files. The folder appears
+    .model the artifact records, checked against it) as tokenizer.model. The folder appears
     whole or not at all."""
     from .models import hf
     from .models.registry import architecture, fold_adapters

@@ -39,6 +39,7 @@ MAX_DEPTH = 4
 # what a record drops from transformers' config dict: where it came from, not what it is
 DROPPED_KEYS = ("_name_or_path", "transformers_version", "dtype", "torch_dtype")
 EXTRA = "hf"  # pip install 'ticketpack[hf]'
+TOKENIZER_FILE = "tokenizer.model"  # the SentencePiece model in an exported folder
 
 
 def require_transformers():
@@ -247,7 +248,7 @@ def write_folder(config: dict, state: dict[str, torch.Tensor], out_dir: str | os
                  tokenizer: str | None, limits: ModelLimits) -> list[str]:
     """config.json, generation_config.json, model.safetensors (``state``; a tied weight once,
     as transformers ties it on loading) and, with ``tokenizer``, the SentencePiece model as
-    transformers' Llama tokenizer; written in a folder beside ``out_dir``, then renamed."""
+    tokenizer.model; written in a folder beside ``out_dir``, then renamed."""
     from safetensors.torch import save_file
 
     transformers = require_transformers()
@@ -265,10 +266,10 @@ def write_folder(config: dict, state: dict[str, torch.Tensor], out_dir: str | os
         with _quiet(transformers):
             hf_cfg.save_pretrained(tmp)
             transformers.GenerationConfig.from_model_config(hf_cfg).save_pretrained(tmp)
-            if tokenizer is not None:
-                transformers.LlamaTokenizer(vocab_file=tokenizer, legacy=False, add_bos_token=False).save_pretrained(tmp)
         save_file({k: v.contiguous() for k, v in state.items()}, os.path.join(tmp, "model.safetensors"),
                   metadata={"format": "pt", "weights_sha256": sha})
+        if tokenizer is not None:  # the SentencePiece model itself (sentencepiece reads it)
+            shutil.copyfile(tokenizer, os.path.join(tmp, TOKENIZER_FILE))
         os.replace(tmp, out_dir)
     except OSError as exc:
         raise OutputWriteError(f"export --hf: cannot write {out_dir}: {exc.strerror}") from None
