@@ -29,7 +29,7 @@ from .models import registry
 from .models.registry import fold_adapters
 from .nn.supermask import round_like_artifact, rounding, supermask  # noqa: F401 (public API)
 from .ticket import ticket_from_model
-from .train import _score_unit
+from .train import score_unit
 from .train_options import declared_default
 
 __all__ = ["supermask", "param_groups", "save", "load", "load_state_dict", "round_like_artifact",
@@ -57,7 +57,7 @@ def param_groups(model: nn.Module, *, lr: float | None = None, scale_lr: float |
                             ("adapter_a", "adapters"), ("adapter_b", "adapters")):
             if getattr(layer, part, None) is not None:
                 role[id(getattr(layer, part))] = group
-    rates = {"scores": lr * _score_unit(layers[0][1].mask_training if layers else None),
+    rates = {"scores": lr * score_unit(layers[0][1].mask_training if layers else None),
              "scales": scale_lr, "adapters": adapter_lr, "other": scale_lr}
     params: dict[str, list] = {name: [] for name in rates}
     for p in model.parameters():

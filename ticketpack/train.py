@@ -147,7 +147,7 @@ def density_schedule(opts: TrainOptions, config: GPTConfig, training: MaskTraini
                            restore=opts.restore_density, restore_from=opts.restore_from)
 
 
-def _score_unit(training: MaskTraining | None) -> float:
+def score_unit(training: MaskTraining | None) -> float:
     """Score units per 'lr' / 'temperature' unit: quant scores live on a grid of step delta."""
     return QUANT_STEP_INIT if training is not None and training.estimator == "quant" else 1.0
 
@@ -191,7 +191,7 @@ def param_groups(model: nn.Module, opts: TrainOptions) -> list[dict]:
         else:
             (adapters if name.endswith(("adapter_a", "adapter_b")) else others).append(p)
     layers = masked_layers(model)
-    lr = opts.lr * _score_unit(layers[0][1].mask_training if layers else None)
+    lr = opts.lr * score_unit(layers[0][1].mask_training if layers else None)
     groups = [{"params": scores, "lr": lr, "base_lr": lr, "name": "scores"}]
     if adapters:
         groups.append({"params": adapters, "lr": opts.adapter_lr, "base_lr": opts.adapter_lr, "name": "adapters"})
@@ -345,7 +345,7 @@ class _Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * mult
         t = temperature(p, self.opts.temperature_start, self.opts.temperature_end)
-        unit = _score_unit(self.mask_training)
+        unit = score_unit(self.mask_training)
         density = self.density_schedule(p) if self.density_schedule else None
         for _, layer in masked_layers(self.model):
             layer.temperature = t * unit

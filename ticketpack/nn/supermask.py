@@ -23,6 +23,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..format.maskspec import MaskSpec
+from ..format.philox import check_seed
 from ..format.tensors import quantize_rows_int8
 from ..layers import _MaskedWeight, bind_seed, masked_layers
 from ..mask_training import MaskTraining
@@ -88,6 +89,9 @@ def _matches(path: str, patterns: str | Iterable[str] | None) -> bool:
 
 
 def _plan(model: nn.Module, target_modules, exclude) -> list[tuple[str, nn.Module]]:
+    if maskable(model):  # in place means under a parent: the root has none
+        raise ConfigError(f"supermask: the model itself is a {type(model).__name__}; convert a module "
+                          f"that holds it, e.g. nn.Sequential(layer)")
     chosen = [(path, m) for path, m in model.named_modules(remove_duplicate=False)
               if maskable(m) and (target_modules is None or _matches(path, target_modules))
               and not _matches(path, exclude)]
@@ -126,7 +130,7 @@ def supermask(model: nn.Module, mask: MaskSpec | str = "binary", *, seed: int, i
         raise ConfigError(f"supermask: got {type(model).__name__}, expected a torch.nn.Module")
     spec = MaskSpec.parse(mask) if isinstance(mask, str) else mask
     training = MaskTraining.for_mask(spec, estimator, density)
-    bind_seed(nn.Module(), seed)  # checks the seed before anything changes
+    check_seed(seed)  # before anything changes
     plan = _plan(model, target_modules, exclude)
     owners: dict[int, _MaskedWeight] = {}
     swaps: list[tuple[str, nn.Module]] = []
