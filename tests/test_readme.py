@@ -42,6 +42,10 @@ NOT_RUN = {
     '--prompt "ROMEO:"': "needs the quickstart's artifact",
     "ticketpack import-pg final_model.ptz -o runs/pg.tpk --config arch.json": OUTSIDE,
     "ticketpack pack-ternary trilm.safetensors -o runs/tri.tpk": OUTSIDE,
+    "pip install 'ticketpack[hf]'": "installs packages",
+    "ticketpack train --arch llama --preset small --model '{\"num_key_value_heads\": 2}' ...": SLOW,
+    "ticketpack export runs/own.tpk --hf runs/own-hf": "needs an own-model artifact (tests/test_train_arch.py "
+                                                       "exports one)",
 }
 INLINE = re.compile(r"`((?:ticketpack|python|pip) [^`]+)`")
 
