@@ -32,7 +32,7 @@ from .masking import MaskSpec
 from .format.constants import DEFAULT_LAYOUT, INIT_RULES, LAYOUTS, SCALE_MODES
 from .format.philox import check_init_std, check_layout
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict, split_training_keys
-from .models.registry import check_config, fold_adapters, meta_model
+from .models.registry import DEFAULT_ARCH, architecture, check_config, fold_adapters, meta_model
 from .strict_json import loads_strict
 from .ticket import (Int8Tensor, MaskedTensor, PlainTensor, Ticket, adapter_tensor, check_fits,
                      default_provenance, ticket_from_model)
@@ -358,8 +358,10 @@ def _check_fits_config(ticket: Ticket, model_limits: ModelLimits) -> None:
     _check_config(ticket.config, model_limits)
     shapes = {t.name: torch.empty(t.shape, device="meta") for t in ticket.tensors}
     try:
-        if "arch" in ticket.config:  # other architectures hold adapters folded into their weights
+        if architecture(ticket.config).NAME != DEFAULT_ARCH:  # their adapters fold into the weights
             check_fits(meta_model(ticket.config, model_limits), fold_adapters(shapes))
+        elif "arch" in ticket.config:
+            check_fits(meta_model(ticket.config, model_limits), shapes)
         else:
             check_fits(dense_gpt_on_meta(config_from_dict(ticket.config, model_limits)), shapes)
     except TicketpackError as exc:
