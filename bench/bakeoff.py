@@ -5,11 +5,16 @@
     python bench/bakeoff.py --budgets 64KB --methods int8,binary --steps 100
     python bench/bakeoff.py --seconds 300        # equal wall-clock time instead of equal tokens
 
-For each byte budget, every method gets the widest shape of the built-in GPT family whose
+For each byte budget, every method gets the fullest shape of the built-in GPT family whose
 artifact fits (``solve``, the package's ``shape_budget`` solver: an analytic estimate ranks
-the shapes, then a stand-in model is packed for real to check it fits; a method with a
-``sizing_density``, e.g. ``multibit4-sized``, is sized by the entropy its trained masks were
-measured to reach instead of its worst case, and its row says whether it fit), trains on the
+the shapes, then a stand-in model is packed for real to check it fits; ``shape_budget.fill``
+then moves finer knobs -- head width, a head or a block, the MLP ratio, the adapter rank --
+packing stand-ins until one fills 95% of the budget; a method with a ``sizing_density``, e.g.
+``multibit4-sized``, is sized by the entropy its trained masks were measured to reach instead
+of its worst case, and its row says whether it fit). A trained artifact that packs to less
+than 95% of its budget (its masks or weights compress below the stand-in's) is sized again
+once by the share it measured and trained again; every row states the packed bytes it used
+beside its val_bpb (``--no-fill``: the coarse shapes of the earlier bake-offs). It trains on the
 same bytes of the bundled Shakespeare corpus for the same number of tokens (equal training
 tokens, not equal time), and is scored on the same held-out text (the first ``--val-tokens``
 bytes of the last 10%) from the model rebuilt from its counted bytes. Prints a markdown
@@ -40,7 +45,7 @@ from pathlib import Path
 
 import torch
 
-from baselines import (LOG_EVERY, Corpus, Method, Result, RunSpec, prepare_corpus, proxy_bytes,
+from baselines import (LOG_EVERY, Corpus, Method, Result, RunSpec, knobs, prepare_corpus, proxy_bytes,
                        run_method, shape_config)
 from plots import Series, save_line_plot
 
@@ -73,6 +78,10 @@ METHODS: dict[str, Method] = {
     # the best ticket recipe found so far (docs/RESULTS.md): signed constant, sharper surrogate
     "best": Method("ticket best (sc, T 1->0.05)", "ticket", lr=0.01, init="signed-constant",
                    temperature_start=1.0, temperature_end=0.05),
+    # signed supermask (issue 26, "Hide and Invert"): each connection dropped, kept or kept
+    # inverted, over the best ticket's frozen weights; the quant estimator at multibit4's lr
+    # (not swept for signed masks)
+    "signed": Method("ticket signed:2 (sc, quant)", "ticket", lr=0.3, mask="signed:2", init="signed-constant"),
     # seeded backbones + adapters (issue 16): no mask, a frozen random network + trained rank-4
     # adapters and per-row scales; and the hybrid, the best ticket + rank-1 adapters. Both at
     # the adapter lr of the sweep in docs/RESULTS.md, named with it (rows named without an lr
@@ -87,39 +96,58 @@ METHODS: dict[str, Method] = {
 
 # ---------------------------------------------------------------- sizing solver
 
+# A run whose packed artifact fills less than FILL of its budget is sized again once, its
+# stand-in's bytes scaled by the share the trained artifact measured (+ REFILL_MARGIN), and
+# trained again at the fuller shape.
+FILL = shape_budget.FILL
+REFILL_MARGIN = 0.01
+
+
 @dataclass(frozen=True)
 class Shape:
     model_dim: int
     num_layers: int
     connections: int
     estimate: float  # analytic bytes
+    config: GPTConfig | None = None  # the whole config (the fill moves heads, MLP ratio, rank too)
+    refined: str = ""  # what the fill moved from the coarse shape
+
+    def model_config(self, method: Method) -> GPTConfig:
+        return self.config or shape_config(self.model_dim, self.num_layers, method)
 
 
-def estimate_bytes(method: Method, model_dim: int, num_layers: int) -> float:
+def estimate_bytes(method: Method, model_dim: int, num_layers: int, **shape: int) -> float:
     """The package's analytic bytes: ``shape_budget.estimate_bytes`` (tickets) or
-    ``baselines.estimate_dense_bytes`` (int8, ternary, binary)."""
-    config = shape_config(model_dim, num_layers, method)
+    ``baselines.estimate_dense_bytes`` (int8, ternary, binary); ``shape``: finer knobs
+    (``shape_config``'s num_heads, mlp_mult, adapter_rank)."""
+    config = shape_config(model_dim, num_layers, method, **shape)
     if method.family == "ticket":
         return shape_budget.estimate_bytes(config.to_dict(), method.adapter_dtype, method.sizing_training())
     return estimate_dense_bytes(config, method.family, method.gamma_mode)
 
 
-def solve(method: Method, budget: int) -> tuple[Shape, int]:
-    """The shape a method gets at a budget, and its stand-in's packed bytes.
+def solve(method: Method, budget: int, fill: bool = True, ratio: float = 1.0, share: float = FILL
+          ) -> tuple[Shape, int]:
+    """The shape a method gets at a budget, and its stand-in's packed bytes (times ``ratio``).
 
-    The package's solver (``ticketpack.shape_budget.solve``) over the family's shapes (head
-    width 32, width / depth 32..128 around the ``small`` preset's 64), with this method's
-    estimate and stand-in (``baselines.proxy_bytes``: tensors as costly as the method's worst
-    case, packed for real); no reserve, as the trained model's real bytes are reported.
+    The package's solver over the family's shapes (head width 32, width / depth 32..128
+    around the ``small`` preset's 64), with this method's estimate and stand-in
+    (``baselines.proxy_bytes``: tensors as costly as the method's worst case, packed for
+    real); no reserve, as the trained model's real bytes are reported. ``fill``: then
+    ``shape_budget.fill``'s measured search over finer knobs until the stand-in fills FILL of
+    the budget (``share`` of it). ``ratio``: the share of its stand-in's bytes a trained artifact of this method
+    was measured to pack to (1: the stand-in's worst case).
     """
     template = shape_config(256, 4, method).to_dict()
-    choice = shape_budget.solve(
-        template, budget, reserve=0,
-        measure=lambda cfg: proxy_bytes(method, GPTConfig.from_dict(cfg)),
-        estimate=lambda cfg: estimate_bytes(method, cfg["model_dim"], cfg["num_layers"]))
-    C, L = choice.model_dim, choice.num_layers
-    connections = shape_budget.connections(shape_config(C, L, method).to_dict())
-    return Shape(C, L, connections, choice.estimate), choice.bytes
+    sizes = dict(measure=lambda cfg: math.ceil(ratio * proxy_bytes(method, GPTConfig.from_dict(cfg))),
+                 estimate=lambda cfg: ratio * estimate_bytes(method, **knobs(cfg)))
+    if fill:
+        choice = shape_budget.fill(template, budget, reserve=0, share=share, **sizes)
+    else:
+        choice = shape_budget.solve(template, budget, reserve=0, **sizes)
+    config = shape_config(method=method, **knobs(choice.config))
+    connections = shape_budget.connections(config.to_dict())
+    return Shape(choice.model_dim, choice.num_layers, connections, choice.estimate, config, choice.refined), choice.bytes
 
 
 # ---------------------------------------------------------------- the run
@@ -154,46 +182,83 @@ def steps_for_seconds(seconds: float, step_seconds: float) -> int:
 
 
 def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec, log,
-               progress=None, equal_time: EqualTime | None = None) -> list[Result]:
-    """Each method at its widest fitting shape; ``progress(label)`` gives a run's step callback.
-    With ``equal_time`` each method's step count fills its seconds (calibrated per method)."""
+               progress=None, equal_time: EqualTime | None = None, fill: bool = True,
+               share: float = FILL) -> list[Result]:
+    """Each method at its fullest fitting shape; ``progress(label)`` gives a run's step callback.
+    With ``equal_time`` each method's step count fills its seconds (calibrated per method).
+    With ``fill``, a run whose packed artifact fills less than ``share`` of the budget is sized
+    again by the share of its stand-in it measured and trained again (once); its row is the
+    second run's, the first's figures in its ``extra["first_pass"]``."""
     rows = []
     for method in methods:
-        shape, proxy = solve(method, budget)
-        config = shape_config(shape.model_dim, shape.num_layers, method)
-        t0 = time.perf_counter()
-        run_spec, timing = spec, {}
-        if equal_time is not None:
-            step_s = seconds_per_step(method, config, equal_time.calibration or corpus, spec, budget,
-                                      equal_time.calibration_steps)
-            run_spec = dataclasses.replace(spec, steps=steps_for_seconds(equal_time.seconds, step_s))
-            timing = dict(seconds_target=equal_time.seconds, calibrated_step_seconds=round(step_s, 5),
-                          steps=run_spec.steps)
-            log(f"  {method.name:32s} calibrated {step_s:.3f} s/step -> {run_spec.steps} steps")
-        callback = progress(f"{_kb(budget)} {method.name}") if progress else None
-        result = run_method(method, config, corpus, run_spec, budget, callback)
-        result.extra.update(proxy_bytes=proxy, wall_seconds=round(time.perf_counter() - t0, 1), **timing)
+        shape, proxy = solve(method, budget, fill, share=share)
+        result = _run_shape(method, shape, proxy, budget, corpus, spec, log, progress, equal_time)
+        if fill and result.artifact_bytes < share * budget:
+            ratio = min(1.0, result.artifact_bytes / proxy + REFILL_MARGIN)  # measured, with a margin
+            again, predicted = solve(method, budget, fill, ratio, share)
+            if again.config != shape.config:
+                log(f"  {method.name:32s} used {result.artifact_bytes / budget:.1%} of the budget: "
+                    f"resized at {ratio:.3f} of its stand-in, training again")
+                first = result
+                result = _run_shape(method, again, predicted, budget, corpus, spec, log, progress, equal_time)
+                result.extra.update(size_ratio=round(ratio, 4), first_pass=_summary(first))
         rows.append(result)
-        log(f"  {method.name:32s} {shape.num_layers}x{shape.model_dim:<5d} {result.artifact_bytes:>9,} B "
-            f"val_bpb {result.val_bpb:.4f}  train {result.train_seconds:.0f}s")
     return rows
 
 
+def _run_shape(method: Method, shape: Shape, proxy: int, budget: int, corpus: Corpus, spec: RunSpec, log,
+               progress, equal_time: EqualTime | None) -> Result:
+    """Train, pack and score ``method`` at ``shape`` (equal time: calibrate its steps first)."""
+    config = shape.model_config(method)
+    t0 = time.perf_counter()
+    run_spec, timing = spec, {}
+    if equal_time is not None:
+        step_s = seconds_per_step(method, config, equal_time.calibration or corpus, spec, budget,
+                                  equal_time.calibration_steps)
+        run_spec = dataclasses.replace(spec, steps=steps_for_seconds(equal_time.seconds, step_s))
+        timing = dict(seconds_target=equal_time.seconds, calibrated_step_seconds=round(step_s, 5),
+                      steps=run_spec.steps)
+        log(f"  {method.name:32s} calibrated {step_s:.3f} s/step -> {run_spec.steps} steps")
+    callback = progress(f"{_kb(budget)} {method.name}") if progress else None
+    result = run_method(method, config, corpus, run_spec, budget, callback)
+    result.extra.update(proxy_bytes=proxy, wall_seconds=round(time.perf_counter() - t0, 1),
+                        shape=_shape_words(config), **({"filled_by": shape.refined} if shape.refined else {}),
+                        **timing)
+    log(f"  {method.name:32s} {_shape_words(config):28s} {result.artifact_bytes:>9,} B "
+        f"({result.artifact_bytes / budget:.1%}) val_bpb {result.val_bpb:.4f}  train {result.train_seconds:.0f}s")
+    return result
+
+
+def _shape_words(config: GPTConfig) -> str:
+    """'2 x 160, 5 heads of 32, MLP 2x' (+ ', adapter rank r')."""
+    words = (f"{config.num_layers} x {config.model_dim}, {config.num_heads} heads of {config.head_dim}, "
+             f"MLP {config.mlp_mult}x")
+    return words + (f", adapter rank {config.adapter_rank}" if config.adapter_rank else "")
+
+
+def _summary(result: Result) -> dict:
+    """What a row keeps of the run the fill replaced."""
+    return {k: result.extra.get(k, getattr(result, k, None))
+            for k in ("artifact_bytes", "proxy_bytes", "val_bpb", "num_layers", "model_dim", "shape", "train_seconds")}
+
+
 def markdown_table(rows: list[Result]) -> str:
-    """One line per (budget, method); 'vs int8' = val_bpb / dense int8's at that budget.
-    A training-tokens column is added when the rows' tokens differ (an equal-time run)."""
+    """One line per (budget, method); 'vs int8' = val_bpb / dense int8's at that budget; the
+    packed bytes used (and their share of the budget) beside val_bpb. A training-tokens column
+    is added when the rows' tokens differ (an equal-time run)."""
     base = {r.budget: r.val_bpb for r in rows if r.family == "int8"}
     tokens = len({r.tokens for r in rows}) > 1
-    out = ["| budget | method | artifact bytes | shape (L x C) | params / connections | bits per connection "
-           "| density | val_bpb | vs int8 | train s |" + (" training tokens |" if tokens else ""),
-           "|---|---|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if tokens else "")]
+    out = ["| budget | method | shape (L x C) | params / connections | bits per connection | density "
+           "| bytes used | val_bpb | vs int8 | train s |" + (" training tokens |" if tokens else ""),
+           "|---|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if tokens else "")]
     for r in rows:
         density = "" if r.density is None else f"{r.density:.3f}"
         ratio = f"{r.val_bpb / base[r.budget]:.3f}" if r.budget in base else ""
-        flag = "" if r.fits else " (OVER)"
-        out.append(f"| {_kb(r.budget)} | {r.method} | {r.artifact_bytes:,}{flag} | {r.num_layers} x {r.model_dim} "
-                   f"| {r.connections:,} | {r.bits_per_connection:.3f} | {density} | {r.val_bpb:.4f} "
-                   f"| {ratio} | {r.train_seconds:.0f} |" + (f" {r.tokens:,} |" if tokens else ""))
+        flag = "" if r.fits else " OVER"
+        out.append(f"| {_kb(r.budget)} | {r.method} | {r.num_layers} x {r.model_dim} | {r.connections:,} "
+                   f"| {r.bits_per_connection:.3f} | {density} | {r.artifact_bytes:,} "
+                   f"({r.artifact_bytes / r.budget:.1%}{flag}) | {r.val_bpb:.4f} | {ratio} "
+                   f"| {r.train_seconds:.0f} |" + (f" {r.tokens:,} |" if tokens else ""))
     return "\n".join(out)
 
 
@@ -237,6 +302,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="CI-size smoke run: small budgets, few steps")
+    ap.add_argument("--no-fill", dest="fill", action="store_false",
+                    help="size by the coarse head-width steps only, as the bake-offs before issue 26 did "
+                         "(default: fill each budget to 95%% of its packed bytes, measured)")
     ap.add_argument("--out", default="bench/results/bakeoff.png", help="plot path (rows go to .json beside it)")
     ap.add_argument("--quiet", action="store_true",
                     help="no progress lines on stderr (default: one every 30 s while a method trains)")
@@ -284,7 +352,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
         for budget in budgets:
             print(f"## budget {_kb(budget)}", flush=True)
             rows += run_budget(methods, budget, corpus, spec, lambda s: print(s, flush=True),
-                               lambda label: reporter(args.quiet, label), equal_time)
+                               lambda label: reporter(args.quiet, label), equal_time, args.fill)
     print()
     print(markdown_table(rows))
     save_plot(rows, args.out, "Quality per byte at equal training tokens" if args.seconds is None
@@ -294,7 +362,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
             "tokens": None if args.seconds else spec.tokens,
             "spec": {**vars(spec), "steps": None if args.seconds else spec.steps}, "val_tokens": args.val_tokens,
             "seconds": args.seconds, "calibration_steps": args.calibration_steps if args.seconds else None,
-            "threads": args.threads, "ticketpack": __version__, "git_commit": git_commit(),
+            "threads": args.threads, "fill": args.fill, "ticketpack": __version__, "git_commit": git_commit(),
             "torch": torch.__version__, "wall_seconds": round(time.perf_counter() - t0, 1)}
     Path(json_path).write_text(json.dumps({"meta": meta, "rows": [r.to_dict() for r in rows]}, indent=1))
     print(f"\nplot: {args.out}  rows: {json_path}  wall {meta['wall_seconds']:.0f}s")

@@ -7,7 +7,8 @@ Each input is the JSON ``bench/bakeoff.py`` writes. Rows are keyed by (budget, m
 training tokens); a later file's row replaces an earlier one's. The plot has one panel per
 budget, training tokens on a log axis and a line per method; the table has a row per
 (budget, method) and a column per token count, each cell val_bpb and, in brackets, its
-ratio to dense int8's at the same budget and tokens. Both say which file each row came from.
+ratio to dense int8's at the same budget and tokens, then the packed bytes the run used and
+their share of the budget. Both say which file each row came from.
 """
 
 from __future__ import annotations
@@ -50,7 +51,9 @@ def markdown_table(rows: dict[Key, Row]) -> str:
                     continue
                 ratio = f" ({r['val_bpb'] / base[t]:.3f})" if t in base else ""
                 flag = "" if r.get("fits", True) else " OVER"
-                cells.append(f"{r['val_bpb']:.4f}{ratio}{flag}")
+                used = (f" at {r['artifact_bytes']:,} B ({r['artifact_bytes'] / budget:.0%})"
+                        if "artifact_bytes" in r else "")
+                cells.append(f"{r['val_bpb']:.4f}{ratio}{used}{flag}")
             out.append(f"| {budget / 1000:g} KB | {method} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 

@@ -154,15 +154,26 @@ class Method:
         return dict(zip(fields, INIT_CHOICES[self.init]))
 
 
-def shape_config(model_dim: int, num_layers: int, method: Method, head_dim: int = 32) -> GPTConfig:
-    """The built-in family at a width and depth: head_dim 32, no grouped KV, MLP 2x relu^2."""
-    heads = max(1, model_dim // head_dim)
+def shape_config(model_dim: int, num_layers: int, method: Method, head_dim: int = 32, *,
+                 num_heads: int | None = None, mlp_mult: int | None = None,
+                 adapter_rank: int | None = None) -> GPTConfig:
+    """The built-in family at a width and depth: head_dim 32, no grouped KV, MLP 2x relu^2
+    (the method's); ``num_heads``, ``mlp_mult``, ``adapter_rank`` replace the method's
+    (the budget fill's finer knobs)."""
+    heads = num_heads or max(1, model_dim // head_dim)
     fields = dict(num_layers=num_layers, model_dim=model_dim, num_heads=heads, num_kv_heads=heads,
-                  mlp_mult=method.mlp_mult)
+                  mlp_mult=mlp_mult or method.mlp_mult)
     if method.family == "ticket":
-        fields.update(method.init_overrides(), mask=method.mask, scale_mode=method.scale_mode,
-                      adapter_rank=method.adapter_rank)
+        rank = method.adapter_rank if adapter_rank is None else adapter_rank
+        fields.update(method.init_overrides(), mask=method.mask, scale_mode=method.scale_mode, adapter_rank=rank)
     return config_from_preset("small", **fields)
+
+
+def knobs(config: dict | GPTConfig) -> dict[str, int]:
+    """The shape fields of a config that ``shape_config`` takes (what the budget search moves)."""
+    c = config.to_dict() if isinstance(config, GPTConfig) else config
+    return dict(model_dim=c["model_dim"], num_layers=c["num_layers"], num_heads=c["num_heads"],
+                mlp_mult=c["mlp_mult"], adapter_rank=c["adapter_rank"])
 
 
 # ---------------------------------------------------------------- results

@@ -414,7 +414,7 @@ def export(artifact: str, out: str | None, hf_dir: str | None, tokenizer: str | 
 @json_option
 @handle_errors
 def export_loader(out: str, as_json: bool) -> None:
-    """Write the standalone loader: one Python file (numpy + zstandard) that reads v2 artifacts.
+    """Write the standalone loader: one Python file (numpy + zstandard) that reads format 1-3 artifacts.
 
     Ship it with an artifact and count it: `ticketpack size model.tpk --code tpk_loader.py`.
     """

@@ -33,7 +33,7 @@ def test_corpus_split_is_the_held_out_tail(corpus):
 @pytest.mark.parametrize("key", ["int8", "ternary", "binary"])
 def test_solver_shape_fits_and_the_next_width_does_not(key):
     method = bakeoff.METHODS[key]
-    shape, nbytes = bakeoff.solve(method, BUDGET)
+    shape, nbytes = bakeoff.solve(method, BUDGET, fill=False)
     assert nbytes <= BUDGET
     assert nbytes == proxy_bytes(method, shape_config(shape.model_dim, shape.num_layers, method))
     wider = shape_config(shape.model_dim + 32, shape.num_layers, method)
@@ -45,11 +45,34 @@ def test_measured_sizing_widens_the_multibit_ticket_within_the_budget():
     worst, sized = bakeoff.METHODS["multibit4"], bakeoff.METHODS["multibit4-sized"]
     assert sized.sizing_training().estimator == "nested" and sized.sizing_training().density == 0.4
     assert sized.mask_training() == worst.mask_training() == worst.sizing_training()  # trains the same
-    (w_shape, w_bytes), (s_shape, s_bytes) = bakeoff.solve(worst, 64_000), bakeoff.solve(sized, 64_000)
+    (w_shape, w_bytes), (s_shape, s_bytes) = (bakeoff.solve(worst, 64_000, fill=False),
+                                              bakeoff.solve(sized, 64_000, fill=False))
     assert s_shape.connections > w_shape.connections and max(w_bytes, s_bytes) <= 64_000
     # the same shape costs less when sized by the entropy than by the 2-bit worst case
     config = shape_config(s_shape.model_dim, s_shape.num_layers, sized)
     assert proxy_bytes(sized, config) < 0.8 * proxy_bytes(worst, config)
+
+
+@pytest.mark.parametrize("key", ["int8", "ternary", "binary-qat", "best", "signed", "mask-adapters"])
+def test_fill_uses_95_percent_of_the_budget_measured(key):
+    method = bakeoff.METHODS[key]
+    shape, nbytes = bakeoff.solve(method, BUDGET)
+    assert bakeoff.FILL * BUDGET <= nbytes <= BUDGET
+    assert nbytes == proxy_bytes(method, shape.config)  # the stand-in of that very config, packed
+
+
+def test_a_short_artifact_is_resized_by_its_measured_share_and_trained_again(corpus):
+    """Binary tickets start at density 0.75 (0.81 bits a connection): after 3 steps their
+    artifact packs well under the 1-bit stand-in, so the fill sizes again and retrains."""
+    torch.set_num_threads(1)
+    lines = []
+    row, = bakeoff.run_budget([bakeoff.METHODS["binary"]], BUDGET, corpus, TINY_RUN, lines.append)
+    first = row.extra["first_pass"]
+    assert first["artifact_bytes"] < bakeoff.FILL * BUDGET <= row.artifact_bytes <= BUDGET
+    assert row.extra["size_ratio"] == pytest.approx(first["artifact_bytes"] / first["proxy_bytes"]
+                                                    + bakeoff.REFILL_MARGIN, abs=1e-4)
+    assert row.connections > 0 and row.extra["shape"] != first["shape"]
+    assert any("training again" in line for line in lines)
 
 
 def test_estimate_tracks_real_packing():
@@ -66,8 +89,7 @@ def test_method_fits_and_is_scored_from_its_bytes(key, corpus):
     torch.set_num_threads(1)
     method = bakeoff.METHODS[key]
     shape, proxy = bakeoff.solve(method, BUDGET)
-    config = shape_config(shape.model_dim, shape.num_layers, method)
-    result = run_method(method, config, corpus, TINY_RUN, BUDGET)
+    result = run_method(method, shape.config, corpus, TINY_RUN, BUDGET)
     assert result.fits == (result.artifact_bytes <= BUDGET)
     if method.sizing_density is None:  # sized by a worst case: fits whatever training does
         assert result.fits
@@ -95,7 +117,7 @@ def test_table_ratios_against_int8():
     rows = [Result("a", "int8", 1000, 900, 100, 10, 72.0, 2.0, 1.4, 1.0, 10, 32, 1),
             Result("b", "ticket", 1000, 990, 800, 10, 9.9, 1.5, 1.0, 1.0, 10, 64, 2, density=0.5)]
     table = bakeoff.markdown_table(rows)
-    assert "| 1 KB | b | 990 | 2 x 64 | 800 | 9.900 | 0.500 | 1.5000 | 0.750 | 1 |" in table
+    assert "| 1 KB | b | 2 x 64 | 800 | 9.900 | 0.500 | 990 (99.0%) | 1.5000 | 0.750 | 1 |" in table
 
 
 def test_script_writes_table_plot_and_json(tmp_path, capsys):
@@ -149,6 +171,9 @@ def test_token_table_joins_runs_later_files_win(tmp_path):
     assert "| 64 KB | int8 | 3.0000 (1.000) | 2.0000 (1.000) |" in table
     assert "| 64 KB | t | 2.4000 (0.800) | 2.1000 (1.050) |" in table  # b.json's 100-token row won
     assert out.stat().st_size > 1000
+    third = run("c.json", [{**row("t", "ticket", 400, 2.05), "artifact_bytes": 62_491}])
+    table = bakeoff_tokens.main([first, second, third, "--out", str(out)])
+    assert "| 64 KB | t | 2.4000 (0.800) | 2.0500 (1.025) at 62,491 B (98%) |" in table  # bytes used beside it
 
 
 def test_steps_for_seconds():
@@ -176,7 +201,7 @@ def test_equal_time_gives_each_method_its_calibrated_steps(tmp_path, monkeypatch
     out = tmp_path / "plot.png"
     rows = bakeoff.main(["--budgets", "24KB", "--methods", "int8,binary", "--seconds", "0.2",
                          "--calibration-steps", "20", "--batch-size", "4", "--seq-len", "32",
-                         "--val-tokens", "1024", "--threads", "1", "--out", str(out)])
+                         "--val-tokens", "1024", "--threads", "1", "--no-fill", "--out", str(out)])
     # calibrated on the short held-out part, then 0.2 s / (s per step) steps each
     assert calibrations == [("int8", bakeoff.CALIBRATION_VAL_TOKENS, 20), ("ticket", bakeoff.CALIBRATION_VAL_TOKENS, 20)]
     assert [r.extra["steps"] for r in rows] == [20, 5]

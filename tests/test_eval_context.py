@@ -52,6 +52,8 @@ def run(*args):
     ({"seq_len": 0, "tokenizer": {"kind": "bytes"}}, "seq_len"),
     ({"seq_len": 128, "tokenizer": {"kind": "bytes"}, "x": 1}, "unknown key 'x'"),
     ({"seq_len": 128, "tokenizer": {"kind": "bpe"}}, "tokenizer.kind"),
+    ({"seq_len": 128, "tokenizer": {"kind": ["bytes"]}}, "tokenizer.kind"),  # unhashable: was a TypeError
+    ({"seq_len": 128, "tokenizer": {"kind": {}}}, "tokenizer.kind"),
     ({"seq_len": 128, "tokenizer": {"kind": "bytes", "sha256": "ab" * 32}}, "unknown key 'sha256'"),
     ({"seq_len": 128, "tokenizer": {"kind": "sentencepiece", "sha256": "AB" * 32, "vocab_size": 9}},
      "sha256"),

@@ -89,6 +89,22 @@ def test_solver_picks_a_fitting_shape_and_the_next_wider_does_not_fit():
     assert sb.solve(TINY, 60_000).connections > choice.connections
 
 
+def test_fill_packs_finer_shapes_until_the_budget_is_95_percent_used():
+    budget = 30_000
+    coarse = sb.solve(TINY, budget)
+    assert coarse.bytes + sb.RESERVE < sb.FILL * budget  # the head-width steps leave a gap here
+    filled = sb.fill(TINY, budget)
+    assert sb.FILL * budget <= filled.bytes + sb.RESERVE <= budget
+    assert filled.bytes == sb.worst_case_bytes(filled.config)  # measured: the stand-in packed
+    assert filled.connections > coarse.connections and filled.checked > coarse.checked
+    assert "of the budget; filled by" in filled.reason() and filled.refined
+    # a budget the coarse shape already fills is left to it
+    already = sb.fill(TINY, 20_000)
+    assert already.config == sb.solve(TINY, 20_000).config and not already.refined
+    with pytest.raises(UsageError, match="fill share"):
+        sb.fill(TINY, budget, share=1.5)
+
+
 def test_budget_nothing_fits_is_a_clear_error():
     with pytest.raises(BudgetExceededError, match=r"budget: 3,000 B, no shape of this recipe fits: "
                                                   r"the smallest, 1 x 32, needs [\d,]+ B"):

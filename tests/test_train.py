@@ -124,7 +124,7 @@ def _interrupt_at(step):
     return callback
 
 
-@pytest.mark.parametrize("mask, training", [("binary", {}), ("multibit:4", {}),
+@pytest.mark.parametrize("mask, training", [("binary", {}), ("multibit:4", {}), ("signed:2", {}),
                                             ("binary", dict(density=0.3, density_ramp=0.5))])
 def test_resume_equals_uninterrupted(corpus, tmp_path, mask, training):
     """Also with a density: the resumed run takes its estimator from the saved options."""

@@ -341,9 +341,9 @@ def loader_init_table() -> dict[str, tuple[str, float, int, int]]:
 
 
 def loader_source() -> bytes:
-    """The standalone loader (one Python file, numpy + zstandard) that reads v2 artifacts: the
-    packaged file with its ``INITS`` line written from the format's init rules, so a new rule
-    needs no edit of the loader."""
+    """The standalone loader (one Python file, numpy + zstandard) that reads format 1-3
+    artifacts: the packaged file with its ``INITS`` line written from the format's init rules,
+    so a new rule needs no edit of the loader."""
     from importlib import resources
 
     template = resources.files("ticketpack").joinpath(LOADER_FILE).read_text(encoding="utf-8")

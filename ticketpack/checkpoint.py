@@ -1,7 +1,8 @@
 """Training checkpoints: one safetensors file holding both the ticket and the training state.
 
 Tensor keys:
-  ``ticket/<name>/levels`` (uint8) and ``ticket/<name>/scale`` (float32) per masked tensor,
+  ``ticket/<name>/levels`` (uint8; int8 for a signed mask) and ``ticket/<name>/scale`` (float32)
+  per masked tensor,
   ``ticket/<name>`` (float32) per plain tensor: what ``pack`` needs, no model code involved;
   ``model/<key>``: the module's state dict (scores, scales) for ``--resume``;
   ``extra/<key>``: anything else the trainer keeps (optimizer moments).
@@ -29,6 +30,7 @@ from .atomic import atomic_write_bytes
 from .errors import CheckpointError, LimitError, TicketpackError, UsageError
 from .eval_context import check_eval_context
 from .masking import MaskSpec
+from .mask_training import level_dtype, level_range
 from .format.constants import DEFAULT_LAYOUT, INIT_RULES, LAYOUTS, SCALE_MODES
 from .format.philox import check_init_std, check_layout
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict, split_training_keys
@@ -42,10 +44,12 @@ CHECKPOINT_VERSION = "1"
 METADATA_KEYS = ("format", "version", "seed", "config", "manifest", "train_state", "provenance", "eval")
 MANIFEST_KEYS = {"masked": ("name", "kind", "init", "mask", "scale"), "plain": ("name", "kind"),
                  "int8": ("name", "kind")}
-NO_MASK_KEYS = MANIFEST_KEYS["masked"] + ("shape",)
-MASKED_OPTIONAL_KEYS = ("layout", "init_std")  # written when not out_in / for init normal_std  # mask none: no levels tensor gives the shape
-# safetensors dtype names each key family may hold (``ticket/<name>/levels``: U8 only)
+NO_MASK_KEYS = MANIFEST_KEYS["masked"] + ("shape",)  # mask none: no levels tensor gives the shape
+MASKED_OPTIONAL_KEYS = ("layout", "init_std")  # written when not out_in / for init normal_std
+# safetensors dtype names each key family may hold (``ticket/<name>/levels``: U8, or I8 for
+# a signed mask: checked against the manifest's mask when the ticket is read)
 FLOATS = ("F32", "F16", "BF16")
+LEVEL_DTYPES = {"uint8": "U8", "int8": "I8"}  # numpy level dtype -> safetensors name
 TENSOR_DTYPES = {"ticket": FLOATS, "model": FLOATS, "extra": FLOATS + ("I64",)}
 # a checkpoint holds the ticket, the module state (scores: one per connection) and Adam's two
 # moments, so about four times the elements an artifact of the same model holds
@@ -164,7 +168,7 @@ def _read_tensors(fh, limits: Limits) -> dict[str, torch.Tensor]:
                                   f"{', '.join(f + '/' for f in TENSOR_DTYPES)}")
         view = fh.get_slice(key)
         dtype = view.get_dtype()
-        allowed = TENSOR_DTYPES[family] if not key.endswith("/levels") else ("U8",)
+        allowed = TENSOR_DTYPES[family] if not key.endswith("/levels") else tuple(LEVEL_DTYPES.values())
         if dtype not in allowed:
             raise CheckpointError(f"checkpoint tensor {key[:100]!r}: dtype {dtype}, expected "
                                   f"{' or '.join(allowed)}")
@@ -269,16 +273,11 @@ def _ticket_tensor(ckpt: Checkpoint, entry: dict):
     if not spec.stored:
         shape = tuple(entry["shape"])
         return _masked(entry, shape, spec, None, _scale(ckpt, entry, shape))
-    levels = _get(ckpt, f"ticket/{name}/levels").numpy()
-    if levels.ndim == 0 or levels.size == 0:
-        raise CheckpointError(f"{name}: levels of shape {tuple(levels.shape)}, expected a non-empty tensor")
-    if int(levels.max()) >= spec.levels:
-        raise CheckpointError(f"{name}: mask level {int(levels.max())}, mask {spec} allows 0..{spec.levels - 1}")
+    levels = _levels(ckpt, name, spec)
     if spec.kind == "nm" and (levels.shape[-1] % spec.m or
                               np.any(levels.reshape(-1, spec.m).sum(axis=1) != spec.n)):
         raise CheckpointError(f"{name}: levels break the {spec} pattern ({spec.n} kept in every {spec.m})")
-    return _masked(entry, tuple(levels.shape), spec, levels.astype(np.uint8),
-                   _scale(ckpt, entry, tuple(levels.shape)))
+    return _masked(entry, tuple(levels.shape), spec, levels, _scale(ckpt, entry, tuple(levels.shape)))
 
 
 def _masked(entry: dict, shape: tuple[int, ...], spec: MaskSpec, levels: np.ndarray | None,
@@ -290,6 +289,21 @@ def _masked(entry: dict, shape: tuple[int, ...], spec: MaskSpec, levels: np.ndar
     except TicketpackError as exc:
         raise CheckpointError(f"{entry['name']}: {exc}") from None
     return MaskedTensor(entry["name"], shape, entry["init"], spec, levels, scale, layout=layout, init_std=init_std)
+
+
+def _levels(ckpt: Checkpoint, name: str, spec: MaskSpec) -> np.ndarray:
+    """A masked tensor's levels: non-empty, of its mask's dtype and within its level range."""
+    levels = _get(ckpt, f"ticket/{name}/levels").numpy()
+    if levels.ndim == 0 or levels.size == 0:
+        raise CheckpointError(f"{name}: levels of shape {tuple(levels.shape)}, expected a non-empty tensor")
+    dtype = level_dtype(spec)
+    if levels.dtype != np.dtype(dtype):
+        raise CheckpointError(f"{name}: levels of dtype {levels.dtype}, mask {spec} expects {dtype}")
+    low, high = level_range(spec)
+    if int(levels.min()) < low or int(levels.max()) > high:
+        bad = int(levels.min()) if int(levels.min()) < low else int(levels.max())
+        raise CheckpointError(f"{name}: mask level {bad}, mask {spec} allows {low}..{high}")
+    return levels
 
 
 def _scale(ckpt: Checkpoint, entry: dict, shape: tuple[int, ...]) -> np.ndarray | None:

@@ -32,7 +32,7 @@ def check_eval_context(value: Any, where: str = "eval",
         raise error(f"{where}.seq_len: got {seq_len!r}, expected an integer 1..{MAX_SEQ_LEN}")
     tok = value["tokenizer"]
     kind = tok.get("kind") if isinstance(tok, dict) else None
-    if kind not in _TOKENIZER_KEYS:
+    if not isinstance(kind, str) or kind not in _TOKENIZER_KEYS:  # a list or object kind: no lookup
         raise error(f"{where}.tokenizer.kind: got {str(kind)[:40]!r}, expected 'bytes' or "
                     f"'sentencepiece'")
     _check_object(tok, _TOKENIZER_KEYS[kind], f"{where}.tokenizer", error)

@@ -92,7 +92,7 @@ class _MaskedWeight(nn.Module):
                               "call ticketpack.layers.bind_seed(module, seed) first")
 
     def hard_mask(self) -> torch.Tensor:
-        """The uint8 levels this layer's forward uses."""
+        """The levels this layer's forward uses (uint8; int8 for a signed mask)."""
         if self.scores is None:  # mask none: every connection kept
             return torch.ones(self.shape, dtype=torch.uint8, device=self.frozen.device)
         with torch.no_grad():

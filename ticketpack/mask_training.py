@@ -15,9 +15,11 @@ from typing import Any
 from .errors import ConfigError
 from .format.maskspec import MaskSpec
 
-# The estimators each mask kind can train with; the first is the kind's default.
+# The estimators each mask kind can train with; the first is the kind's default. Signed masks
+# list nested before topk, so a target density alone picks the one that fits every K (at
+# signed:2 the two give the same levels; topk is edge-popup's name for it).
 ESTIMATORS = {"binary": ("ste", "topk"), "multibit": ("quant", "nested"), "nm": ("topk",),
-              "none": ("none",)}
+              "signed": ("quant", "nested", "topk"), "none": ("none",)}
 DENSITY_ESTIMATORS = ("topk", "nested")  # a target density sets their levels (nm: N of M instead)
 
 
@@ -43,10 +45,24 @@ class MaskTraining:
             raise ConfigError(f"mask density: {density!r}, expected a number in (0, 1]")
         if estimator in DENSITY_ESTIMATORS and spec.kind != "nm" and density is None:
             raise ConfigError(f"mask density: none given, the {estimator} estimator needs a target density")
+        if estimator == "topk" and spec.kind == "signed" and spec.levels > 2:
+            raise ConfigError(f"mask estimator: topk for {spec.kind}:{spec.levels} masks trains levels -1..1 "
+                              f"only, expected nested (or quant) for more levels")
         return cls(estimator, None if density is None else float(density))
 
     def to_dict(self) -> dict[str, Any]:
         return {"estimator": self.estimator, "density": self.density}
+
+
+def level_range(spec: MaskSpec) -> tuple[int, int]:
+    """(lowest, highest) level a mask of ``spec`` holds: 0..K-1, or -(K-1)..K-1 when signed
+    (the stored symbol is level + ``spec.offset``)."""
+    return -spec.offset, spec.levels - 1
+
+
+def level_dtype(spec: MaskSpec) -> str:
+    """numpy dtype name of a mask's levels: int8 where levels go negative (signed), else uint8."""
+    return "int8" if spec.offset else "uint8"
 
 
 def estimator_names() -> tuple[str, ...]:

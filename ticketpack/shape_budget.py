@@ -13,12 +13,23 @@ trained mask never codes larger than a uniform one (its empirical entropy is at 
 so the trained artifact fits whenever the stand-in does. Among the shapes whose connections are within 10% of the most
 that fit, the one nearest the recipe's width / depth wins.
 
+``fill`` then closes the gap the head-width steps leave (a shape one head wider can cost a
+quarter more): a measured search over finer knobs around ``solve``'s shape, packing each
+candidate's stand-in until one fits and fills at least ``FILL`` of the budget. Shapes that
+keep the recipe come first -- head width in steps of 2, one head more or fewer, one block
+more or fewer -- then those that also change it: the MLP ratio one up, the adapter rank one
+up where the recipe has adapters; within each, the largest estimate first. When none fills
+within ``FILL_CHECKS`` packs, the candidate with the most connections among those that fit
+wins.
+
 Nothing here imports torch directly; the artifact writer it calls does.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Callable
@@ -27,12 +38,14 @@ import numpy as np
 
 from .errors import BudgetExceededError, ConfigError, UsageError
 from .format.maskspec import MaskSpec
-from .mask_training import MaskTraining
+from .mask_training import MaskTraining, level_dtype
 from .model_config import config_from_dict
 
 POOL = 0.9  # shapes within this share of the most connections compete on width / depth
 ASPECT_SPAN = 2.0  # width / depth within this factor of the recipe's
 RESERVE = 64  # bytes kept free for header fields the stand-in cannot know (names, numbers)
+FILL = 0.95  # ``fill``: a shape fills the budget when its packed bytes reach this share
+FILL_CHECKS = 48  # ``fill``: at most this many finer candidates are packed
 ShapeFn = Callable[[dict], float]
 
 
@@ -59,6 +72,7 @@ class ShapeChoice:
     wider: tuple[int, int, int] | None = None  # (num_layers, model_dim, bytes) of the next wider shape
     checked: int = 0  # stand-ins packed
     alternatives: list[tuple[int, int]] = field(default_factory=list)
+    refined: str = ""  # ``fill``: the finer knobs it moved from ``solve``'s shape, e.g. "MLP 3x"
 
     @property
     def model_dim(self) -> int:
@@ -74,6 +88,8 @@ class ShapeChoice:
         line = (f"budget {self.budget:,} B: {self.num_layers} x {self.model_dim} ({heads} heads of "
                 f"{self.model_dim // heads}), {self.connections:,} connections, worst case "
                 f"{self.bytes:,} B packed")
+        if self.refined:
+            line += f" ({self.bytes / self.budget:.1%} of the budget; filled by {self.refined})"
         if self.wider is not None:
             line += f"; the next wider shape, {self.wider[0]} x {self.wider[1]}, needs {self.wider[2]:,} B"
         return line
@@ -137,9 +153,9 @@ def mask_bits(config: dict, training: MaskTraining | None = None) -> float:
     if spec.kind == "nm":
         return math.log2(math.comb(spec.m, spec.n)) / spec.m
     if training.estimator == "topk":
-        return entropy([1 - training.density, training.density])
+        return entropy(_signed_probs([1 - training.density, training.density], spec))
     if training.estimator == "nested":
-        return entropy(_nested_probs(training.density, spec.levels))
+        return entropy(_signed_probs(_nested_probs(training.density, spec.levels), spec))
     return math.log2(spec.alphabet)  # every stored symbol equally likely (signed:K: 2K - 1)
 
 
@@ -210,14 +226,32 @@ def _worst_levels(gen: np.random.Generator, spec, training: MaskTraining, shape:
     if spec.kind == "nm":  # N random positions of every M
         groups = np.argsort(gen.random((n // spec.m, spec.m)), axis=1) < spec.n
         return groups.astype(np.uint8).reshape(shape)
-    if training.estimator == "topk":
-        levels = np.zeros(n, np.uint8)
-        levels[gen.permutation(n)[:int(round(training.density * n))]] = 1
+    if training.estimator == "topk":  # exactly the target density, signs (if signed) at random
+        levels = np.zeros(n, level_dtype(spec))
+        kept = gen.permutation(n)[:int(round(training.density * n))]
+        levels[kept] = gen.choice([-1, 1], size=kept.size) if spec.kind == "signed" else 1
         return levels.reshape(shape)
+    values = _level_values(spec)
+    probs = None
     if training.estimator == "nested":
-        return gen.choice(spec.levels, size=shape, p=_nested_probs(training.density, spec.levels)).astype(np.uint8)
-    symbols = gen.choice(spec.alphabet, size=shape)  # signed:K: levels -(K-1)..K-1
-    return (symbols - spec.offset).astype(np.int8 if spec.offset else np.uint8)
+        probs = _signed_probs(_nested_probs(training.density, spec.levels), spec)
+    return gen.choice(values, size=shape, p=probs).astype(level_dtype(spec))
+
+
+def _level_values(spec: MaskSpec) -> np.ndarray:
+    """A mask's levels in the order ``_signed_probs`` gives their shares: 0, 1, ..., K-1, or
+    for signed masks 0, 1, -1, 2, -2, ..."""
+    if spec.kind != "signed":
+        return np.arange(spec.levels)
+    return np.array([0] + [v for j in range(1, spec.levels) for v in (j, -j)])
+
+
+def _signed_probs(probs: list[float], spec: MaskSpec) -> list[float]:
+    """Shares of the levels of ``spec`` from the shares of their magnitudes 0..K-1: a signed
+    mask splits each nonzero magnitude's share evenly between +j and -j (the costliest split)."""
+    if spec.kind != "signed":
+        return list(probs)
+    return [probs[0]] + [p / 2 for p in probs[1:] for _ in range(2)]
 
 
 def _random_f16(gen: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
@@ -316,6 +350,88 @@ def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
     return ShapeChoice(config=_public(chosen), budget=budget, bytes=cost(chosen),
                        connections=connections(chosen), estimate=chosen["_estimate"], wider=wider,
                        checked=len(sized))
+
+
+def fill(template: dict, budget: int, *, measure: ShapeFn | None = None, estimate: ShapeFn | None = None,
+         reserve: int = RESERVE, adapter_dtype: str = "f16", training: MaskTraining | None = None,
+         share: float = FILL, max_checks: int = FILL_CHECKS) -> ShapeChoice:
+    """``solve``'s shape, refined by a measured search until its stand-in packs to at least
+    ``share`` of the budget (see the module docstring). Same arguments as ``solve``; when no
+    finer candidate fits and fills, the fullest that fits is returned (``ShapeChoice.bytes``
+    says how full)."""
+    if not 0 < share <= 1:
+        raise UsageError(f"fill share: {share!r}, expected a number in (0, 1]")
+    measure = measure or (lambda cfg: worst_case_bytes(cfg, adapter_dtype=adapter_dtype, training=training))
+    estimate = estimate or (lambda cfg: estimate_bytes(cfg, adapter_dtype, training))
+    base = solve(template, budget, measure=measure, estimate=estimate, reserve=reserve)
+    if base.bytes + reserve >= share * budget:
+        return base
+    fits = [(base.bytes, base.config)]
+    checked = 0
+    for cfg, _ in _finer(base.config, template, budget, estimate, base.estimate):
+        if checked >= max_checks:
+            break
+        used = int(measure(cfg))
+        checked += 1
+        if used + reserve <= budget:
+            fits.append((used, cfg))
+            if used + reserve >= share * budget:
+                break  # the first that fills: the fullest of the first tier that has one
+    used, chosen = max(fits, key=lambda f: (f[0] + reserve >= share * budget, connections(f[1]), f[0]))
+    if chosen is base.config:
+        return dataclasses.replace(base, checked=base.checked + checked)
+    return ShapeChoice(config=chosen, budget=budget, bytes=used, connections=connections(chosen),
+                       estimate=estimate(chosen), checked=base.checked + checked,
+                       refined=_moved(base.config, chosen))
+
+
+def _finer(base: dict, template: dict, budget: int, estimate: ShapeFn, floor: float
+           ) -> list[tuple[dict, float]]:
+    """Configs near ``base`` (head width in steps of 2 within a factor 2 of the recipe's, one
+    head and one block either way, MLP ratio and adapter rank one up) whose estimate lies
+    above ``floor`` and within 5% over the budget: those with the recipe's MLP ratio and
+    adapter rank first, then the others; largest estimate first within each."""
+    t = _validated(template)
+    head0, group = t["model_dim"] // t["num_heads"], t["num_heads"] // t["num_kv_heads"]
+    ratio = t["model_dim"] / t["num_layers"]
+    heads0, layers0 = base["num_heads"], base["num_layers"]
+    knobs = itertools.product(
+        range(max(1, layers0 - 1), layers0 + 2),  # blocks
+        range(max(group, heads0 - group), heads0 + 2 * group, group),  # heads
+        range(max(2, head0 // 2 + head0 // 2 % 2), 2 * head0 + 1, 2),  # head width, even
+        {base["mlp_mult"], base["mlp_mult"] + 1},
+        {base["adapter_rank"]} | ({base["adapter_rank"] + 1} if base["adapter_rank"] else set()))
+    found = []
+    for L, heads, head, mult, rank in knobs:
+        C = heads * head
+        if not 1 / ASPECT_SPAN <= C / L / ratio <= ASPECT_SPAN:
+            continue
+        cfg = {**base, "num_layers": L, "model_dim": C, "num_heads": heads, "num_kv_heads": heads // group,
+               "mlp_mult": mult, "adapter_rank": rank}
+        try:
+            est = estimate(cfg)
+        except ConfigError:  # e.g. an N:M group that does not divide this width
+            continue
+        if floor < est <= budget * 1.05:
+            found.append((cfg, est))
+    recipe = (base["mlp_mult"], base["adapter_rank"])
+    found.sort(key=lambda f: ((f[0]["mlp_mult"], f[0]["adapter_rank"]) != recipe, -f[1]))
+    return found
+
+
+def _moved(base: dict, chosen: dict) -> str:
+    """Which knobs ``fill`` moved, in words."""
+    words = []
+    if chosen["model_dim"] // chosen["num_heads"] != base["model_dim"] // base["num_heads"] \
+            or chosen["num_heads"] != base["num_heads"]:
+        words.append(f"heads {chosen['num_heads']} of {chosen['model_dim'] // chosen['num_heads']}")
+    if chosen["num_layers"] != base["num_layers"]:
+        words.append(f"{chosen['num_layers']} blocks")
+    if chosen["mlp_mult"] != base["mlp_mult"]:
+        words.append(f"MLP {chosen['mlp_mult']}x")
+    if chosen["adapter_rank"] != base["adapter_rank"]:
+        words.append(f"adapter rank {chosen['adapter_rank']}")
+    return ", ".join(words) or "no change"
 
 
 def _smallest(template: dict) -> dict:

@@ -19,6 +19,7 @@ from . import pg_import  # noqa: F401 (registers the torch-MT19937 stream)
 from .errors import ConfigError, HeaderError
 from .format.constants import ADAPTER_DTYPES
 from .format.digest import weights_sha256_v2
+from .mask_training import level_dtype
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
 from .provenance import default_provenance
 from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,  # noqa: F401
@@ -87,7 +88,7 @@ def _masked_entry(layer: nn.Module) -> MaskedTensor:
     if getattr(layer, "scale", None) is not None:
         scale = layer.scale.detach().cpu().float().numpy().astype(np.float16).reshape(-1)
         scale = scale.reshape(()) if scale.size == 1 and layer.scale.dim() == 0 else scale
-    levels = None if not layer.mask.stored else layer.hard_mask().detach().cpu().numpy().astype(np.uint8)
+    levels = None if not layer.mask.stored else layer.hard_mask().detach().cpu().numpy().astype(level_dtype(layer.mask))
     return MaskedTensor(name=layer.tensor_name, shape=tuple(layer.shape), init=layer.init,
                         mask=layer.mask, levels=levels, scale=scale, layout=layer.layout,
                         init_std=layer.init_std)

@@ -52,7 +52,7 @@ from .model import GPT, GPTConfig, config_from_preset
 from .model_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, config_from_dict
 from .runtime import DistContext, Event, JsonlLog, provenance, resolve_device, setup_distributed
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
-from .shape_budget import ShapeChoice, solve as solve_shape
+from .shape_budget import ShapeChoice, fill as fill_budget
 from .models.registry import Logits, rebuilt_model
 from .ticket import ticket_from_model
 from .train_arch import RecordConfig, build_record_model, logits_loss, record_config
@@ -129,11 +129,13 @@ def mask_training(opts: TrainOptions, config: GPTConfig) -> MaskTraining:
 
 def budget_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS
                   ) -> tuple[GPTConfig, ShapeChoice | None]:
-    """``build_config``, resized by ``byte_budget`` to the widest shape that fits (if given)."""
+    """``build_config``, resized by ``byte_budget`` to the fullest shape that fits (if given):
+    ``shape_budget.fill``, the widest shape and then finer knobs until the worst case packs to
+    95% of the budget."""
     config = build_config(opts, limits)
     if opts.byte_budget is None or isinstance(config, RecordConfig):  # another arch: checked when packed
         return config, None
-    choice = solve_shape(config.to_dict(), opts.byte_budget, adapter_dtype=opts.adapter_dtype,
+    choice = fill_budget(config.to_dict(), opts.byte_budget, adapter_dtype=opts.adapter_dtype,
                          training=mask_training(opts, config))
     return config_from_dict(choice.config, limits), choice
 

@@ -80,9 +80,10 @@ class TrainOptions:
     model: dict[str, Any] = _option(factory=dict, resumed=True, parse=json_object,
                                     help='model config overrides as JSON, e.g. \'{"model_dim": 512}\'')
     byte_budget: int | None = _option(None, flag="--budget", parse=parse_budget,
-                                      help="byte budget (256KB, 16MB): train the widest shape of the recipe "
-                                           "whose packed artifact fits")
-    mask: str | None = _option(None, resumed=True, help="binary | multibit:K | nm:N:M | none (frozen seeded "
+                                      help="byte budget (256KB, 16MB): train the fullest shape of the recipe "
+                                           "whose packed artifact fits (finer steps until 95% of it is used)")
+    mask: str | None = _option(None, resumed=True, help="binary | multibit:K | signed:K (levels -(K-1)..K-1: "
+                                                        "drop, keep or invert) | nm:N:M | none (frozen seeded "
                                                         "weights, no mask; default: the preset's)")
     scale_mode: str | None = _option(None, resumed=True, choices=SCALE_MODES,
                                      help="learned scale of each masked layer (default: the preset's, none)")
