@@ -16,7 +16,7 @@ from ticketpack.layers import masked_layers
 
 transformers = pytest.importorskip("transformers")
 
-MASKS = ("binary", "multibit:4", "nm:2:4")
+MASKS = ("binary", "multibit:4", "nm:2:4", "signed:2")
 HF_MODELS = {  # 2 layers, width 32: built in milliseconds
     "llama": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
                   num_key_value_heads=2, vocab_size=64, tie_word_embeddings=True),
