@@ -15,7 +15,7 @@ import sys
 import click
 
 from ticketpack.budget import parse_budget
-from ticketpack.cli.entry import INTERRUPTED, interrupts_raise
+from ticketpack.cli.entry import INTERRUPTED, STDOUT_ERROR, StdoutError, interrupts_raise, stdout_message
 from ticketpack.cli.flags import (budget_option, code_option, codec_option, device_option, json_option,
                                   level_option, options, out_option, quiet_option, tokenizer_option,
                                   train_flags)
@@ -41,6 +41,8 @@ def handle_errors(fn):
             _fail("interrupted", INTERRUPTED)
         except (click.exceptions.Exit, click.ClickException):
             raise
+        except StdoutError as exc:  # e.g. > /dev/full; the library wraps its own OSErrors
+            _fail(stdout_message(exc), STDOUT_ERROR)
         except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback by default
             if os.environ.get("TICKETPACK_DEBUG"):
                 raise
@@ -176,7 +178,7 @@ def pack_ternary(weights: str, out: str, codec: str, level: int | None, budget: 
     """Pack ternary WEIGHTS (safetensors, gamma * {-1,0,+1} per tensor or row) into an artifact."""
     code_bytes = _code_bytes(code_paths)
     nbytes = _api().pack_ternary(weights, out, codec=codec, level=level, budget=_budget(budget),
-                                 code_bytes=code_bytes)
+                                 code_bytes=code_bytes, **_caps())
     _wrote(out, nbytes, code_bytes, as_json)
 
 
@@ -234,11 +236,13 @@ def _over(nbytes: float, percent: float | None) -> str:
 @click.argument("artifact", type=click.Path(dir_okay=False))
 @click.option("--data", "data", multiple=True, required=True, help="text file(s) or token-shard glob")
 @device_option
-@click.option("--seq-len", type=int, default=None,
+@click.option("--seq-len", type=click.IntRange(1, 2**24), default=None,
               help="tokens per window (default: the artifact's recorded training length, else 256)")
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--stride", type=int, default=None, help="sliding-window stride (default: non-overlapping)")
-@click.option("--max-bytes", type=int, default=None, help="score only the first N bytes of text")
+@click.option("--batch-size", type=click.IntRange(1, 2**16), default=8, show_default=True)
+@click.option("--stride", type=click.IntRange(1, 2**24), default=None,
+              help="sliding-window stride (default: non-overlapping)")
+@click.option("--max-bytes", type=click.IntRange(1), default=None,
+              help="score only the first N bytes of text (with --split all, nothing past them is read)")
 @tokenizer_option
 @click.option("--split", default="all", show_default=True, type=click.Choice(["all", "val"]),
               help="val: only the held-out split the trainer uses")
@@ -315,7 +319,10 @@ def train(as_json: bool, quiet: bool, **values) -> None:
     from ticketpack.train_options import options_from_flags
 
     opts = options_from_flags(values)
-    result = _api().train(opts, progress=functools.partial(_train_event, reporter(quiet)), **_caps())
+    ctx = click.get_current_context()  # the flags typed (or set by environment), not defaults
+    given = [k for k in values if ctx.get_parameter_source(k) not in (None, click.core.ParameterSource.DEFAULT)]
+    result = _api().train(opts, progress=functools.partial(_train_event, reporter(quiet)), given=given,
+                          **_caps())
     summary = {"val_bpb": result.val_bpb, "val_loss": result.val_loss, "steps": result.steps,
                "tokens": result.tokens, "seconds": round(result.seconds, 2), "checkpoint": result.checkpoint,
                "density": result.density, "connections": result.connections}
@@ -340,7 +347,8 @@ def _train_event(progress, event: dict) -> None:
 
 @main.command()
 @click.option("--out-dir", default="runs/quickstart", show_default=True, type=click.Path(file_okay=False))
-@click.option("--minutes", type=float, default=None, help=f"training time budget (default {QUICKSTART_MINUTES:g})")
+@click.option("--minutes", type=click.FloatRange(0, 1e6, min_open=True), default=None,
+              help=f"training time budget (default {QUICKSTART_MINUTES:g})")
 @json_option
 @quiet_option
 @handle_errors

@@ -11,7 +11,7 @@ import math
 import os
 import re
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import torch
@@ -37,28 +37,35 @@ def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "au
     """Pack a ticketpack checkpoint into an artifact; returns the artifact's bytes.
 
     ``progress`` receives an event after each tensor (artifact.encode_artifact)."""
+    check_writer(out, codec, level, {"checkpoint": checkpoint})
     ticket, creation = checkpoint_ticket(checkpoint, codec, level, limits, model_limits)
     return write_artifact(ticket, out, codec=codec, level=level, budget=budget,
                           code_bytes=code_bytes, creation=creation, progress=progress)
 
 
 def train(options: TrainOptions, progress: Callback | None = None, limits: Limits = DEFAULT_LIMITS,
-          model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> TrainResult:
+          model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, given: Iterable[str] | None = None) -> TrainResult:
     """Train a supermask GPT (ticketpack.train); write the checkpoint and log; return the figures.
 
     ``progress`` receives every training event (start / step / eval / final) on rank 0;
-    ``limits`` caps a resumed checkpoint's tensors, ``model_limits`` the model config."""
+    ``limits`` caps a resumed checkpoint's tensors, ``model_limits`` the model config;
+    ``given``: the options set explicitly (a resume refuses one its checkpoint saved otherwise)."""
     from .train import train as run_training
 
-    return run_training(options, progress, limits=limits, model_limits=model_limits)
+    return run_training(options, progress, limits=limits, model_limits=model_limits, given=given)
 
 
 def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
-                 level: int | None = None, budget: int | None = None, code_bytes: int = 0) -> int:
-    """Pack externally trained ternary weights (a safetensors file) into an artifact."""
+                 level: int | None = None, budget: int | None = None, code_bytes: int = 0,
+                 limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> int:
+    """Pack externally trained ternary weights (a safetensors file) into an artifact.
+
+    The file is checked with the artifact reader's rules before anything is read or written
+    (``ternary.read_safetensors``): what is written, ``verify`` accepts."""
     from .ternary import read_safetensors, ticket_from_ternary
 
-    state, config = read_safetensors(weights)
+    check_writer(out, codec, level, {"weights": weights})
+    state, config = read_safetensors(weights, limits, model_limits)
     ticket = ticket_from_ternary(state, config, os.path.basename(os.fspath(weights)))
     return write_artifact(ticket, out, codec=codec, level=level, budget=budget, code_bytes=code_bytes,
                           creation={"ternary": os.path.basename(os.fspath(weights)), "codec": codec})
@@ -74,6 +81,7 @@ def import_pg(artifact: str | os.PathLike, out: str | os.PathLike, config: str |
     from . import pg_import
     from .format.tensors import MaskedTensor, nonzero_share
 
+    check_writer(out, codec, level, {"artifact": artifact, "config": config})
     arch = pg_import.load_arch(config) if config is not None else None
     pg_limits = dataclasses.replace(pg_import.DEFAULT_PG_LIMITS, max_total_elements=limits.max_total_elements)
     ticket = pg_import.import_pg(artifact, arch, pg_limits, model_limits)
@@ -85,6 +93,19 @@ def import_pg(artifact: str | os.PathLike, out: str | os.PathLike, config: str |
             "rng": ticket.rng, "masks": len(masked), "connections": total, "density": density,
             "scales": len(ticket.tensors) - len(masked),
             "tokenizer": "byte-level" if ticket.config["vocab_size"] == 256 else "sentencepiece"}
+
+
+def check_writer(out: str | os.PathLike, codec: str, level: int | None,
+                 inputs: dict[str, str | os.PathLike | None]) -> None:
+    """What a writing command checks before any work: the output path is writable and none of
+    its inputs, the codec and level valid (UsageError)."""
+    from .atomic import check_output_path, refuse_input_overwrite
+    from .format.constants import WRITE_CODECS
+    from .format.sections import check_write_codec
+
+    check_output_path(out)
+    refuse_input_overwrite({"output": out}, dict(inputs))
+    check_write_codec(codec, level, WRITE_CODECS)
 
 
 def size(artifact: str | os.PathLike, budget: int | None = None, code_bytes: int = 0,
@@ -179,29 +200,31 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     ``seq_len`` None: the artifact's recorded evaluation context, else 256; the result says
     which (``seq_len_source``: option, artifact or default).
     """
-    from .data import load_tokens, split_train_val
+    from .data import check_data_paths, load_tokens, split_train_val
     from .evaluate import evaluate
+    from .tokenizer import load_tokenizer
 
+    check_eval_options(seq_len=seq_len, batch_size=batch_size, stride=stride, max_bytes=max_bytes,
+                       split=split, precision=precision, sparse_kernels=sparse_kernels)
+    dev = resolve_device(device)
+    check_data_paths(data)  # a wrong path or tokenizer is refused before the artifact is loaded
+    tok = load_tokenizer(tokenizer)
     t0 = time.perf_counter()
     ticket, state, digests, _ = load_checked(artifact, limits, model_limits, progress)
-    dev = resolve_device(device)
     model = build_model(ticket, state, dev, model_limits)
     sparse_layers = _maybe_sparsify(model, ticket, dev, sparse_kernels)
     load_seconds = time.perf_counter() - t0
     seq_len, seq_len_source = resolve_seq_len(seq_len, ticket.eval)
-    tok = checked_tokenizer(ticket, tokenizer)
-    stream = load_tokens(data, tok)
-    if split == "val":
-        stream = split_train_val(stream)[1]
-    elif split != "all":
-        raise UsageError(f"split: got {split!r}, expected all or val")
-    if max_bytes is not None:
-        stream = truncate_bytes(stream, max_bytes)
+    checked_tokenizer(ticket, tok, tokenizer)
+    if split == "all":  # max_bytes bounds what is read, decompressed and tokenised
+        stream = load_tokens(data, tok, max_bytes=max_bytes)
+    else:  # the held-out split is the tail of the whole data: read it all, then cut
+        stream = split_train_val(load_tokens(data, tok))[1]
+        if max_bytes is not None:
+            stream = truncate_bytes(stream, max_bytes)
     if len(stream) < 2:
         raise UsageError("data: fewer than 2 tokens to score")
-    bf16 = {"auto": dev.startswith("cuda"), "bf16": True, "fp32": False}.get(precision)
-    if bf16 is None:
-        raise UsageError(f"precision: got {precision!r}, expected auto, bf16 or fp32")
+    bf16 = {"auto": dev.startswith("cuda"), "bf16": True, "fp32": False}[precision]
     if sparse_layers and not bf16:
         raise UsageError("precision: 2:4 sparse kernels run in bf16; use --precision bf16 or auto")
     result = evaluate(model, stream, seq_len=seq_len, batch_size=batch_size, device=dev,
@@ -218,11 +241,26 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     return out
 
 
-def checked_tokenizer(ticket: Ticket, tokenizer: str | None):
-    """The tokenizer ``tokenizer`` names, checked against the artifact's record and vocabulary."""
-    from .tokenizer import load_tokenizer
+def check_eval_options(*, seq_len: int | None, batch_size: int, stride: int | None, max_bytes: int | None,
+                       split: str, precision: str, sparse_kernels: str) -> None:
+    """load-and-eval's options, refused (UsageError) before the artifact or data is read."""
+    from .eval_context import MAX_SEQ_LEN
+    from .train_options import MAX_BATCH
 
-    tok = load_tokenizer(tokenizer)
+    for name, value, low, high in (("seq-len", seq_len, 1, MAX_SEQ_LEN), ("batch-size", batch_size, 1, MAX_BATCH),
+                                   ("stride", stride, 1, MAX_SEQ_LEN), ("max-bytes", max_bytes, 1, 2**62)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high):
+            raise UsageError(f"{name}: got {str(value)[:40]}, expected an integer {low}..{high}")
+    if stride is not None and seq_len is not None and stride > seq_len:
+        raise UsageError(f"stride: got {stride}, expected at most --seq-len ({seq_len})")
+    for name, value, allowed in (("split", split, ("all", "val")), ("precision", precision, ("auto", "fp32", "bf16")),
+                                 ("sparse-kernels", sparse_kernels, ("auto", "on", "off"))):
+        if value not in allowed:
+            raise UsageError(f"{name}: got {value!r}, expected {', '.join(allowed)}")
+
+
+def checked_tokenizer(ticket: Ticket, tok, tokenizer: str | None):
+    """``tok`` (loaded from ``tokenizer``), checked against the artifact's record and vocabulary."""
     check_tokenizer(tok.identity(), ticket.eval, tokenizer)
     vocab = config_vocab_size(ticket.config)
     if vocab is not None and tok.vocab_size > vocab:
@@ -272,13 +310,17 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
     ``context`` None: the artifact's recorded sequence length, else 256 (``context_source``
     says which: option, artifact or default).
     """
-    from .generate import check_sampling, generate
+    from .generate import check_prompt, check_sampling, generate
+    from .tokenizer import load_tokenizer
 
     check_sampling(tokens=tokens, temperature=temperature, top_k=top_k, seed=seed,
                    context=1 if context is None else context)
+    check_prompt(prompt)
+    device = resolve_device(device)
+    tok = load_tokenizer(tokenizer)
     ticket, state, _ = load_verified(artifact, limits, model_limits, progress)
     context, source = resolve_seq_len(context, ticket.eval)
-    tok = checked_tokenizer(ticket, tokenizer)
+    checked_tokenizer(ticket, tok, tokenizer)
     model = build_model(ticket, state, device, model_limits)
     out = generate(model, tok.encode(prompt), tokens=tokens, temperature=temperature, top_k=top_k,
                    seed=seed, context=context)
@@ -293,15 +335,18 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits =
     """Write the regenerated effective dense weights (+ config in metadata) as safetensors."""
     from safetensors.torch import save as st_save
 
-    from .atomic import atomic_write_bytes
+    from .atomic import atomic_write_bytes, check_output_path, refuse_input_overwrite
 
+    check_output_path(out)
+    refuse_input_overwrite({"output": out}, {"artifact": artifact})
     ticket, state, sha = load_verified(artifact, limits, model_limits, progress)
     if SAFETENSORS_RESERVED in state:  # it would collide with the file's metadata entry
         raise UsageError(f"export: tensor name {SAFETENSORS_RESERVED!r} is reserved by the safetensors "
                          f"format; this artifact cannot be exported; nothing written")
     metadata = {"format": "ticketpack-export", "config": json.dumps(ticket.config),
                 "seed": str(ticket.seed), "rng": ticket.rng, "weights_sha256": sha}
-    atomic_write_bytes(out, st_save({k: v.contiguous() for k, v in state.items()}, metadata=metadata))
+    data = st_save({k: v.contiguous() for k, v in state.items()}, metadata=metadata)
+    atomic_write_bytes(out, canonical_safetensors(data))
     return {"tensors": len(state), "parameters": int(sum(v.numel() for v in state.values())),
             "weights_sha256": sha}
 
@@ -324,6 +369,18 @@ def export_hf(artifact: str | os.PathLike, out_dir: str | os.PathLike, *, tokeni
         checked_tokenizer(ticket, tokenizer)  # the one the artifact was trained with
     files = hf.write_folder(ticket.config, fold_adapters(state), out_dir, sha, tokenizer, model_limits)
     return {"out": os.fspath(out_dir), "tensors": len(state), "weights_sha256": sha, "files": files}
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its header's keys sorted, so the same tensors and
+    metadata give the same bytes on every run (the writer emits its metadata map in hash order).
+    The tensor bytes and their offsets are unchanged; the header is padded with spaces to a
+    multiple of 8 bytes, as the format asks."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    text += b" " * (-(8 + len(text)) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + n:]
 
 
 LOADER_FILE = "loader/tpk_loader.py"  # package data, never imported by ticketpack itself
@@ -366,6 +423,18 @@ def export_loader(out: str | os.PathLike) -> dict:
             "sha256": hashlib.sha256(source).hexdigest()}
 
 
+def _writable_folder(folder: str | os.PathLike) -> None:
+    """Create ``folder`` if needed and check this process may write in it (OutputWriteError)."""
+    from .errors import OutputWriteError
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise OutputWriteError(f"out-dir {os.fspath(folder)!r}: cannot create ({exc.strerror or exc})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputWriteError(f"out-dir {os.fspath(folder)!r}: cannot write (permission denied)")
+
+
 def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | None = None,
                say: Any = None, progress: Any = None) -> dict[str, Any]:
     """README's main job: cut the bundled corpus into training and held-out text, train a BPE
@@ -378,9 +447,12 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     from .quickstart_data import prepare_quickstart_data
     from .train_options import QUICKSTART_MINUTES, quickstart_options
 
+    from .train_options import MAX_MINUTES, check_number
+
     say = say or (lambda line: None)
     minutes = QUICKSTART_MINUTES if minutes is None else minutes
-    os.makedirs(out_dir, exist_ok=True)
+    check_number("minutes", minutes, float, low=0, open_low=True, high=MAX_MINUTES)  # before any work
+    _writable_folder(out_dir)
     ckpt, artifact = os.path.join(out_dir, "model.safetensors"), os.path.join(out_dir, "model.tpk")
     start = time.perf_counter()
     data = prepare_quickstart_data(out_dir)

@@ -29,7 +29,8 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     folder = target.parent
     mode = _mode_for(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        # the name cut short: a 255-byte name leaves no room for the temporary file's affixes
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.fsdecode(os.fsencode(target.name)[:64])}.", suffix=".tmp", dir=folder)
     except OSError as exc:
         raise _write_error(target, exc) from exc
     try:
@@ -50,11 +51,42 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
 def check_output_path(path: str | os.PathLike) -> Path:
     """The file a write to ``path`` would replace, refused early (UsageError) when its folder
     does not exist or it is not a regular file: long jobs check before they start."""
-    target = _resolve_target(Path(path))
-    folder = target.parent if str(target.parent) else Path(".")
-    if not folder.is_dir():
-        raise UsageError(f"output: folder {str(folder)!r} does not exist")
+    try:
+        target = _resolve_target(Path(path))
+        folder = target.parent if str(target.parent) else Path(".")
+        if not folder.is_dir():
+            raise UsageError(f"output: folder {str(folder)!r} does not exist")
+    except OSError as exc:  # a name too long for the file system, a loop of links
+        raise _write_error(Path(path), exc) from None
     return target
+
+
+def refuse_input_overwrite(outputs: dict[str, str | os.PathLike | None],
+                           inputs: dict[str, list[str | os.PathLike] | str | os.PathLike | None]) -> None:
+    """Refuse (UsageError, before any work) an output that is one of the command's inputs, or
+    two outputs that are one file: same resolved path (links followed), or the same file
+    reached by another name (device and inode)."""
+    seen: list[tuple[str, Path]] = []
+    for label, value in inputs.items():
+        for p in ([] if value is None else [value] if isinstance(value, (str, os.PathLike)) else value):
+            seen.append((label, Path(p)))
+    for label, out in outputs.items():
+        if out is None:
+            continue
+        for other, path in seen:
+            if _same_file(Path(out), path):
+                raise UsageError(f"{label} {str(out)!r} is also the {other} {str(path)!r}: writing it would "
+                                 f"replace an input; choose another output path (nothing written)")
+        seen.append((label, Path(out)))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        if os.path.realpath(a) == os.path.realpath(b):
+            return True
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except (OSError, ValueError):  # unreadable or unnamable paths: other checks report them
+        return False
 
 
 def _resolve_target(path: Path) -> Path:

@@ -42,20 +42,39 @@ def bundled_corpus_path() -> str:
 # ---------------------------------------------------------------- text files
 
 
+# An .xz file may expand to at most this many times its size (past XZ_FREE_BYTES): real text
+# compresses 3-10x, so more is a decompression bomb (1.2 MB of xz can hold 8 GiB of zeros).
+XZ_MAX_RATIO = 100
+XZ_FREE_BYTES = 64 * 2**20
+
+
 def read_text_file(path: str | os.PathLike, max_bytes: int | None = None) -> bytes:
-    """Raw bytes of a text file (``.xz`` decompressed), at most ``max_bytes`` of them."""
+    """Raw bytes of a text file (``.xz`` decompressed), at most ``max_bytes`` of them: neither
+    reading nor decompression goes further. An ``.xz`` file expanding past
+    ``XZ_MAX_RATIO`` times its size (and past ``XZ_FREE_BYTES``) is refused (DataError)."""
     p = _existing_file(path)
     limit = -1 if max_bytes is None else max_bytes
     try:
         if p.suffix == ".xz":
-            with lzma.open(p, "rb") as fh:
-                return fh.read(limit)
+            return _read_xz(p, limit)
         with open(p, "rb") as fh:
             return fh.read(limit)
     except lzma.LZMAError as exc:
         raise DataError(f"data {p}: corrupt xz file ({exc})") from None
     except OSError as exc:
         raise DataError(f"data {p}: cannot read ({exc.strerror or exc})") from None
+
+
+def _read_xz(p: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes (-1: all) of an .xz file, decompressed no further than its cap."""
+    cap = max(XZ_FREE_BYTES, XZ_MAX_RATIO * p.stat().st_size)
+    with lzma.open(p, "rb") as fh:
+        data = fh.read(cap + 1 if limit < 0 or limit > cap else limit)
+    if len(data) > cap:
+        raise DataError(f"data {p}: expands past {cap:,} bytes, more than {XZ_MAX_RATIO}x its "
+                        f"{p.stat().st_size:,} compressed bytes: refused as a decompression bomb "
+                        f"(decompress it yourself if it is real text)")
+    return data
 
 
 def read_corpus(paths: Sequence[str | os.PathLike]) -> bytes:
@@ -78,6 +97,13 @@ def expand_data_paths(specs: str | Sequence[str]) -> list[str]:
         else:
             out.append(spec)
     return out
+
+
+def check_data_paths(specs: str | Sequence[str]) -> None:
+    """Every path (globs expanded) names an existing regular file (DataError): a command checks
+    this before long work, so a typo is reported at once."""
+    for path in expand_data_paths(specs):
+        _existing_file(path)
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
@@ -248,8 +274,14 @@ def split_train_val(stream: TokenStream, val_fraction: float = VAL_FRACTION,
     rounded to a whole number of tokens. Both parts need at least 2 tokens.
     """
     n = len(stream)
+    if n < 4:
+        raise DataError(f"data: {n} tokens, expected at least 4 to split into training and "
+                        f"held-out text (2 each)")
     if val_tokens is None:
         val_tokens = held_out_count(n, val_fraction)
+        if not 2 <= val_tokens <= n - 2:
+            raise DataError(f"data: {n} tokens; the held-out share {val_fraction:g} of them is {val_tokens}, "
+                            f"expected at least 2 held-out and 2 training tokens (give more data)")
     if not 2 <= val_tokens <= n - 2:
         raise DataError(f"val_tokens: got {val_tokens} of {n} tokens, expected 2..{n - 2} "
                         f"so that training and validation each get at least 2 tokens")

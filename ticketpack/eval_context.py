@@ -29,21 +29,29 @@ def check_eval_context(value: Any, where: str = "eval",
     _check_object(value, ("seq_len", "tokenizer"), where, error)
     seq_len = value["seq_len"]
     if type(seq_len) is not int or not 1 <= seq_len <= MAX_SEQ_LEN:
-        raise error(f"{where}.seq_len: got {seq_len!r}, expected an integer 1..{MAX_SEQ_LEN}")
+        raise error(f"{where}.seq_len: got {_show(seq_len)}, expected an integer 1..{MAX_SEQ_LEN}")
     tok = value["tokenizer"]
     kind = tok.get("kind") if isinstance(tok, dict) else None
-    if not isinstance(kind, str) or kind not in _TOKENIZER_KEYS:  # a list or object kind: no lookup
-        raise error(f"{where}.tokenizer.kind: got {str(kind)[:40]!r}, expected 'bytes' or "
-                    f"'sentencepiece'")
+    if not isinstance(kind, str) or kind not in _TOKENIZER_KEYS:  # a list or object is unhashable
+        raise error(f"{where}.tokenizer.kind: got {_show(kind)}, expected 'bytes' or 'sentencepiece'")
     _check_object(tok, _TOKENIZER_KEYS[kind], f"{where}.tokenizer", error)
     if kind == "sentencepiece":
         if not isinstance(tok["sha256"], str) or not _SHA256_HEX.fullmatch(tok["sha256"]):
-            raise error(f"{where}.tokenizer.sha256: got {str(tok['sha256'])[:80]!r}, "
+            raise error(f"{where}.tokenizer.sha256: got {_show(tok['sha256'])}, "
                         f"expected 64 lowercase hex digits")
         vocab = tok["vocab_size"]
         if type(vocab) is not int or not 1 <= vocab <= MAX_VOCAB:
-            raise error(f"{where}.tokenizer.vocab_size: got {vocab!r}, expected 1..{MAX_VOCAB}")
+            raise error(f"{where}.tokenizer.vocab_size: got {_show(vocab)}, expected 1..{MAX_VOCAB}")
     return value
+
+
+def _show(value: Any) -> str:
+    """A value from an untrusted file for a message: scalars cut short, containers by type (a
+    deeply nested list would exhaust the recursion limit in ``repr``)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} chars)"
+    return f"a JSON {'array' if isinstance(value, list) else 'object' if isinstance(value, dict) else type(value).__name__}"
 
 
 def _check_object(value: Any, keys: tuple[str, ...], where: str,

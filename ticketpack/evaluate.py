@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -57,31 +58,53 @@ class Window:
 
 def eval_windows(n_tokens: int, seq_len: int, stride: int | None = None) -> list[Window]:
     """The windows that score each of tokens 1..n_tokens-1 exactly once."""
+    check_windows(seq_len, stride)
+    return list(_iter_windows(n_tokens, seq_len, stride))
+
+
+def check_windows(seq_len: int, stride: int | None) -> None:
     if seq_len < 1:
         raise ConfigError(f"seq_len: got {seq_len}, expected >= 1")
     if stride is not None and not 1 <= stride <= seq_len:
         raise ConfigError(f"stride: got {stride}, expected 1..seq_len ({seq_len})")
+
+
+def _iter_windows(n_tokens: int, seq_len: int, stride: int | None) -> Iterator[Window]:
+    """``eval_windows`` one at a time: at seq_len 1 a long text has a window per token, too
+    many to hold as a list."""
     step = seq_len if stride is None else stride
     n_targets = n_tokens - 1
-    windows, covered, start = [], 0, 0  # covered: targets [0, covered) already scored
+    covered, start = 0, 0  # covered: targets [0, covered) already scored
     while covered < n_targets:
         length = min(seq_len, n_targets - start)
-        windows.append(Window(start, length, covered - start))
+        yield Window(start, length, covered - start)
         covered = start + length
         start += step
-    return windows
 
 
-def _batches(windows: list[Window], batch_size: int) -> list[list[Window]]:
-    """Consecutive windows of equal (length, first), at most batch_size per batch."""
-    batches: list[list[Window]] = []
+# A batch holds at least this many tokens: with a short seq_len (an artifact may declare 1) a
+# batch takes more windows, so evaluation time follows the tokens scored, not their count of
+# windows. Equal for the trainer's final evaluation and load-and-eval: both come through here.
+MIN_BATCH_TOKENS = 1024
+
+
+def windows_per_batch(seq_len: int, batch_size: int) -> int:
+    """Windows in one batch: ``batch_size``, or more when that holds under MIN_BATCH_TOKENS."""
+    return max(batch_size, MIN_BATCH_TOKENS // seq_len)
+
+
+def _batches(windows: Iterable[Window], batch_size: int) -> Iterator[list[Window]]:
+    """Consecutive windows of equal (length, first), at most batch_size per batch (lazily)."""
+    last: list[Window] = []
     for w in windows:
-        last = batches[-1] if batches else None
         if last and len(last) < batch_size and (last[0].length, last[0].first) == (w.length, w.first):
             last.append(w)
         else:
-            batches.append([w])
-    return batches
+            if last:
+                yield last
+            last = [w]
+    if last:
+        yield last
 
 
 def evaluate(model: torch.nn.Module, stream: TokenStream, *, seq_len: int, batch_size: int = 8,
@@ -100,12 +123,14 @@ def evaluate(model: torch.nn.Module, stream: TokenStream, *, seq_len: int, batch
         stream = stream[:max_tokens]
     if len(stream) < 2:
         raise DataError(f"eval data: {len(stream)} tokens, expected at least 2")
-    windows = eval_windows(len(stream), seq_len, stride)
+    check_windows(seq_len, stride)
+    windows = _iter_windows(len(stream), seq_len, stride)
     was_training = model.training
     model.eval()
     try:
         t0 = time.perf_counter()
-        nats, n_tok, n_bytes = _score(model, stream, windows, batch_size, dev, autocast_bf16)
+        nats, n_tok, n_bytes = _score(model, stream, windows, windows_per_batch(seq_len, batch_size), dev,
+                                      autocast_bf16)
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         seconds = time.perf_counter() - t0
@@ -118,7 +143,7 @@ def evaluate(model: torch.nn.Module, stream: TokenStream, *, seq_len: int, batch
                       device=str(dev), seq_len=seq_len, stride=stride)
 
 
-def _score(model, stream: TokenStream, windows: list[Window], batch_size: int,
+def _score(model, stream: TokenStream, windows: Iterable[Window], batch_size: int,
            dev: torch.device, autocast_bf16: bool) -> tuple[float, int, int]:
     """Total nats (float64, fixed order), scored tokens and their bytes."""
     tokens = stream.tokens

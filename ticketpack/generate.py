@@ -28,6 +28,16 @@ def check_sampling(*, tokens: int, temperature: float, top_k: int | None, seed: 
         raise UsageError(f"context: {context!r}, expected an integer >= 1")
 
 
+def check_prompt(prompt: str) -> None:
+    """A prompt that is text (UsageError otherwise): bytes that are not UTF-8 reach Python as
+    lone surrogates, which neither a tokenizer nor the terminal can take."""
+    try:
+        prompt.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise UsageError(f"prompt: not valid UTF-8 text (byte {exc.start} cannot be decoded); "
+                         f"give the prompt as UTF-8") from None
+
+
 def _not_int(value) -> bool:
     return isinstance(value, bool) or not isinstance(value, int)
 
@@ -60,7 +70,9 @@ def _pick(logits: torch.Tensor, temperature: float, top_k: int | None,
                             "the artifact's weights or config are unusable")
     if temperature == 0:
         return logits.argmax()
-    logits = logits / temperature
+    # shifted to a maximum of 0 first, in float64: a tiny temperature (1e-300) then sends the
+    # others to -inf instead of every logit to +-inf (NaN probabilities); sampling nears greedy
+    logits = (logits.double() - logits.max().double()) / temperature
     if top_k:
         cut = torch.topk(logits, min(top_k, logits.numel())).values[-1]
         logits = logits.masked_fill(logits < cut, float("-inf"))

@@ -299,13 +299,21 @@ def _check_scale_view(name: str, value: Any) -> int:
 
 # ---------------------------------------------------------------- architecture
 
+MAX_ARCH_BYTES = 1 << 20  # ARCH.json: a few hundred bytes of keys
+
+
 def load_arch(path: str | os.PathLike) -> dict[str, Any]:
     """ARCH.json: a JSON object of the submission's architecture keys."""
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"config: no such file {str(p)!r}")
     try:
-        arch = loads_strict(p.read_bytes()[:1 << 20], f"config {str(p)!r}", ConfigError)
+        with open(p, "rb") as fh:  # read no further than the cap: the file may be huge
+            text = fh.read(MAX_ARCH_BYTES + 1)
+        if len(text) > MAX_ARCH_BYTES:
+            raise ConfigError(f"config {str(p)!r}: more than {MAX_ARCH_BYTES:,} bytes, expected a small "
+                              f"JSON object of architecture keys")
+        arch = loads_strict(text, f"config {str(p)!r}", ConfigError)
     except OSError as exc:
         raise ConfigError(f"config {str(p)!r}: not a readable JSON file ({exc})") from None
     if not isinstance(arch, dict):

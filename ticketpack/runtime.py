@@ -9,12 +9,12 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 import torch
 import torch.distributed as dist
 
-from .errors import UsageError
+from .errors import OutputWriteError, UsageError
 from .mask_training import MaskTraining
 from .model_config import GPTConfig
 from .provenance import default_provenance
@@ -66,26 +66,37 @@ def resolve_device(name: str) -> torch.device:
 
 
 class JsonlLog:
-    """A JSON-lines log: one event per line, flushed as written, so a crash loses nothing."""
+    """A JSON-lines log: one event per line, written unbuffered, so a crash loses nothing and a
+    write that fails (a full disk, ``/dev/full``) fails at once, as ``OutputWriteError``."""
 
     def __init__(self, path: str | None, append: bool) -> None:
         self.path = path
-        self._fh: TextIO | None = None
+        self._fh: BinaryIO | None = None
         if path:
             folder = Path(path).parent
             if not folder.is_dir():
                 raise UsageError(f"log: folder {str(folder)!r} does not exist")
-            self._fh = open(path, "a" if append else "w", encoding="utf-8", buffering=1)
+            try:
+                self._fh = open(path, "ab" if append else "wb", buffering=0)
+            except OSError as exc:
+                raise self._error(exc) from None
 
     def write(self, event: Event) -> None:
         if self._fh is not None:
-            self._fh.write(json.dumps(event, default=json_default) + "\n")
-            self._fh.flush()
+            data = (json.dumps(event, default=json_default) + "\n").encode("utf-8")
+            try:
+                while data:
+                    data = data[self._fh.write(data):]
+            except OSError as exc:
+                raise self._error(exc) from None
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            self._fh.close()  # unbuffered: nothing left to flush
             self._fh = None
+
+    def _error(self, exc: OSError) -> OutputWriteError:
+        return OutputWriteError(f"log {str(self.path)!r}: cannot write ({exc.strerror or exc})")
 
 
 def git_commit() -> str | None:

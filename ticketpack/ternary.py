@@ -9,14 +9,18 @@ kept as a plain tensor in its own precision (float32 exactly, anything else as f
 
 from __future__ import annotations
 
-import json
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from .errors import CheckpointError, UsageError
+from .errors import CheckpointError, LimitError, UsageError
+from .format.constants import DEFAULT_LIMITS, Limits
+from .format.digest import canonical_bytes
+from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from .strict_json import loads_strict
 from .ticket import PlainTensor, TensorEntry, TernaryTensor, Ticket, default_provenance
 
 
@@ -28,6 +32,8 @@ def ternary_form(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if weight.ndim < 1 or weight.size == 0 or not np.issubdtype(weight.dtype, np.floating):
         return None
     w = weight.astype(np.float32)
+    if not np.isfinite(w).all():  # an infinite gamma is no ternary tensor (nor a storable one)
+        return None
     mag = np.abs(w)
     top = float(mag.max())
     if np.all((mag == 0) | (mag == top)):
@@ -39,7 +45,9 @@ def ternary_form(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
             return None
     else:
         return None
-    if not np.array_equal(gamma.astype(np.float16).astype(np.float32), gamma):
+    with np.errstate(over="ignore"):  # a gamma past fp16's range becomes inf: not equal, refused
+        exact = np.array_equal(gamma.astype(np.float16).astype(np.float32), gamma)
+    if not exact:
         return None
     scale = gamma.reshape((-1,) + (1,) * (w.ndim - 1)) if gamma.ndim else gamma
     ratio = np.divide(w, scale, out=np.zeros_like(w), where=np.broadcast_to(scale != 0, w.shape))
@@ -56,8 +64,7 @@ def ticket_from_ternary(state: dict[str, np.ndarray], config: dict | None = None
         if form is not None:
             tensors.append(TernaryTensor(name, *form))
         else:
-            keep = np.float32 if value.dtype == np.float32 else np.float16
-            tensors.append(PlainTensor(name, np.ascontiguousarray(value, dtype=keep)))
+            tensors.append(PlainTensor(name, _plain_values(name, value)))
     if not any(isinstance(t, TernaryTensor) for t in tensors):
         raise UsageError(f"ternary: no tensor of {source or 'the input'} is gamma * {{-1, 0, +1}} "
                          f"per tensor or per row")
@@ -65,22 +72,82 @@ def ticket_from_ternary(state: dict[str, np.ndarray], config: dict | None = None
                   provenance=default_provenance({"source": source} if source else None))
 
 
-def read_safetensors(path: str | os.PathLike) -> tuple[dict[str, np.ndarray], dict]:
-    """Tensors (as numpy, bf16 widened to float32) and the ``config`` JSON of its metadata."""
+# safetensors dtypes a ternary input may hold: what numpy holds exactly (bf16 widened to float32)
+READABLE_DTYPES = ("F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8", "U8", "BOOL")
+
+
+def _plain_values(name: str, value: np.ndarray) -> np.ndarray:
+    """float32 kept exactly, anything else as fp16; values an artifact cannot hold (not finite,
+    past fp16's range) are refused here rather than written (CheckpointError)."""
+    keep = np.float32 if value.dtype == np.float32 else np.float16
+    wide = value.astype(np.float64, copy=False)
+    limit = np.finfo(keep).max
+    bad = ~np.isfinite(wide) | (np.abs(wide) > limit)
+    if bad.any():
+        raise CheckpointError(f"weights tensor {name[:100]!r}: value {float(wide.reshape(-1)[np.flatnonzero(bad)[0]])!r} "
+                              f"is not finite or overflows {np.dtype(keep).name}, expected a storable value")
+    return np.ascontiguousarray(value, dtype=keep)
+
+
+def read_safetensors(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
+                     model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> tuple[dict[str, np.ndarray], dict]:
+    """Tensors (as numpy, bf16 widened to float32) and the ``config`` JSON of its metadata.
+
+    The file is untrusted input, checked before any tensor is read with the rules the artifact
+    reader applies to what ``pack-ternary`` would write (``CheckpointError``, exit 3): tensor
+    names, ranks, dimensions and counts under ``limits``, dtypes numpy can hold, and the config
+    as strict JSON valid under the config schema (unknown keys kept, as an artifact's config
+    may hold them) within ``model_limits``.
+    """
     p = Path(path)
     if not p.is_file():
         raise UsageError(f"weights: no such file {str(p)!r}")
     try:
         with safe_open(str(p), framework="pt") as fh:
             meta = fh.metadata() or {}
+            config = _metadata_config(meta, p, model_limits)
+            _check_entries(fh, limits)
             state = {k: _to_numpy(fh.get_tensor(k)) for k in fh.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"weights {str(p)!r}: not a readable safetensors file ({exc})") from None
-    try:
-        config = json.loads(meta.get("config", "{}"))
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"weights {str(p)!r}: metadata config is not JSON ({exc})") from None
-    return state, config if isinstance(config, dict) else {}
+    return state, config
+
+
+def _metadata_config(meta: dict, p: Path, model_limits: ModelLimits) -> dict:
+    """The metadata's ``config``: strict JSON, an object, valid as an artifact's config."""
+    config = loads_strict(meta.get("config", "{}"), f"weights {str(p)!r}: metadata config", CheckpointError)
+    where = f"weights {str(p)!r}: metadata config"
+    config_from_dict(config, model_limits, error=CheckpointError, where=where, ignore_unknown=True)
+    try:  # the model digest encodes it: every key and value must be canonical JSON (no lone surrogate)
+        canonical_bytes(config)
+    except (ValueError, OverflowError, RecursionError) as exc:
+        raise CheckpointError(f"{where}: {str(exc)[:200]}, expected JSON values an artifact can hold") from None
+    return config
+
+
+def _check_entries(fh, limits: Limits) -> None:
+    """Names, dtypes, ranks, dimensions and element totals from the safetensors header alone."""
+    keys = list(fh.keys())
+    if len(keys) > limits.max_tensors:
+        raise LimitError(f"weights: {len(keys):,} tensors, cap is {limits.max_tensors:,}")
+    total = 0
+    for key in keys:
+        name_bytes = len(key.encode("utf-8", "surrogatepass"))
+        if not 1 <= name_bytes <= limits.max_name_bytes:
+            raise LimitError(f"weights tensor {key[:100]!r}: name of {name_bytes} B, expected "
+                             f"1..{limits.max_name_bytes} (an artifact's name rule)")
+        view = fh.get_slice(key)
+        dtype, shape = view.get_dtype(), view.get_shape()
+        if dtype not in READABLE_DTYPES:
+            raise CheckpointError(f"weights tensor {key[:100]!r}: dtype {dtype}, expected one of "
+                                  f"{', '.join(READABLE_DTYPES)}")
+        if len(shape) > limits.max_rank or any(d > limits.max_dim for d in shape):
+            raise LimitError(f"weights tensor {key[:100]!r}: shape {shape[:10]}, expected rank <= "
+                             f"{limits.max_rank} and dimensions <= {limits.max_dim:,}")
+        total += math.prod(shape)
+        if total > limits.max_total_elements:
+            raise LimitError(f"weights: {total:,} elements in all (up to {key[:100]!r}), cap is "
+                             f"{limits.max_total_elements:,} (raise it with --max-elements)")
 
 
 def _to_numpy(tensor) -> np.ndarray:

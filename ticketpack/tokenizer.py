@@ -85,19 +85,19 @@ class SentencePieceTokenizer:
 
         path = Path(model_path)
         data = _read_model_file(path)
-        try:
+        try:  # a corrupt model can also hold pieces that are not UTF-8 (UnicodeDecodeError)
             self.sp = spm.SentencePieceProcessor(model_proto=data)
-        except (RuntimeError, OSError):
+            if int(self.sp.get_piece_size()) < 1:
+                raise DataError(f"tokenizer {path}: a SentencePiece model without pieces")
+            self.vocab_size = int(self.sp.vocab_size())
+            bos = int(self.sp.bos_id())
+            self.base_bytes, self.has_leading_space, self.is_boundary = _piece_tables(self.sp)
+        except (RuntimeError, OSError, ValueError):
             raise DataError(f"tokenizer {path}: not a valid SentencePiece model file") from None
-        if int(self.sp.get_piece_size()) < 1:
-            raise DataError(f"tokenizer {path}: a SentencePiece model without pieces")
         self.path = str(path)
         self.sha256 = hashlib.sha256(data).hexdigest()
         self.name = f"sentencepiece:{self.sha256}"
-        self.vocab_size = int(self.sp.vocab_size())
-        bos = int(self.sp.bos_id())
         self.bos_id = bos if bos >= 0 else None
-        self.base_bytes, self.has_leading_space, self.is_boundary = _piece_tables(self.sp)
 
     def identity(self) -> dict:
         """The artifact's ``eval.tokenizer`` entry: the .model file's SHA-256 and vocabulary."""

@@ -32,7 +32,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 import torch.distributed as dist
@@ -57,7 +57,7 @@ from .models.registry import Logits, rebuilt_model
 from .ticket import ticket_from_model
 from .train_arch import RecordConfig, build_record_model, logits_loss, record_config
 from .tokenizer import Tokenizer, load_tokenizer
-from .train_options import DEFAULT_STEPS, TrainOptions, check_number, resumed_fields
+from .train_options import DEFAULT_STEPS, TrainOptions, check_number, option_flags, resumed_fields, shown
 
 Callback = Callable[[Event], None]
 
@@ -260,12 +260,12 @@ class _Trainer:
     """One run: built once by ``train``; small methods for each part of the loop."""
 
     def __init__(self, opts: TrainOptions, callback: Callback | None, limits: Limits,
-                 model_limits: ModelLimits) -> None:
+                 model_limits: ModelLimits, given: Iterable[str] | None = None) -> None:
         opts.validate()
         self.model_limits = model_limits
         self.resumed: Checkpoint | None = (load_checkpoint(opts.resume, limits, model_limits)
                                            if opts.resume else None)
-        self.opts = _merge_resumed(opts, self.resumed) if self.resumed else opts
+        self.opts = _merge_resumed(opts, self.resumed, given) if self.resumed else opts
         self.callback = callback
         self.device = resolve_device(self.opts.device)
         self.dctx = setup_distributed(self.device)
@@ -504,13 +504,16 @@ class _Trainer:
                 dist.destroy_process_group()
 
 
-def _merge_resumed(opts: TrainOptions, ckpt: Checkpoint) -> TrainOptions:
+def _merge_resumed(opts: TrainOptions, ckpt: Checkpoint, given: Iterable[str] | None = None) -> TrainOptions:
     """A resumed run keeps the checkpoint's model, seed and training hyperparameters;
     the stopping rule (steps, max_minutes), data paths, outputs and logging come from ``opts``.
 
     The saved options are untrusted: they pass the same checks as the CLI's flags
     (``CheckpointError`` naming the option), and a path saved in them (the tokenizer) is never
-    opened: the user names it again."""
+    opened: the user names it again. ``given``: the options the caller set explicitly (the
+    flags typed on the command line); one of them that the checkpoint saved with another value
+    is refused (UsageError), never silently replaced. None (the Python API's default): the
+    saved values replace the caller's without a check."""
     saved = ckpt.train_state.get("options")
     if not isinstance(saved, dict):
         raise CheckpointError("resume: the checkpoint has no training options (not written by the trainer)")
@@ -524,6 +527,7 @@ def _merge_resumed(opts: TrainOptions, ckpt: Checkpoint) -> TrainOptions:
         merged.validate()
     except UsageError as exc:
         raise CheckpointError(f"resume: saved option {exc}") from None
+    _refuse_conflicts(opts, merged, kept, given)
     if merged.seed != ckpt.seed:
         raise CheckpointError(f"resume: options seed {merged.seed} differs from checkpoint seed {ckpt.seed}")
     saved_tok = saved.get("tokenizer")
@@ -532,6 +536,20 @@ def _merge_resumed(opts: TrainOptions, ckpt: Checkpoint) -> TrainOptions:
                          f"{'the byte-level tokenizer' if saved_tok is None else 'a SentencePiece model'}; "
                          f"resume with {'no --tokenizer' if saved_tok is None else '--tokenizer naming it'}")
     return merged
+
+
+def _refuse_conflicts(opts: TrainOptions, merged: TrainOptions, kept: dict,
+                      given: Iterable[str] | None) -> None:
+    """Refuse an option given for this run that the checkpoint's saved value would override."""
+    if given is None:  # the Python API's default: the saved options win, as documented
+        return
+    flags = {spec.name: spec.flag for spec in option_flags()}
+    for name in (k for k in kept if k in given):
+        if getattr(opts, name) != getattr(merged, name):
+            raise UsageError(f"resume: {flags[name]} {shown(getattr(opts, name))} conflicts with the "
+                             f"checkpoint's saved {name} {shown(getattr(merged, name))}; a resumed run keeps "
+                             f"the checkpoint's model and training options (drop {flags[name]}, or start a new "
+                             f"run without --resume)")
 
 
 def _resumed_state(ts: dict) -> _State:
@@ -546,14 +564,14 @@ def _resumed_state(ts: dict) -> _State:
 
 
 def train(options: TrainOptions, callback: Callback | None = None, *, limits: Limits = DEFAULT_LIMITS,
-          model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> TrainResult:
+          model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, given: Iterable[str] | None = None) -> TrainResult:
     """Train a supermask GPT; write the checkpoint (and log); return the final figures.
 
     ``callback`` receives every log event (dicts with ``event`` in start / step / eval /
     final) on rank 0, e.g. the CLI's progress display (ticketpack.cli.progress). ``limits``
     caps a resumed checkpoint's tensors; ``model_limits`` bounds the model config.
     """
-    trainer = _Trainer(options, callback, limits, model_limits)
+    trainer = _Trainer(options, callback, limits, model_limits, given)
     try:
         return trainer.run()
     finally:

@@ -13,18 +13,22 @@ Torch-free (the command line imports it at start-up for its flags).
 from __future__ import annotations
 
 import dataclasses
+import glob
 import math
+import os
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .atomic import check_output_path
+from .atomic import check_output_path, refuse_input_overwrite
 from .budget import parse_budget
-from .errors import ConfigError, UsageError
+from .errors import ConfigError, OutputWriteError, UsageError
 from .format.constants import ADAPTER_DTYPES, SCALE_MODES
 from .mask_training import DENSITY_ESTIMATORS, ESTIMATORS, estimator_names
-from .model_config import INIT_CHOICES, LEGACY, PRESETS, TRAIN_ARCHES
+from .eval_context import MAX_SEQ_LEN
+from .model_config import INIT_CHOICES, LEGACY, PRESETS, SCHEMA, TRAIN_ARCHES
 from .recipes import QUICKSTART_MINUTES
 from .strict_json import loads_strict
 
@@ -32,6 +36,14 @@ if typing.TYPE_CHECKING:
     from .quickstart_data import QuickstartData
 
 DEFAULT_STEPS = 1000  # when neither steps nor max_minutes is given
+# Upper bounds of the numeric options (flags and a resumed checkpoint's saved options alike):
+# past them a run overflows float32 (an lr of 1e300) or asks for memory no machine has.
+MAX_BATCH = 2**16  # sequences per step (training and evaluation)
+MAX_STEP_TOKENS = 2**24  # batch_size * seq_len
+MAX_RATE = 1e6  # learning rates
+MAX_TEMPERATURE = 1e6
+MAX_MINUTES = 1e6
+MAX_STEPS = 2**40
 
 
 def json_object(text: str) -> dict[str, Any]:
@@ -143,13 +155,21 @@ class TrainOptions:
         if not isinstance(self.out, str) or not self.out:
             raise UsageError("out: empty path, expected a checkpoint path")
         check_output_path(self.out)  # before training, not after it
-        check_number("steps", self.steps, int, low=1, optional=True)
-        check_number("max_minutes", self.max_minutes, float, low=0, open_low=True, optional=True)
-        for name in ("seq_len", "batch_size", "eval_batch_size"):
-            check_number(name, getattr(self, name), int, low=1)
+        check_number("steps", self.steps, int, low=1, high=MAX_STEPS, optional=True)
+        check_number("max_minutes", self.max_minutes, float, low=0, open_low=True, high=MAX_MINUTES,
+                     optional=True)
+        check_number("seq_len", self.seq_len, int, low=1, high=MAX_SEQ_LEN)
+        for name in ("batch_size", "eval_batch_size"):
+            check_number(name, getattr(self, name), int, low=1, high=MAX_BATCH)
+        if self.batch_size * self.seq_len > MAX_STEP_TOKENS:
+            raise ConfigError(f"batch_size * seq_len: {self.batch_size} x {self.seq_len}, expected at most "
+                              f"{MAX_STEP_TOKENS:,} tokens per step")
         check_number("seed", self.seed, int, low=0, high=2**32 - 1)
-        for name in ("lr", "scale_lr", "temperature_start", "temperature_end", "adam_eps"):
-            check_number(name, getattr(self, name), float, low=0, open_low=True)
+        for name in ("lr", "scale_lr"):
+            check_number(name, getattr(self, name), float, low=0, open_low=True, high=MAX_RATE)
+        for name in ("temperature_start", "temperature_end"):
+            check_number(name, getattr(self, name), float, low=0, open_low=True, high=MAX_TEMPERATURE)
+        check_number("adam_eps", self.adam_eps, float, low=0, open_low=True, high=1)
         for name in ("warmup", "warmdown", "dense_warmup", "density_ramp", "restore_from"):
             check_number(name, getattr(self, name), float, low=0, high=1)
         if self.warmup + self.warmdown > 1:
@@ -157,15 +177,15 @@ class TrainOptions:
         check_number("val_fraction", self.val_fraction, float, low=0, high=1, open_low=True)
         for name in ("density", "restore_density"):
             check_number(name, getattr(self, name), float, low=0, high=1, open_low=True, optional=True)
-        check_number("grad_clip", self.grad_clip, float, low=0)
+        check_number("grad_clip", self.grad_clip, float, low=0, high=MAX_RATE)
         betas = self.adam_betas
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise ConfigError(f"adam_betas: {shown(betas)}, expected two numbers in [0, 1)")
         for beta in betas:
             check_number("adam_betas", beta, float, low=0, high=1, open_high=True)
         for name in ("eval_every", "log_every", "checkpoint_every"):
-            check_number(name, getattr(self, name), int, low=0)
-        check_number("eval_tokens", self.eval_tokens, int, low=1, optional=True)
+            check_number(name, getattr(self, name), int, low=0, high=MAX_STEPS)
+        check_number("eval_tokens", self.eval_tokens, int, low=1, high=2**62, optional=True)
         if not isinstance(self.final_eval, bool):
             raise ConfigError(f"final_eval: {shown(self.final_eval)}, expected true or false")
         for name in ("preset", "estimator", "device"):
@@ -187,15 +207,57 @@ class TrainOptions:
             raise ConfigError(f"scale_mode: {shown(self.scale_mode)}, expected one of {', '.join(SCALE_MODES)}")
         if self.init is not None and self.init not in INIT_CHOICES:
             raise ConfigError(f"init: {shown(self.init)}, expected one of {', '.join(INIT_CHOICES)}")
-        check_number("byte_budget", self.byte_budget, int, low=1, optional=True)
-        check_number("adapter_rank", self.adapter_rank, int, low=0, optional=True)
-        check_number("adapter_lr", self.adapter_lr, float, low=0, open_low=True)
+        check_number("byte_budget", self.byte_budget, int, low=1, high=2**62, optional=True)
+        check_number("adapter_rank", self.adapter_rank, int, low=0, high=SCHEMA["adapter_rank"].high, optional=True)
+        check_number("adapter_lr", self.adapter_lr, float, low=0, open_low=True, high=MAX_RATE)
         if self.adapter_dtype not in ADAPTER_DTYPES:
             raise ConfigError(f"adapter_dtype: {shown(self.adapter_dtype)}, expected one of "
                               f"{', '.join(ADAPTER_DTYPES)}")
+        self.check_paths()
+
+    def check_paths(self) -> None:
+        """Outputs that are no input (UsageError): --out and --log are neither a data file, the
+        val data nor the tokenizer, nor each other; the log is not the checkpoint resumed from
+        (the checkpoint itself may be: a resumed run continues in it). A log that cannot be
+        written is refused now, not after the data is read."""
+        inputs = {"data": expand_globs(self.data), "val_data": expand_globs(self.val_data or []),
+                  "tokenizer": self.tokenizer}
+        refuse_input_overwrite({"out": self.out, "log": self.log}, inputs)
+        refuse_input_overwrite({"log": self.log}, {"resume": self.resume})
+        if self.log is not None:
+            check_log_path(self.log)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def expand_globs(specs: list[str]) -> list[str]:
+    """Data paths with their globs expanded (a path that exists is kept as it is)."""
+    out: list[str] = []
+    for spec in specs:
+        out.extend(sorted(glob.glob(spec)) if set("*?[") & set(spec) and not os.path.exists(spec) else [spec])
+    return out
+
+
+def check_log_path(path: str) -> None:
+    """A log path whose folder exists and that this process may write (OutputWriteError)."""
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise UsageError(f"log: folder {folder!r} does not exist")
+    if os.path.isdir(path):
+        raise UsageError(f"log {path!r}: is a directory, expected a file path")
+    if stat.S_ISFIFO(_mode(path)) or stat.S_ISSOCK(_mode(path)):
+        raise UsageError(f"log {path!r}: is a FIFO or socket (opening it would wait for a reader), "
+                         f"expected a file path")
+    if not os.access(path if os.path.exists(path) else folder, os.W_OK):
+        raise OutputWriteError(f"log {path!r}: cannot write (permission denied)")
+
+
+def _mode(path: str) -> int:
+    try:
+        return os.stat(path).st_mode
+    except OSError:
+        return 0
 
 
 def check_number(name: str, value: Any, kind: type, *, low: float | None = None, high: float | None = None,

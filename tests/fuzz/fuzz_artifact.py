@@ -20,6 +20,10 @@ Engines:
   fails validation or builds a model of exactly the size the bound counted; a mutated
   checkpoint loads, packs and passes the resume checks, or ends in a ticketpack error):
       python -m tests.fuzz.fuzz_artifact config --seconds 300 --seed 1
+  inputs (tests/fuzz/fuzz_inputs.py: an artifact's eval context and config, a checkpoint's
+  eval metadata and saved options, pack-ternary's safetensors (names, ranks, dtypes, values,
+  config metadata; what it packs must verify) and SentencePiece model files):
+      python -m tests.fuzz.fuzz_artifact inputs --seconds 300 --seed 1
 
 All print the number of inputs run; SECURITY.md records the runs and what they found.
 """
@@ -170,6 +174,19 @@ def run_config(seconds: float, seed: int) -> None:
     _report(counts, time.time() - start, "config")
 
 
+def run_inputs(seconds: float, seed: int) -> None:
+    from tests.fuzz import fuzz_inputs
+
+    start = time.time()
+    try:
+        counts = collections.Counter(fuzz_inputs.run(seconds, seed))
+    except Exception:  # noqa: BLE001 - a finding: the seeded PRNG replays it
+        print(f"FINDING (seed {seed}):\n{traceback.format_exc(limit=-4)}", file=sys.stderr)
+        sys.exit(1)
+    counts.pop("seconds", None)
+    _report(counts, time.time() - start, "inputs")
+
+
 def _report(counts: collections.Counter, seconds: float, engine: str) -> None:
     inputs = counts["inputs"]
     outcomes = {k: v for k, v in counts.most_common() if k != "inputs"}
@@ -183,11 +200,11 @@ def main() -> None:
         run_atheris([sys.argv[0]] + sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("engine", choices=["random", "codecs", "config"])
+    parser.add_argument("engine", choices=["random", "codecs", "config", "inputs"])
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    engines = {"codecs": run_codecs, "random": run_random, "config": run_config}
+    engines = {"codecs": run_codecs, "random": run_random, "config": run_config, "inputs": run_inputs}
     engines[args.engine](args.seconds, args.seed)
 
 

@@ -134,6 +134,10 @@ CASES = [
     Case("unknown_metadata", _set_meta("comment", "hi"), 3, "comment"),
     Case("duplicate_json_key", _set_meta("provenance", '{"a": 1, "a": 2}'), 3, "duplicate"),
     Case("not_ticketpack", _set_meta("format", "other"), 3, "format"),
+    Case("eval_tokenizer_kind_list", _set_meta("eval", '{"seq_len": 8, "tokenizer": {"kind": ["bytes"]}}'), 3,
+         "tokenizer.kind"),
+    Case("eval_tokenizer_kind_object", _set_meta("eval", '{"seq_len": 8, "tokenizer": {"kind": {}}}'), 3,
+         "tokenizer.kind"),
 ]
 
 # saved training options a resumed run must refuse: (name, edit, exit code, field)
@@ -145,4 +149,9 @@ RESUME_CASES = [
     Case("seq_len_float", _options({"seq_len": 8.5}), 3, "seq_len"),
     Case("tokenizer_path", _options({"tokenizer": "/dev/zero"}), 2, "tokenizer"),
     Case("step_negative", _meta_json("train_state", lambda s: {**s, "step": -5}), 3, "step"),
+    Case("eval_tokenizer_kind_list", _set_meta("eval", '{"seq_len": 8, "tokenizer": {"kind": ["bytes"]}}'), 3,
+         "tokenizer.kind"),
+    Case("batch_size_huge", _options({"batch_size": 2**30}), 3, "batch_size"),
+    Case("lr_huge", _options({"lr": 1e300}), 3, "lr"),
+    Case("seq_len_huge", _options({"seq_len": 2**40}), 3, "seq_len"),
 ]
