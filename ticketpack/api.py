@@ -360,13 +360,15 @@ def export_hf(artifact: str | os.PathLike, out_dir: str | os.PathLike, *, tokeni
     whole or not at all."""
     from .models import hf
     from .models.registry import architecture, fold_adapters
+    from .tokenizer import load_tokenizer
 
+    tok = load_tokenizer(tokenizer) if tokenizer is not None else None  # a wrong path: before loading
     ticket, state, sha = load_verified(artifact, limits, model_limits)
     if architecture(ticket.config) is not hf:
         raise UsageError(f"export --hf: the artifact records arch {ticket.config.get('arch', 'gpt')!r}, "
                          f"expected 'transformers'")
-    if tokenizer is not None:
-        checked_tokenizer(ticket, tokenizer)  # the one the artifact was trained with
+    if tok is not None:
+        checked_tokenizer(ticket, tok, tokenizer)  # the one the artifact was trained with
     files = hf.write_folder(ticket.config, fold_adapters(state), out_dir, sha, tokenizer, model_limits)
     return {"out": os.fspath(out_dir), "tensors": len(state), "weights_sha256": sha, "files": files}
 
