@@ -259,7 +259,7 @@ def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec
 
 # Method fields named like a TrainOptions field that reach the trainer through the shape's
 # config instead (``init`` "pg" is a recipe of three rules, not a ``--init`` choice).
-VIA_CONFIG = ("mask", "init", "adapter_rank")
+VIA_CONFIG = ("mask", "init", "adapter_rank", "scale_mode")
 
 
 def trainer_settings(method: Method) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """Training speed: a supermask step vs a dense step of the same model shape and batch.
 
-Both models are the built-in GPT; the supermask one learns mask scores and scales over
+Both models are the built-in GPT (or, with ``--arch``, a Hugging Face causal LM of the same
+shape: the dense one as transformers builds it, the other made a supermask by
+``ticketpack.supermask``); the supermask one learns mask scores and scales over
 frozen seeded weights (the trainer's optimizer and estimator), the dense one trains its
 weights normally (Adam). Steps alternate between the two so machine load hits both alike;
 each step is split into forward (+ loss), backward and optimizer (clip + Adam), and the
@@ -8,6 +10,7 @@ median of each is reported. Target: supermask / dense step time <= 1.15 on CPU.
 
     python bench/train_speed.py                     # the quickstart shape, 2 threads
     python bench/train_speed.py --preset small --batch 16 --seq-len 256 --profile
+    python bench/train_speed.py --arch llama        # a HF Llama of the quickstart's shape
 """
 
 from __future__ import annotations
@@ -22,6 +25,11 @@ import torch.nn.functional as F
 from ticketpack.layers import masked_layers
 from ticketpack.model import GPT, config_from_preset
 from ticketpack.train import build_model, make_optimizer
+from ticketpack.model_config import TRAIN_ARCHES
+from ticketpack.models import hf
+from ticketpack.models.registry import Logits
+from ticketpack.train import build_config
+from ticketpack.train_arch import preset_keys
 from ticketpack.train_options import QUICKSTART_MODEL, TrainOptions
 
 
@@ -30,6 +38,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--preset", default="small")
     p.add_argument("--quickstart-shape", action=argparse.BooleanOptionalAction, default=True,
                    help="use the quickstart model shape on top of the preset")
+    p.add_argument("--arch", default="gpt", choices=TRAIN_ARCHES)
     p.add_argument("--mask", default="binary")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=128)
@@ -72,10 +81,18 @@ def main() -> None:
     overrides = dict(QUICKSTART_MODEL) if args.quickstart_shape else {}
     config = config_from_preset(args.preset, **{**overrides, "mask": args.mask})
     opts = TrainOptions(data=["-"], out="-")
+    if args.arch != "gpt":  # the same shape in the architecture's own config keys
+        opts = TrainOptions(data=["-"], out="-", arch=args.arch, preset=args.preset, mask=args.mask,
+                            seq_len=args.seq_len, model=preset_keys(args.arch, config.to_dict(), args.seq_len))
+        config = build_config(opts)
     masked = build_model(config, 0, device)
     masked_opt = make_optimizer(masked, opts)
     torch.manual_seed(0)
-    dense = GPT(config, masked=False).to(device)
+    if args.arch == "gpt":
+        dense = GPT(config, masked=False).to(device)
+    else:  # both as token ids -> logits modules
+        dense = Logits(hf.new_model(config.record).float().to(device), config.record)
+        masked = Logits(masked, config.record)
     dense_opt = torch.optim.Adam(dense.parameters(), lr=1e-3, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(0)
     x = torch.randint(0, config.vocab_size, (args.batch, args.seq_len), generator=gen).to(device)
@@ -95,8 +112,9 @@ def main() -> None:
 def report(args, config, masked, times) -> None:
     connections = sum(layer.frozen.numel() for _, layer in masked_layers(masked))  # mask none has no scores
     tokens = args.batch * args.seq_len
-    print(f"model: {config.num_layers} layers x {config.model_dim}, mlp x{config.mlp_mult}, "
-          f"mask {config.mask}, {connections:,} connections; batch {args.batch} x {args.seq_len} "
+    shape = (f"{config.num_layers} layers x {config.model_dim}, mlp x{config.mlp_mult}" if args.arch == "gpt"
+             else f"{args.arch} {config.record['hf_config']}")
+    print(f"model: {shape}, mask {config.mask}, {connections:,} connections; batch {args.batch} x {args.seq_len} "
           f"= {tokens:,} tokens; device {args.device}, {args.threads} threads, torch {torch.__version__}")
     print(f"{'model':<10} {'forward ms':>11} {'backward ms':>12} {'optim ms':>9} {'step ms':>9} {'tokens/s':>10}")
     medians = {}

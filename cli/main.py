@@ -20,7 +20,7 @@ from ticketpack.cli.entry import INTERRUPTED, STDOUT_ERROR, StdoutError, interru
 from ticketpack.cli.flags import (budget_option, code_option, codec_option, device_option, json_option,
                                   level_option, options, out_option, quiet_option, round_gamma_option,
                                   tokenizer_option, train_flags)
-from ticketpack.errors import TicketpackError
+from ticketpack.errors import TicketpackError, UsageError
 from ticketpack.strict_json import json_default
 from ticketpack.cli.progress import reporter
 from ticketpack.recipes import QUICKSTART_MINUTES
@@ -401,12 +401,29 @@ def sample(artifact: str, prompt: str, tokens: int, temperature: float, top_k: i
 
 @main.command()
 @click.argument("artifact", type=click.Path(dir_okay=False))
-@out_option("safetensors file to write")
+@click.option("-o", "--out", default=None, type=click.Path(dir_okay=False), help="safetensors file to write")
+@click.option("--hf", "hf_dir", default=None, type=click.Path(file_okay=False),
+              help="instead: a new folder transformers' from_pretrained loads (artifacts of arch transformers)")
+@click.option("--tokenizer", default=None,
+              help="with --hf: the SentencePiece .model the artifact records, copied into the folder as tokenizer.model")
 @json_option
 @quiet_option
 @handle_errors
-def export(artifact: str, out: str, as_json: bool, quiet: bool) -> None:
-    """Write ARTIFACT's regenerated dense weights (config in the metadata) as safetensors."""
+def export(artifact: str, out: str | None, hf_dir: str | None, tokenizer: str | None, as_json: bool,
+           quiet: bool) -> None:
+    """Write ARTIFACT's regenerated dense weights (config in the metadata) as safetensors (-o), or
+    as a Hugging Face model folder (--hf)."""
+    if (out is None) == (hf_dir is None):
+        raise UsageError("export: give -o FILE (safetensors) or --hf DIR (a Hugging Face folder), one of them")
+    if hf_dir is not None:
+        info = _api().export_hf(artifact, hf_dir, tokenizer=tokenizer, **_caps())
+        if as_json:
+            _emit(info)
+            return
+        click.echo(f"wrote {hf_dir}: {', '.join(info['files'])}; weights sha256 {info['weights_sha256'][:16]}...")
+        return
+    if tokenizer is not None:
+        raise UsageError("export: --tokenizer goes with --hf")
     info = _api().export(artifact, out, progress=reporter(quiet), **_caps())
     if as_json:
         _emit({"out": out, **info})

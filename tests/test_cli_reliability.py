@@ -92,7 +92,7 @@ def test_pack_ternary_control_packs_and_verifies(tmp_path):
     out = tmp_path / "t.tpk"
     assert CliRunner().invoke(main, ["pack-ternary", str(_ternary_file(tmp_path / "w.safetensors")),
                                      "-o", str(out)]).exit_code == 0
-    assert api.verify(out, model=False)["ok"]  # tensors of no model: the file alone
+    assert api.verify(out)["ok"]  # no config in the metadata: an external record, tensors only
 
 
 @pytest.mark.parametrize("config, words", [

@@ -101,15 +101,24 @@ def test_verified_artifact_loads(artifact):
 
 
 def test_transformers_config_is_checked_on_the_meta_device():
+    """verify reads a transformers record's tensors off its model built on the meta device."""
     transformers = pytest.importorskip("transformers")
+    from ticketpack.api import _check_fit
+
     hf = {"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
           "num_attention_heads": 2, "num_key_value_heads": 1, "tie_word_embeddings": True}
     config = {"arch": "transformers", "model_type": "llama", "hf_config": hf}
-    shapes = expected_shapes(config)
     model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("llama", **hf))
-    assert shapes == {n: tuple(p.shape) for n, p in model.named_parameters()}
-    check_tensors_fit(config, shapes)
+    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+    _check_fit(config, shapes, ModelLimits())
     with pytest.raises(HeaderError, match="shape"):
-        check_tensors_fit(config, {**shapes, "model.embed_tokens.weight": (65, 16)})
+        _check_fit(config, {**shapes, "model.embed_tokens.weight": (65, 16)}, ModelLimits())
     with pytest.raises(HeaderError, match="parameters"):
-        expected_shapes(config, ModelLimits(max_parameters=100))
+        _check_fit(config, shapes, ModelLimits(max_parameters=100))
+    with pytest.raises(HeaderError, match="transformers"):
+        expected_shapes(config)  # not the torch-free table's to answer
+
+
+def test_external_record_has_no_model_to_fit():
+    assert expected_shapes({"arch": "external"}) is None
+    check_tensors_fit({"arch": "external", "info": {"class": "Net"}}, {"any": (3, 4)})

@@ -44,6 +44,10 @@ NOT_RUN = {
     "ticketpack pack-ternary trilm.safetensors -o runs/tri.tpk": OUTSIDE,
     "pip install 'ticketpack[v1]'": "installs packages",
     "python bench/cli_latency.py runs/quickstart/model.tpk": "needs the quickstart's artifact",
+    "pip install 'ticketpack[hf]'": "installs packages",
+    "ticketpack train --arch llama --preset small --model '{\"num_key_value_heads\": 2}' ...": SLOW,
+    "ticketpack export runs/own.tpk --hf runs/own-hf": "needs an own-model artifact (tests/test_train_arch.py "
+                                                       "exports one)",
 }
 INLINE = re.compile(r"`((?:ticketpack|python|pip) [^`]+)`")
 

@@ -22,7 +22,7 @@ from .format.container import (ArtifactInfo, Progress, check_digests, decode_art
                                read_artifact_bytes)
 from .format.tensors import Ticket
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
-from .model_fit import check_tensors_fit
+from .model_fit import TRANSFORMERS_ARCH, check_shapes_fit, check_tensors_fit, model_arch
 from .sizing import SizeReport, code_size, size_report  # noqa: F401 - code_size is API (--code)
 from .train_options import TrainOptions
 
@@ -153,7 +153,7 @@ def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
     ticket, weights, digests, version = checked_arrays(artifact, limits, model_limits, progress)
     if model:
         try:
-            check_tensors_fit(ticket.config, {k: v.shape for k, v in weights.items()}, model_limits)
+            _check_fit(ticket.config, {k: v.shape for k, v in weights.items()}, model_limits)
         except HeaderError as exc:  # the file itself is sound: say so, and how to check only that
             raise HeaderError(f"{exc} (the file itself is sound; verify --format-only checks only "
                               f"the file)") from None
@@ -162,11 +162,27 @@ def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
+def _check_fit(config: dict, shapes: dict, model_limits: ModelLimits) -> None:
+    """The tensors are those the config's model holds (HeaderError naming the first difference):
+    a transformers record's are read off its model built on the meta device (torch loads only
+    then); the built-in GPT's come from model_fit's torch-free table."""
+    if model_arch(config) != TRANSFORMERS_ARCH:
+        check_tensors_fit(config, shapes, model_limits)
+        return
+    from .models.registry import meta_model
+
+    model = meta_model(config, model_limits)
+    check_shapes_fit({name: tuple(p.shape) for name, p in model.named_parameters()}, shapes)
+
+
 def check_config(config: dict, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> None:
-    """An artifact's config: every model key valid and the model it implies within bounds
-    (HeaderError). Keys outside the schema are left to the model builder: format-1 artifacts
-    made by hand or by pack-ternary hold free-form configs."""
-    config_from_dict(config, model_limits, error=HeaderError, where="config", ignore_unknown=True)
+    """An artifact's config: its architecture record (models/registry.py) valid and the model
+    it implies within bounds (HeaderError; models/records.py). For the built-in GPT, keys outside the schema are
+    left to the model builder: format-1 artifacts made by hand or by pack-ternary hold
+    free-form configs."""
+    from .models.records import check_config as check_record  # torch-free but for transformers
+
+    check_record(config, model_limits)
 
 
 def load_verified(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
@@ -214,10 +230,15 @@ def _load_stream(info: ArtifactInfo) -> None:
 
 def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str,
                 model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> torch.nn.Module:
-    """The built-in GPT with dense layers holding the verified effective weights."""
+    """The dense model the artifact records, holding the verified effective weights, as a module
+    whose forward maps token ids to float32 logits (models.registry.rebuilt_model)."""
+    from .models.registry import rebuilt_model
     from .ticket import model_from_ticket
 
-    return model_from_ticket(ticket, resolve_device(device), state, model_limits)
+    dev = resolve_device(device)
+    if "arch" not in ticket.config:  # the built-in GPT
+        return model_from_ticket(ticket, dev, state, model_limits)
+    return rebuilt_model(ticket.config, state, model_limits).to(dev)
 
 
 def resolve_device(device: str) -> str:
@@ -306,19 +327,31 @@ def check_eval_options(*, seq_len: int | None, batch_size: int, stride: int | No
 def checked_tokenizer(ticket: Ticket, tok, tokenizer: str | None):
     """``tok`` (loaded from ``tokenizer``), checked against the artifact's record and vocabulary."""
     check_tokenizer(tok.identity(), ticket.eval, tokenizer)
-    if tok.vocab_size > int(ticket.config.get("vocab_size", tok.vocab_size)):
-        raise UsageError(f"tokenizer: vocabulary {tok.vocab_size} exceeds the model's "
-                         f"{ticket.config.get('vocab_size')}")
+    vocab = config_vocab_size(ticket.config)
+    if vocab is not None and tok.vocab_size > vocab:
+        raise UsageError(f"tokenizer: vocabulary {tok.vocab_size} exceeds the model's {vocab}")
     return tok
+
+
+def config_vocab_size(config: dict) -> int | None:
+    """The vocabulary an artifact's model has (None when its record does not say)."""
+    from .models.registry import architecture
+
+    return architecture(config).vocab_size(config)
 
 
 def _maybe_sparsify(model, ticket: Ticket, dev: str, mode: str) -> list[str]:
     """auto: 2:4 kernels for 2:4 layers on CUDA; on: required; off: dense everywhere."""
+    from .model import GPT as GPTModule
     from .sparse import sparsify_two_four, two_four_names
 
     if mode not in ("auto", "on", "off"):
         raise UsageError(f"sparse-kernels: got {mode!r}, expected auto, on or off")
     names = two_four_names(ticket)
+    if names and not isinstance(model, GPTModule):  # the kernels swap the built-in GPT's layers
+        if mode == "on":
+            raise UsageError("sparse-kernels: on is for the built-in GPT; this artifact records another architecture")
+        return []
     if mode == "off" or not names or (mode == "auto" and not dev.startswith("cuda")):
         return []
     return sparsify_two_four(model, names)
@@ -385,6 +418,28 @@ def export(artifact: str | os.PathLike, out: str | os.PathLike, limits: Limits =
     atomic_write_bytes(out, canonical_safetensors(data))
     return {"tensors": len(weights), "parameters": int(sum(v.size for v in weights.values())),
             "weights_sha256": sha}
+
+
+def export_hf(artifact: str | os.PathLike, out_dir: str | os.PathLike, *, tokenizer: str | None = None,
+              limits: Limits = DEFAULT_LIMITS, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict:
+    """Write a folder transformers' ``AutoModelForCausalLM.from_pretrained`` loads, for an artifact
+    of arch transformers: config.json, model.safetensors (the verified effective weights,
+    adapters folded in), generation_config.json, and with ``tokenizer`` (the SentencePiece
+    .model the artifact records, checked against it) as tokenizer.model. The folder appears
+    whole or not at all."""
+    from .models import hf
+    from .models.registry import architecture, fold_adapters
+    from .tokenizer import load_tokenizer
+
+    tok = load_tokenizer(tokenizer) if tokenizer is not None else None  # a wrong path: before loading
+    ticket, state, sha = load_verified(artifact, limits, model_limits)
+    if architecture(ticket.config) is not hf:
+        raise UsageError(f"export --hf: the artifact records arch {ticket.config.get('arch', 'gpt')!r}, "
+                         f"expected 'transformers'")
+    if tok is not None:
+        checked_tokenizer(ticket, tok, tokenizer)  # the one the artifact was trained with
+    files = hf.write_folder(ticket.config, fold_adapters(state), out_dir, sha, tokenizer, model_limits)
+    return {"out": os.fspath(out_dir), "tensors": len(state), "weights_sha256": sha, "files": files}
 
 
 def canonical_safetensors(data: bytes) -> bytes:

@@ -31,8 +31,10 @@ from .errors import CheckpointError, LimitError, TicketpackError, UsageError
 from .eval_context import check_eval_context
 from .masking import MaskSpec
 from .mask_training import level_dtype, level_range
-from .format.constants import INIT_RULES, SCALE_MODES
+from .format.constants import DEFAULT_LAYOUT, INIT_RULES, LAYOUTS, SCALE_MODES
+from .format.philox import check_init_std, check_layout
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict, split_training_keys
+from .models.registry import DEFAULT_ARCH, architecture, check_config, fold_adapters, meta_model
 from .strict_json import loads_strict
 from .ticket import (Int8Tensor, MaskedTensor, PlainTensor, Ticket, adapter_tensor, check_fits,
                      default_provenance, ticket_from_model)
@@ -43,6 +45,7 @@ METADATA_KEYS = ("format", "version", "seed", "config", "manifest", "train_state
 MANIFEST_KEYS = {"masked": ("name", "kind", "init", "mask", "scale"), "plain": ("name", "kind"),
                  "int8": ("name", "kind")}
 NO_MASK_KEYS = MANIFEST_KEYS["masked"] + ("shape",)  # mask none: no levels tensor gives the shape
+MASKED_OPTIONAL_KEYS = ("layout", "init_std")  # written when not out_in / for init normal_std
 # safetensors dtype names each key family may hold (``ticket/<name>/levels``: U8, or I8 for
 # a signed mask: checked against the manifest's mask when the ticket is read)
 FLOATS = ("F32", "F16", "BF16")
@@ -134,7 +137,7 @@ def load_checkpoint(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
         raise CheckpointError(f"checkpoint metadata: unknown key {unknown[0][:80]!r}, "
                               f"expected {', '.join(METADATA_KEYS)}")
     config = _meta_json(meta, "config", dict)
-    config_from_dict(config, model_limits, error=CheckpointError, where="checkpoint config")
+    _check_config(config, model_limits)
     manifest = _meta_json(meta, "manifest", list)
     for i, entry in enumerate(manifest):
         _check_manifest_entry(entry, i)
@@ -215,8 +218,12 @@ def _check_manifest_entry(entry, i: int) -> None:
         if not (isinstance(shape, list) and 1 <= len(shape) <= 8
                 and all(type(d) is int and 1 <= d <= 2**31 for d in shape)):
             raise CheckpointError(f"{where}.shape: {str(shape)[:40]}, expected a list of 1..8 positive integers")
-    if set(entry) != set(keys):
-        raise CheckpointError(f"{where}: fields {sorted(entry)}, a {kind} entry has {list(keys)}")
+    optional = MASKED_OPTIONAL_KEYS if kind == "masked" else ()
+    if not set(keys) <= set(entry) <= set(keys) | set(optional):
+        raise CheckpointError(f"{where}: fields {sorted(entry)}, a {kind} entry has {list(keys)}"
+                              + (f" (and optionally {', '.join(optional)})" if optional else ""))
+    if "layout" in entry and entry["layout"] not in LAYOUTS:
+        raise CheckpointError(f"{where}.layout: {str(entry['layout'])[:40]!r}, expected one of {', '.join(LAYOUTS)}")
     for key in (k for k in keys if k != "shape"):
         if not isinstance(entry[key], str) or not entry[key]:
             raise CheckpointError(f"{where}.{key}: {str(entry[key])[:40]!r}, expected a non-empty string")
@@ -265,13 +272,23 @@ def _ticket_tensor(ckpt: Checkpoint, entry: dict):
     spec = MaskSpec.parse(entry["mask"])
     if not spec.stored:
         shape = tuple(entry["shape"])
-        return MaskedTensor(name, shape, entry["init"], spec, None, _scale(ckpt, entry, shape))
+        return _masked(entry, shape, spec, None, _scale(ckpt, entry, shape))
     levels = _levels(ckpt, name, spec)
     if spec.kind == "nm" and (levels.shape[-1] % spec.m or
                               np.any(levels.reshape(-1, spec.m).sum(axis=1) != spec.n)):
         raise CheckpointError(f"{name}: levels break the {spec} pattern ({spec.n} kept in every {spec.m})")
-    return MaskedTensor(name, tuple(levels.shape), entry["init"], spec, levels,
-                        _scale(ckpt, entry, tuple(levels.shape)))
+    return _masked(entry, tuple(levels.shape), spec, levels, _scale(ckpt, entry, tuple(levels.shape)))
+
+
+def _masked(entry: dict, shape: tuple[int, ...], spec: MaskSpec, levels: np.ndarray | None,
+            scale: np.ndarray | None) -> MaskedTensor:
+    """A manifest entry's masked tensor; its layout and init_std checked against the shape and rule."""
+    try:
+        layout = check_layout(entry.get("layout", DEFAULT_LAYOUT), shape)
+        init_std = check_init_std(entry["init"], entry.get("init_std"))
+    except TicketpackError as exc:
+        raise CheckpointError(f"{entry['name']}: {exc}") from None
+    return MaskedTensor(entry["name"], shape, entry["init"], spec, levels, scale, layout=layout, init_std=init_std)
 
 
 def _levels(ckpt: Checkpoint, name: str, spec: MaskSpec) -> np.ndarray:
@@ -337,14 +354,30 @@ def _mask_training_fact(value: object) -> dict:
     return dict(value)
 
 
+def _check_config(config: dict, model_limits: ModelLimits) -> None:
+    """A checkpoint's config: the built-in GPT's, or another architecture record (models/registry.py)."""
+    if "arch" not in config:
+        config_from_dict(config, model_limits, error=CheckpointError, where="checkpoint config")
+        return
+    try:
+        check_config(config, model_limits)
+    except TicketpackError as exc:
+        raise CheckpointError(f"checkpoint {exc}") from None
+
+
 def _check_fits_config(ticket: Ticket, model_limits: ModelLimits) -> None:
     """The tensors' names and shapes against the config's model, built on the meta device."""
     from .model import dense_gpt_on_meta
 
-    config = config_from_dict(ticket.config, model_limits, error=CheckpointError, where="checkpoint config")
+    _check_config(ticket.config, model_limits)
     shapes = {t.name: torch.empty(t.shape, device="meta") for t in ticket.tensors}
     try:
-        check_fits(dense_gpt_on_meta(config), shapes)
+        if architecture(ticket.config).NAME != DEFAULT_ARCH:  # their adapters fold into the weights
+            check_fits(meta_model(ticket.config, model_limits), fold_adapters(shapes))
+        elif "arch" in ticket.config:
+            check_fits(meta_model(ticket.config, model_limits), shapes)
+        else:
+            check_fits(dense_gpt_on_meta(config_from_dict(ticket.config, model_limits)), shapes)
     except TicketpackError as exc:
         raise CheckpointError(f"checkpoint: {exc}") from None
 
@@ -358,6 +391,10 @@ def _get(ckpt: Checkpoint, key: str) -> torch.Tensor:
 def _manifest_entry(t) -> dict:
     if isinstance(t, MaskedTensor):
         entry = {"name": t.name, "kind": "masked", "init": t.init, "mask": str(t.mask), "scale": t.scale_mode}
+        if t.layout != DEFAULT_LAYOUT:
+            entry["layout"] = t.layout
+        if t.init_std is not None:
+            entry["init_std"] = t.init_std
         return entry if t.mask.stored else {**entry, "shape": list(t.shape)}
     return {"name": t.name, "kind": "int8" if isinstance(t, Int8Tensor) else "plain"}
 

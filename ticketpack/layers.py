@@ -27,7 +27,8 @@ from torch import nn
 
 from . import rng
 from .errors import ConfigError
-from .format.constants import SCALE_MODES
+from .format.constants import DEFAULT_LAYOUT, SCALE_MODES
+from .format.philox import check_init_std, check_layout
 from .format.tensors import nonzero_share
 from .mask_training import MaskTraining
 from .masking import MaskSpec, hard_levels, init_scores, mask_levels, quant_log_step_init
@@ -37,10 +38,13 @@ from .masking import MaskSpec, hard_levels, init_scores, mask_levels, quant_log_
 class _MaskedWeight(nn.Module):
     """What MaskedLinear and MaskedEmbedding share: frozen, scores, scale, levels."""
 
-    def _setup(self, shape: tuple[int, int], init: str, mask: MaskSpec | str, scale_mode: str,
-               adapter_rank: int = 0, mask_training: MaskTraining | None = None) -> None:
+    def _setup(self, shape: tuple[int, ...], init: str, mask: MaskSpec | str, scale_mode: str,
+               adapter_rank: int = 0, mask_training: MaskTraining | None = None,
+               layout: str = DEFAULT_LAYOUT, init_std: float | None = None) -> None:
         if init not in rng.INIT_RULES:
             raise ConfigError(f"init: {init!r}, expected one of {', '.join(rng.INIT_RULES)}")
+        # how the shape maps to fans (format v3: out_in, in_out, conv) and normal_std's std
+        self.layout, self.init_std = check_layout(layout, shape), check_init_std(init, init_std)
         if scale_mode not in SCALE_MODES:
             raise ConfigError(f"scale_mode: {scale_mode!r}, expected one of {', '.join(SCALE_MODES)}")
         self.mask = MaskSpec.parse(mask) if isinstance(mask, str) else mask
@@ -49,8 +53,9 @@ class _MaskedWeight(nn.Module):
         else:  # checked against this layer's mask kind
             mask_training = MaskTraining.for_mask(self.mask, mask_training.estimator, mask_training.density)
         self.mask_training = mask_training
-        if self.mask.kind == "nm" and shape[1] % self.mask.m:
-            raise ConfigError(f"nm mask: input dimension {shape[1]}, expected a multiple of M={self.mask.m}")
+        if self.mask.kind == "nm" and shape[-1] % self.mask.m:  # N of M along the last dimension
+            raise ConfigError(f"nm mask: last dimension {shape[-1]} of {tuple(shape)}, "
+                              f"expected a multiple of M={self.mask.m}")
         self.init, self.scale_mode = init, scale_mode
         self.tensor_name: str | None = None  # set by bind_seed
         self.seed: int | None = None
@@ -65,13 +70,14 @@ class _MaskedWeight(nn.Module):
         self.mask_log_step = log_step
         scale = None
         if scale_mode != "none":
-            scale = nn.Parameter(torch.ones(() if scale_mode == "tensor" else (shape[0], 1),
+            # per row: (d0, 1, ...), so it broadcasts over the rows of a weight of any rank
+            scale = nn.Parameter(torch.ones(() if scale_mode == "tensor" else (shape[0],) + (1,) * (len(shape) - 1),
                                             device=self.frozen.device))
         self.scale = scale
         self.adapter_a, self.adapter_b = _adapters(shape, adapter_rank, self.frozen.device)
 
     @property
-    def shape(self) -> tuple[int, int]:
+    def shape(self) -> tuple[int, ...]:
         return tuple(self.frozen.shape)
 
     def effective_weight(self) -> torch.Tensor:
@@ -107,10 +113,11 @@ class MaskedLinear(_MaskedWeight):
 
     def __init__(self, in_features: int, out_features: int, *, init: str = "xavier_uniform",
                  mask: MaskSpec | str = "binary", scale_mode: str = "none", adapter_rank: int = 0,
-                 mask_training: MaskTraining | None = None) -> None:
+                 mask_training: MaskTraining | None = None, init_std: float | None = None) -> None:
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self._setup((out_features, in_features), init, mask, scale_mode, adapter_rank, mask_training)
+        self._setup((out_features, in_features), init, mask, scale_mode, adapter_rank, mask_training,
+                    init_std=init_std)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scores is None and self.scale is not None:
@@ -128,10 +135,11 @@ class MaskedEmbedding(_MaskedWeight):
 
     def __init__(self, num_embeddings: int, dim: int, *, init: str = "xavier_uniform",
                  mask: MaskSpec | str = "binary", scale_mode: str = "none", adapter_rank: int = 0,
-                 mask_training: MaskTraining | None = None) -> None:
+                 mask_training: MaskTraining | None = None, init_std: float | None = None) -> None:
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, dim
-        self._setup((num_embeddings, dim), init, mask, scale_mode, adapter_rank, mask_training)
+        self._setup((num_embeddings, dim), init, mask, scale_mode, adapter_rank, mask_training,
+                    init_std=init_std)
 
     def table(self) -> torch.Tensor:
         """The rows looked up (and the tied logits' weight): W_eff + B @ A."""
@@ -150,6 +158,8 @@ def _adapters(shape: tuple[int, int], rank: int, device: torch.device
         raise ConfigError(f"adapter_rank: {rank!r}, expected an integer >= 0")
     if rank == 0:
         return None, None
+    if len(shape) != 2:
+        raise ConfigError(f"adapter_rank: {rank} on a weight of shape {tuple(shape)}, adapters need a matrix")
     bound = shape[1] ** -0.5
     a = torch.empty((rank, shape[1]), device=device).uniform_(-bound, bound)
     return nn.Parameter(a), nn.Parameter(torch.zeros((shape[0], rank), device=device))
@@ -208,16 +218,19 @@ def bind_seed(module: nn.Module, seed: int) -> None:
         name = f"{path}.weight" if path else "weight"
         device = layer.frozen.device
         with torch.no_grad():
-            layer.frozen = _regenerate(seed, name, layer.shape, layer.init, device)
+            layer.frozen = _regenerate(seed, name, layer, device)
         layer.tensor_name, layer.seed = name, seed
 
 
-def _regenerate(seed: int, name: str, shape: tuple, init: str, device: torch.device) -> torch.Tensor:
+def _regenerate(seed: int, name: str, layer: _MaskedWeight, device: torch.device) -> torch.Tensor:
     # Both paths give the same bits; numba's CPU path is ~50x faster than torch ops on CPU,
     # the torch path keeps the values on the GPU when the layer lives there.
+    shape, rule = tuple(layer.shape), layer.init
     if device.type == "cpu":
-        return torch.from_numpy(rng.frozen_weight(seed, name, tuple(shape), init))
-    return rng.frozen_weight_torch(seed, name, tuple(shape), init, device=device)
+        return torch.from_numpy(rng.frozen_weight(seed, name, shape, rule, layout=layer.layout,
+                                                  init_std=layer.init_std))
+    return rng.frozen_weight_torch(seed, name, shape, rule, device=device, layout=layer.layout,
+                                   init_std=layer.init_std)
 
 
 def set_temperature(module: nn.Module, temperature: float) -> None:

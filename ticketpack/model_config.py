@@ -21,6 +21,10 @@ from .format.constants import INIT_RECIPES, INIT_RULES, SCALE_MODES, STD_FROM_EN
 from .format.maskspec import MaskSpec
 
 ACTIVATIONS = ("relu", "relu2")
+# Hugging Face built-in causal LMs an artifact may record (models/hf.py builds them) and the
+# architectures ``train --arch`` offers: the built-in GPT and those.
+HF_MODEL_TYPES = ("llama", "mistral", "qwen2", "gpt2")
+TRAIN_ARCHES = ("gpt",) + HF_MODEL_TYPES
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,16 @@ from the model that config builds, on torch's meta device (imported only then).
 
 from __future__ import annotations
 
-import math
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-from .errors import HeaderError, UsageError
+from .errors import HeaderError
 from .model_config import DEFAULT_MODEL_LIMITS, GPTConfig, ModelLimits, config_from_dict
 
 Shape = tuple[int, ...]
 GPT_ARCH = "gpt"  # the built-in model: ``arch`` absent or this
+EXTERNAL_ARCH = "external"  # tensors only: no model to check them against
+TRANSFORMERS_ARCH = "transformers"  # a Hugging Face built-in causal LM
+
 
 
 def gpt_tensor_shapes(c: GPTConfig) -> dict[str, Shape]:
@@ -78,54 +80,26 @@ def model_arch(config: Any) -> str:
     return arch
 
 
-def expected_shapes(config: dict, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Shape]:
+def expected_shapes(config: dict, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> dict[str, Shape] | None:
     """The tensors (name -> shape) the model ``config`` describes must hold, checked as the
-    loader checks the config (HeaderError naming the key)."""
+    loader checks the config (HeaderError naming the key); None for an ``external`` record,
+    whose tensors fill a module of the user's own (any names and shapes)."""
     arch = model_arch(config)
     if arch == GPT_ARCH:
         # exactly as the loader reads it (model_from_ticket), so both accept the same configs
         gpt = config_from_dict(config, model_limits, error=HeaderError, where="config")
         return gpt_tensor_shapes(gpt)
-    builder = _ARCH_SHAPES.get(arch)
-    if builder is None:
-        raise HeaderError(f"config: arch {arch!r}: no model of this architecture can be built from "
-                          f"the artifact alone (known: {', '.join((GPT_ARCH, *_ARCH_SHAPES))})")
-    return builder(config, model_limits)
+    if arch == EXTERNAL_ARCH:
+        return None
+    if arch == TRANSFORMERS_ARCH:  # its shapes come from transformers' model code: api.verify
+        raise HeaderError("config: arch 'transformers': its tensors are read off its model, not this table")
+    raise HeaderError(f"config: arch {arch[:60]!r}, expected one of {GPT_ARCH}, {TRANSFORMERS_ARCH}, "
+                      f"{EXTERNAL_ARCH}")
 
 
 def check_tensors_fit(config: dict, shapes: Mapping[str, Shape],
                       model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> None:
     """Refuse (HeaderError) tensors that the model ``config`` describes would not load."""
-    check_shapes_fit(expected_shapes(config, model_limits), shapes)
-
-
-def _transformers_shapes(config: dict, model_limits: ModelLimits) -> dict[str, Shape]:
-    """A transformers config's parameters (each tensor once, tied ones under their first name),
-    read off the model its ``model_type`` and ``hf_config`` build on torch's meta device: no
-    memory is allocated, and torch and transformers are imported only here."""
-    model_type, hf_config = config.get("model_type"), config.get("hf_config")
-    if not isinstance(model_type, str) or not isinstance(hf_config, dict):
-        raise HeaderError("config: arch 'transformers' needs a string model_type and an object hf_config")
-    try:
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise UsageError(f"config: arch 'transformers': checking its tensors needs {exc.name} "
-                         f"(pip install transformers)") from None
-    try:
-        hf = transformers.AutoConfig.for_model(model_type, **hf_config)
-        with torch.device("meta"):
-            model = transformers.AutoModelForCausalLM.from_config(hf)
-    except (ValueError, TypeError, KeyError) as exc:
-        raise HeaderError(f"config: arch 'transformers', model_type {model_type!r}: {exc}") from None
-    shapes = {name: tuple(p.shape) for name, p in model.named_parameters()}
-    total = sum(math.prod(s) for s in shapes.values())
-    if total > model_limits.max_parameters:
-        raise HeaderError(f"config: {total:,} parameters, the bound is {model_limits.max_parameters:,} "
-                          f"(raise it with --max-elements or TICKETPACK_MAX_ELEMENTS)")
-    return shapes
-
-
-_ARCH_SHAPES: dict[str, Callable[[dict, ModelLimits], dict[str, Shape]]] = {
-    "transformers": _transformers_shapes,
-}
+    expected = expected_shapes(config, model_limits)
+    if expected is not None:
+        check_shapes_fit(expected, shapes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import __version__
+from .version import __version__
 
 
 def default_provenance(extra: dict | None = None) -> dict:

@@ -20,6 +20,7 @@ from .errors import CheckpointError, LimitError, UsageError
 from .format.constants import DEFAULT_LIMITS, Limits
 from .format.digest import canonical_bytes
 from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from .model_fit import EXTERNAL_ARCH
 from .strict_json import loads_strict
 from .ticket import PlainTensor, TensorEntry, TernaryTensor, Ticket, default_provenance
 
@@ -98,7 +99,7 @@ def ticket_from_ternary(state: dict[str, np.ndarray], config: dict | None = None
                          f"per tensor or per row")
     record = {"source": source} if source else {}
     record["ternary"] = {"gamma_rounded": round_gamma, "gamma_max_relative_change": worst}
-    return Ticket(seed=0, config=config or {}, tensors=tensors, provenance=default_provenance(record))
+    return Ticket(seed=0, config=config or {"arch": EXTERNAL_ARCH}, tensors=tensors, provenance=default_provenance(record))
 
 
 def _checked_change(name: str, gamma: np.ndarray, round_gamma: bool) -> float:

@@ -27,6 +27,10 @@ from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,
                              TernaryTensor, Ticket, frozen_weights, quantize_rows_int8)
 
 
+# a masked layer's parameters that its tensor entry (and adapter entries) store
+MASKED_PARTS = ("scores", "scale", "mask_log_step", "adapter_a", "adapter_b")
+
+
 def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> str:
     """The current format's ``weights_sha256`` of a state dict (per-tensor digests, combined)."""
     items = state.items() if isinstance(state, dict) else state
@@ -49,7 +53,8 @@ def ticket_from_model(module: nn.Module, seed: int, config: dict,
     owned: set[str] = set()
     for path, layer in masked_layers(module):
         prefix = f"{path}." if path else ""
-        owned.update(f"{prefix}{p}" for p, _ in layer.named_parameters(recurse=False))
+        # what the masked entry and its adapters hold; any other parameter (a bias) is plain
+        owned.update(f"{prefix}{p}" for p in MASKED_PARTS if getattr(layer, p, None) is not None)
         tensors.append(_masked_entry(layer))
         tensors += adapter_entries(layer, prefix, adapter_dtype)
     for name, param in module.named_parameters():
@@ -86,7 +91,8 @@ def _masked_entry(layer: nn.Module) -> MaskedTensor:
         scale = scale.reshape(()) if scale.size == 1 and layer.scale.dim() == 0 else scale
     levels = None if not layer.mask.stored else layer.hard_mask().detach().cpu().numpy().astype(level_dtype(layer.mask))
     return MaskedTensor(name=layer.tensor_name, shape=tuple(layer.shape), init=layer.init,
-                        mask=layer.mask, levels=levels, scale=scale)
+                        mask=layer.mask, levels=levels, scale=scale, layout=layer.layout,
+                        init_std=layer.init_std)
 
 
 def model_from_ticket(ticket: Ticket, device: str | torch.device = "cpu",
@@ -97,14 +103,23 @@ def model_from_ticket(ticket: Ticket, device: str | torch.device = "cpu",
     ``state``: the ticket's effective state dict when the caller already has it (verified).
     The config is validated and bounded first (``HeaderError``: it is the artifact's content).
     """
+    config_from_dict(ticket.config, limits, error=HeaderError, where="config")  # before regenerating
+    state = ticket.effective_state_dict() if state is None else state
+    return gpt_from_state(ticket.config, state, limits).to(device)
+
+
+def gpt_from_state(config: dict, state: dict[str, torch.Tensor],
+                   limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> nn.Module:
+    """The dense built-in GPT of ``config`` holding ``state`` (on the CPU, eval mode); the
+    tensors are checked against the model on the meta device first (a config bomb is refused
+    before allocation)."""
     from .model import dense_gpt_on_meta, materialize_unfilled
 
-    config = config_from_dict(ticket.config, limits, error=HeaderError, where="config")
-    model = dense_gpt_on_meta(config)
-    state = ticket.effective_state_dict() if state is None else state
-    check_fits(model, state)  # on the meta model: a config bomb is refused before allocation
+    gpt_config = config_from_dict(config, limits, error=HeaderError, where="config")
+    model = dense_gpt_on_meta(gpt_config)
+    check_fits(model, state)
     load_effective(materialize_unfilled(model), state)
-    return model.to(device).eval()
+    return model.eval()
 
 
 def check_fits(model: nn.Module, state: dict[str, torch.Tensor]) -> None:

@@ -41,7 +41,7 @@ from torch import nn
 from .artifact import DEFAULT_LIMITS, Limits
 from .checkpoint import Checkpoint, load_checkpoint, packed_size, save_checkpoint
 from .data import TokenStream, batch_iterator, load_tokens, split_train_val
-from .errors import CheckpointError, ConfigError, UsageError
+from .errors import BudgetExceededError, CheckpointError, ConfigError, UsageError
 from .eval_context import make_eval_context
 from .evaluate import EvalResult, evaluate
 from .format.tensors import nonzero_share
@@ -53,7 +53,9 @@ from .model_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, confi
 from .runtime import DistContext, Event, JsonlLog, provenance, resolve_device, setup_distributed
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .shape_budget import ShapeChoice, fill as fill_budget
-from .ticket import model_from_ticket, ticket_from_model
+from .models.registry import Logits, rebuilt_model
+from .ticket import ticket_from_model
+from .train_arch import RecordConfig, build_record_model, logits_loss, record_config
 from .tokenizer import Tokenizer, load_tokenizer
 from .train_options import DEFAULT_STEPS, TrainOptions, check_number, option_flags, resumed_fields, shown
 
@@ -89,12 +91,17 @@ class TrainResult:
 
 def build_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> GPTConfig:
     """The model config: the preset, then ``model`` overrides, then mask / init
-    (validated and bounded by ``limits`` before anything is built)."""
+    (validated and bounded by ``limits`` before anything is built). ``--arch`` other than gpt:
+    the Hugging Face model of the preset's shape (train_arch.py)."""
+    if opts.arch != "gpt":
+        return record_config(opts, limits)
     overrides = dict(opts.model)
     if opts.mask is not None:
         overrides["mask"] = opts.mask
     if opts.adapter_rank is not None:
         overrides["adapter_rank"] = opts.adapter_rank
+    if opts.scale_mode is not None:
+        overrides["scale_mode"] = opts.scale_mode
     if opts.init is not None:
         overrides["init"], overrides["mlp_fc_init"], overrides["embed_init"] = INIT_CHOICES[opts.init]
     config = config_from_preset(opts.preset, limits, **overrides)
@@ -126,7 +133,7 @@ def budget_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS
     ``shape_budget.fill``, the widest shape and then finer knobs until the worst case packs to
     95% of the budget."""
     config = build_config(opts, limits)
-    if opts.byte_budget is None:
+    if opts.byte_budget is None or isinstance(config, RecordConfig):  # another arch: checked when packed
         return config, None
     choice = fill_budget(config.to_dict(), opts.byte_budget, adapter_dtype=opts.adapter_dtype,
                          training=mask_training(opts, config))
@@ -142,7 +149,7 @@ def density_schedule(opts: TrainOptions, config: GPTConfig, training: MaskTraini
                            restore=opts.restore_density, restore_from=opts.restore_from)
 
 
-def _score_unit(training: MaskTraining | None) -> float:
+def score_unit(training: MaskTraining | None) -> float:
     """Score units per 'lr' / 'temperature' unit: quant scores live on a grid of step delta."""
     return QUANT_STEP_INIT if training is not None and training.estimator == "quant" else 1.0
 
@@ -163,9 +170,12 @@ def load_data(opts: TrainOptions) -> tuple[TokenStream, TokenStream, Tokenizer]:
     return train_stream, val_stream, tok
 
 
-def build_model(config: GPTConfig, seed: int, device: torch.device,
-                training: MaskTraining | None = None) -> GPT:
-    """The masked GPT with seeded frozen weights; scores drawn from torch's RNG seeded by ``seed``."""
+def build_model(config: GPTConfig | RecordConfig, seed: int, device: torch.device,
+                training: MaskTraining | None = None) -> nn.Module:
+    """The masked GPT (or ``--arch`` model) with seeded frozen weights; scores drawn from torch's
+    RNG seeded by ``seed``."""
+    if isinstance(config, RecordConfig):
+        return build_record_model(config, seed, device, training)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         # built on the CPU: same init on any device
@@ -183,7 +193,7 @@ def param_groups(model: nn.Module, opts: TrainOptions) -> list[dict]:
         else:
             (adapters if name.endswith(("adapter_a", "adapter_b")) else others).append(p)
     layers = masked_layers(model)
-    lr = opts.lr * _score_unit(layers[0][1].mask_training if layers else None)
+    lr = opts.lr * score_unit(layers[0][1].mask_training if layers else None)
     groups = [{"params": scores, "lr": lr, "base_lr": lr, "name": "scores"}]
     if adapters:
         groups.append({"params": adapters, "lr": opts.adapter_lr, "base_lr": opts.adapter_lr, "name": "adapters"})
@@ -227,14 +237,16 @@ def overall_density(model: nn.Module) -> tuple[float, int]:
 
 class _Objective(nn.Module):
     """The training loss as a module's forward, so that DistributedDataParallel (which wraps
-    forward) syncs the gradients of ``GPT.loss``."""
+    forward) syncs the gradients of ``GPT.loss`` (or the cross-entropy of another arch's logits)."""
 
-    def __init__(self, model: GPT) -> None:
+    def __init__(self, model: nn.Module, logits: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model, self._logits = model, (logits,)  # the wrapper shares the model's parameters
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return self.model.loss(x, y)
+        if isinstance(self.model, GPT):
+            return self.model.loss(x, y)
+        return logits_loss(self._logits[0](x), y)
 
 
 @dataclass
@@ -267,6 +279,7 @@ class _Trainer:
                               f"tokenizer's {tok.vocab_size}")
         self.eval_context = make_eval_context(self.opts.seq_len, tok.identity())
         self.model = build_model(self.config, self.opts.seed, self.device, self.mask_training)
+        self.logits = Logits(self.model, self.config.to_dict())  # token ids -> float32 logits
         self.optimizer = make_optimizer(self.model, self.opts)
         self.density_schedule = density_schedule(self.opts, self.config, self.mask_training)
         self.state = _State()
@@ -276,7 +289,9 @@ class _Trainer:
         self.net = self._wrap_ddp()
         self.log = JsonlLog(self.opts.log if self.dctx.main else None, append=self.resumed is not None)
 
-    def _config(self) -> GPTConfig:
+    def _config(self) -> GPTConfig | RecordConfig:
+        if self.resumed is not None and "arch" in self.resumed.config:  # another architecture's record
+            return record_config(self.opts, self.model_limits, record=self.resumed.config)
         if self.resumed is not None:  # the checkpoint's shape, whatever the budget says now
             return config_from_dict(self.resumed.config, self.model_limits, error=CheckpointError,
                                     where="checkpoint config")
@@ -294,7 +309,7 @@ class _Trainer:
         self.state = _resumed_state(ckpt.train_state)
 
     def _wrap_ddp(self) -> nn.Module:
-        objective = _Objective(self.model)
+        objective = _Objective(self.model, self.logits)
         if self.dctx.world == 1:
             return objective
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -332,7 +347,7 @@ class _Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = group["base_lr"] * mult
         t = temperature(p, self.opts.temperature_start, self.opts.temperature_end)
-        unit = _score_unit(self.mask_training)
+        unit = score_unit(self.mask_training)
         density = self.density_schedule(p) if self.density_schedule else None
         for _, layer in masked_layers(self.model):
             layer.temperature = t * unit
@@ -374,7 +389,7 @@ class _Trainer:
     def periodic_eval(self, sched: dict) -> None:
         if not self.dctx.main:
             return
-        res = evaluate(self.model, self.val_stream, seq_len=self.opts.seq_len,
+        res = evaluate(self.logits, self.val_stream, seq_len=self.opts.seq_len,
                        batch_size=self.opts.eval_batch_size, device=self.device,
                        autocast_bf16=self.device.type == "cuda", max_tokens=self.opts.eval_tokens)
         self.emit({"event": "eval", "step": self.state.step, "val_loss": res.val_loss,
@@ -387,7 +402,7 @@ class _Trainer:
         """val_bpb of the model rebuilt from the ticket, evaluated as load-and-eval does."""
         ticket = ticket_from_model(self.model, self.opts.seed, self.config.to_dict(),
                                    adapter_dtype=self.opts.adapter_dtype)
-        rebuilt = model_from_ticket(ticket, self.device)
+        rebuilt = rebuilt_model(ticket.config, ticket.effective_state_dict(), self.model_limits).to(self.device)
         return evaluate(rebuilt, self.val_stream, seq_len=self.opts.seq_len,
                         batch_size=self.opts.eval_batch_size, device=self.device,
                         autocast_bf16=self.device.type == "cuda")
@@ -456,6 +471,10 @@ class _Trainer:
             self.save(done=True, final=final)
         density, connections = overall_density(self.model)
         packed = self.packed_bytes() if self.dctx.main and self.opts.byte_budget else None
+        if packed is not None and packed > self.opts.byte_budget:  # --arch: no shape was solved for it
+            raise BudgetExceededError(f"budget: the trained model packs to {packed:,} bytes, over the "
+                                      f"{self.opts.byte_budget:,}-byte budget; the checkpoint {self.opts.out} "
+                                      f"is kept (pick a smaller --model shape)")
         if self.dctx.main:
             scores = {} if final is None else {"val_loss": final.val_loss, "val_bpb": final.val_bpb,
                                                "eval_tokens": final.tokens, "eval_bytes": final.bytes}

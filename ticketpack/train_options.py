@@ -25,10 +25,10 @@ from typing import Any, Callable
 from .atomic import check_output_path, refuse_input_overwrite
 from .budget import parse_budget
 from .errors import ConfigError, OutputWriteError, UsageError
-from .format.constants import ADAPTER_DTYPES
+from .format.constants import ADAPTER_DTYPES, SCALE_MODES
 from .mask_training import DENSITY_ESTIMATORS, ESTIMATORS, estimator_names
 from .eval_context import MAX_SEQ_LEN
-from .model_config import INIT_CHOICES, LEGACY, PRESETS, SCHEMA
+from .model_config import INIT_CHOICES, LEGACY, PRESETS, SCHEMA, TRAIN_ARCHES
 from .recipes import QUICKSTART_MINUTES
 from .strict_json import loads_strict
 
@@ -85,6 +85,9 @@ class TrainOptions:
     val_fraction: float = _option(0.1, resumed=True, help="share of the data held out when no val data is "
                                   "given (load-and-eval --split val uses the same split)")
     tokenizer: str | None = _option(None, help="SentencePiece .model (default: bytes, vocabulary 256)")
+    arch: str = _option("gpt", resumed=True, choices=TRAIN_ARCHES,
+                        help="the built-in GPT, or a Hugging Face causal LM of the preset's shape "
+                             "(--model then overrides its transformers config; needs ticketpack[hf])")
     preset: str = _option("small", resumed=True, help=f"model preset: {', '.join(PRESETS)}")
     model: dict[str, Any] = _option(factory=dict, resumed=True, parse=json_object,
                                     help='model config overrides as JSON, e.g. \'{"model_dim": 512}\'')
@@ -94,6 +97,8 @@ class TrainOptions:
     mask: str | None = _option(None, resumed=True, help="binary | multibit:K | signed:K (levels -(K-1)..K-1: "
                                                         "drop, keep or invert) | nm:N:M | none (frozen seeded "
                                                         "weights, no mask; default: the preset's)")
+    scale_mode: str | None = _option(None, resumed=True, choices=SCALE_MODES,
+                                     help="learned scale of each masked layer (default: the preset's, none)")
     estimator: str = _option("", resumed=True, help=_ESTIMATOR_HELP)
     init: str | None = _option(None, resumed=True, choices=tuple(INIT_CHOICES),
                                help="frozen init: a rule, or a recipe (default: the preset's)")
@@ -196,6 +201,10 @@ class TrainOptions:
         for key in LEGACY.keys() & self.model.keys():  # how to train is not part of the model
             raise ConfigError(f"model: {key!r} is a training setting, not a model config field; "
                               f"use estimator / density (--estimator, --density)")
+        if self.arch not in TRAIN_ARCHES:
+            raise ConfigError(f"arch: {shown(self.arch)}, expected one of {', '.join(TRAIN_ARCHES)}")
+        if self.scale_mode is not None and self.scale_mode not in SCALE_MODES:
+            raise ConfigError(f"scale_mode: {shown(self.scale_mode)}, expected one of {', '.join(SCALE_MODES)}")
         if self.init is not None and self.init not in INIT_CHOICES:
             raise ConfigError(f"init: {shown(self.init)}, expected one of {', '.join(INIT_CHOICES)}")
         check_number("byte_budget", self.byte_budget, int, low=1, high=2**62, optional=True)

@@ -1,0 +1,2 @@
+"""Supermasks over any torch module: masked twins of common layers (``modules``) and the
+one-call converter (``supermask``)."""
