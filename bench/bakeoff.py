@@ -7,7 +7,7 @@
 
 For each byte budget, every method gets the fullest shape of the built-in GPT family whose
 artifact fits (``solve``, the package's ``shape_budget`` solver: an analytic estimate ranks
-the shapes, then a stand-in model is packed for real to check it fits; ``shape_budget.fill``
+the shapes, then a stand-in model is packed for real to check it fits; ``train.shape_budget.fill``
 then moves finer knobs -- head width, a head or a block, the MLP ratio, the adapter rank --
 packing stand-ins until one fills 95% of the budget; a method with a ``sizing_density``, e.g.
 ``multibit4-sized``, is sized by the entropy its trained masks were measured to reach instead
@@ -49,13 +49,14 @@ from baselines import (LOG_EVERY, Corpus, Method, Result, RunSpec, knobs, prepar
                        run_method, shape_config)
 from plots import Series, save_line_plot
 
-from ticketpack import __version__, shape_budget
+from ticketpack import __version__
+from ticketpack.train import shape_budget
 from ticketpack.baselines import estimate_dense_bytes
 from ticketpack.budget import parse_budget
 from ticketpack.cli.progress import reporter
 from ticketpack.errors import ConfigError
-from ticketpack.model import GPTConfig
-from ticketpack.runtime import git_commit
+from ticketpack.models.gpt_model import GPTConfig
+from ticketpack.train.runtime import git_commit
 
 CALIBRATION_VAL_TOKENS = 4096  # held-out bytes a calibration run scores (the score is not used)
 
@@ -117,7 +118,7 @@ class Shape:
 
 
 def estimate_bytes(method: Method, model_dim: int, num_layers: int, **shape: int) -> float:
-    """The package's analytic bytes: ``shape_budget.estimate_bytes`` (tickets) or
+    """The package's analytic bytes: ``train.shape_budget.estimate_bytes`` (tickets) or
     ``baselines.estimate_dense_bytes`` (int8, ternary, binary); ``shape``: finer knobs
     (``shape_config``'s num_heads, mlp_mult, adapter_rank)."""
     config = shape_config(model_dim, num_layers, method, **shape)
@@ -134,7 +135,7 @@ def solve(method: Method, budget: int, fill: bool = True, ratio: float = 1.0, sh
     around the ``small`` preset's 64), with this method's estimate and stand-in
     (``baselines.proxy_bytes``: tensors as costly as the method's worst case, packed for
     real); no reserve, as the trained model's real bytes are reported. ``fill``: then
-    ``shape_budget.fill``'s measured search over finer knobs until the stand-in fills FILL of
+    ``train.shape_budget.fill``'s measured search over finer knobs until the stand-in fills FILL of
     the budget (``share`` of it). ``ratio``: the share of its stand-in's bytes a trained artifact of this method
     was measured to pack to (1: the stand-in's worst case).
     """

@@ -12,10 +12,10 @@ ticket trainer with one bake-off's settings.
 - ``binary``: the same dense GPT trained quantisation-aware with 1-bit weights (sign of
   the latent weight times a per-row scale alpha = mean|W_row|, straight-through), packed as
   TernaryTensors whose trits are all +-1 (the coder spends ~1 bit each) + fp16 row scales.
-- ``ticket``: a supermask GPT trained by ``ticketpack.train`` (frozen seeded weights,
+- ``ticket``: a supermask GPT trained by ``ticketpack.train.loop`` (frozen seeded weights,
   learned masks and scales), packed with ``encode_artifact(codec="auto")``.
 
-Every method sees the same training batches (``data.batch_iterator``: a pure function of
+Every method sees the same training batches (``text.corpus.batch_iterator``: a pure function of
 seed and step), the same number of steps, batch size and sequence length, the same
 warm-up / warm-down shape, and is scored by ``evaluate`` on the same held-out text, always
 on the model rebuilt from the bytes that are counted.
@@ -32,22 +32,22 @@ from typing import Any, Callable
 import numpy as np
 from torch import nn
 
-from ticketpack import shape_budget
+from ticketpack.train import shape_budget
 from ticketpack.artifact import decode_artifact, encode_artifact, parse_artifact
 from ticketpack.baselines import (DENSE_FAMILIES, build_dense, encode_int8_state, make_binary, make_ternary,
                                   model_from_int8_state, ternary_ticket, train_dense, worst_case_dense_bytes)
-from ticketpack.data import TokenStream, bundled_corpus_path, load_tokens, split_train_val
+from ticketpack.text.corpus import TokenStream, bundled_corpus_path, load_tokens, split_train_val
 from ticketpack.errors import ConfigError
-from ticketpack.evaluate import evaluate
+from ticketpack.eval.evaluate import evaluate
 from ticketpack.format.tensors import TernaryTensor, nonzero_share
 from ticketpack.format.maskspec import MaskSpec
-from ticketpack.layers import masked_layers
-from ticketpack.mask_training import MaskTraining
-from ticketpack.model import GPT, GPTConfig, config_from_preset
-from ticketpack.model_config import INIT_CHOICES, PRESETS
+from ticketpack.nn.layers import masked_layers
+from ticketpack.nn.mask_training import MaskTraining
+from ticketpack.models.gpt_model import GPT, GPTConfig, config_from_preset
+from ticketpack.models.gpt_config import INIT_CHOICES, PRESETS
 from ticketpack.ticket import model_from_ticket, ticket_from_model
-from ticketpack.train import train
-from ticketpack.train_options import TrainOptions, declared_default
+from ticketpack.train.loop import train
+from ticketpack.train.options import TrainOptions, declared_default
 
 FAMILIES = DENSE_FAMILIES + ("ticket",)
 WARMUP, WARMDOWN = declared_default("warmup"), declared_default("warmdown")  # for every method
@@ -255,7 +255,7 @@ def run_ternary(method: Method, config: GPTConfig, corpus: Corpus, spec: RunSpec
                    density=density)
 
 
-# ---------------------------------------------------------------- tickets (ticketpack.train)
+# ---------------------------------------------------------------- tickets (ticketpack.train.loop)
 
 # Method fields named like a TrainOptions field that reach the trainer through the shape's
 # config instead (``init`` "pg" is a recipe of three rules, not a ``--init`` choice).
@@ -319,7 +319,7 @@ def _result(method: Method, budget: int, nbytes: int, mats: int, other: int, bpb
 def proxy_bytes(method: Method, config: GPTConfig, seed: int = 0) -> int:
     """Packed bytes of an untrained stand-in whose tensors are as costly as the method allows:
     the package's worst cases, ``baselines.worst_case_dense_bytes`` (int8, ternary, binary)
-    and ``shape_budget.worst_case_bytes`` (tickets: levels uniform over the levels, or at
+    and ``train.shape_budget.worst_case_bytes`` (tickets: levels uniform over the levels, or at
     exactly the target density; fp16 values random)."""
     if method.family == "ticket":
         return shape_budget.worst_case_bytes(config.to_dict(), seed, creation={},

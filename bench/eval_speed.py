@@ -33,12 +33,14 @@ import numba
 import numpy as np
 import torch
 
-from ticketpack import api, pg_import, rng
+from ticketpack import api
+from ticketpack.interop import pg_import
+from ticketpack.nn import frozen as rng
 from ticketpack.artifact import decode_artifact, parse_artifact, read_artifact_bytes, write_artifact
-from ticketpack.data import TokenStream
-from ticketpack.evaluate import evaluate
-from ticketpack.layers import masked_layers
-from ticketpack.model import GPT
+from ticketpack.text.corpus import TokenStream
+from ticketpack.eval.evaluate import evaluate
+from ticketpack.nn.layers import masked_layers
+from ticketpack.models.gpt_model import GPT
 from ticketpack.ticket import Ticket, load_effective, weights_sha256
 
 DENSITY = 0.461

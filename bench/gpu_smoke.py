@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ticketpack import api, rng
-from ticketpack.checkpoint import save_checkpoint
-from ticketpack.data import bundled_corpus_path, read_corpus
-from ticketpack.layers import bind_seed, randomize_scores
-from ticketpack.model import GPT, GPTConfig
+from ticketpack import api
+from ticketpack.nn import frozen as rng
+from ticketpack.train.checkpoint import save_checkpoint
+from ticketpack.text.corpus import bundled_corpus_path, read_corpus
+from ticketpack.nn.layers import bind_seed, randomize_scores
+from ticketpack.models.gpt_model import GPT, GPTConfig
 
 
 def main() -> None:

@@ -31,10 +31,10 @@ from safetensors.torch import save as st_save
 
 from ticketpack import api
 from ticketpack.artifact import load_ticket, parse_artifact, write_artifact
-from ticketpack.checkpoint import save_checkpoint
+from ticketpack.train.checkpoint import save_checkpoint
 from ticketpack.format.container import assemble
-from ticketpack.layers import bind_seed, randomize_scores
-from ticketpack.model import GPT, GPTConfig
+from ticketpack.nn.layers import bind_seed, randomize_scores
+from ticketpack.models.gpt_model import GPT, GPTConfig
 
 ENTRY = [sys.executable, "-c", "import sys; from ticketpack.cli.entry import run; sys.argv[0] = 'ticketpack'; run()"]
 TEXT = "To be, or not to be, that is the question: whether 'tis nobler in the mind to suffer. " * 40

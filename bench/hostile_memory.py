@@ -62,9 +62,9 @@ def gpt_bomb(elements: int) -> tuple[bytes, int]:
     import torch
 
     from ticketpack.artifact import encode_artifact
-    from ticketpack.masking import MaskSpec
-    from ticketpack.model import GPT
-    from ticketpack.model_config import GPTConfig, parameter_count
+    from ticketpack.nn.masking import MaskSpec
+    from ticketpack.models.gpt_model import GPT
+    from ticketpack.models.gpt_config import GPTConfig, parameter_count
     from ticketpack.ticket import MaskedTensor, PlainTensor, Ticket
 
     dim = 1024

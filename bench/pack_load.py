@@ -25,16 +25,16 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from ticketpack import rng
-from ticketpack.shape_budget import entropy
+from ticketpack.nn import frozen as rng
+from ticketpack.train.shape_budget import entropy
 from ticketpack.format import load_artifact
-from ticketpack.pg_import import encode_pg_artifact
+from ticketpack.interop.pg_import import encode_pg_artifact
 from ticketpack.format.container import decode_artifact, parse_artifact, write_artifact
 from ticketpack.format.digest import combine_digests, tensor_sha256
 from ticketpack.format.maskspec import MaskSpec
 from ticketpack.format.tensors import MaskedTensor, Ticket, philox_frozen
-from ticketpack.model_config import config_from_preset
-from ticketpack.shape_budget import stored_tensors
+from ticketpack.models.gpt_config import config_from_preset
+from ticketpack.train.shape_budget import stored_tensors
 
 
 def pg_shapes(width: int, layers: int, vocab: int = 1024) -> list[tuple[str, tuple[int, ...]]]:

@@ -24,8 +24,8 @@ import tempfile
 import torch
 from recipe_run import variant_options
 
-from ticketpack.quickstart_data import QuickstartData, prepare_quickstart_data
-from ticketpack.train import train
+from ticketpack.text.quickstart import QuickstartData, prepare_quickstart_data
+from ticketpack.train.loop import train
 
 
 def parse_args() -> argparse.Namespace:

@@ -25,9 +25,9 @@ from typing import Any
 
 import torch
 
-from ticketpack.quickstart_data import QuickstartData, prepare_quickstart_data
-from ticketpack.train import train
-from ticketpack.train_options import TrainOptions, quickstart_options
+from ticketpack.text.quickstart import QuickstartData, prepare_quickstart_data
+from ticketpack.train.loop import train
+from ticketpack.train.options import TrainOptions, quickstart_options
 
 
 def parse_args() -> argparse.Namespace:

@@ -27,7 +27,7 @@ import torch
 
 from timing import best_of
 
-from ticketpack import rng
+from ticketpack.nn import frozen as rng
 
 SEED, NAME, RULE = 1234, "bench.weight", "xavier_uniform"
 NORMAL_RULE = "he_normal"

@@ -22,15 +22,15 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ticketpack.layers import masked_layers
-from ticketpack.model import GPT, config_from_preset
-from ticketpack.train import build_model, make_optimizer
-from ticketpack.model_config import TRAIN_ARCHES
+from ticketpack.nn.layers import masked_layers
+from ticketpack.models.gpt_model import GPT, config_from_preset
+from ticketpack.train.loop import build_model, make_optimizer
+from ticketpack.models.gpt_config import TRAIN_ARCHES
 from ticketpack.models import hf
 from ticketpack.models.registry import Logits
-from ticketpack.train import build_config
-from ticketpack.train_arch import preset_keys
-from ticketpack.train_options import QUICKSTART_MODEL, TrainOptions
+from ticketpack.train.loop import build_config
+from ticketpack.train.arch import preset_keys
+from ticketpack.train.options import QUICKSTART_MODEL, TrainOptions
 
 
 def parse_args() -> argparse.Namespace:

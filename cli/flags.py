@@ -1,6 +1,6 @@
 """Command-line options: the ones several commands share, each declared once here, and the
 flags of ``ticketpack train``, generated from the ``TrainOptions`` declaration
-(ticketpack.train_options: one flag per field, its default, help text and choices).
+(ticketpack.train.options: one flag per field, its default, help text and choices).
 
 Torch-free: imported at start-up.
 """
@@ -12,7 +12,7 @@ from typing import Any, Callable
 import click
 
 from ticketpack.format.constants import WRITE_CODECS
-from ticketpack.train_options import OptionFlag, option_flags
+from ticketpack.train.options import OptionFlag, option_flags
 
 Decorator = Callable[[Callable], Callable]
 PACK_CODECS = tuple(c for c in WRITE_CODECS if c != "none")  # what the CLI offers: always compressed

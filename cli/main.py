@@ -23,7 +23,7 @@ from ticketpack.cli.flags import (budget_option, code_option, codec_option, devi
 from ticketpack.errors import TicketpackError, UsageError
 from ticketpack.strict_json import json_default
 from ticketpack.cli.progress import reporter
-from ticketpack.recipes import QUICKSTART_MINUTES
+from ticketpack.train.recipes import QUICKSTART_MINUTES
 
 INTERNAL_ERROR = 4
 
@@ -327,7 +327,7 @@ def train(as_json: bool, quiet: bool, **values) -> None:
     Every flag sets the TrainOptions field of its name (--max-minutes: max_minutes).
     With --budget, depth and width are chosen (keeping the recipe's head width and
     width/depth ratio) so that the packed artifact fits; the choice is printed on stderr."""
-    from ticketpack.train_options import options_from_flags
+    from ticketpack.train.options import options_from_flags
 
     opts = options_from_flags(values)
     ctx = click.get_current_context()  # the flags typed (or set by environment), not defaults

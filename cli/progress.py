@@ -9,7 +9,7 @@ Two displays:
   08:12 left`` or ``progress: pack 12/25 tensors, 48.0% of 1,523,712 elements, 00:31 elapsed``.
 
 Events are dicts with an ``event`` key. The trainer sends ``step`` / ``eval`` / ``final``
-(ticketpack.train); pack and load send ``tensor`` events with ``stage``, ``done``, ``total``,
+(ticketpack.train.loop); pack and load send ``tensor`` events with ``stage``, ``done``, ``total``,
 ``elements`` and ``total_elements``. Torch-free: imported by the CLI at start-up.
 """
 

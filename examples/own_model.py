@@ -20,7 +20,7 @@ import torch
 from transformers import AutoConfig, AutoModelForCausalLM
 
 import ticketpack
-from ticketpack.data import bundled_corpus_path, read_text_file
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 
 
 def batches(data: torch.Tensor, batch: int, seq_len: int, gen: torch.Generator):

@@ -17,7 +17,7 @@ import json
 
 from ticketpack import api
 from ticketpack.cli.progress import reporter
-from ticketpack.recipes import QUICKSTART_MINUTES
+from ticketpack.train.recipes import QUICKSTART_MINUTES
 
 
 def main() -> None:

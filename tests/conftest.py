@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ticketpack.data import bundled_corpus_path, read_text_file
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.ticket import Ticket
-from ticketpack.tokenizer import SentencePieceTokenizer, train_sentencepiece
+from ticketpack.text.tokenizer import SentencePieceTokenizer, train_sentencepiece
 
 from tests.tiny import make_ticket
 

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from ticketpack import rng
-from ticketpack.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
+from ticketpack.nn import frozen as rng
+from ticketpack.train.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
 from ticketpack.errors import ConfigError
-from ticketpack.evaluate import evaluate
-from ticketpack.layers import AdaptedLinear, MaskedLinear, bind_seed, masked_layers
-from ticketpack.model import GPT, config_from_preset
-from ticketpack.model_config import parameter_count
+from ticketpack.eval.evaluate import evaluate
+from ticketpack.nn.layers import AdaptedLinear, MaskedLinear, bind_seed, masked_layers
+from ticketpack.models.gpt_model import GPT, config_from_preset
+from ticketpack.models.gpt_config import parameter_count
 from ticketpack.format.tensors import quantize_rows_int8
 from ticketpack.ticket import Int8Tensor, MaskedTensor, PlainTensor, model_from_ticket, ticket_from_model
-from ticketpack.train import TrainOptions, train
+from ticketpack.train.loop import TrainOptions, train
 
 
 def trained_like(mask: str, rank: int = 3, seed: int = 5, **overrides) -> GPT:
@@ -149,7 +149,7 @@ def test_trainer_final_figure_is_the_rebuilt_tickets(tmp_path):
     ticket = ticket_from_checkpoint(load_checkpoint(res.checkpoint))
     assert any(isinstance(t, Int8Tensor) for t in ticket.tensors)
     rebuilt = model_from_ticket(ticket)
-    from ticketpack.data import load_tokens, split_train_val
+    from ticketpack.text.corpus import load_tokens, split_train_val
 
     val = split_train_val(load_tokens([str(data)]), 0.1)[1]
     again = evaluate(rebuilt, val, seq_len=16, batch_size=8)

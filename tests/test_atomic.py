@@ -19,7 +19,7 @@ from ticketpack import api
 from ticketpack.artifact import encode_artifact, write_artifact
 from ticketpack.atomic import atomic_write_bytes
 from ticketpack.errors import UsageError
-from ticketpack.checkpoint import load_checkpoint, save_checkpoint
+from ticketpack.train.checkpoint import load_checkpoint, save_checkpoint
 
 from tests.tiny import make_checkpoint, make_ticket
 

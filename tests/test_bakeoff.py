@@ -225,7 +225,7 @@ def test_a_ticket_method_reaches_the_trainer_as_declared(corpus, tmp_path):
 
     from baselines import VIA_CONFIG, Method, ticket_options, trainer_settings
 
-    from ticketpack.train_options import TrainOptions
+    from ticketpack.train.options import TrainOptions
 
     shared = {f.name for f in fields(Method)} & set(TrainOptions.__dataclass_fields__) - set(VIA_CONFIG)
     default = Method("d", "ticket", lr=TrainOptions(data=["x"], out="y").lr)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ticketpack.artifact import decode_artifact, encode_artifact, parse_artifact
 from ticketpack.format.compression import compress
 from ticketpack.errors import ConfigError, DecodeError, HeaderError, TicketpackError, TruncatedError
-from ticketpack.model import GPT, GPTConfig
+from ticketpack.models.gpt_model import GPT, GPTConfig
 from ticketpack.baselines import (INT8_PREFIX, binarize, binary_signs, build_dense, decode_int8_state,
                                   dequantize_rows_int8, encode_int8_state, estimate_dense_bytes, int8_roundtrip,
                                   make_binary, make_ternary, model_from_int8_state, ternarize, ternary_gamma,

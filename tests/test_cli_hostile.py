@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from ticketpack.artifact import encode_artifact
 from ticketpack.cli.main import _emit, main, printable
-from ticketpack.masking import MaskSpec
+from ticketpack.nn.masking import MaskSpec
 from ticketpack.ticket import MaskedTensor, PlainTensor, Ticket
 
 HOSTILE = Path(__file__).parent / "hostile"

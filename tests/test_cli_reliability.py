@@ -20,9 +20,9 @@ from safetensors.torch import save as st_save
 from ticketpack import api
 from ticketpack.artifact import load_ticket, write_artifact
 from ticketpack.cli.main import main
-from ticketpack.data import XZ_FREE_BYTES, load_tokens, read_text_file
+from ticketpack.text.corpus import XZ_FREE_BYTES, load_tokens, read_text_file
 from ticketpack.errors import DataError
-from ticketpack.evaluate import _batches, eval_windows, windows_per_batch
+from ticketpack.eval.evaluate import _batches, eval_windows, windows_per_batch
 
 from tests.hostile.make_hostile import repack, section_blobs, split
 from tests.tiny import TEXT, make_checkpoint
@@ -260,9 +260,9 @@ def test_resume_refuses_a_flag_its_checkpoint_saved_otherwise(tmp_path):
 
 def test_resume_given_fields_from_the_python_api(tmp_path):
     from tests.hostile.hostile_checkpoints import control_checkpoint
-    from ticketpack.checkpoint import load_checkpoint
+    from ticketpack.train.checkpoint import load_checkpoint
     from ticketpack.errors import UsageError
-    from ticketpack.train import TrainOptions, _merge_resumed
+    from ticketpack.train.loop import TrainOptions, _merge_resumed
 
     ckpt = tmp_path / "c.safetensors"
     control_checkpoint(ckpt)

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from ticketpack.data import (SHARD_MAGIC, TokenStream, batch_iterator, batch_offsets,
-                             bundled_corpus_path, expand_data_paths, get_batch, is_shard,
-                             load_tokens, read_corpus, read_shard, read_text_file,
-                             split_train_val, write_shard)
+from ticketpack.text.corpus import (SHARD_MAGIC, TokenStream, batch_iterator, batch_offsets,
+                                    bundled_corpus_path, expand_data_paths, get_batch, is_shard,
+                                    load_tokens, read_corpus, read_shard, read_text_file,
+                                    split_train_val, write_shard)
 from ticketpack.errors import ConfigError, DataError
-from ticketpack.tokenizer import ByteTokenizer, SentencePieceTokenizer, train_sentencepiece
+from ticketpack.text.tokenizer import ByteTokenizer, SentencePieceTokenizer, train_sentencepiece
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from ticketpack.data import bundled_corpus_path, read_text_file
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 
 
 def _free_port() -> int:
@@ -24,7 +24,7 @@ def _worker(rank: int, world: int, port: int, corpus: str, out: str, digests: st
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
     torch.set_num_threads(1)
-    from ticketpack.train import TrainOptions, train
+    from ticketpack.train.loop import TrainOptions, train
 
     result = train(TrainOptions(data=[corpus], out=out, preset="tiny", mask="multibit:4",
                                 model={"scale_mode": "row"}, steps=8, seq_len=32, batch_size=8,

@@ -11,14 +11,14 @@ from click.testing import CliRunner
 from ticketpack import api
 from ticketpack.artifact import (_assemble, encode_artifact, parse_artifact, read_artifact_bytes,
                                  write_artifact, PREFIX, TRAILER)
-from ticketpack.checkpoint import load_checkpoint
+from ticketpack.train.checkpoint import load_checkpoint
 from ticketpack.cli.main import main
 from ticketpack.format.compression import decompress
-from ticketpack.data import bundled_corpus_path, read_text_file
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.errors import CheckpointError, HeaderError, UsageError
-from ticketpack.eval_context import check_eval_context
-from ticketpack.tokenizer import SentencePieceTokenizer, train_sentencepiece
-from ticketpack.train import TrainOptions, train
+from ticketpack.format.eval_context import check_eval_context
+from ticketpack.text.tokenizer import SentencePieceTokenizer, train_sentencepiece
+from ticketpack.train.loop import TrainOptions, train
 
 from tests.tiny import make_ticket
 
@@ -111,7 +111,7 @@ def test_load_and_eval_defaults_to_the_recorded_length_and_a_flag_wins(trained):
 def test_artifact_without_context_keeps_256_and_says_so(tmp_path, trained):
     folder, ckpt, _, corpus = trained
     ckpt_data = load_checkpoint(ckpt)
-    from ticketpack.checkpoint import ticket_from_checkpoint
+    from ticketpack.train.checkpoint import ticket_from_checkpoint
 
     ticket = dataclasses.replace(ticket_from_checkpoint(ckpt_data), eval=None)
     write_artifact(ticket, tmp_path / "old.tpk")

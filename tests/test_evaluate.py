@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from ticketpack.data import (TokenStream, bundled_corpus_path, load_tokens, read_text_file,
-                             write_shard)
+from ticketpack.text.corpus import (TokenStream, bundled_corpus_path, load_tokens, read_text_file,
+                                    write_shard)
 from ticketpack.errors import ConfigError, DataError
-from ticketpack.evaluate import EvalResult, eval_windows, evaluate
-from ticketpack.tokenizer import ByteTokenizer
+from ticketpack.eval.evaluate import EvalResult, eval_windows, evaluate
+from ticketpack.text.tokenizer import ByteTokenizer
 
 
 

@@ -15,8 +15,8 @@ from ticketpack.cli.conventions import TORCH_FREE_COMMANDS
 
 from tests.tiny import make_checkpoint
 
-BLOCKED = ("torch", "ticketpack.model", "ticketpack.layers", "ticketpack.ticket", "ticketpack.masking",
-           "ticketpack.train", "ticketpack.checkpoint")
+BLOCKED = ("torch", "ticketpack.models.gpt_model", "ticketpack.nn.layers", "ticketpack.ticket", "ticketpack.nn.masking",
+           "ticketpack.train.loop", "ticketpack.train.checkpoint")
 
 # A finder first on sys.meta_path refuses the blocked modules; then the console entry runs.
 RUN = """

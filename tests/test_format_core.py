@@ -14,10 +14,10 @@ import pytest
 
 from ticketpack import api
 from ticketpack.artifact import parse_artifact, read_artifact_bytes
-from ticketpack.data import bundled_corpus_path, read_text_file
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.format import accel, philox
 from ticketpack.format.constants import INIT_RULES
-from ticketpack.train import TrainOptions, train
+from ticketpack.train.loop import TrainOptions, train
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ticketpack"
 
@@ -163,7 +163,7 @@ def test_format_md_known_answers_are_what_the_core_computes():
 
 
 def test_format_md_lists_the_config_schema():
-    from ticketpack.model_config import CONFIG_SCHEMA
+    from ticketpack.models.gpt_config import CONFIG_SCHEMA
 
     text = FORMAT_MD.read_text(encoding="utf-8")
     for f in CONFIG_SCHEMA:

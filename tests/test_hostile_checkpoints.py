@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from ticketpack import api
-from ticketpack.checkpoint import load_checkpoint, ticket_from_checkpoint
+from ticketpack.train.checkpoint import load_checkpoint, ticket_from_checkpoint
 from ticketpack.cli.main import main
 from ticketpack.errors import CheckpointError, LimitError
 from ticketpack.artifact import Limits

@@ -10,25 +10,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Lower number = lower layer; a module may import its own layer's modules and any layer below.
 LAYERS = {
-    0: ["ticketpack", "ticketpack.version", "ticketpack.errors", "ticketpack.strict_json", "ticketpack.eval_context",
-        "ticketpack.atomic", "ticketpack.budget", "ticketpack.provenance", "ticketpack.recipes"],
-    1: ["ticketpack.format", "ticketpack.model_config", "ticketpack.model_fit"],
-    2: ["ticketpack.rng"],
-    3: ["ticketpack.mask_training", "ticketpack.masking", "ticketpack.layers", "ticketpack.model", "ticketpack.sparse",
-        "ticketpack.ticket", "ticketpack.artifact", "ticketpack.nn", "ticketpack.models"],
-    4: ["ticketpack.train", "ticketpack.train_arch", "ticketpack.train_options", "ticketpack.runtime", "ticketpack.schedule",
-        "ticketpack.checkpoint", "ticketpack.shape_budget", "ticketpack.data", "ticketpack.tokenizer",
-        "ticketpack.evaluate", "ticketpack.quickstart_data"],
-    5: ["ticketpack.api", "ticketpack.own", "ticketpack.sizing", "ticketpack.generate", "ticketpack.baselines",
-        "ticketpack.pg_import", "ticketpack.ternary", "ticketpack.loader"],
+    0: ["ticketpack", "ticketpack.version", "ticketpack.errors", "ticketpack.strict_json",
+        "ticketpack.atomic", "ticketpack.budget", "ticketpack.provenance"],
+    1: ["ticketpack.format"],
+    2: ["ticketpack.text", "ticketpack.nn"],
+    3: ["ticketpack.ticket", "ticketpack.artifact", "ticketpack.models"],
+    4: ["ticketpack.train", "ticketpack.eval"],
+    5: ["ticketpack.api", "ticketpack.own", "ticketpack.sizing", "ticketpack.baselines", "ticketpack.loader",
+        "ticketpack.interop"],
     6: ["ticketpack.cli"],
 }
-IMPORTERS = {"ticketpack.pg_import", "ticketpack.ternary"}  # beside api
+IMPORTERS = {"ticketpack.interop.pg_import", "ticketpack.interop.ternary"}  # beside api
 
 # The upward edges the code has today, each documented in ARCHITECTURE.md ("Import direction").
 KNOWN_UPWARD = {
-    ("ticketpack.ticket", "ticketpack.pg_import"),  # registers the torch-MT19937 stream
+    ("ticketpack.ticket", "ticketpack.interop.pg_import"),  # registers the torch-MT19937 stream
     ("ticketpack", "ticketpack.own"),  # the package's public own-model names, loaded on first use
+    ("ticketpack.ticket", "ticketpack.interop"),  # the import of a module in this folder, seen as the folder's too
 }
 
 
@@ -98,5 +96,5 @@ def test_the_check_sees_an_upward_import():
     edges = _edges()
     assert ("ticketpack.format.container", "ticketpack.format.header") in edges  # relative import
     assert ("ticketpack.cli.main", "ticketpack.api") in edges
-    assert _upward({("ticketpack.format.tensors", "ticketpack.layers")}) != set()
-    assert _upward({("ticketpack.layers", "ticketpack.format.tensors")}) == set()
+    assert _upward({("ticketpack.format.tensors", "ticketpack.nn.layers")}) != set()
+    assert _upward({("ticketpack.nn.layers", "ticketpack.format.tensors")}) == set()

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 from click.testing import CliRunner
 
-import ticketpack.train_options as train_options
+import ticketpack.train.options as train_options
 from ticketpack.cli.main import main
 from ticketpack.cli.progress import EVERY_ENV
 

@@ -8,12 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ticketpack import rng
+from ticketpack.nn import frozen as rng
 from ticketpack.errors import ConfigError
-from ticketpack.layers import (MaskedEmbedding, MaskedLinear, bind_seed, masked_layers, set_density,
-                               set_temperature)
+from ticketpack.nn.layers import (MaskedEmbedding, MaskedLinear, bind_seed, masked_layers, set_density,
+                                  set_temperature)
 from ticketpack.format.constants import SCALE_MODES
-from ticketpack.mask_training import MaskTraining
+from ticketpack.nn.mask_training import MaskTraining
 from ticketpack.ticket import ticket_from_model
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from ticketpack.errors import ConfigError
-from ticketpack.masking import (MaskSpec, MaskTraining, hard_levels, init_scores, mask_levels,
-                                quant_log_step_init)
+from ticketpack.nn.masking import (MaskSpec, MaskTraining, hard_levels, init_scores, mask_levels,
+                                   quant_log_step_init)
 
 
 def state(temperature=1.0, density=None, log_step=None):

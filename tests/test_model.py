@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from ticketpack.errors import ConfigError
-from ticketpack.layers import MaskedEmbedding, MaskedLinear, bind_seed, masked_layers
-from ticketpack.model import GPT, PRESETS, GPTConfig, apply_rotary, config_from_preset
+from ticketpack.nn.layers import MaskedEmbedding, MaskedLinear, bind_seed, masked_layers
+from ticketpack.models.gpt_model import GPT, PRESETS, GPTConfig, apply_rotary, config_from_preset
 from ticketpack.ticket import model_from_ticket, ticket_from_model
 
 TINY = dict(vocab_size=64, num_layers=2, model_dim=32, num_heads=4, num_kv_heads=2, mlp_mult=2)

@@ -10,12 +10,12 @@ import sys
 import pytest
 import torch
 
-from ticketpack import rng
+from ticketpack.nn import frozen as rng
 from ticketpack.errors import ConfigError, HeaderError
-from ticketpack.model import GPT
-from ticketpack.model_config import (CONFIG_SCHEMA, DEFAULT_MODEL_LIMITS, INIT_RULE_NAMES, SCHEMA,
-                                     GPTConfig, ModelLimits, activations_per_token, config_from_dict,
-                                     parameter_count, split_training_keys)
+from ticketpack.models.gpt_model import GPT
+from ticketpack.models.gpt_config import (CONFIG_SCHEMA, DEFAULT_MODEL_LIMITS, INIT_RULE_NAMES, SCHEMA,
+                                          GPTConfig, ModelLimits, activations_per_token, config_from_dict,
+                                          parameter_count, split_training_keys)
 
 from tests.tiny import TINY_CONFIG
 
@@ -124,6 +124,6 @@ def test_legacy_training_keys_are_read_and_dropped():
 
 
 def test_module_imports_without_torch():
-    code = ("import sys, ticketpack.model_config as m; m.config_from_dict({\"mask\": \"nm:2:4\"}); "
+    code = ("import sys, ticketpack.models.gpt_config as m; m.config_from_dict({\"mask\": \"nm:2:4\"}); "
             "assert \"torch\" not in sys.modules, \"torch imported\"")
     subprocess.run([sys.executable, "-c", code], check=True)

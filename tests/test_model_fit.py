@@ -11,9 +11,9 @@ from click.testing import CliRunner
 from ticketpack import api
 from ticketpack.cli.main import main
 from ticketpack.errors import HeaderError
-from ticketpack.model import dense_gpt_on_meta
-from ticketpack.model_config import ModelLimits, config_from_dict
-from ticketpack.model_fit import check_tensors_fit, expected_shapes, gpt_tensor_shapes
+from ticketpack.models.gpt_model import dense_gpt_on_meta
+from ticketpack.models.gpt_config import ModelLimits, config_from_dict
+from ticketpack.models.fit import check_tensors_fit, expected_shapes, gpt_tensor_shapes
 
 from tests.hostile.make_hostile import repack, section_blobs, split
 from tests.tiny import TEXT, make_checkpoint

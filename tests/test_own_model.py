@@ -12,7 +12,7 @@ from torch import nn
 import ticketpack
 from ticketpack.errors import BudgetExceededError, ConfigError, HeaderError
 from ticketpack.artifact import load_ticket
-from ticketpack.layers import masked_layers
+from ticketpack.nn.layers import masked_layers
 
 transformers = pytest.importorskip("transformers")
 
@@ -315,7 +315,7 @@ def test_default_inits_follow_the_module_family_and_layouts_reach_the_artifact(t
 def test_export_hf_carries_the_recorded_sentencepiece_model(tmp_path, sp):
     import hashlib
 
-    from ticketpack.eval_context import make_eval_context
+    from ticketpack.format.eval_context import make_eval_context
 
     cfg = transformers.AutoConfig.for_model("llama", **{**HF_MODELS["llama"], "vocab_size": 512})
     model = ticketpack.supermask(transformers.AutoModelForCausalLM.from_config(cfg), seed=1)

@@ -21,12 +21,13 @@ import torch.nn.functional as F
 from click.testing import CliRunner
 
 from cli.main import main
-from ticketpack import api, artifact, pg_import
+from ticketpack import api, artifact
+from ticketpack.interop import pg_import
 from ticketpack.format.constants import PG_RNG_PREFIX
 from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError,
                                TruncatedError)
-from ticketpack.masking import MaskSpec
-from ticketpack.pg_import import PgLimits, import_pg, parse_pg_bytes
+from ticketpack.nn.masking import MaskSpec
+from ticketpack.interop.pg_import import PgLimits, import_pg, parse_pg_bytes
 from ticketpack.ticket import MaskedTensor, PlainTensor, Ticket, model_from_ticket
 
 ARCH = dict(vocab_size=64, num_layers=2, model_dim=32, num_heads=4, num_kv_heads=2, mlp_mult=2)

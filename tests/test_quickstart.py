@@ -13,11 +13,11 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-import ticketpack.train_options as train_options
+import ticketpack.train.options as train_options
 from ticketpack import api
 from ticketpack.cli.main import main as cli
-from ticketpack.data import bundled_corpus_path, read_corpus
-from ticketpack.recipes import QUICKSTART_VOCAB
+from ticketpack.text.corpus import bundled_corpus_path, read_corpus
+from ticketpack.text.quickstart import QUICKSTART_VOCAB
 
 from tests.tiny import TINY_QUICKSTART
 

@@ -8,10 +8,10 @@ import random
 
 import pytest
 
-from ticketpack.data import TokenStream, bundled_corpus_path, read_corpus, split_train_val
+from ticketpack.text.corpus import TokenStream, bundled_corpus_path, read_corpus, split_train_val
 from ticketpack.errors import ConfigError, DataError
-from ticketpack.quickstart_data import prepare_quickstart_data, split_point
-from ticketpack.tokenizer import ByteTokenizer, SentencePieceTokenizer, train_sentencepiece
+from ticketpack.text.quickstart import prepare_quickstart_data, split_point
+from ticketpack.text.tokenizer import ByteTokenizer, SentencePieceTokenizer, train_sentencepiece
 
 
 def test_the_cut_holds_out_the_same_bytes_as_the_byte_level_split():

@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner
 
 from ticketpack.cli.main import main
-from ticketpack.data import bundled_corpus_path, read_text_file
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = "<!-- BEGIN GENERATED"  # where docs/GUIDE.md's hand-written part ends

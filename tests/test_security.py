@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from ticketpack import api
 from ticketpack.artifact import (DEFAULT_LIMITS, SYMBOL_RAW_PER_ELEMENT, SYMBOL_RAW_SLACK, Limits,
                                  load_ticket, parse_artifact, read_artifact_bytes)
-from ticketpack.checkpoint import load_checkpoint, ticket_from_checkpoint
+from ticketpack.train.checkpoint import load_checkpoint, ticket_from_checkpoint
 from ticketpack.cli.main import main
 from ticketpack.format.compression import compress, decompress
 from ticketpack.errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError, VerificationError,

@@ -10,14 +10,14 @@ import torch
 from click.testing import CliRunner
 
 from ticketpack.cli.main import main as cli
-from ticketpack import shape_budget as sb
+from ticketpack.train import shape_budget as sb
 from ticketpack.artifact import encode_artifact
 from ticketpack.errors import BudgetExceededError, ConfigError, UsageError
-from ticketpack.layers import randomize_scores
-from ticketpack.mask_training import MaskTraining
-from ticketpack.model import GPT, config_from_preset
+from ticketpack.nn.layers import randomize_scores
+from ticketpack.nn.mask_training import MaskTraining
+from ticketpack.models.gpt_model import GPT, config_from_preset
 from ticketpack.ticket import MaskedTensor, ticket_from_model
-from ticketpack.train import TrainOptions, train
+from ticketpack.train.loop import TrainOptions, train
 
 TINY = config_from_preset("tiny").to_dict()
 

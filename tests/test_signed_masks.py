@@ -13,19 +13,19 @@ import torch
 from click.testing import CliRunner
 
 from ticketpack import api
-from ticketpack import masking
-from ticketpack import shape_budget as sb
+from ticketpack.nn import masking
+from ticketpack.train import shape_budget as sb
 from ticketpack.artifact import encode_artifact
-from ticketpack.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
+from ticketpack.train.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
 from ticketpack.cli.main import main as cli
-from ticketpack.data import bundled_corpus_path, read_text_file
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.errors import CheckpointError, ConfigError
 from ticketpack.format.maskspec import MaskSpec
-from ticketpack.layers import MaskedLinear, bind_seed, masked_layers
-from ticketpack.mask_training import MaskTraining
-from ticketpack.model import GPT, config_from_preset
+from ticketpack.nn.layers import MaskedLinear, bind_seed, masked_layers
+from ticketpack.nn.mask_training import MaskTraining
+from ticketpack.models.gpt_model import GPT, config_from_preset
 from ticketpack.ticket import MaskedTensor, ticket_from_model
-from ticketpack.train import TrainOptions, train
+from ticketpack.train.loop import TrainOptions, train
 
 TINY = dict(preset="tiny", seq_len=32, batch_size=8, eval_every=0, log_every=5)
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from ticketpack import api
-from ticketpack.checkpoint import save_checkpoint
+from ticketpack.train.checkpoint import save_checkpoint
 from ticketpack.errors import UsageError
-from ticketpack.layers import bind_seed, randomize_scores
-from ticketpack.model import GPT, GPTConfig
-from ticketpack.sparse import two_four_names
+from ticketpack.nn.layers import bind_seed, randomize_scores
+from ticketpack.models.gpt_model import GPT, GPTConfig
+from ticketpack.nn.sparse import two_four_names
 from ticketpack.ticket import MaskedTensor
 
 CUDA = torch.cuda.is_available()

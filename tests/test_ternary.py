@@ -16,7 +16,7 @@ from ticketpack import api
 from ticketpack.artifact import load_ticket
 from ticketpack.cli.main import main
 from ticketpack.errors import BudgetExceededError, UsageError
-from ticketpack.ternary import ternary_form
+from ticketpack.interop.ternary import ternary_form
 
 
 def trits(shape, p=(0.3, 0.4, 0.3), seed=0):

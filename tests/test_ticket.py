@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from ticketpack import rng
+from ticketpack.nn import frozen as rng
 from ticketpack.artifact import load_ticket, write_artifact
-from ticketpack.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
+from ticketpack.train.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
 from ticketpack.errors import CheckpointError, HeaderError
-from ticketpack.layers import MaskedEmbedding, MaskedLinear, bind_seed, randomize_scores
-from ticketpack.model import GPT, GPTConfig
+from ticketpack.nn.layers import MaskedEmbedding, MaskedLinear, bind_seed, randomize_scores
+from ticketpack.models.gpt_model import GPT, GPTConfig
 from ticketpack.ticket import (MaskedTensor, PlainTensor, Ticket, model_from_ticket, ticket_from_model,
                                weights_sha256)
 

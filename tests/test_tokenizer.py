@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ticketpack.data import bundled_corpus_path, read_text_file
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.errors import DataError
-from ticketpack.tokenizer import (ByteTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer,
-                                  train_sentencepiece)
+from ticketpack.text.tokenizer import (ByteTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer,
+                                       train_sentencepiece)
 
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ticketpack.data import bundled_corpus_path, read_text_file
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 
 
 def ticketpack_script() -> str:

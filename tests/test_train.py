@@ -9,17 +9,17 @@ import pytest
 import torch
 
 from ticketpack import api
-from ticketpack.checkpoint import load_checkpoint, save_checkpoint
+from ticketpack.train.checkpoint import load_checkpoint, save_checkpoint
 from ticketpack.cli.progress import ProgressBar
-from ticketpack.data import read_text_file, bundled_corpus_path
+from ticketpack.text.corpus import read_text_file, bundled_corpus_path
 from ticketpack.errors import CheckpointError, ConfigError, UsageError
-from ticketpack.evaluate import evaluate
-from ticketpack.layers import masked_layers
-from ticketpack.mask_training import MaskTraining
-from ticketpack.model_config import LEGACY
-from ticketpack.schedule import DensitySchedule, lr_multiplier, progress, temperature
-from ticketpack.train import (TrainOptions, build_config, build_model, load_data,
-                              train)
+from ticketpack.eval.evaluate import evaluate
+from ticketpack.nn.layers import masked_layers
+from ticketpack.nn.mask_training import MaskTraining
+from ticketpack.models.gpt_config import LEGACY
+from ticketpack.train.schedule import DensitySchedule, lr_multiplier, progress, temperature
+from ticketpack.train.loop import (TrainOptions, build_config, build_model, load_data,
+                                   train)
 
 TINY = dict(preset="tiny", seq_len=32, batch_size=8, eval_every=0, log_every=5)
 
@@ -242,7 +242,7 @@ def test_separate_val_data_is_what_gets_scored(corpus, tmp_path):
 
 def test_checkpoint_is_written_before_the_final_evaluation(corpus, tmp_path, monkeypatch):
     """A failure in the final evaluation (a kill, a bug, a full disk) loses no training."""
-    import ticketpack.train as train_mod
+    import ticketpack.train.loop as train_mod
 
     def boom(self):
         raise RuntimeError("evaluation failed")

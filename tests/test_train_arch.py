@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from ticketpack import api
-from ticketpack.data import bundled_corpus_path, read_text_file
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.errors import BudgetExceededError, ConfigError
-from ticketpack.train import TrainOptions, build_config, train
+from ticketpack.train.loop import TrainOptions, build_config, train
 
 transformers = pytest.importorskip("transformers")
 

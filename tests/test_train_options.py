@@ -1,4 +1,4 @@
-"""The training options are declared once (ticketpack.train_options): ``ticketpack train`` has
+"""The training options are declared once (ticketpack.train.options): ``ticketpack train`` has
 exactly one flag per ``TrainOptions`` field, with the field's default, listed by --help, and
 each flag sets its field."""
 
@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from ticketpack.cli.main import main
 from ticketpack.errors import UsageError
-from ticketpack.quickstart_data import QuickstartData
-from ticketpack.train_options import (TrainOptions, option_flags, options_from_flags, quickstart_options,
+from ticketpack.text.quickstart import QuickstartData
+from ticketpack.train.options import (TrainOptions, option_flags, options_from_flags, quickstart_options,
                                       resumed_fields)
 
 FIELDS = [f.name for f in dataclasses.fields(TrainOptions)]

@@ -44,16 +44,16 @@ def test_format_names_are_listed_only_in_constants():
 
 
 def test_estimator_names_are_listed_only_in_mask_training():
-    """The training vocabulary has its own home: mask_training.py (ESTIMATORS by mask kind),
+    """The training vocabulary has its own home: nn/mask_training.py (ESTIMATORS by mask kind),
     torch-free, so the command line's help and checks read it too."""
-    from ticketpack.mask_training import estimator_names
-    from ticketpack.train_options import TrainOptions
+    from ticketpack.nn.mask_training import estimator_names
+    from ticketpack.train.options import TrainOptions
 
     names = set(estimator_names()) - set(constants.MASK_KINDS)
-    home = ROOT / "ticketpack" / "mask_training.py"
+    home = ROOT / "ticketpack" / "nn" / "mask_training.py"
     repeated = [f"{path.relative_to(ROOT)}:{line}: {hits}" for path in sources() if path != home
                 for line, hits in name_lists(path.read_text(encoding="utf-8"), names)]
-    assert repeated == [], "list these through ticketpack/mask_training.py"
+    assert repeated == [], "list these through ticketpack/nn/mask_training.py"
     help_text = TrainOptions.__dataclass_fields__["estimator"].metadata["help"]
     assert all(name in help_text for name in estimator_names())
 
@@ -66,7 +66,7 @@ def test_the_scan_sees_a_repeated_list():
 
 
 def test_every_init_rule_is_offered_by_train_init():
-    from ticketpack.model_config import INIT_CHOICES
+    from ticketpack.models.gpt_config import INIT_CHOICES
 
     for rule, row in constants.INIT_RULES.items():  # normal_std needs a std per entry: not a GPT choice
         assert INIT_CHOICES.get(rule) == ((rule,) * 3 if row.fan != constants.STD_FROM_ENTRY else None)
@@ -76,7 +76,7 @@ def test_every_init_rule_is_offered_by_train_init():
 
 def test_the_cli_offers_the_init_choices():
     from ticketpack.cli.main import main
-    from ticketpack.model_config import INIT_CHOICES
+    from ticketpack.models.gpt_config import INIT_CHOICES
 
     option = next(p for p in main.commands["train"].params if p.name == "init")
     assert list(option.type.choices) == list(INIT_CHOICES)

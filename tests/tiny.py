@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ticketpack.checkpoint import save_checkpoint
-from ticketpack.layers import bind_seed, randomize_scores
-from ticketpack.masking import MaskSpec
-from ticketpack.model import GPT, GPTConfig
+from ticketpack.train.checkpoint import save_checkpoint
+from ticketpack.nn.layers import bind_seed, randomize_scores
+from ticketpack.nn.masking import MaskSpec
+from ticketpack.models.gpt_model import GPT, GPTConfig
 from ticketpack.ticket import MaskedTensor, PlainTensor, Ticket
 
 TINY_CONFIG = dict(vocab_size=256, num_layers=1, model_dim=32, num_heads=2, num_kv_heads=1,

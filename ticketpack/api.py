@@ -16,22 +16,22 @@ from typing import TYPE_CHECKING, Any, Iterable
 import numpy as np
 
 from .errors import ArtifactError, HeaderError, TicketpackError, UsageError, VerificationError
-from .eval_context import check_tokenizer, resolve_seq_len
+from .format.eval_context import check_tokenizer, resolve_seq_len
 from .format.constants import DEFAULT_LIMITS, PG_RNG_PREFIX, Limits
 from .format.container import (ArtifactInfo, Progress, check_digests, decode_artifact, parse_artifact,
                                read_artifact_bytes)
 from .format.tensors import Ticket
-from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
-from .model_fit import TRANSFORMERS_ARCH, check_shapes_fit, check_tensors_fit, model_arch
+from .models.gpt_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from .models.fit import TRANSFORMERS_ARCH, check_shapes_fit, check_tensors_fit, model_arch
 from .sizing import SizeReport, code_size, size_report  # noqa: F401 - code_size is API (--code)
-from .train_options import TrainOptions
+from .train.options import TrainOptions
 
 # Torch and the model code load with the operations that need them: inspect, size, verify,
 # export and export_loader run on the format core and numpy alone (tests/test_fast_paths.py).
 if TYPE_CHECKING:
     import torch
 
-    from .train import Callback, TrainResult
+    from .train.loop import Callback, TrainResult
 
 
 def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "auto",
@@ -41,7 +41,7 @@ def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "au
     """Pack a ticketpack checkpoint into an artifact; returns the artifact's bytes.
 
     ``progress`` receives an event after each tensor (artifact.encode_artifact)."""
-    from .checkpoint import checkpoint_ticket
+    from .train.checkpoint import checkpoint_ticket
     from .format.container import write_artifact
 
     check_writer(out, codec, level, {"checkpoint": checkpoint})
@@ -52,12 +52,12 @@ def pack(checkpoint: str | os.PathLike, out: str | os.PathLike, codec: str = "au
 
 def train(options: TrainOptions, progress: Callback | None = None, limits: Limits = DEFAULT_LIMITS,
           model_limits: ModelLimits = DEFAULT_MODEL_LIMITS, given: Iterable[str] | None = None) -> TrainResult:
-    """Train a supermask GPT (ticketpack.train); write the checkpoint and log; return the figures.
+    """Train a supermask GPT (ticketpack.train.loop); write the checkpoint and log; return the figures.
 
     ``progress`` receives every training event (start / step / eval / final) on rank 0;
     ``limits`` caps a resumed checkpoint's tensors, ``model_limits`` the model config;
     ``given``: the options set explicitly (a resume refuses one its checkpoint saved otherwise)."""
-    from .train import train as run_training
+    from .train.loop import train as run_training
 
     return run_training(options, progress, limits=limits, model_limits=model_limits, given=given)
 
@@ -71,10 +71,10 @@ def pack_ternary(weights: str | os.PathLike, out: str | os.PathLike, codec: str 
     that ``round_gamma`` stored as the nearest fp16). ``progress`` receives an event per tensor.
 
     The file is checked with the artifact reader's rules before anything is read or written
-    (``ternary.read_safetensors``): what is written, ``verify`` accepts."""
+    (``interop.ternary.read_safetensors``): what is written, ``verify`` accepts."""
     from .format.container import write_artifact
     from .format.tensors import TernaryTensor
-    from .ternary import read_safetensors, ticket_from_ternary
+    from .interop.ternary import read_safetensors, ticket_from_ternary
 
     check_writer(out, codec, level, {"weights": weights})
     state, config = read_safetensors(weights, limits, model_limits)
@@ -96,7 +96,7 @@ def import_pg(artifact: str | os.PathLike, out: str | os.PathLike, config: str |
     ``progress`` receives an event after each tensor written."""
     import dataclasses
 
-    from . import pg_import
+    from .interop import pg_import
     from .format.container import write_artifact
     from .format.tensors import MaskedTensor, nonzero_share
 
@@ -225,7 +225,7 @@ def _load_stream(info: ArtifactInfo) -> None:
     """Imported parameter-golf tickets draw their frozen weights from torch's MT19937: load
     the module that registers that stream (and torch) only for them."""
     if str(info.header.get("rng", "")).startswith(PG_RNG_PREFIX):
-        from . import pg_import  # noqa: F401 - registers the stream
+        from .interop import pg_import  # noqa: F401 - registers the stream
 
 
 def build_model(ticket: Ticket, state: dict[str, torch.Tensor], device: str,
@@ -265,9 +265,9 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
     ``seq_len`` None: the artifact's recorded evaluation context, else 256; the result says
     which (``seq_len_source``: option, artifact or default).
     """
-    from .data import check_data_paths, load_tokens, split_train_val
-    from .evaluate import evaluate
-    from .tokenizer import load_tokenizer
+    from .text.corpus import check_data_paths, load_tokens, split_train_val
+    from .eval.evaluate import evaluate
+    from .text.tokenizer import load_tokenizer
 
     check_eval_options(seq_len=seq_len, batch_size=batch_size, stride=stride, max_bytes=max_bytes,
                        split=split, precision=precision, sparse_kernels=sparse_kernels)
@@ -309,8 +309,8 @@ def load_and_eval(artifact: str | os.PathLike, data: list[str], *, device: str =
 def check_eval_options(*, seq_len: int | None, batch_size: int, stride: int | None, max_bytes: int | None,
                        split: str, precision: str, sparse_kernels: str) -> None:
     """load-and-eval's options, refused (UsageError) before the artifact or data is read."""
-    from .eval_context import MAX_SEQ_LEN
-    from .train_options import MAX_BATCH
+    from .format.eval_context import MAX_SEQ_LEN
+    from .train.options import MAX_BATCH
 
     for name, value, low, high in (("seq-len", seq_len, 1, MAX_SEQ_LEN), ("batch-size", batch_size, 1, MAX_BATCH),
                                    ("stride", stride, 1, MAX_SEQ_LEN), ("max-bytes", max_bytes, 1, 2**62)):
@@ -342,8 +342,8 @@ def config_vocab_size(config: dict) -> int | None:
 
 def _maybe_sparsify(model, ticket: Ticket, dev: str, mode: str) -> list[str]:
     """auto: 2:4 kernels for 2:4 layers on CUDA; on: required; off: dense everywhere."""
-    from .model import GPT as GPTModule
-    from .sparse import sparsify_two_four, two_four_names
+    from .models.gpt_model import GPT as GPTModule
+    from .nn.sparse import sparsify_two_four, two_four_names
 
     if mode not in ("auto", "on", "off"):
         raise UsageError(f"sparse-kernels: got {mode!r}, expected auto, on or off")
@@ -376,8 +376,8 @@ def sample(artifact: str | os.PathLike, prompt: str, *, tokens: int = 200,
     ``context`` None: the artifact's recorded sequence length, else 256 (``context_source``
     says which: option, artifact or default).
     """
-    from .generate import check_prompt, check_sampling, generate
-    from .tokenizer import load_tokenizer
+    from .eval.generate import check_prompt, check_sampling, generate
+    from .text.tokenizer import load_tokenizer
 
     check_sampling(tokens=tokens, temperature=temperature, top_k=top_k, seed=seed,
                    context=1 if context is None else context)
@@ -429,7 +429,7 @@ def export_hf(artifact: str | os.PathLike, out_dir: str | os.PathLike, *, tokeni
     whole or not at all."""
     from .models import hf
     from .models.registry import architecture, fold_adapters
-    from .tokenizer import load_tokenizer
+    from .text.tokenizer import load_tokenizer
 
     tok = load_tokenizer(tokenizer) if tokenizer is not None else None  # a wrong path: before loading
     ticket, state, sha = load_verified(artifact, limits, model_limits)
@@ -515,10 +515,10 @@ def quickstart(out_dir: str | os.PathLike = "runs/quickstart", minutes: float | 
     callback (e.g. a progress display), also given pack's and load's events. Returns the
     figures as a dict.
     """
-    from .quickstart_data import prepare_quickstart_data
-    from .train_options import QUICKSTART_MINUTES, quickstart_options
+    from .text.quickstart import prepare_quickstart_data
+    from .train.options import QUICKSTART_MINUTES, quickstart_options
 
-    from .train_options import MAX_MINUTES, check_number
+    from .train.options import MAX_MINUTES, check_number
 
     say = say or (lambda line: None)
     minutes = QUICKSTART_MINUTES if minutes is None else minutes

@@ -23,14 +23,14 @@ from .api import export_hf, load_checked, resolve_device  # noqa: F401 (export_h
 from .artifact import DEFAULT_LIMITS, Limits, write_artifact
 from .budget import parse_budget
 from .errors import ConfigError, HeaderError
-from .layers import masked_layers
-from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits
+from .nn.layers import masked_layers
+from .models.gpt_config import DEFAULT_MODEL_LIMITS, ModelLimits
 from .models import registry
 from .models.registry import fold_adapters
 from .nn.supermask import round_like_artifact, rounding, supermask  # noqa: F401 (public API)
 from .ticket import ticket_from_model
-from .train import score_unit
-from .train_options import declared_default
+from .train.loop import score_unit
+from .train.options import declared_default
 
 __all__ = ["supermask", "param_groups", "save", "load", "load_state_dict", "round_like_artifact",
            "export_hf"]

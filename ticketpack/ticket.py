@@ -4,7 +4,7 @@ A ticket (``ticketpack.format.tensors``, re-exported here) holds everything an a
 stores, decoded: mask levels, fp16 scales, plain tensors, trits, int8 weights.
 ``Ticket.effective_state_dict`` turns it into the dense float32 weights a torch module
 loads; this module reads a trained module into a ticket and builds the model back.
-Importing it registers the imported torch-MT19937 stream (``ticketpack.pg_import``).
+Importing it registers the imported torch-MT19937 stream (``ticketpack.interop.pg_import``).
 """
 
 from __future__ import annotations
@@ -15,20 +15,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import pg_import  # noqa: F401 (registers the torch-MT19937 stream)
+from .interop import pg_import  # noqa: F401 (registers the torch-MT19937 stream)
 from .errors import ConfigError, HeaderError
 from .format.constants import ADAPTER_DTYPES
 from .format.digest import weights_sha256_v2
-from .mask_training import level_dtype
-from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
-from .model_fit import check_shapes_fit
+from .nn.layers import MASKED_PARTS
+from .nn.mask_training import level_dtype
+from .models.gpt_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from .models.fit import check_shapes_fit
 from .provenance import default_provenance
 from .format.tensors import (Int8Tensor, MaskedTensor, PlainTensor, TensorEntry,  # noqa: F401
                              TernaryTensor, Ticket, frozen_weights, quantize_rows_int8)
 
 
 # a masked layer's parameters that its tensor entry (and adapter entries) store
-MASKED_PARTS = ("scores", "scale", "mask_log_step", "adapter_a", "adapter_b")
 
 
 def weights_sha256(state: dict[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> str:
@@ -45,7 +45,7 @@ def ticket_from_model(module: nn.Module, seed: int, config: dict,
     A masked layer's adapters follow its entry as ``<path>.adapter_a`` / ``.adapter_b``:
     plain fp16 tensors, or (``adapter_dtype="int8"``) int8 with one fp16 scale per row.
     """
-    from .layers import masked_layers
+    from .nn.layers import masked_layers
 
     if adapter_dtype not in ADAPTER_DTYPES:
         raise ConfigError(f"adapter dtype: {adapter_dtype!r}, expected one of {', '.join(ADAPTER_DTYPES)}")
@@ -113,7 +113,7 @@ def gpt_from_state(config: dict, state: dict[str, torch.Tensor],
     """The dense built-in GPT of ``config`` holding ``state`` (on the CPU, eval mode); the
     tensors are checked against the model on the meta device first (a config bomb is refused
     before allocation)."""
-    from .model import dense_gpt_on_meta, materialize_unfilled
+    from .models.gpt_model import dense_gpt_on_meta, materialize_unfilled
 
     gpt_config = config_from_dict(config, limits, error=HeaderError, where="config")
     model = dense_gpt_on_meta(gpt_config)

@@ -45,7 +45,7 @@ def run_atheris(argv: list[str]) -> None:
 
     # rng's numba kernels compile from bytecode, so they stay uninstrumented
     with atheris.instrument_imports(include=["ticketpack", "tests.fuzz.mutate", "tests.hostile"],
-                                    exclude=["ticketpack.rng"]):
+                                    exclude=["ticketpack.nn.frozen"]):
         from tests.fuzz import mutate
 
     seeds = mutate.seed_corpus()

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ticketpack.model_config import CONFIG_SCHEMA, LEGACY_TRAINING_KEYS, ModelLimits
+from ticketpack.models.gpt_config import CONFIG_SCHEMA, LEGACY_TRAINING_KEYS, ModelLimits
 
 # small bounds: a passing config is built on the meta device, so keep that quick
 FUZZ_LIMITS = ModelLimits(max_parameters=2**24, max_activations_per_token=2**18)
@@ -57,8 +57,8 @@ def check_config(data: Any) -> str:
     import torch
 
     from ticketpack.errors import TicketpackError
-    from ticketpack.model import GPT
-    from ticketpack.model_config import config_from_dict, parameter_count
+    from ticketpack.models.gpt_model import GPT
+    from ticketpack.models.gpt_config import config_from_dict, parameter_count
 
     try:
         config = config_from_dict(data, FUZZ_LIMITS)
@@ -136,9 +136,9 @@ def check_checkpoint(path: Path, rng: random.Random, control: Path) -> str:
 
     from tests.hostile.hostile_checkpoints import read_parts
     from ticketpack.artifact import Limits
-    from ticketpack.checkpoint import load_checkpoint, ticket_from_checkpoint
+    from ticketpack.train.checkpoint import load_checkpoint, ticket_from_checkpoint
     from ticketpack.errors import TicketpackError
-    from ticketpack.train import TrainOptions, _merge_resumed
+    from ticketpack.train.loop import TrainOptions, _merge_resumed
 
     tensors, meta = read_parts(control)
     for _ in range(1 + rng.randrange(3)):

@@ -88,9 +88,9 @@ def check_artifact_eval(rng: random.Random, control: bytes) -> str:
     from ticketpack.api import check_config
     from ticketpack.artifact import decode_artifact, parse_artifact, verify_info
     from ticketpack.errors import TicketpackError
-    from ticketpack.eval_context import check_tokenizer, resolve_seq_len
+    from ticketpack.format.eval_context import check_tokenizer, resolve_seq_len
     from ticketpack.format.container import model_digest
-    from ticketpack.tokenizer import ByteTokenizer
+    from ticketpack.text.tokenizer import ByteTokenizer
 
     parts = split(control)
     parts.header["eval"] = random_eval(rng)
@@ -126,9 +126,9 @@ def check_checkpoint_inputs(rng: random.Random, control: Path, path: Path) -> st
 
     from tests.hostile.hostile_checkpoints import read_parts, write_parts
     from ticketpack.artifact import encode_artifact, parse_artifact
-    from ticketpack.checkpoint import load_checkpoint, ticket_from_checkpoint
+    from ticketpack.train.checkpoint import load_checkpoint, ticket_from_checkpoint
     from ticketpack.errors import TicketpackError
-    from ticketpack.train import TrainOptions, _merge_resumed
+    from ticketpack.train.loop import TrainOptions, _merge_resumed
 
     tensors, meta = read_parts(control)
     if rng.random() < 0.5:
@@ -196,7 +196,7 @@ def check_ternary(rng: random.Random, path: Path) -> str:
     from ticketpack.api import check_config
     from ticketpack.artifact import decode_artifact, encode_artifact, parse_artifact, verify_info
     from ticketpack.errors import TicketpackError
-    from ticketpack.ternary import read_safetensors, ticket_from_ternary
+    from ticketpack.interop.ternary import read_safetensors, ticket_from_ternary
 
     tensors = {}
     for _ in range(1 + rng.randrange(3)):
@@ -227,7 +227,7 @@ def check_ternary(rng: random.Random, path: Path) -> str:
 
 def check_tokenizer_file(rng: random.Random, model: bytes, path: Path) -> str:
     from ticketpack.errors import TicketpackError
-    from ticketpack.tokenizer import load_tokenizer
+    from ticketpack.text.tokenizer import load_tokenizer
 
     data = bytearray(model)
     for _ in range(1 + int(rng.random() < 0.3) * rng.randrange(4)):
@@ -251,7 +251,7 @@ def check_tokenizer_file(rng: random.Random, model: bytes, path: Path) -> str:
 
 
 def _small_model(folder: Path) -> bytes:
-    from ticketpack.tokenizer import train_sentencepiece
+    from ticketpack.text.tokenizer import train_sentencepiece
 
     text = folder / "t.txt"
     text.write_text(("the quick brown fox jumps over the lazy dog\n" * 40) + "To be, or not to be\n" * 40)

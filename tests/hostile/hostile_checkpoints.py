@@ -16,9 +16,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as st_save
 
-from ticketpack.checkpoint import save_checkpoint
-from ticketpack.layers import bind_seed, randomize_scores
-from ticketpack.model import GPT, GPTConfig
+from ticketpack.train.checkpoint import save_checkpoint
+from ticketpack.nn.layers import bind_seed, randomize_scores
+from ticketpack.models.gpt_model import GPT, GPTConfig
 
 CONTROL_CONFIG = dict(vocab_size=256, num_layers=1, model_dim=16, num_heads=2, num_kv_heads=1,
                       mlp_mult=2, mask="multibit:4", scale_mode="row")

@@ -25,7 +25,7 @@ import numpy as np
 import zstandard
 
 from ticketpack.artifact import FORMAT_VERSION, MAGIC, PREFIX, TRAILER, encode_artifact
-from ticketpack.masking import MaskSpec
+from ticketpack.nn.masking import MaskSpec
 from ticketpack.ticket import MaskedTensor, PlainTensor, TernaryTensor, Ticket
 
 HERE = Path(__file__).resolve().parent

@@ -2,8 +2,8 @@
 
 int8 export trains it as is; ternary and binary QAT train it with their parametrizations
 registered (``baselines.qat``). It uses the ticket trainer's batches
-(``data.batch_iterator``: a pure function of seed and step) and learning-rate shape
-(``schedule.lr_multiplier``), so a dense baseline and a ticket trained with the same steps,
+(``text.corpus.batch_iterator``: a pure function of seed and step) and learning-rate shape
+(``train.schedule.lr_multiplier``), so a dense baseline and a ticket trained with the same steps,
 batch size, sequence length and seed see the same tokens in the same order.
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data import batch_iterator
-from ..model import GPT, GPTConfig
-from ..schedule import lr_multiplier
+from ..text.corpus import batch_iterator
+from ..models.gpt_model import GPT, GPTConfig
+from ..train.schedule import lr_multiplier
 
 Progress = Callable[[dict], None]
 

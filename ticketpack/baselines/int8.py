@@ -23,7 +23,7 @@ import torch
 from ..errors import ConfigError, DecodeError, HeaderError, TruncatedError
 from ..format.compression import compress, decompress
 from ..format.tensors import quantize_rows_int8
-from ..model import GPT, GPTConfig
+from ..models.gpt_model import GPT, GPTConfig
 
 INT8_MAGIC = b"TPI8"
 INT8_PREFIX = struct.Struct("<4sBII")  # magic, codec id, stored JSON bytes, raw payload bytes

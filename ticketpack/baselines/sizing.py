@@ -1,7 +1,7 @@
 """Bytes of a dense baseline before training: an analytic estimate and the worst case.
 
-The counterparts of ``shape_budget.estimate_bytes`` and ``shape_budget.worst_case_bytes``
-(tickets) for the dense families, so the package's budget solver (``shape_budget.solve``
+The counterparts of ``train.shape_budget.estimate_bytes`` and ``train.shape_budget.worst_case_bytes``
+(tickets) for the dense families, so the package's budget solver (``train.shape_budget.solve``
 with ``estimate=`` and ``measure=``) can pick a baseline's widest fitting shape.
 
 The worst-case stand-in is an untrained model whose tensors are as costly as the family
@@ -22,8 +22,8 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..format.container import encode_artifact
-from ..model import GPT, GPTConfig
-from ..shape_budget import stored_tensors
+from ..models.gpt_model import GPT, GPTConfig
+from ..train.shape_budget import stored_tensors
 from .int8 import encode_int8_state
 from .qat import make_binary, make_ternary, ternary_ticket
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..atomic import atomic_write_bytes
-from ..eval_context import check_eval_context
+from .eval_context import check_eval_context
 from ..errors import (ArtifactError, BadMagicError, BudgetExceededError, ChecksumError,
                       HeaderError, LimitError, TruncatedError, UnsupportedVersionError,
                       UsageError, VerificationError)

@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any
 
-from ..eval_context import check_eval_context
+from .eval_context import check_eval_context
 from ..errors import HeaderError, LimitError, TicketpackError
 from ..strict_json import loads_strict
 from .constants import (DEFAULT_LAYOUT, ENTRY_KEYS_FROM_VERSION, FORMAT_VERSION, GAMMA_MODES,

@@ -7,7 +7,7 @@ none        no mask at all: every connection kept (effective = frozen * scale); 
 signed:K    levels -(K-1)..K-1 (2 <= K <= 128; format v3), stored as symbols level + K - 1
 
 This is all a loader needs and all an artifact stores. How training finds a mask (the
-estimator, a target density) is a training setting: ``ticketpack.mask_training.MaskTraining``.
+estimator, a target density) is a training setting: ``ticketpack.nn.mask_training.MaskTraining``.
 """
 
 from __future__ import annotations

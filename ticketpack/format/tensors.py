@@ -10,7 +10,7 @@ Tensor kinds (docs/FORMAT.md section 2):
 
 ``effective`` of each kind is the documented float32 rule; frozen weights come from
 ``frozen_weights`` (Philox in the core; other streams are registered by the layer that
-can regenerate them, e.g. imported torch-MT19937 tickets by ``ticketpack.pg_import``).
+can regenerate them, e.g. imported torch-MT19937 tickets by ``ticketpack.interop.pg_import``).
 """
 
 from __future__ import annotations
@@ -219,7 +219,7 @@ class Ticket:
     tensors: list[TensorEntry]
     rng: str = RNG_ID
     provenance: dict = field(default_factory=dict)
-    eval: dict | None = None  # evaluation context: {"seq_len", "tokenizer"} (eval_context.py)
+    eval: dict | None = None  # evaluation context: {"seq_len", "tokenizer"} (format/eval_context.py)
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.tensors]

@@ -10,7 +10,7 @@ if TYPE_CHECKING:  # this record is checked by the fast commands, which load no 
     from torch import nn
 
 from ..errors import HeaderError
-from ..model_config import ModelLimits
+from .gpt_config import ModelLimits
 
 NAME = "external"
 KEYS = ("arch", "info")

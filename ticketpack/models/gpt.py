@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HeaderError
-from ..model_config import ModelLimits, config_from_dict
+from .gpt_config import ModelLimits, config_from_dict
 
 if TYPE_CHECKING:  # the record's check runs in the fast commands, which load no torch
     import torch
@@ -26,7 +26,7 @@ def check(config: dict, limits: ModelLimits) -> None:
 
 
 def meta_model(config: dict, limits: ModelLimits) -> nn.Module:
-    from ..model import dense_gpt_on_meta
+    from .gpt_model import dense_gpt_on_meta
 
     return dense_gpt_on_meta(config_from_dict(gpt_config(config), limits, error=HeaderError, where="config"))
 
@@ -38,7 +38,7 @@ def build(config: dict, state: dict[str, torch.Tensor], limits: ModelLimits) -> 
 
 
 def record(model: nn.Module) -> dict[str, Any] | None:
-    from ..model import GPT
+    from .gpt_model import GPT
 
     return model.config.to_dict() if isinstance(model, GPT) else None
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..errors import HeaderError, OutputWriteError, TicketpackError, UsageError
-from ..model_config import HF_MODEL_TYPES, ModelLimits
+from .gpt_config import HF_MODEL_TYPES, ModelLimits
 
 NAME = "transformers"
 MODEL_TYPES = HF_MODEL_TYPES  # built-in causal LMs whose layers supermask covers

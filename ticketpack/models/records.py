@@ -9,7 +9,7 @@ from importlib import import_module
 from types import ModuleType
 
 from ..errors import HeaderError
-from ..model_config import DEFAULT_MODEL_LIMITS, ModelLimits
+from .gpt_config import DEFAULT_MODEL_LIMITS, ModelLimits
 
 # config["arch"] -> the module under ticketpack/models/ that implements it
 ARCH_MODULES = {"gpt": "gpt", "transformers": "hf", "external": "external"}

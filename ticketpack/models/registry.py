@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from ..errors import HeaderError, UsageError
-from ..layers import adapted_table
-from ..model_config import DEFAULT_MODEL_LIMITS, ModelLimits
+from ..nn.layers import adapted_table
+from .gpt_config import DEFAULT_MODEL_LIMITS, ModelLimits
 from .records import ARCH_MODULES, DEFAULT_ARCH, arch_module, architecture, check_config  # noqa: F401 - API
 
 # Name -> module, in ARCH_MODULES' order; ``record_of`` asks them in this order (external takes any module).

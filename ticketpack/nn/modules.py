@@ -1,4 +1,4 @@
-"""Masked twins of the layers people's models are made of, over the masked weight of layers.py.
+"""Masked twins of the layers people's models are made of, over the masked weight of nn/layers.py.
 
 Each class takes the module it replaces and keeps what is not its weight: the bias (the same
 Parameter, still trained, stored as a plain tensor), strides, paddings. Its forward calls the
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..layers import MaskedEmbedding, MaskedLinear, _MaskedWeight, adapted_table, add_adapters
+from .layers import MaskedEmbedding, MaskedLinear, _MaskedWeight, adapted_table, add_adapters
 
 CONV_OPS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 

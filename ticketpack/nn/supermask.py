@@ -25,9 +25,8 @@ from ..errors import ConfigError
 from ..format.maskspec import MaskSpec
 from ..format.philox import check_seed
 from ..format.tensors import quantize_rows_int8
-from ..layers import _MaskedWeight, bind_seed, masked_layers
-from ..mask_training import MaskTraining
-from ..ticket import MASKED_PARTS
+from .layers import MASKED_PARTS, _MaskedWeight, bind_seed, masked_layers
+from .mask_training import MaskTraining
 from .modules import (SupermaskConv, SupermaskConv1D, SupermaskEmbedding, SupermaskLinear,
                       TiedEmbedding, TiedLinear)
 

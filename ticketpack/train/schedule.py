@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def progress(step: int, steps: int | None, seconds: float, budget_seconds: float | None) -> float:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .atomic import atomic_write_bytes
-from .data import VAL_FRACTION, bundled_corpus_path, held_out_count, read_corpus
-from .errors import ConfigError
-from .recipes import QUICKSTART_VOCAB
+from ..atomic import atomic_write_bytes
+from .corpus import VAL_FRACTION, bundled_corpus_path, held_out_count, read_corpus
+from ..errors import ConfigError
 from .tokenizer import train_sentencepiece
+
+# The quickstart's tokenizer: a SentencePiece BPE with this many pieces, trained on the
+# bundled corpus's training text (docs/RESULTS.md has the choice).
+QUICKSTART_VOCAB = 1024
 
 
 @dataclass(frozen=True)
@@ -32,7 +35,7 @@ class QuickstartData:
 
 def split_point(raw: bytes, val_fraction: float = VAL_FRACTION) -> int:
     """The byte offset where the held-out tail starts: as many bytes from the end as the token
-    split holds out tokens (``data.held_out_count``), moved back to the start of a UTF-8
+    split holds out tokens (``text.corpus.held_out_count``), moved back to the start of a UTF-8
     character if it falls inside one."""
     cut = len(raw) - held_out_count(len(raw), val_fraction)
     while 0 < cut < len(raw) and raw[cut] & 0xC0 == 0x80:  # a continuation byte

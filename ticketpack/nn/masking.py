@@ -44,8 +44,8 @@ How a layer finds its mask is a training setting, ``MaskTraining`` (estimator, t
 density): it never reaches an artifact's config, only the provenance of what was trained.
 
 Per-layer state (``MaskState``) is read from the masked layer itself: ``temperature`` (a
-plain float, default 1.0, set with ``layers.set_temperature``), ``target_density``
-(initialised from ``MaskTraining.density``, changed with ``layers.set_density`` for a
+plain float, default 1.0, set with ``nn.layers.set_temperature``), ``target_density``
+(initialised from ``MaskTraining.density``, changed with ``nn.layers.set_density`` for a
 density schedule) and, for ``quant``, the parameter ``mask_log_step``.
 """
 
@@ -56,8 +56,8 @@ from typing import Protocol
 
 import torch
 
-from .errors import ConfigError
-from .format.maskspec import MaskSpec  # noqa: F401 (re-exported: the torch-free spec)
+from ..errors import ConfigError
+from ..format.maskspec import MaskSpec  # noqa: F401 (re-exported: the torch-free spec)
 from .mask_training import DENSITY_ESTIMATORS, ESTIMATORS, MaskTraining  # noqa: F401 (re-exported)
 
 QUANT_STEP_INIT = 0.05  # initial delta of the quant estimator (score units)

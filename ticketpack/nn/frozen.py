@@ -15,12 +15,12 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .format.constants import (DEFAULT_LAYOUT, INIT_RULES, MAX_WORDS, NORMAL_POLY,  # noqa: F401
-                               PG_RNG_PREFIX, PHILOX_M, PHILOX_ROUNDS, PHILOX_W, RNG_ID)
-from .format.philox import (check_rule, check_seed, check_shape, family, fans,  # noqa: F401
-                            fill_values, frozen_weight, frozen_weight_reference, init_bound,
-                            is_uniform, philox4x32_10, stream_id, stream_words,
-                            stream_words_reference, value_scale, values_from_words)
+from ..format.constants import (DEFAULT_LAYOUT, INIT_RULES, MAX_WORDS, NORMAL_POLY,  # noqa: F401
+                                PG_RNG_PREFIX, PHILOX_M, PHILOX_ROUNDS, PHILOX_W, RNG_ID)
+from ..format.philox import (check_rule, check_seed, check_shape, family, fans,  # noqa: F401
+                             fill_values, frozen_weight, frozen_weight_reference, init_bound,
+                             is_uniform, philox4x32_10, stream_id, stream_words,
+                             stream_words_reference, value_scale, values_from_words)
 
 _MASK32 = 0xFFFFFFFF
 _U24_OFFSET = 2**24 - 1

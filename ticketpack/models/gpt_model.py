@@ -5,12 +5,12 @@ Block: x += attn_scale * Attn(rms(x)); x += mlp_scale * MLP(rms(x)).
 Attn: q/k/v projections, grouped KV heads, per-head RMS-norm of q and k, rotary, causal
 SDPA, per-head scale, output projection. MLP: fc -> relu or relu^2 -> proj.
 
-Module names follow the parameter-golf lottery-ticket entry (the layout pg_import.py reads):
+Module names follow the parameter-golf lottery-ticket entry (the layout interop/pg_import.py reads):
 ``tok_emb``, ``blocks.N.attn.{c_q,c_k,c_v,proj}``, ``blocks.N.mlp.{fc,proj}``,
 ``blocks.N.{attn_scale,mlp_scale}``, ``blocks.N.attn.head_scale``, ``pre_logit_scale``,
 ``lm_head`` (untied only). ``GPT(config, masked=False)`` has ``nn.Linear`` / ``nn.Embedding``
 under the same names, so its state-dict keys ``X.weight`` are the masked layers' tensor names;
-with ``adapter_rank`` > 0 each of them also holds ``X.adapter_a`` / ``X.adapter_b`` (layers.py).
+with ``adapter_rank`` > 0 each of them also holds ``X.adapter_a`` / ``X.adapter_b`` (nn/layers.py).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layers import AdaptedEmbedding, AdaptedLinear, MaskedEmbedding, MaskedLinear, bind_seed
-from .mask_training import MaskTraining
-# the config lives in a torch-free module; re-exported so ``from ticketpack.model import ...`` works
-from .model_config import (ACTIVATIONS, PRESETS, GPTConfig, config_from_preset,  # noqa: F401
-                           ModelLimits)
+from ..nn.layers import AdaptedEmbedding, AdaptedLinear, MaskedEmbedding, MaskedLinear, bind_seed
+from ..nn.mask_training import MaskTraining
+# the config lives in a torch-free module; re-exported so ``from ticketpack.models.gpt_model import ...`` works
+from .gpt_config import (ACTIVATIONS, PRESETS, GPTConfig, config_from_preset,  # noqa: F401
+                         ModelLimits)
 
 # ---------------------------------------------------------------- modules
 

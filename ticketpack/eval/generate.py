@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from .errors import ArtifactError, UsageError
+from ..errors import ArtifactError, UsageError
 
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed accepts
 

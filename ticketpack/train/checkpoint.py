@@ -8,7 +8,7 @@ Tensor keys:
   ``extra/<key>``: anything else the trainer keeps (optimizer moments).
 Metadata (all strings): ``format``, ``version``, ``seed``, ``config`` (JSON), ``manifest``
 (JSON list: name, kind, init, mask, scale), ``train_state`` and ``provenance`` (JSON), and
-optionally ``eval`` (JSON: the evaluation context ``pack`` records, eval_context.py).
+optionally ``eval`` (JSON: the evaluation context ``pack`` records, format/eval_context.py).
 """
 
 from __future__ import annotations
@@ -25,19 +25,19 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as st_save
 from torch import nn
 
-from .artifact import DEFAULT_LIMITS, Limits
-from .atomic import atomic_write_bytes
-from .errors import CheckpointError, LimitError, TicketpackError, UsageError
-from .eval_context import check_eval_context
-from .masking import MaskSpec
-from .mask_training import level_dtype, level_range
-from .format.constants import DEFAULT_LAYOUT, INIT_RULES, LAYOUTS, SCALE_MODES
-from .format.philox import check_init_std, check_layout
-from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict, split_training_keys
-from .models.registry import DEFAULT_ARCH, architecture, check_config, fold_adapters, meta_model
-from .strict_json import loads_strict
-from .ticket import (Int8Tensor, MaskedTensor, PlainTensor, Ticket, adapter_tensor, check_fits,
-                     default_provenance, ticket_from_model)
+from ..artifact import DEFAULT_LIMITS, Limits
+from ..atomic import atomic_write_bytes
+from ..errors import CheckpointError, LimitError, TicketpackError, UsageError
+from ..format.eval_context import check_eval_context
+from ..nn.masking import MaskSpec
+from ..nn.mask_training import level_dtype, level_range
+from ..format.constants import DEFAULT_LAYOUT, INIT_RULES, LAYOUTS, SCALE_MODES
+from ..format.philox import check_init_std, check_layout
+from ..models.gpt_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict, split_training_keys
+from ..models.registry import DEFAULT_ARCH, architecture, check_config, fold_adapters, meta_model
+from ..strict_json import loads_strict
+from ..ticket import (Int8Tensor, MaskedTensor, PlainTensor, Ticket, adapter_tensor, check_fits,
+                      default_provenance, ticket_from_model)
 
 CHECKPOINT_FORMAT = "ticketpack-checkpoint"
 CHECKPOINT_VERSION = "1"
@@ -82,7 +82,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, seed: int, con
                     adapter_dtype: str = "f16") -> None:
     """Write ``model`` (any module with masked layers, seed-bound) as a checkpoint, atomically.
 
-    ``eval_context``: the sequence length and tokenizer it was trained with (eval_context.py).
+    ``eval_context``: the sequence length and tokenizer it was trained with (format/eval_context.py).
     ``adapter_dtype``: how ``pack`` stores the adapters (f16 plain, or int8 per row); the
     checkpoint keeps their float32 values either way.
     """
@@ -367,7 +367,7 @@ def _check_config(config: dict, model_limits: ModelLimits) -> None:
 
 def _check_fits_config(ticket: Ticket, model_limits: ModelLimits) -> None:
     """The tensors' names and shapes against the config's model, built on the meta device."""
-    from .model import dense_gpt_on_meta
+    from ..models.gpt_model import dense_gpt_on_meta
 
     _check_config(ticket.config, model_limits)
     shapes = {t.name: torch.empty(t.shape, device="meta") for t in ticket.tensors}
@@ -400,7 +400,7 @@ def _manifest_entry(t) -> dict:
 
 
 def _scale_owners(model: nn.Module):
-    from .layers import masked_layers
+    from ..nn.layers import masked_layers
 
     return [layer for _, layer in masked_layers(model) if getattr(layer, "scale", None) is not None]
 
@@ -416,7 +416,7 @@ def checkpoint_ticket(checkpoint: str | os.PathLike, codec: str = "auto", level:
 def packed_size(checkpoint: str | os.PathLike, codec: str = "auto", level: int | None = None,
                 model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> int:
     """The bytes ``pack`` would write for a checkpoint, writing nothing."""
-    from .artifact import encode_artifact
+    from ..artifact import encode_artifact
 
     ticket, creation = checkpoint_ticket(checkpoint, codec, level, DEFAULT_LIMITS, model_limits)
     return len(encode_artifact(ticket, codec, level, creation))

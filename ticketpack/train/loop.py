@@ -2,11 +2,11 @@
 
 The built-in GPT is built with masked layers whose weights are regenerated from the seed and
 never trained. What Adam trains: every masked layer's ``scores`` (turned into mask levels by
-the layer's estimator, see masking.py) at ``lr``, and everything else (per-block attention /
+the layer's estimator, see nn/masking.py) at ``lr``, and everything else (per-block attention /
 MLP scales, per-head scales, the pre-logit scale, optional per-tensor or per-row scales, the
 quant estimator's step) at ``scale_lr``.
 
-Schedules (schedule.py) follow the run's progress p: learning-rate warm-up and warm-down,
+Schedules (train/schedule.py) follow the run's progress p: learning-rate warm-up and warm-down,
 geometric annealing of the STE temperature, and for the topk / nested estimators a target
 density (dense warm-up, ramp, optional restoration). Batches are a pure function of
 (seed, step) (data.batch_iterator), so a step-count run gives the same masks every time and
@@ -22,8 +22,8 @@ fp16-rounded scales: exactly what an artifact holds), with the same evaluation a
 ``ticketpack load-and-eval`` (fp32 on CPU, bf16 autocast on CUDA, batch size 8), so
 load-and-eval of the packed checkpoint reproduces it on the same text, device and seq len.
 
-The options are declared in train_options.py; the device, process group, log file and
-provenance in runtime.py; this module is the run itself.
+The options are declared in train/options.py; the device, process group, log file and
+provenance in train/runtime.py; this module is the run itself.
 """
 
 from __future__ import annotations
@@ -38,26 +38,26 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .artifact import DEFAULT_LIMITS, Limits
+from ..artifact import DEFAULT_LIMITS, Limits
 from .checkpoint import Checkpoint, load_checkpoint, packed_size, save_checkpoint
-from .data import TokenStream, batch_iterator, load_tokens, split_train_val
-from .errors import BudgetExceededError, CheckpointError, ConfigError, UsageError
-from .eval_context import make_eval_context
-from .evaluate import EvalResult, evaluate
-from .format.tensors import nonzero_share
-from .layers import masked_layers
-from .mask_training import DENSITY_ESTIMATORS, ESTIMATORS, MaskTraining
-from .masking import QUANT_STEP_INIT
-from .model import GPT, GPTConfig, config_from_preset
-from .model_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, config_from_dict
+from ..text.corpus import TokenStream, batch_iterator, load_tokens, split_train_val
+from ..errors import BudgetExceededError, CheckpointError, ConfigError, UsageError
+from ..format.eval_context import make_eval_context
+from ..eval.evaluate import EvalResult, evaluate
+from ..format.tensors import nonzero_share
+from ..nn.layers import masked_layers
+from ..nn.mask_training import DENSITY_ESTIMATORS, ESTIMATORS, MaskTraining
+from ..nn.masking import QUANT_STEP_INIT
+from ..models.gpt_model import GPT, GPTConfig, config_from_preset
+from ..models.gpt_config import DEFAULT_MODEL_LIMITS, INIT_CHOICES, ModelLimits, config_from_dict
 from .runtime import DistContext, Event, JsonlLog, provenance, resolve_device, setup_distributed
 from .schedule import DensitySchedule, lr_multiplier, progress, temperature
 from .shape_budget import ShapeChoice, fill as fill_budget
-from .models.registry import Logits, rebuilt_model
-from .ticket import ticket_from_model
-from .train_arch import RecordConfig, build_record_model, logits_loss, record_config
-from .tokenizer import Tokenizer, load_tokenizer
-from .train_options import DEFAULT_STEPS, TrainOptions, check_number, option_flags, resumed_fields, shown
+from ..models.registry import Logits, rebuilt_model
+from ..ticket import ticket_from_model
+from .arch import RecordConfig, build_record_model, logits_loss, record_config
+from ..text.tokenizer import Tokenizer, load_tokenizer
+from .options import DEFAULT_STEPS, TrainOptions, check_number, option_flags, resumed_fields, shown
 
 Callback = Callable[[Event], None]
 
@@ -92,7 +92,7 @@ class TrainResult:
 def build_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> GPTConfig:
     """The model config: the preset, then ``model`` overrides, then mask / init
     (validated and bounded by ``limits`` before anything is built). ``--arch`` other than gpt:
-    the Hugging Face model of the preset's shape (train_arch.py)."""
+    the Hugging Face model of the preset's shape (train/arch.py)."""
     if opts.arch != "gpt":
         return record_config(opts, limits)
     overrides = dict(opts.model)
@@ -130,7 +130,7 @@ def mask_training(opts: TrainOptions, config: GPTConfig) -> MaskTraining:
 def budget_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS
                   ) -> tuple[GPTConfig, ShapeChoice | None]:
     """``build_config``, resized by ``byte_budget`` to the fullest shape that fits (if given):
-    ``shape_budget.fill``, the widest shape and then finer knobs until the worst case packs to
+    ``train.shape_budget.fill``, the widest shape and then finer knobs until the worst case packs to
     95% of the budget."""
     config = build_config(opts, limits)
     if opts.byte_budget is None or isinstance(config, RecordConfig):  # another arch: checked when packed

@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .errors import UsageError
-from .ticket import MaskedTensor, Ticket
+from ..errors import UsageError
+from ..format.tensors import MaskedTensor, Ticket
 
 
 def two_four_names(ticket: Ticket) -> list[str]:

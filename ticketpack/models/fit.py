@@ -1,8 +1,8 @@
 """Which tensors a model config implies, torch-free: the names and shapes the built-in GPT's
-dense twin holds (``model.GPT(config, masked=False)``), so ``verify`` can promise that
+dense twin holds (``models.gpt_model.GPT(config, masked=False)``), so ``verify`` can promise that
 load-and-eval accepts an artifact's tensors without building the model.
 
-``gpt_tensor_shapes`` mirrors the modules of model.py and layers.py (tests/test_model_fit.py
+``gpt_tensor_shapes`` mirrors the modules of models/gpt_model.py and nn/layers.py (tests/test_model_fit.py
 compares it with the torch model's parameters over many configs). A config whose ``arch`` is
 ``transformers`` (docs/FORMAT.md section 2.2) is a transformers model: its names and shapes come
 from the model that config builds, on torch's meta device (imported only then).
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .errors import HeaderError
-from .model_config import DEFAULT_MODEL_LIMITS, GPTConfig, ModelLimits, config_from_dict
+from ..errors import HeaderError
+from .gpt_config import DEFAULT_MODEL_LIMITS, GPTConfig, ModelLimits, config_from_dict
 
 Shape = tuple[int, ...]
 GPT_ARCH = "gpt"  # the built-in model: ``arch`` absent or this

@@ -35,15 +35,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError, TruncatedError,
-                     UsageError)
-from .format.constants import PG_RNG_PREFIX
-from .format.compression import inflate_bounded
-from .format.maskspec import MaskSpec
-from .format.tensors import MaskedTensor, PlainTensor, Ticket, register_stream
-from .provenance import default_provenance
-from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_preset
-from .strict_json import loads_strict
+from ..errors import (ArtifactError, ConfigError, DecodeError, HeaderError, LimitError, TruncatedError,
+                      UsageError)
+from ..format.constants import PG_RNG_PREFIX
+from ..format.compression import inflate_bounded
+from ..format.maskspec import MaskSpec
+from ..format.tensors import MaskedTensor, PlainTensor, Ticket, register_stream
+from ..provenance import default_provenance
+from ..models.gpt_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_preset
+from ..strict_json import loads_strict
 
 RNG_PREFIX = PG_RNG_PREFIX
 MASK_SUFFIX = ".mask_scores"
@@ -333,8 +333,8 @@ def arch_config(arch: dict[str, Any] | None = None, limits: ModelLimits = DEFAUL
 
 def _layout(config) -> tuple[list[tuple[str, tuple[int, ...], str]], list[tuple[str, tuple[int, ...]]]]:
     """(masked (name, shape, init) in registration order, plain (name, shape)) of the model."""
-    from .layers import masked_layers
-    from .model import GPT
+    from ..nn.layers import masked_layers
+    from ..models.gpt_model import GPT
 
     with torch.device("meta"):  # names and shapes only: no memory, no init cost
         model = GPT(config, masked=True)

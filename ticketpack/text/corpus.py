@@ -22,8 +22,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from .atomic import atomic_open
-from .errors import ConfigError, DataError
+from ..atomic import atomic_open
+from ..errors import ConfigError, DataError
 from .tokenizer import ByteTokenizer, Tokenizer
 
 SHARD_MAGIC = 20240520
@@ -36,7 +36,7 @@ _GLOB_CHARS = set("*?[")
 
 def bundled_corpus_path() -> str:
     """The Shakespeare corpus shipped in the package (xz, ~5 MB of English text)."""
-    return str(Path(__file__).parent / "data" / "shakespeare.txt.xz")
+    return str(Path(__file__).parents[1] / "data" / "shakespeare.txt.xz")
 
 
 # ---------------------------------------------------------------- text files
@@ -179,7 +179,7 @@ class TokenStream:
     """A token sequence and the number of text bytes each token stands for."""
 
     tokens: np.ndarray  # (N,) int32 token ids
-    byte_counts: np.ndarray  # (N,) int32; token i's bytes given token i-1 (see tokenizer.py)
+    byte_counts: np.ndarray  # (N,) int32; token i's bytes given token i-1 (see text/tokenizer.py)
     tokenizer: str = ""  # the tokenizer's name, for provenance
 
     def __len__(self) -> int:

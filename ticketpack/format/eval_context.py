@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .errors import HeaderError, TicketpackError, UsageError
+from ..errors import HeaderError, TicketpackError, UsageError
 
 DEFAULT_SEQ_LEN = 256  # what an artifact without ``eval`` is scored at
 MAX_SEQ_LEN = 2**24

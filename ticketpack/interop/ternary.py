@@ -16,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from safetensors import SafetensorError, safe_open
 
-from .errors import CheckpointError, LimitError, UsageError
-from .format.constants import DEFAULT_LIMITS, Limits
-from .format.digest import canonical_bytes
-from .model_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
-from .model_fit import EXTERNAL_ARCH
-from .strict_json import loads_strict
-from .ticket import PlainTensor, TensorEntry, TernaryTensor, Ticket, default_provenance
+from ..errors import CheckpointError, LimitError, UsageError
+from ..format.constants import DEFAULT_LIMITS, Limits
+from ..format.digest import canonical_bytes
+from ..models.gpt_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
+from ..models.fit import EXTERNAL_ARCH
+from ..strict_json import loads_strict
+from ..ticket import PlainTensor, TensorEntry, TernaryTensor, Ticket, default_provenance
 
 
 def ternary_parts(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

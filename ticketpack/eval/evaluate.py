@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import TokenStream
-from .errors import ConfigError, DataError
+from ..text.corpus import TokenStream
+from ..errors import ConfigError, DataError
 
 
 @dataclass

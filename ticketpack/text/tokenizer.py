@@ -32,7 +32,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 SPACE_MARK = "\u2581"  # SentencePiece's visible space, "▁"
 
@@ -207,7 +207,7 @@ def train_sentencepiece(text_path: str | os.PathLike, out_prefix: str | os.PathL
 
     import sentencepiece as spm
 
-    from .atomic import atomic_write_bytes
+    from ..atomic import atomic_write_bytes
 
     path = Path(text_path)
     if not path.is_file():

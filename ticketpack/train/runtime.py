@@ -14,12 +14,12 @@ from typing import Any, BinaryIO
 import torch
 import torch.distributed as dist
 
-from .errors import OutputWriteError, UsageError
-from .mask_training import MaskTraining
-from .model_config import GPTConfig
-from .provenance import default_provenance
-from .strict_json import json_default
-from .train_options import TrainOptions
+from ..errors import OutputWriteError, UsageError
+from ..nn.mask_training import MaskTraining
+from ..models.gpt_config import GPTConfig
+from ..provenance import default_provenance
+from ..strict_json import json_default
+from .options import TrainOptions
 
 Event = dict[str, Any]
 
@@ -102,7 +102,7 @@ class JsonlLog:
 def git_commit() -> str | None:
     """The commit of the checkout ticketpack runs from, if it is one."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, timeout=5,
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parents[1], timeout=5,
                              capture_output=True, text=True)
     except (OSError, subprocess.SubprocessError):
         return None

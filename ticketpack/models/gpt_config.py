@@ -16,9 +16,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, TicketpackError
-from .format.constants import INIT_RECIPES, INIT_RULES, SCALE_MODES, STD_FROM_ENTRY
-from .format.maskspec import MaskSpec
+from ..errors import ConfigError, TicketpackError
+from ..format.constants import INIT_RECIPES, INIT_RULES, SCALE_MODES, STD_FROM_ENTRY
+from ..format.maskspec import MaskSpec
 
 ACTIVATIONS = ("relu", "relu2")
 # Hugging Face built-in causal LMs an artifact may record (models/hf.py builds them) and the

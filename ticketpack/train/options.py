@@ -22,18 +22,18 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .atomic import check_output_path, refuse_input_overwrite
-from .budget import parse_budget
-from .errors import ConfigError, OutputWriteError, UsageError
-from .format.constants import ADAPTER_DTYPES, SCALE_MODES
-from .mask_training import DENSITY_ESTIMATORS, ESTIMATORS, estimator_names
-from .eval_context import MAX_SEQ_LEN
-from .model_config import INIT_CHOICES, LEGACY, PRESETS, SCHEMA, TRAIN_ARCHES
+from ..atomic import check_output_path, refuse_input_overwrite
+from ..budget import parse_budget
+from ..errors import ConfigError, OutputWriteError, UsageError
+from ..format.constants import ADAPTER_DTYPES, SCALE_MODES
+from ..nn.mask_training import DENSITY_ESTIMATORS, ESTIMATORS, estimator_names
+from ..format.eval_context import MAX_SEQ_LEN
+from ..models.gpt_config import INIT_CHOICES, LEGACY, PRESETS, SCHEMA, TRAIN_ARCHES
 from .recipes import QUICKSTART_MINUTES
-from .strict_json import loads_strict
+from ..strict_json import loads_strict
 
 if typing.TYPE_CHECKING:
-    from .quickstart_data import QuickstartData
+    from ..text.quickstart import QuickstartData
 
 DEFAULT_STEPS = 1000  # when neither steps nor max_minutes is given
 # Upper bounds of the numeric options (flags and a resumed checkpoint's saved options alike):
@@ -388,7 +388,7 @@ QUICKSTART_MODEL: dict[str, Any] = dict(model_dim=192, num_layers=4, num_heads=4
 def quickstart_options(out: str, data: QuickstartData, *, log: str | None = None,
                        max_minutes: float = QUICKSTART_MINUTES) -> TrainOptions:
     """The README's first command: the bundled Shakespeare's training text and its BPE tokenizer
-    (``quickstart_data.prepare_quickstart_data``), the held-out text as val data, the quickstart model."""
+    (``text.quickstart.prepare_quickstart_data``), the held-out text as val data, the quickstart model."""
     return TrainOptions(data=[data.train], val_data=[data.val], tokenizer=data.tokenizer, out=out,
                         log=log, preset="small", model={**QUICKSTART_MODEL, "vocab_size": data.vocab_size},
                         mask="multibit:4", init="signed-constant", seq_len=128, batch_size=16,

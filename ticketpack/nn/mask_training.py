@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
-from .format.maskspec import MaskSpec
+from ..errors import ConfigError
+from ..format.maskspec import MaskSpec
 
 # The estimators each mask kind can train with; the first is the kind's default. Signed masks
 # list nested before topk, so a target density alone picks the one that fits every K (at

@@ -1,7 +1,7 @@
 """Masked layers: a frozen seeded weight, learned mask scores and an optional learned scale.
 
 Effective weight (float32, in this order): ``(frozen * level) * scale`` where ``level`` comes
-from the layer's scores through its ``MaskSpec`` (see masking.py). The frozen weight is a
+from the layer's scores through its ``MaskSpec`` (see nn/masking.py). The frozen weight is a
 non-persistent buffer: it is never saved, only regenerated from ``(seed, tensor_name)`` by
 ``bind_seed``. A layer is unusable until bound (its forward raises ConfigError).
 
@@ -25,14 +25,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import rng
-from .errors import ConfigError
-from .format.constants import DEFAULT_LAYOUT, SCALE_MODES
-from .format.philox import check_init_std, check_layout
-from .format.tensors import nonzero_share
+from . import frozen as rng
+from ..errors import ConfigError
+from ..format.constants import DEFAULT_LAYOUT, SCALE_MODES
+from ..format.philox import check_init_std, check_layout
+from ..format.tensors import nonzero_share
 from .mask_training import MaskTraining
 from .masking import MaskSpec, hard_levels, init_scores, mask_levels, quant_log_step_init
 
+
+
+# a masked layer's own parameters (beside the frozen weight): what a ticket stores of it and what
+# an optimizer trains, named once for the ticket bridge and the converter
+MASKED_PARTS = ("scores", "scale", "mask_log_step", "adapter_a", "adapter_b")
 
 
 class _MaskedWeight(nn.Module):
@@ -89,7 +94,7 @@ class _MaskedWeight(nn.Module):
     def _check_bound(self) -> None:
         if self.seed is None:
             raise ConfigError("masked layer: frozen weights not generated; "
-                              "call ticketpack.layers.bind_seed(module, seed) first")
+                              "call ticketpack.nn.layers.bind_seed(module, seed) first")
 
     def hard_mask(self) -> torch.Tensor:
         """The levels this layer's forward uses (uint8; int8 for a signed mask)."""

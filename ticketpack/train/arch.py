@@ -16,13 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ConfigError, TicketpackError
-from .format.maskspec import MaskSpec
-from .mask_training import MaskTraining
-from .model_config import INIT_CHOICES, ModelLimits, config_from_preset
-from .models import hf
-from .nn.supermask import supermask
-from .train_options import TrainOptions
+from ..errors import ConfigError, TicketpackError
+from ..format.maskspec import MaskSpec
+from ..nn.mask_training import MaskTraining
+from ..models.gpt_config import INIT_CHOICES, ModelLimits, config_from_preset
+from ..models import hf
+from ..nn.supermask import supermask
+from .options import TrainOptions
 
 
 @dataclass

@@ -36,10 +36,10 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import BudgetExceededError, ConfigError, UsageError
-from .format.maskspec import MaskSpec
-from .mask_training import MaskTraining, level_dtype
-from .model_config import config_from_dict
+from ..errors import BudgetExceededError, ConfigError, UsageError
+from ..format.maskspec import MaskSpec
+from ..nn.mask_training import MaskTraining, level_dtype
+from ..models.gpt_config import config_from_dict
 
 POOL = 0.9  # shapes within this share of the most connections compete on width / depth
 ASPECT_SPAN = 2.0  # width / depth within this factor of the recipe's
@@ -183,7 +183,7 @@ def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = Non
                       training: MaskTraining | None = None):
     """A ticket of ``config`` whose tensors cost what training (with ``training``) can make them
     cost at most."""
-    from .ticket import Int8Tensor, MaskedTensor, PlainTensor, Ticket, default_provenance
+    from ..ticket import Int8Tensor, MaskedTensor, PlainTensor, Ticket, default_provenance
 
     gen = np.random.default_rng(seed)
     spec, training = _validated_spec(config, training)
@@ -214,7 +214,7 @@ _EVAL = {"seq_len": 10**6, "tokenizer": {"kind": "sentencepiece", "vocab_size": 
 def worst_case_bytes(config: dict, seed: int = 0, creation: dict | None = None, adapter_dtype: str = "f16",
                      training: MaskTraining | None = None) -> int:
     """Packed bytes (``codec="auto"``) of ``worst_case_ticket(config)``."""
-    from .artifact import encode_artifact
+    from ..artifact import encode_artifact
 
     creation = creation if creation is not None else {"checkpoint": "x" * 40, "codec": "auto", "level": None}
     ticket = worst_case_ticket(config, seed, adapter_dtype=adapter_dtype, training=training)

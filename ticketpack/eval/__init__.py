@@ -1,0 +1,1 @@
+"""Scoring and sampling of trained models."""

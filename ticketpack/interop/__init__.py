@@ -1,0 +1,1 @@
+"""Importers of tickets and weights trained elsewhere (parameter-golf, ternary)."""

@@ -1,0 +1,1 @@
+"""Text and tokens: tokenizers, corpus loading and the quickstart's data."""

@@ -1,0 +1,1 @@
+"""The trainer: options, the loop, schedules, checkpoints, run records, recipes."""
