@@ -48,6 +48,9 @@ NOT_RUN = {
     "ticketpack train --arch llama --preset small --model '{\"num_key_value_heads\": 2}' ...": SLOW,
     "ticketpack export runs/own.tpk --hf runs/own-hf": "needs an own-model artifact (tests/test_train_arch.py "
                                                        "exports one)",
+    "ticketpack export own.tpk --hf own-hf": "README's own-model block writes own.tpk "
+                                            "(test_the_own_model_example_runs exports it)",
+    "ticketpack train --arch llama": SLOW,
 }
 INLINE = re.compile(r"`((?:ticketpack|python|pip) [^`]+)`")
 
@@ -113,12 +116,34 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch):
 
 
 def test_the_python_api_example_runs(tmp_path, monkeypatch):
-    """README's first Python block (the second trains for minutes, like the quickstart)."""
+    """README's first Python block: the built-in GPT through the API."""
     text = (ROOT / "README.md").read_text()
     block = text.split("```python\n", 1)[1].split("```", 1)[0]
     monkeypatch.chdir(tmp_path)
     exec(compile(block, "README.md", "exec"), {})
     assert (tmp_path / "m.tpk").is_file()
+
+
+def test_the_own_model_example_runs(tmp_path, monkeypatch):
+    """README's "Your own model" block as written (its `...` stands for the user's training),
+    then the export it names: from_pretrained on the folder gives the loaded model's logits."""
+    pytest.importorskip("transformers")
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    text = (ROOT / "README.md").read_text()
+    block = text.split("## Your own model", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(block, "README.md", "exec"), scope)
+    result = CliRunner().invoke(main, ["export", "own.tpk", "--hf", "own-hf"])
+    assert result.exit_code == 0, result.output
+    ids = torch.arange(16).reshape(1, 16)
+    with torch.no_grad():
+        exported = AutoModelForCausalLM.from_pretrained(tmp_path / "own-hf").eval()(ids).logits
+        loaded = scope["model"].eval()(ids)
+    loaded = getattr(loaded, "logits", loaded)
+    assert torch.equal(exported, loaded)
 
 
 @pytest.mark.parametrize("command", [c for c in documented_commands() if c.startswith("python bench/")])
