@@ -33,6 +33,8 @@ from ticketpack.format.digest import tensor_sha256
 from ticketpack.format.maskspec import MaskSpec
 from ticketpack.format.tensors import Int8Tensor, MaskedTensor, PlainTensor, TernaryTensor, Ticket
 
+from tests.tiny import HAVE_V1_EXTRA
+
 CONFORMANCE = Path(__file__).parent / "conformance"
 STDLIB_AND_NUMPY = set(sys.stdlib_module_names) | {"numpy", "zstandard"}
 
@@ -375,6 +377,7 @@ def test_loader_accepts_any_json_depth_the_library_accepts(loader, tmp_path):
         assert list(loader.load(str(path))) == ["p"]
 
 
+@pytest.mark.skipif(not HAVE_V1_EXTRA, reason="the seeds' version-1 files are written with the v1 extra")
 def test_loader_reads_version_1_files_and_names_constriction_sections(loader, tmp_path):
     from tests.fuzz.mutate import seed_corpus
 

@@ -14,6 +14,8 @@ from ticketpack.errors import DecodeError, UsageError
 from ticketpack.format import rans
 from ticketpack.format.constants import min_lanes
 
+from tests.tiny import HAVE_V1_EXTRA
+
 KERNELS = [k for k in (rans.NUMPY_KERNELS, rans.NUMBA_KERNELS) if k is not None]
 IDS = [k.name for k in KERNELS]
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -321,6 +323,7 @@ def test_mutated_streams_raise_decode_error_or_decode(data):
             pass
 
 
+@pytest.mark.skipif(not HAVE_V1_EXTRA, reason="the bench compares v1's codecs (the bench extra has constriction)")
 def test_bench_script_runs():
     import subprocess
     import sys

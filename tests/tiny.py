@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
 from ticketpack.train.checkpoint import save_checkpoint
@@ -9,6 +11,10 @@ from ticketpack.nn.layers import bind_seed, randomize_scores
 from ticketpack.nn.masking import MaskSpec
 from ticketpack.models.gpt_model import GPT, GPTConfig
 from ticketpack.ticket import MaskedTensor, PlainTensor, Ticket
+
+# format v1's entropy-coded sections (ans0 / ansrow / nm) need the optional `v1` extra
+# (constriction); without it the tests of those codecs skip (tests/conftest.py)
+HAVE_V1_EXTRA = importlib.util.find_spec("constriction") is not None
 
 TINY_CONFIG = dict(vocab_size=256, num_layers=1, model_dim=32, num_heads=2, num_kv_heads=1,
                    mlp_mult=2)
