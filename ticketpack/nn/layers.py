@@ -231,6 +231,8 @@ def _regenerate(seed: int, name: str, layer: _MaskedWeight, device: torch.device
     # Both paths give the same bits; numba's CPU path is ~50x faster than torch ops on CPU,
     # the torch path keeps the values on the GPU when the layer lives there.
     shape, rule = tuple(layer.shape), layer.init
+    if device.type == "meta":  # a model without values (sizing, shape checks): nothing to draw
+        return torch.empty(shape, device=device)
     if device.type == "cpu":
         return torch.from_numpy(rng.frozen_weight(seed, name, shape, rule, layout=layer.layout,
                                                   init_std=layer.init_std))

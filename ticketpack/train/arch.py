@@ -60,18 +60,21 @@ def preset_keys(model_type: str, preset: dict[str, Any], seq_len: int) -> dict[s
                 bos_token_id=None, eos_token_id=None)
 
 
+def shaped_record(opts: TrainOptions, shape: dict[str, Any]) -> dict:
+    """The record of ``opts.arch`` in ``shape`` (a GPT config's shape keys), ``--model`` over it."""
+    hf_config = {**preset_keys(opts.arch, shape, opts.seq_len), **opts.model, "model_type": opts.arch}
+    try:
+        return hf.record_of_config(hf.hf_config_object({"arch": hf.NAME, "model_type": opts.arch,
+                                                        "hf_config": hf_config}))
+    except TicketpackError as exc:
+        raise ConfigError(f"--model: {exc}") from None
+
+
 def record_config(opts: TrainOptions, limits: ModelLimits, record: dict | None = None) -> RecordConfig:
     """The model ``--arch`` / ``--preset`` / ``--model`` describe (or a resumed ``record``),
     checked and bounded before anything is built (ConfigError: these are the user's flags)."""
     if record is None:
-        preset = config_from_preset(opts.preset, limits).to_dict()  # the preset's full shape
-        hf_config = {**preset_keys(opts.arch, preset, opts.seq_len), **opts.model, "model_type": opts.arch}
-        record = {"arch": hf.NAME, "model_type": opts.arch, "hf_config": hf_config}
-        try:
-            cfg = hf.hf_config_object(record)
-        except TicketpackError as exc:
-            raise ConfigError(f"--model: {exc}") from None
-        record = hf.record_of_config(cfg)
+        record = shaped_record(opts, config_from_preset(opts.preset, limits).to_dict())  # the preset's full shape
     try:
         hf.check(record, limits)
     except TicketpackError as exc:

@@ -56,6 +56,7 @@ from .shape_budget import ShapeChoice, fill as fill_budget
 from ..models.registry import Logits, rebuilt_model
 from ..ticket import ticket_from_model
 from .arch import RecordConfig, build_record_model, logits_loss, record_config
+from .arch_shape import budget_record_config
 from ..text.tokenizer import Tokenizer, load_tokenizer
 from .options import DEFAULT_STEPS, TrainOptions, check_number, option_flags, resumed_fields, shown
 
@@ -131,10 +132,12 @@ def budget_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS
                   ) -> tuple[GPTConfig, ShapeChoice | None]:
     """``build_config``, resized by ``byte_budget`` to the fullest shape that fits (if given):
     ``train.shape_budget.fill``, the widest shape and then finer knobs until the worst case packs to
-    95% of the budget."""
+    95% of the budget (``--arch``: train/arch_shape.py)."""
     config = build_config(opts, limits)
-    if opts.byte_budget is None or isinstance(config, RecordConfig):  # another arch: checked when packed
+    if opts.byte_budget is None:
         return config, None
+    if isinstance(config, RecordConfig):  # another arch: the same search over its converted model
+        return budget_record_config(opts, config, limits, mask_training(opts, config))
     choice = fill_budget(config.to_dict(), opts.byte_budget, adapter_dtype=opts.adapter_dtype,
                          training=mask_training(opts, config))
     return config_from_dict(choice.config, limits), choice
@@ -471,7 +474,7 @@ class _Trainer:
             self.save(done=True, final=final)
         density, connections = overall_density(self.model)
         packed = self.packed_bytes() if self.dctx.main and self.opts.byte_budget else None
-        if packed is not None and packed > self.opts.byte_budget:  # --arch: no shape was solved for it
+        if packed is not None and packed > self.opts.byte_budget:  # the proof; the shape was solved to fit
             raise BudgetExceededError(f"budget: the trained model packs to {packed:,} bytes, over the "
                                       f"{self.opts.byte_budget:,}-byte budget; the checkpoint {self.opts.out} "
                                       f"is kept (pick a smaller --model shape)")

@@ -86,8 +86,9 @@ class TrainOptions:
                                   "given (load-and-eval --split val uses the same split)")
     tokenizer: str | None = _option(None, help="SentencePiece .model (default: bytes, vocabulary 256)")
     arch: str = _option("gpt", resumed=True, choices=TRAIN_ARCHES,
-                        help="the built-in GPT, or a Hugging Face causal LM of the preset's shape "
-                             "(--model then overrides its transformers config; needs ticketpack[hf])")
+                        help="the built-in GPT, or a Hugging Face causal LM of the preset's shape, or "
+                             "with --budget the shape the budget buys (--model then overrides its "
+                             "transformers config, and those keys stay fixed; needs ticketpack[hf])")
     preset: str = _option("small", resumed=True, help=f"model preset: {', '.join(PRESETS)}")
     model: dict[str, Any] = _option(factory=dict, resumed=True, parse=json_object,
                                     help='model config overrides as JSON, e.g. \'{"model_dim": 512}\'')

@@ -58,6 +58,8 @@ class StoredTensor:
     kind: str
     shape: tuple[int, ...]
     init: str = ""  # masked: frozen init rule
+    layout: str | None = None  # masked: how the shape maps to fans (None: the format's default)
+    init_std: float | None = None  # masked: the std of init rule normal_std
 
 
 @dataclass
@@ -162,9 +164,13 @@ def mask_bits(config: dict, training: MaskTraining | None = None) -> float:
 def estimate_bytes(config: dict, adapter_dtype: str = "f16", training: MaskTraining | None = None) -> float:
     """Analytic bytes: masks at their worst-case bits (+1%), fp16 vectors, scales and adapters
     (int8 adapters: 1 byte per value + a 2-byte scale per row), header."""
-    tensors = stored_tensors(config)
-    bits = mask_bits(config, training) * 1.01
-    scale_mode = _validated(config)["scale_mode"]
+    return tensors_bytes(stored_tensors(config), mask_bits(config, training), _validated(config)["scale_mode"],
+                         adapter_dtype)
+
+
+def tensors_bytes(tensors: list[StoredTensor], bits: float, scale_mode: str, adapter_dtype: str = "f16") -> float:
+    """``estimate_bytes`` of any list of stored tensors whose masks code at ``bits`` per connection."""
+    bits *= 1.01
     total = 400.0 + 45 * len(tensors)
     for t in tensors:
         n = math.prod(t.shape)
@@ -183,13 +189,20 @@ def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = Non
                       training: MaskTraining | None = None):
     """A ticket of ``config`` whose tensors cost what training (with ``training``) can make them
     cost at most."""
+    spec, training = _validated_spec(config, training)
+    return stand_in(stored_tensors(config), config, spec, training, _validated(config)["scale_mode"], seed,
+                    provenance, adapter_dtype)
+
+
+def stand_in(tensors: list[StoredTensor], config: dict, spec: MaskSpec, training: MaskTraining, scale_mode: str,
+             seed: int = 0, provenance: dict | None = None, adapter_dtype: str = "f16"):
+    """The worst-case ticket of any model storing ``tensors`` (masks ``spec`` trained with
+    ``training``), with ``config`` as its recorded config."""
     from ..ticket import Int8Tensor, MaskedTensor, PlainTensor, Ticket, default_provenance
 
     gen = np.random.default_rng(seed)
-    spec, training = _validated_spec(config, training)
-    scale_mode = _validated(config)["scale_mode"]
     out = []
-    for t in stored_tensors(config):
+    for t in tensors:
         if t.kind == "plain" or (t.kind == "adapter" and adapter_dtype == "f16"):
             out.append(PlainTensor(t.name, _random_f16(gen, t.shape)))
             continue
@@ -199,7 +212,8 @@ def worst_case_ticket(config: dict, seed: int = 0, provenance: dict | None = Non
             continue
         levels = _worst_levels(gen, spec, training, t.shape) if spec.stored else None
         scale = None if scale_mode == "none" else _random_f16(gen, () if scale_mode == "tensor" else t.shape[:1])
-        out.append(MaskedTensor(t.name, t.shape, t.init, spec, levels, scale))
+        where = {"layout": t.layout} if t.layout else {}
+        out.append(MaskedTensor(t.name, t.shape, t.init, spec, levels, scale, init_std=t.init_std, **where))
     return Ticket(seed=seed, config=dict(config), tensors=out, eval=_EVAL,
                   provenance=provenance if provenance is not None else default_provenance(_TRAIN_FACTS))
 
@@ -214,10 +228,14 @@ _EVAL = {"seq_len": 10**6, "tokenizer": {"kind": "sentencepiece", "vocab_size": 
 def worst_case_bytes(config: dict, seed: int = 0, creation: dict | None = None, adapter_dtype: str = "f16",
                      training: MaskTraining | None = None) -> int:
     """Packed bytes (``codec="auto"``) of ``worst_case_ticket(config)``."""
+    return packed_bytes(worst_case_ticket(config, seed, adapter_dtype=adapter_dtype, training=training), creation)
+
+
+def packed_bytes(ticket, creation: dict | None = None) -> int:
+    """Bytes ``encode_artifact`` gives a (stand-in) ticket, with the longest creation facts ``pack`` records."""
     from ..artifact import encode_artifact
 
     creation = creation if creation is not None else {"checkpoint": "x" * 40, "codec": "auto", "level": None}
-    ticket = worst_case_ticket(config, seed, adapter_dtype=adapter_dtype, training=training)
     return len(encode_artifact(ticket, creation=creation))
 
 
@@ -275,7 +293,8 @@ def entropy(probs: list[float]) -> float:
 
 # ---------------------------------------------------------------- the search
 
-def shapes(template: dict, budget: int, estimate: ShapeFn, max_dim: int = 8192) -> list[dict]:
+def shapes(template: dict, budget: int, estimate: ShapeFn, max_dim: int = 8192,
+           count: ShapeFn = connections) -> list[dict]:
     """Configs of the recipe's shapes whose estimate is within 5% of the budget, most
     connections first (ties: deeper first)."""
     t = _validated(template)
@@ -295,7 +314,7 @@ def shapes(template: dict, budget: int, estimate: ShapeFn, max_dim: int = 8192) 
             except ConfigError:  # e.g. an N:M group that does not divide this width
                 continue
             if est <= budget * 1.05:
-                found.append((connections(cfg), L, est, cfg))
+                found.append((count(cfg), L, est, cfg))
                 fitting += 1
         if not fitting and lo <= hi and _min_estimate(template, C, heads, group, lo, estimate) > budget * 1.05:
             break  # wider only costs more
@@ -313,14 +332,15 @@ def _min_estimate(template: dict, C: int, heads: int, group: int, L: int, estima
 
 def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
           estimate: ShapeFn | None = None, reserve: int = RESERVE, adapter_dtype: str = "f16",
-          training: MaskTraining | None = None) -> ShapeChoice:
+          training: MaskTraining | None = None, count: ShapeFn = connections) -> ShapeChoice:
     """The shape of ``template`` a byte budget buys (see the module docstring).
 
     ``measure(config)`` gives the real worst-case bytes (default: pack the stand-in ticket),
     ``estimate(config)`` the analytic ranking (default: ``estimate_bytes``); ``adapter_dtype``
     how the defaults size adapters (f16 | int8), ``training`` how the masks train (their worst
     case: a topk / nested target density codes smaller than uniform levels); a shape fits
-    when ``measure + reserve <= budget``. Raises BudgetExceededError when none does.
+    when ``measure + reserve <= budget``; ``count(config)`` its connections (default: the
+    built-in GPT's; another model's shapes bring their own). Raises BudgetExceededError when none does.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
         raise UsageError(f"budget: {budget!r}, expected a positive number of bytes")
@@ -334,27 +354,27 @@ def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
             sized[key] = int(measure(_public(cfg)))
         return sized[key]
 
-    candidates = shapes(template, budget, estimate)
+    candidates = shapes(template, budget, estimate, count=count)
     best = next((c for c in candidates if cost(c) + reserve <= budget), None)
     if best is None:
         small = _smallest(template)
         raise BudgetExceededError(f"budget: {budget:,} B, no shape of this recipe fits: the smallest, "
                                   f"{small['num_layers']} x {small['model_dim']}, needs "
                                   f"{cost(small) + reserve:,} B (raise the budget or choose a cheaper mask)")
-    most = connections(best)
+    most = count(best)
     ratio = template["model_dim"] / template["num_layers"]
-    pool = [c for c in candidates if POOL * most <= connections(c) <= most]
-    pool.sort(key=lambda c: (abs(math.log2(c["model_dim"] / c["num_layers"] / ratio)), -connections(c)))
+    pool = [c for c in candidates if POOL * most <= count(c) <= most]
+    pool.sort(key=lambda c: (abs(math.log2(c["model_dim"] / c["num_layers"] / ratio)), -count(c)))
     chosen = next(c for c in pool if cost(c) + reserve <= budget)
     wider = _next_wider(chosen, cost)
     return ShapeChoice(config=_public(chosen), budget=budget, bytes=cost(chosen),
-                       connections=connections(chosen), estimate=chosen["_estimate"], wider=wider,
+                       connections=int(count(chosen)), estimate=chosen["_estimate"], wider=wider,
                        checked=len(sized))
 
 
 def fill(template: dict, budget: int, *, measure: ShapeFn | None = None, estimate: ShapeFn | None = None,
          reserve: int = RESERVE, adapter_dtype: str = "f16", training: MaskTraining | None = None,
-         share: float = FILL, max_checks: int = FILL_CHECKS) -> ShapeChoice:
+         share: float = FILL, max_checks: int = FILL_CHECKS, count: ShapeFn = connections) -> ShapeChoice:
     """``solve``'s shape, refined by a measured search until its stand-in packs to at least
     ``share`` of the budget (see the module docstring). Same arguments as ``solve``; when no
     finer candidate fits and fills, the fullest that fits is returned (``ShapeChoice.bytes``
@@ -363,7 +383,7 @@ def fill(template: dict, budget: int, *, measure: ShapeFn | None = None, estimat
         raise UsageError(f"fill share: {share!r}, expected a number in (0, 1]")
     measure = measure or (lambda cfg: worst_case_bytes(cfg, adapter_dtype=adapter_dtype, training=training))
     estimate = estimate or (lambda cfg: estimate_bytes(cfg, adapter_dtype, training))
-    base = solve(template, budget, measure=measure, estimate=estimate, reserve=reserve)
+    base = solve(template, budget, measure=measure, estimate=estimate, reserve=reserve, count=count)
     if base.bytes + reserve >= share * budget:
         return base
     fits = [(base.bytes, base.config)]
@@ -377,10 +397,10 @@ def fill(template: dict, budget: int, *, measure: ShapeFn | None = None, estimat
             fits.append((used, cfg))
             if used + reserve >= share * budget:
                 break  # the first that fills: the fullest of the first tier that has one
-    used, chosen = max(fits, key=lambda f: (f[0] + reserve >= share * budget, connections(f[1]), f[0]))
+    used, chosen = max(fits, key=lambda f: (f[0] + reserve >= share * budget, count(f[1]), f[0]))
     if chosen is base.config:
         return dataclasses.replace(base, checked=base.checked + checked)
-    return ShapeChoice(config=chosen, budget=budget, bytes=used, connections=connections(chosen),
+    return ShapeChoice(config=chosen, budget=budget, bytes=used, connections=int(count(chosen)),
                        estimate=estimate(chosen), checked=base.checked + checked,
                        refined=_moved(base.config, chosen))
 
