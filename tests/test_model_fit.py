@@ -101,22 +101,31 @@ def test_verified_artifact_loads(artifact):
 
 
 def test_transformers_config_is_checked_on_the_meta_device():
-    """verify reads a transformers record's tensors off its model built on the meta device."""
+    """A transformers record's tensors are read off its model built on the meta device."""
     transformers = pytest.importorskip("transformers")
-    from ticketpack.api import _check_fit
-
     hf = {"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
           "num_attention_heads": 2, "num_key_value_heads": 1, "tie_word_embeddings": True}
     config = {"arch": "transformers", "model_type": "llama", "hf_config": hf}
+    shapes = expected_shapes(config)
     model = transformers.AutoModelForCausalLM.from_config(transformers.AutoConfig.for_model("llama", **hf))
-    shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
-    _check_fit(config, shapes, ModelLimits())
+    assert shapes == {n: tuple(p.shape) for n, p in model.named_parameters()}
+    check_tensors_fit(config, shapes)
     with pytest.raises(HeaderError, match="shape"):
-        _check_fit(config, {**shapes, "model.embed_tokens.weight": (65, 16)}, ModelLimits())
+        check_tensors_fit(config, {**shapes, "model.embed_tokens.weight": (65, 16)})
     with pytest.raises(HeaderError, match="parameters"):
-        _check_fit(config, shapes, ModelLimits(max_parameters=100))
-    with pytest.raises(HeaderError, match="transformers"):
-        expected_shapes(config)  # not the torch-free table's to answer
+        expected_shapes(config, ModelLimits(max_parameters=100))
+    # adapters fold into their weight, as loading folds them; a pair that cannot is refused
+    layer = "model.layers.0.mlp.down_proj"
+    check_tensors_fit(config, {**shapes, f"{layer}.adapter_a": (2, 32), f"{layer}.adapter_b": (16, 2)})
+    with pytest.raises(HeaderError, match="adapters"):
+        check_tensors_fit(config, {**shapes, f"{layer}.adapter_a": (2, 16), f"{layer}.adapter_b": (16, 2)})
+    with pytest.raises(HeaderError, match="adapters"):
+        check_tensors_fit(config, {**shapes, f"{layer}.adapter_a": (2, 32)})
+
+
+def test_explicit_gpt_record_fits_as_the_absent_one():
+    config = {"num_layers": 1, "model_dim": 8, "num_heads": 2, "num_kv_heads": 2}
+    assert expected_shapes({"arch": "gpt", **config}) == expected_shapes(config)
 
 
 def test_external_record_has_no_model_to_fit():

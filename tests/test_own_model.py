@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import ticketpack
+from ticketpack import api
 from ticketpack.errors import BudgetExceededError, ConfigError, HeaderError
 from ticketpack.artifact import load_ticket
 from ticketpack.nn.layers import masked_layers
@@ -165,6 +166,7 @@ def test_adapters_fold_into_the_exported_weights(tmp_path):
         loaded = ticketpack.load(tmp_path / "m.tpk")(input_ids=ids).logits
     # x W^T + (x A^T) B^T trained, x (W + B A)^T loaded: equal up to float32 rounding
     torch.testing.assert_close(trained, loaded, rtol=1e-4, atol=1e-4)
+    assert api.verify(tmp_path / "m.tpk")["ok"]  # verify folds the adapters as loading does
 
 
 def test_autocast_and_ddp_wrap_train_and_save(tmp_path):

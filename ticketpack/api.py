@@ -22,7 +22,7 @@ from .format.container import (ArtifactInfo, Progress, check_digests, decode_art
                                read_artifact_bytes)
 from .format.tensors import Ticket
 from .models.gpt_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict
-from .models.fit import TRANSFORMERS_ARCH, check_shapes_fit, check_tensors_fit, model_arch
+from .models.fit import check_tensors_fit
 from .sizing import SizeReport, code_size, size_report  # noqa: F401 - code_size is API (--code)
 from .train.options import TrainOptions
 
@@ -153,7 +153,7 @@ def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
     ticket, weights, digests, version = checked_arrays(artifact, limits, model_limits, progress)
     if model:
         try:
-            _check_fit(ticket.config, {k: v.shape for k, v in weights.items()}, model_limits)
+            check_tensors_fit(ticket.config, {k: v.shape for k, v in weights.items()}, model_limits)
         except HeaderError as exc:  # the file itself is sound: say so, and how to check only that
             raise HeaderError(f"{exc} (the file itself is sound; verify --format-only checks only "
                               f"the file)") from None
@@ -162,25 +162,12 @@ def verify(artifact: str | os.PathLike, limits: Limits = DEFAULT_LIMITS,
             "seconds": round(time.perf_counter() - start, 3)}
 
 
-def _check_fit(config: dict, shapes: dict, model_limits: ModelLimits) -> None:
-    """The tensors are those the config's model holds (HeaderError naming the first difference):
-    a transformers record's are read off its model built on the meta device (torch loads only
-    then); the built-in GPT's come from model_fit's torch-free table."""
-    if model_arch(config) != TRANSFORMERS_ARCH:
-        check_tensors_fit(config, shapes, model_limits)
-        return
-    from .models.registry import meta_model
-
-    model = meta_model(config, model_limits)
-    check_shapes_fit({name: tuple(p.shape) for name, p in model.named_parameters()}, shapes)
-
-
 def check_config(config: dict, model_limits: ModelLimits = DEFAULT_MODEL_LIMITS) -> None:
-    """An artifact's config: its architecture record (models/registry.py) valid and the model
-    it implies within bounds (HeaderError; models/records.py). For the built-in GPT, keys outside the schema are
-    left to the model builder: format-1 artifacts made by hand or by pack-ternary hold
-    free-form configs."""
-    from .models.records import check_config as check_record  # torch-free but for transformers
+    """An artifact's config: its architecture record valid and the model it implies within
+    bounds (HeaderError; models/records.py, torch-free but for a transformers record). For the
+    built-in GPT, keys outside the schema are left to the model builder: format-1 artifacts made
+    by hand or by pack-ternary hold free-form configs."""
+    from .models.records import check_config as check_record
 
     check_record(config, model_limits)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import HeaderError
-from .gpt_config import ModelLimits, config_from_dict
+from .gpt_config import ModelLimits, config_from_dict, gpt_keys
 
 if TYPE_CHECKING:  # the record's check runs in the fast commands, which load no torch
     import torch
@@ -15,26 +15,21 @@ if TYPE_CHECKING:  # the record's check runs in the fast commands, which load no
 NAME = "gpt"
 
 
-def gpt_config(config: dict) -> dict:
-    """The GPT's own keys: the record without its ``arch``."""
-    return {k: v for k, v in config.items() if k != "arch"}
-
-
 def check(config: dict, limits: ModelLimits) -> None:
     # keys outside the schema are left to the builder: format-1 configs were free-form
-    config_from_dict(gpt_config(config), limits, error=HeaderError, where="config", ignore_unknown=True)
+    config_from_dict(gpt_keys(config), limits, error=HeaderError, where="config", ignore_unknown=True)
 
 
 def meta_model(config: dict, limits: ModelLimits) -> nn.Module:
     from .gpt_model import dense_gpt_on_meta
 
-    return dense_gpt_on_meta(config_from_dict(gpt_config(config), limits, error=HeaderError, where="config"))
+    return dense_gpt_on_meta(config_from_dict(gpt_keys(config), limits, error=HeaderError, where="config"))
 
 
 def build(config: dict, state: dict[str, torch.Tensor], limits: ModelLimits) -> nn.Module:
     from ..ticket import gpt_from_state
 
-    return gpt_from_state(gpt_config(config), state, limits)
+    return gpt_from_state(gpt_keys(config), state, limits)
 
 
 def record(model: nn.Module) -> dict[str, Any] | None:

@@ -226,6 +226,12 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else f"{text[:40]}... ({type(value).__name__} of {len(text):,} chars)"
 
 
+def gpt_keys(config: dict) -> dict:
+    """The built-in GPT's own keys of a config: the record without its ``arch`` (absent or
+    ``gpt``, docs/FORMAT.md 2.2)."""
+    return {k: v for k, v in config.items() if k != "arch"}
+
+
 def config_from_dict(data: Any, limits: ModelLimits = DEFAULT_MODEL_LIMITS, *,
                      error: type[TicketpackError] = ConfigError, where: str = "model config",
                      ignore_unknown: bool = False) -> GPTConfig:

@@ -34,9 +34,10 @@ from ..nn.mask_training import level_dtype, level_range
 from ..format.constants import DEFAULT_LAYOUT, INIT_RULES, LAYOUTS, SCALE_MODES
 from ..format.philox import check_init_std, check_layout
 from ..models.gpt_config import DEFAULT_MODEL_LIMITS, ModelLimits, config_from_dict, split_training_keys
-from ..models.registry import DEFAULT_ARCH, architecture, check_config, fold_adapters, meta_model
+from ..models.fit import check_tensors_fit
+from ..models.registry import check_config
 from ..strict_json import loads_strict
-from ..ticket import (Int8Tensor, MaskedTensor, PlainTensor, Ticket, adapter_tensor, check_fits,
+from ..ticket import (Int8Tensor, MaskedTensor, PlainTensor, Ticket, adapter_tensor,
                       default_provenance, ticket_from_model)
 
 CHECKPOINT_FORMAT = "ticketpack-checkpoint"
@@ -366,18 +367,11 @@ def _check_config(config: dict, model_limits: ModelLimits) -> None:
 
 
 def _check_fits_config(ticket: Ticket, model_limits: ModelLimits) -> None:
-    """The tensors' names and shapes against the config's model, built on the meta device."""
-    from ..models.gpt_model import dense_gpt_on_meta
-
+    """The tensors' names and shapes against the config's model (models/fit.py: the check
+    ``verify`` makes, transformers records on the meta device, their adapters folded)."""
     _check_config(ticket.config, model_limits)
-    shapes = {t.name: torch.empty(t.shape, device="meta") for t in ticket.tensors}
     try:
-        if architecture(ticket.config).NAME != DEFAULT_ARCH:  # their adapters fold into the weights
-            check_fits(meta_model(ticket.config, model_limits), fold_adapters(shapes))
-        elif "arch" in ticket.config:
-            check_fits(meta_model(ticket.config, model_limits), shapes)
-        else:
-            check_fits(dense_gpt_on_meta(config_from_dict(ticket.config, model_limits)), shapes)
+        check_tensors_fit(ticket.config, {t.name: tuple(t.shape) for t in ticket.tensors}, model_limits)
     except TicketpackError as exc:
         raise CheckpointError(f"checkpoint: {exc}") from None
 
