@@ -37,6 +37,7 @@ import json
 import math
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -275,11 +276,18 @@ def save_plot(rows: list[Result], path: str, title: str = "Quality per byte at e
     save_line_plot(path, [(title, series)], xlabel="artifact bytes (KB, log scale)", panel_width=7)
 
 
-def swept(method: Method, lr: float | None, adapter_lr: float | None) -> Method:
-    """``method`` with the learning rates a sweep replaces (None keeps the tuned one)."""
-    if adapter_lr is not None and method.adapter_rank == 0:
-        raise ConfigError(f"--adapter-lr: method {method.name!r} has no adapters")
-    changes = {k: v for k, v in (("lr", lr), ("adapter_lr", adapter_lr)) if v is not None}
+def swept(method: Method, lr: float | None, adapter_lr: float | None, adapter_rank: int | None = None) -> Method:
+    """``method`` with the learning rates (and adapter rank) a sweep replaces (None keeps the
+    tuned one); a new rank is named in the row's method name ("r 2")."""
+    for flag, value in (("--adapter-lr", adapter_lr), ("--adapter-rank", adapter_rank)):
+        if value is not None and method.adapter_rank == 0:
+            raise ConfigError(f"{flag}: method {method.name!r} has no adapters")
+    if adapter_rank is not None and adapter_rank < 1:
+        raise ConfigError(f"--adapter-rank: {adapter_rank}, expected at least 1")
+    changes = {k: v for k, v in (("lr", lr), ("adapter_lr", adapter_lr), ("adapter_rank", adapter_rank))
+               if v is not None}
+    if adapter_rank is not None:
+        changes["name"] = re.sub(r"\(r \d+", f"(r {adapter_rank}", method.name)
     return dataclasses.replace(method, **changes)
 
 
@@ -297,6 +305,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="replace every chosen method's tuned learning rate (for sweeps)")
     ap.add_argument("--adapter-lr", type=float, default=None,
                     help="replace the adapter learning rate of every chosen method with adapters (for sweeps)")
+    ap.add_argument("--adapter-rank", type=int, default=None,
+                    help="replace the adapter rank of every chosen method with adapters (for sweeps)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--val-tokens", type=int, default=None, help="held-out bytes scored (default 131072)")
@@ -329,7 +339,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
     unknown = [k for k in keys if k not in METHODS]
     if unknown:
         raise ConfigError(f"methods: {unknown[0]!r}, expected some of {', '.join(METHODS)}")
-    methods = [swept(METHODS[k], args.lr, args.adapter_lr) for k in keys]
+    methods = [swept(METHODS[k], args.lr, args.adapter_lr, args.adapter_rank) for k in keys]
     budgets = [parse_budget(b) for b in args.budgets.split(",")]
     spec = RunSpec(steps=args.steps, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed)
     equal = f"{spec.tokens:,} training tokens per method ({spec.steps} steps x {spec.batch_size} x {spec.seq_len})"

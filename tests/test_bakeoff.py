@@ -154,6 +154,19 @@ def test_a_sweep_replaces_only_the_rates_it_names():
         bakeoff.main(["--methods", "int8", "--budgets", "24KB", "--adapter-lr", "0.01"])
 
 
+def test_a_rank_sweep_renames_the_row():
+    from ticketpack.errors import ConfigError
+
+    hybrid = bakeoff.METHODS["mask-adapters"]
+    ranked = bakeoff.swept(hybrid, None, None, 3)
+    assert ranked.adapter_rank == 3 and ranked.name.startswith("best ticket + adapters (r 3,")
+    assert ranked.lr == hybrid.lr and ranked.adapter_lr == hybrid.adapter_lr
+    with pytest.raises(ConfigError, match="--adapter-rank.*no adapters"):
+        bakeoff.swept(bakeoff.METHODS["best"], None, None, 2)
+    with pytest.raises(ConfigError, match="--adapter-rank: 0"):
+        bakeoff.swept(hybrid, None, None, 0)
+
+
 def test_token_table_joins_runs_later_files_win(tmp_path):
     def run(name, rows):
         path = tmp_path / name
