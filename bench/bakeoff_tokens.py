@@ -9,12 +9,21 @@ budget, training tokens on a log axis and a line per method; the table has a row
 (budget, method) and a column per token count, each cell val_bpb and, in brackets, its
 ratio to dense int8's at the same budget and tokens, then the packed bytes the run used and
 their share of the budget. Both say which file each row came from.
+
+``--min-fill 0.95`` leaves out rows whose artifact used less than that share of its budget (a
+method that leaves bytes unused is handicapped; the rows left out are listed). Then come the
+crossovers: per budget and token count the leading seed-based recipe (family ``ticket``) and
+the leading stored-weight baseline (int8, ternary, binary QAT), and wherever the lead changes
+between two measured token counts t1 < t2, where it changes, interpolated linearly in
+log(tokens) between the two recipes' val_bpb gaps d1 and d2:
+t* = exp(log t1 + (log t2 - log t1) * d1 / (d1 - d2)).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -33,6 +42,65 @@ def load_rows(paths: list[str]) -> dict[Key, Row]:
             rows[(row["budget"], row["method"], row["tokens"])] = {**row, "source": Path(path).name,
                                                                    "commit": (data["meta"].get("git_commit") or "")[:7]}
     return rows
+
+
+def drop_underfilled(rows: dict[Key, Row], min_fill: float) -> tuple[dict[Key, Row], list[str]]:
+    """The rows whose packed artifact used at least ``min_fill`` of the budget, and a line per
+    row left out (rows that record no bytes are left out too)."""
+    kept, dropped = {}, []
+    for key, row in rows.items():
+        used = row.get("artifact_bytes")
+        if used is not None and used >= min_fill * key[0]:
+            kept[key] = row
+        else:
+            share = "no bytes recorded" if used is None else f"{used:,} B, {used / key[0]:.1%}"
+            dropped.append(f"{key[0] / 1000:g} KB {key[1]} at {key[2] / 1e6:.2f}M tokens ({share}; {row['source']})")
+    return kept, dropped
+
+
+def leaders(rows: dict[Key, Row], budget: int, tokens: int, seed_based: bool) -> tuple[str, float] | None:
+    """The (method, val_bpb) with the lowest val_bpb at (budget, tokens) among the seed-based
+    recipes (``seed_based``) or the stored-weight baselines; None if none ran."""
+    found = [(r["val_bpb"], k[1]) for k, r in rows.items()
+             if k[0] == budget and k[2] == tokens and (r["family"] == "ticket") == seed_based]
+    return (min(found)[1], min(found)[0]) if found else None
+
+
+def crossover(t1: int, t2: int, d1: float, d2: float) -> float:
+    """Tokens where a gap d1 (at t1) that changes sign to d2 (at t2) reaches zero, linear in
+    log(tokens)."""
+    return math.exp(math.log(t1) + (math.log(t2) - math.log(t1)) * d1 / (d1 - d2))
+
+
+def crossover_table(rows: dict[Key, Row]) -> str:
+    """Per budget and token count: the leading seed-based recipe against the leading baseline,
+    then a line per change of lead with its interpolated token count."""
+    out = ["| budget | tokens | best seed-based recipe | val_bpb | best stored-weight baseline | val_bpb | leads |",
+           "|---|---:|---|---:|---|---:|---|"]
+    notes = []
+    for budget in sorted({k[0] for k in rows}):
+        both = []
+        for t in sorted({k[2] for k in rows if k[0] == budget}):
+            seed, base = leaders(rows, budget, t, True), leaders(rows, budget, t, False)
+            if seed is None or base is None:
+                continue
+            lead = "seed-based" if seed[1] < base[1] else "baseline"
+            out.append(f"| {budget / 1000:g} KB | {t / 1e6:.2f}M | {seed[0]} | {seed[1]:.4f} | {base[0]} "
+                       f"| {base[1]:.4f} | {lead} |")
+            both.append((t, seed, base))
+        for (t1, s1, b1), (t2, s2, b2) in zip(both, both[1:]):
+            d1, d2 = s1[1] - b1[1], s2[1] - b2[1]
+            if (d1 < 0) != (d2 < 0):
+                notes.append(f"{budget / 1000:g} KB: the lead passes from the "
+                             f"{'seed-based recipe' if d1 < 0 else 'baseline'} ({s1[0] if d1 < 0 else b1[0]}) to "
+                             f"the {'baseline' if d1 < 0 else 'seed-based recipe'} ({b2[0] if d1 < 0 else s2[0]}) "
+                             f"at about {crossover(t1, t2, d1, d2) / 1e6:.1f}M tokens "
+                             f"(between {t1 / 1e6:.2f}M and {t2 / 1e6:.2f}M, log-linear)")
+        if both and not any(n.startswith(f"{budget / 1000:g} KB:") for n in notes):
+            lead = "seed-based recipe" if both[0][1][1] < both[0][2][1] else "baseline"
+            notes.append(f"{budget / 1000:g} KB: the {lead} leads at every measured length "
+                         f"({both[0][0] / 1e6:.2f}M to {both[-1][0] / 1e6:.2f}M tokens)")
+    return "\n".join(out + [""] + [f"- {n}" for n in notes])
 
 
 def markdown_table(rows: dict[Key, Row]) -> str:
@@ -74,13 +142,24 @@ def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("inputs", nargs="+", help="bakeoff.py JSON files, later ones win")
     ap.add_argument("--out", required=True, help="plot path (.png)")
+    ap.add_argument("--min-fill", type=float, default=None,
+                    help="leave out rows whose artifact used less than this share of the budget (0.95)")
+    ap.add_argument("--crossovers", action="store_true",
+                    help="add the seed-based vs stored-weight lead per token count and its crossovers")
     args = ap.parse_args(argv)
     rows = load_rows(args.inputs)
+    dropped = []
+    if args.min_fill is not None:
+        rows, dropped = drop_underfilled(rows, args.min_fill)
     table = markdown_table(rows)
+    if args.crossovers:
+        table += "\n\n" + crossover_table(rows)
     save_plot(rows, args.out)
     sources = sorted({(r["source"], r["commit"]) for r in rows.values()})
     print(table)
     print("\nrows from: " + ", ".join(f"{s} ({c or 'no commit'})" for s, c in sources))
+    if dropped:
+        print(f"\nleft out, under {args.min_fill:.0%} of the budget: " + "; ".join(dropped))
     return table
 
 

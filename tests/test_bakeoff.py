@@ -189,6 +189,25 @@ def test_token_table_joins_runs_later_files_win(tmp_path):
     assert "| 64 KB | t | 2.4000 (0.800) | 2.0500 (1.025) at 62,491 B (98%) |" in table  # bytes used beside it
 
 
+def test_token_table_fill_and_crossovers(tmp_path):
+    def row(method, family, tokens, bpb, used=63_000):
+        return {"budget": 64000, "method": method, "family": family, "tokens": tokens, "val_bpb": bpb,
+                "artifact_bytes": used}
+
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"meta": {}, "rows": [
+        row("q", "binary", 100, 3.0), row("q", "binary", 400, 2.4), row("q", "binary", 1600, 2.0),
+        row("t", "ticket", 100, 2.8), row("t", "ticket", 400, 2.5), row("t", "ticket", 1600, 2.3),
+        row("t2", "ticket", 100, 2.7, used=50_000)]}))
+    table = bakeoff_tokens.main([str(path), "--out", str(tmp_path / "p.png"), "--min-fill", "0.95", "--crossovers"])
+    assert "t2" not in table  # 78% of the budget: left out, so it cannot lead
+    assert "| 64 KB | 0.00M | t | 2.8000 | q | 3.0000 | seed-based |" in table
+    # the gap -0.2 at 100 tokens, +0.1 at 400: zero at 100 * 4 ** (2 / 3) = 251.98
+    assert bakeoff_tokens.crossover(100, 400, -0.2, 0.1) == pytest.approx(100 * 4 ** (2 / 3))
+    assert "from the seed-based recipe (t) to the baseline (q) at about 0.0M tokens" in table
+    assert "| 64 KB | 0.00M | q |" not in table
+
+
 def test_steps_for_seconds():
     assert bakeoff.steps_for_seconds(10.0, 0.25) == 40
     assert bakeoff.steps_for_seconds(1.0, 0.3) == 3  # rounded: 3.33
