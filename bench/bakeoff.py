@@ -196,8 +196,7 @@ def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec
         shape, proxy = solve(method, budget, fill, share=share)
         result = _run_shape(method, shape, proxy, budget, corpus, spec, log, progress, equal_time)
         if fill and result.artifact_bytes < share * budget:
-            ratio = min(1.0, result.artifact_bytes / proxy + REFILL_MARGIN)  # measured, with a margin
-            again, predicted = solve(method, budget, fill, ratio, share)
+            again, predicted, ratio = resize(method, budget, result.artifact_bytes, proxy, share)
             if again.config != shape.config:
                 log(f"  {method.name:32s} used {result.artifact_bytes / budget:.1%} of the budget: "
                     f"resized at {ratio:.3f} of its stand-in, training again")
@@ -206,6 +205,17 @@ def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec
                 result.extra.update(size_ratio=round(ratio, 4), first_pass=_summary(first))
         rows.append(result)
     return rows
+
+
+def resize(method: Method, budget: int, used: int, proxy: int, share: float = FILL) -> tuple[Shape, int, float]:
+    """The shape a method gets once its trained artifact packed to ``used`` bytes against its
+    stand-in's ``proxy``: (shape, predicted bytes, the stand-in ratio it was sized at)."""
+    measured = used / proxy
+    ratio = min(1.0, measured + REFILL_MARGIN)  # measured, with a margin so the new shape fits
+    # the margin inflates the stand-in, so the fill's bar rises by as much: the shape chosen
+    # must fill ``share`` at the measured ratio, not only at the inflated one
+    shape, predicted = solve(method, budget, True, ratio, min(1.0, share * ratio / measured))
+    return shape, predicted, ratio
 
 
 def _run_shape(method: Method, shape: Shape, proxy: int, budget: int, corpus: Corpus, spec: RunSpec, log,
