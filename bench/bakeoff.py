@@ -185,32 +185,40 @@ def steps_for_seconds(seconds: float, step_seconds: float) -> int:
 
 def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec, log,
                progress=None, equal_time: EqualTime | None = None, fill: bool = True,
-               share: float = FILL) -> list[Result]:
+               share: float = FILL, measured: float | None = None) -> list[Result]:
     """Each method at its fullest fitting shape; ``progress(label)`` gives a run's step callback.
     With ``equal_time`` each method's step count fills its seconds (calibrated per method).
     With ``fill``, a run whose packed artifact fills less than ``share`` of the budget is sized
     again by the share of its stand-in it measured and trained again (once); its row is the
-    second run's, the first's figures in its ``extra["first_pass"]``."""
+    second run's, the first's figures in its ``extra["first_pass"]``. ``measured``: size every
+    method at once as if an earlier run of it had measured that share of its stand-in."""
     rows = []
     for method in methods:
-        shape, proxy = solve(method, budget, fill, share=share)
+        if measured is None:
+            shape, proxy = solve(method, budget, fill, share=share)
+        else:  # the stand-in's own bytes kept, so a refill measures against them as usual
+            shape, _, ratio = resize(method, budget, measured, share)
+            proxy = proxy_bytes(method, shape.model_config(method))
         result = _run_shape(method, shape, proxy, budget, corpus, spec, log, progress, equal_time)
+        if measured is not None:
+            result.extra.update(size_ratio=round(ratio, 4))
         if fill and result.artifact_bytes < share * budget:
-            again, predicted, ratio = resize(method, budget, result.artifact_bytes, proxy, share)
+            again, predicted, ratio = resize(method, budget, result.artifact_bytes / proxy, share)
             if again.config != shape.config:
                 log(f"  {method.name:32s} used {result.artifact_bytes / budget:.1%} of the budget: "
                     f"resized at {ratio:.3f} of its stand-in, training again")
                 first = result
                 result = _run_shape(method, again, predicted, budget, corpus, spec, log, progress, equal_time)
                 result.extra.update(size_ratio=round(ratio, 4), first_pass=_summary(first))
+        if measured is not None:
+            result.extra["sized_at_measured"] = measured  # how the run started
         rows.append(result)
     return rows
 
 
-def resize(method: Method, budget: int, used: int, proxy: int, share: float = FILL) -> tuple[Shape, int, float]:
-    """The shape a method gets once its trained artifact packed to ``used`` bytes against its
-    stand-in's ``proxy``: (shape, predicted bytes, the stand-in ratio it was sized at)."""
-    measured = used / proxy
+def resize(method: Method, budget: int, measured: float, share: float = FILL) -> tuple[Shape, int, float]:
+    """The shape a method gets once a trained artifact of it was ``measured`` to pack to that
+    share of its stand-in's bytes: (shape, predicted bytes, the stand-in ratio it was sized at)."""
     ratio = min(1.0, measured + REFILL_MARGIN)  # measured, with a margin so the new shape fits
     # the margin inflates the stand-in, so the fill's bar rises by as much: the shape chosen
     # must fill ``share`` at the measured ratio, not only at the inflated one
@@ -327,11 +335,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                     help="size by the coarse head-width steps only, as the bake-offs before issue 26 did "
                          "(default: fill each budget to 95%% of its packed bytes, measured)")
     ap.add_argument("--out", default="bench/results/bakeoff.png", help="plot path (rows go to .json beside it)")
+    ap.add_argument("--size-ratio", type=float, default=None,
+                    help="size each method as if an earlier run measured its trained artifact at this share "
+                         "of its stand-in (the refill's sizing, without training the first shape again)")
     ap.add_argument("--quiet", action="store_true",
                     help="no progress lines on stderr (default: one every 30 s while a method trains)")
     args = ap.parse_args(argv)
     if args.seconds is not None and (args.steps is not None or not args.seconds > 0):
         ap.error("--seconds: expected a positive number of seconds, and no --steps")
+    if args.size_ratio is not None and not (0 < args.size_ratio <= 1 and args.fill):
+        ap.error(f"--size-ratio: {args.size_ratio}, expected a share in (0, 1], and no --no-fill")
     if args.calibration_steps < 2 * LOG_EVERY:
         ap.error(f"--calibration-steps: {args.calibration_steps}, expected at least {2 * LOG_EVERY}")
     quick = dict(budgets="24KB,48KB", steps=20, val_tokens=8192)
@@ -373,7 +386,8 @@ def main(argv: list[str] | None = None) -> list[Result]:
         for budget in budgets:
             print(f"## budget {_kb(budget)}", flush=True)
             rows += run_budget(methods, budget, corpus, spec, lambda s: print(s, flush=True),
-                               lambda label: reporter(args.quiet, label), equal_time, args.fill)
+                               lambda label: reporter(args.quiet, label), equal_time, args.fill,
+                               measured=args.size_ratio)
     print()
     print(markdown_table(rows))
     save_plot(rows, args.out, "Quality per byte at equal training tokens" if args.seconds is None

@@ -82,13 +82,27 @@ def test_a_resize_fills_at_the_measured_share_not_the_margin():
     method = bakeoff.METHODS["binary-qat"]
     shape, proxy = bakeoff.solve(method, 64_000)
     assert (shape.num_layers, shape.model_dim) == (2, 160)
-    used = int(proxy * 60_312 / 63_321)
-    again, predicted, ratio = bakeoff.resize(method, 64_000, used, proxy)
-    measured = used / proxy
+    measured = 60_312 / 63_321
+    again, predicted, ratio = bakeoff.resize(method, 64_000, measured)
     assert ratio == pytest.approx(min(1.0, measured + bakeoff.REFILL_MARGIN))
     assert again.config != shape.config
     assert predicted <= 64_000  # fits at the margin's ratio
     assert predicted * measured / ratio >= bakeoff.FILL * 64_000  # fills at the measured one
+
+
+def test_a_run_can_start_at_a_measured_share(corpus):
+    """--size-ratio: sized as a refill would be, without training the first shape again."""
+    torch.set_num_threads(1)
+    method = bakeoff.METHODS["binary-qat"]
+    measured = 0.95
+    row, = bakeoff.run_budget([method], BUDGET, corpus, TINY_RUN, lambda line: None, measured=measured)
+    expected, _, ratio = bakeoff.resize(method, BUDGET, measured)
+    first = row.extra.get("first_pass", row.extra)  # 3 steps may pack short and be refilled
+    assert first["shape"] == bakeoff._shape_words(expected.model_config(method))
+    assert first["proxy_bytes"] == proxy_bytes(method, expected.model_config(method))  # unscaled
+    assert row.extra["sized_at_measured"] == measured and row.artifact_bytes <= BUDGET
+    with pytest.raises(SystemExit):
+        bakeoff.parse_args(["--size-ratio", "1.5"])
 
 
 def test_estimate_tracks_real_packing():
