@@ -241,7 +241,8 @@ def _run_shape(method: Method, shape: Shape, proxy: int, budget: int, corpus: Co
         log(f"  {method.name:32s} calibrated {step_s:.3f} s/step -> {run_spec.steps} steps")
     callback = progress(f"{_kb(budget)} {method.name}") if progress else None
     result = run_method(method, config, corpus, run_spec, budget, callback)
-    result.extra.update(proxy_bytes=proxy, wall_seconds=round(time.perf_counter() - t0, 1),
+    result.extra.update(lr=method.lr, **({"adapter_lr": method.adapter_lr} if method.adapter_rank else {}),
+                        proxy_bytes=proxy, wall_seconds=round(time.perf_counter() - t0, 1),
                         shape=_shape_words(config), **({"filled_by": shape.refined} if shape.refined else {}),
                         **timing)
     log(f"  {method.name:32s} {_shape_words(config):28s} {result.artifact_bytes:>9,} B "

@@ -33,15 +33,28 @@ Row = dict
 Key = tuple[int, str, int]
 
 
-def load_rows(paths: list[str]) -> dict[Key, Row]:
-    """(budget, method, tokens) -> row, later files winning; each row keeps its source file."""
+def load_rows(paths: list[str], best_of: bool = False) -> dict[Key, Row]:
+    """(budget, method, tokens) -> row, later files winning (``best_of``: the lowest val_bpb
+    winning, as in a learning-rate sweep); each row keeps its source file and its lr."""
     rows: dict[Key, Row] = {}
     for path in paths:
         data = json.loads(Path(path).read_text())
         for row in data["rows"]:
-            rows[(row["budget"], row["method"], row["tokens"])] = {**row, "source": Path(path).name,
-                                                                   "commit": (data["meta"].get("git_commit") or "")[:7]}
+            key = (row["budget"], row["method"], row["tokens"])
+            if best_of and key in rows and rows[key]["val_bpb"] <= row["val_bpb"]:
+                continue
+            rows[key] = {**row, "source": Path(path).name, "lr": _lr(row, data["meta"]),
+                         "commit": (data["meta"].get("git_commit") or "")[:7]}
     return rows
+
+
+def _lr(row: Row, meta: dict) -> float | None:
+    """The run's learning rate: recorded in the row, else a --lr in its command (None: the
+    method's tuned default, in rows from before the bake-off recorded it)."""
+    if "lr" in row.get("extra", {}):
+        return row["extra"]["lr"]
+    words = (meta.get("command") or "").split()
+    return float(words[words.index("--lr") + 1]) if "--lr" in words[:-1] else None
 
 
 def drop_underfilled(rows: dict[Key, Row], min_fill: float) -> tuple[dict[Key, Row], list[str]]:
@@ -121,7 +134,8 @@ def markdown_table(rows: dict[Key, Row]) -> str:
                 flag = "" if r.get("fits", True) else " OVER"
                 used = (f" at {r['artifact_bytes']:,} B ({r['artifact_bytes'] / budget:.0%})"
                         if "artifact_bytes" in r else "")
-                cells.append(f"{r['val_bpb']:.4f}{ratio}{used}{flag}")
+                lr = f", lr {r['lr']:g}" if r.get("lr") is not None else ""
+                cells.append(f"{r['val_bpb']:.4f}{ratio}{used}{lr}{flag}")
             out.append(f"| {budget / 1000:g} KB | {method} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -142,12 +156,15 @@ def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("inputs", nargs="+", help="bakeoff.py JSON files, later ones win")
     ap.add_argument("--out", required=True, help="plot path (.png)")
+    ap.add_argument("--best-of", action="store_true",
+                    help="where runs repeat a (budget, method, tokens), keep the lowest val_bpb (a sweep's "
+                         "winner; the table names its lr) instead of the later file's")
     ap.add_argument("--min-fill", type=float, default=None,
                     help="leave out rows whose artifact used less than this share of the budget (0.95)")
     ap.add_argument("--crossovers", action="store_true",
                     help="add the seed-based vs stored-weight lead per token count and its crossovers")
     args = ap.parse_args(argv)
-    rows = load_rows(args.inputs)
+    rows = load_rows(args.inputs, args.best_of)
     dropped = []
     if args.min_fill is not None:
         rows, dropped = drop_underfilled(rows, args.min_fill)

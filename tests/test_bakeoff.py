@@ -238,6 +238,20 @@ def test_token_table_fill_and_crossovers(tmp_path):
     assert "| 64 KB | 0.00M | q |" not in table
 
 
+def test_token_table_best_of_a_sweep_names_its_lr(tmp_path):
+    def run(name, bpb, command, extra=None):
+        row = {"budget": 64000, "method": "q", "family": "binary", "tokens": 400, "val_bpb": bpb,
+               "artifact_bytes": 62_000, "extra": extra or {}}
+        (tmp_path / name).write_text(json.dumps({"meta": {"command": command}, "rows": [row]}))
+        return str(tmp_path / name)
+
+    tuned = run("a.json", 2.40, "python bench/bakeoff.py --steps 400", {"lr": 0.003})
+    swept = run("b.json", 2.50, "python bench/bakeoff.py --steps 400 --lr 0.006")
+    out = str(tmp_path / "p.png")
+    assert "2.5000 at 62,000 B (97%), lr 0.006 |" in bakeoff_tokens.main([tuned, swept, "--out", out])
+    assert "2.4000 at 62,000 B (97%), lr 0.003 |" in bakeoff_tokens.main([tuned, swept, "--out", out, "--best-of"])
+
+
 def test_steps_for_seconds():
     assert bakeoff.steps_for_seconds(10.0, 0.25) == 40
     assert bakeoff.steps_for_seconds(1.0, 0.3) == 3  # rounded: 3.33
