@@ -81,9 +81,10 @@ METHODS: dict[str, Method] = {
     "best": Method("ticket best (sc, T 1->0.05)", "ticket", lr=0.01, init="signed-constant",
                    temperature_start=1.0, temperature_end=0.05),
     # signed supermask (issue 26, "Hide and Invert"): each connection dropped, kept or kept
-    # inverted, over the best ticket's frozen weights; the quant estimator at multibit4's lr
-    # (not swept for signed masks)
-    "signed": Method("ticket signed:2 (sc, quant)", "ticket", lr=0.3, mask="signed:2", init="signed-constant"),
+    # inverted, over the best ticket's frozen weights; the quant estimator; lr swept at 64 KB x
+    # 1x, filled (bench/results/issue26/curve/signed_64KB_400_lr*): 0.03 2.8198, 0.1 2.7756,
+    # 0.3 2.9122, 1.0 3.3406
+    "signed": Method("ticket signed:2 (sc, quant)", "ticket", lr=0.1, mask="signed:2", init="signed-constant"),
     # seeded backbones + adapters (issue 16): no mask, a frozen random network + trained rank-4
     # adapters and per-row scales; and the hybrid, the best ticket + rank-1 adapters. Both at
     # the adapter lr of the sweep in docs/RESULTS.md, named with it (rows named without an lr
