@@ -35,7 +35,7 @@ Key = tuple[int, str, int]
 
 def load_rows(paths: list[str], best_of: bool = False) -> dict[Key, Row]:
     """(budget, method, tokens) -> row, later files winning (``best_of``: the lowest val_bpb
-    winning, as in a learning-rate sweep); each row keeps its source file and its lr."""
+    winning, as in a learning-rate sweep); each row keeps its source file and any swept lr."""
     rows: dict[Key, Row] = {}
     for path in paths:
         data = json.loads(Path(path).read_text())
@@ -49,10 +49,8 @@ def load_rows(paths: list[str], best_of: bool = False) -> dict[Key, Row]:
 
 
 def _lr(row: Row, meta: dict) -> float | None:
-    """The run's learning rate: recorded in the row, else a --lr in its command (None: the
-    method's tuned default, in rows from before the bake-off recorded it)."""
-    if "lr" in row.get("extra", {}):
-        return row["extra"]["lr"]
+    """The learning rate a sweep set with --lr (None: the method's tuned default, recorded in
+    the row's extra by later runs)."""
     words = (meta.get("command") or "").split()
     return float(words[words.index("--lr") + 1]) if "--lr" in words[:-1] else None
 
