@@ -33,14 +33,19 @@ Row = dict
 Key = tuple[int, str, int]
 
 
-def load_rows(paths: list[str], best_of: bool = False) -> dict[Key, Row]:
+def load_rows(paths: list[str], best_of: bool = False, min_fill: float | None = None,
+              dropped: list[str] | None = None) -> dict[Key, Row]:
     """(budget, method, tokens) -> row, later files winning (``best_of``: the lowest val_bpb
-    winning, as in a learning-rate sweep); each row keeps its source file and any swept lr."""
+    winning, as in a learning-rate sweep); each row keeps its source file and any swept lr.
+    ``min_fill``: rows whose artifact used less of the budget are left out before any choice
+    is made, each named in ``dropped``."""
     rows: dict[Key, Row] = {}
     for path in paths:
         data = json.loads(Path(path).read_text())
         for row in data["rows"]:
             key = (row["budget"], row["method"], row["tokens"])
+            if min_fill is not None and not _filled(row, min_fill, Path(path).name, dropped):
+                continue
             if best_of and key in rows and rows[key]["val_bpb"] <= row["val_bpb"]:
                 continue
             rows[key] = {**row, "source": Path(path).name, "lr": _lr(row, data["meta"]),
@@ -48,25 +53,23 @@ def load_rows(paths: list[str], best_of: bool = False) -> dict[Key, Row]:
     return rows
 
 
+def _filled(row: Row, min_fill: float, source: str, dropped: list[str] | None) -> bool:
+    """Whether the row's artifact used at least ``min_fill`` of its budget (rows that record no
+    bytes do not); a row that did not is named in ``dropped``."""
+    used, budget = row.get("artifact_bytes"), row["budget"]
+    if used is not None and used >= min_fill * budget:
+        return True
+    if dropped is not None:
+        share = "no bytes recorded" if used is None else f"{used:,} B, {used / budget:.1%}"
+        dropped.append(f"{budget / 1000:g} KB {row['method']} at {row['tokens'] / 1e6:.2f}M tokens ({share}; {source})")
+    return False
+
+
 def _lr(row: Row, meta: dict) -> float | None:
     """The learning rate a sweep set with --lr (None: the method's tuned default, recorded in
     the row's extra by later runs)."""
     words = (meta.get("command") or "").split()
     return float(words[words.index("--lr") + 1]) if "--lr" in words[:-1] else None
-
-
-def drop_underfilled(rows: dict[Key, Row], min_fill: float) -> tuple[dict[Key, Row], list[str]]:
-    """The rows whose packed artifact used at least ``min_fill`` of the budget, and a line per
-    row left out (rows that record no bytes are left out too)."""
-    kept, dropped = {}, []
-    for key, row in rows.items():
-        used = row.get("artifact_bytes")
-        if used is not None and used >= min_fill * key[0]:
-            kept[key] = row
-        else:
-            share = "no bytes recorded" if used is None else f"{used:,} B, {used / key[0]:.1%}"
-            dropped.append(f"{key[0] / 1000:g} KB {key[1]} at {key[2] / 1e6:.2f}M tokens ({share}; {row['source']})")
-    return kept, dropped
 
 
 def leaders(rows: dict[Key, Row], budget: int, tokens: int, seed_based: bool) -> tuple[str, float] | None:
@@ -162,10 +165,8 @@ def main(argv: list[str] | None = None) -> str:
     ap.add_argument("--crossovers", action="store_true",
                     help="add the seed-based vs stored-weight lead per token count and its crossovers")
     args = ap.parse_args(argv)
-    rows = load_rows(args.inputs, args.best_of)
-    dropped = []
-    if args.min_fill is not None:
-        rows, dropped = drop_underfilled(rows, args.min_fill)
+    dropped: list[str] = []
+    rows = load_rows(args.inputs, args.best_of, args.min_fill, dropped)
     table = markdown_table(rows)
     if args.crossovers:
         table += "\n\n" + crossover_table(rows)

@@ -250,6 +250,13 @@ def test_token_table_best_of_a_sweep_names_its_lr(tmp_path):
     out = str(tmp_path / "p.png")
     assert "2.5000 at 62,000 B (97%), lr 0.006 |" in bakeoff_tokens.main([tuned, swept, "--out", out])
     assert "2.4000 at 62,000 B (97%) |" in bakeoff_tokens.main([tuned, swept, "--out", out, "--best-of"])
+    # an under-filled run never wins a sweep: it is left out before the choice
+    short = run("c.json", 2.30, "python bench/bakeoff.py --steps 400 --lr 0.012")
+    rows = json.loads((tmp_path / "c.json").read_text())
+    rows["rows"][0]["artifact_bytes"] = 60_000  # 93.75%
+    (tmp_path / "c.json").write_text(json.dumps(rows))
+    table = bakeoff_tokens.main([tuned, swept, short, "--out", out, "--best-of", "--min-fill", "0.95"])
+    assert "2.4000 at 62,000 B (97%) |" in table and "2.3000" not in table
 
 
 def test_steps_for_seconds():
