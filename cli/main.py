@@ -330,9 +330,10 @@ def train(as_json: bool, quiet: bool, **values) -> None:
     one fills at least 95% of the budget; the choice is printed on stderr.
 
     Which recipe (docs/RESULTS.md question 7, measured on Shakespeare): at 64 KB, every
-    method filling its budget, the binary ticket over signed-constant weights (temperature
-    1 -> 0.05) leads binary and ternary QAT and int8 at every length measured, 0.8M to 26M
-    training tokens: no crossover there. At 256 KB (rows not budget-filled) the ticket with
+    method filling its budget, a seed-based recipe leads binary and ternary QAT and int8 at
+    every length measured, 0.8M to 26M training tokens (no crossover): the ticket with
+    rank-1 adapters to 3.3M tokens, the plain binary ticket over signed-constant weights
+    (temperature 1 -> 0.05) from 13M. At 256 KB (rows not budget-filled) the ticket with
     rank-1 adapters leads to 13M tokens."""
     from ticketpack.train.options import options_from_flags
 
