@@ -442,14 +442,16 @@ def export(artifact: str, out: str | None, hf_dir: str | None, tokenizer: str | 
 
 @main.command("export-loader")
 @out_option("Python file to write")
+@click.option("--compact", is_flag=True,
+              help="Write the self-extracting form (LZMA + base85, about half the bytes): the one to ship under a byte budget.")
 @json_option
 @handle_errors
-def export_loader(out: str, as_json: bool) -> None:
+def export_loader(out: str, compact: bool, as_json: bool) -> None:
     """Write the standalone loader: one Python file (numpy + zstandard) that reads format 1-3 artifacts.
 
     Ship it with an artifact and count it: `ticketpack size model.tpk --code tpk_loader.py`.
     """
-    info = _api().export_loader(out)
+    info = _api().export_loader(out, compact)
     if as_json:
         _emit(info)
     else:
