@@ -104,6 +104,7 @@ METHODS: dict[str, Method] = {
 # trained again at the fuller shape.
 FILL = shape_budget.FILL
 REFILL_MARGIN = 0.01
+MAX_REFILLS = 2  # a refill that still packs short is sized again from its own measured share
 
 
 @dataclass(frozen=True)
@@ -190,8 +191,11 @@ def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec
     """Each method at its fullest fitting shape; ``progress(label)`` gives a run's step callback.
     With ``equal_time`` each method's step count fills its seconds (calibrated per method).
     With ``fill``, a run whose packed artifact fills less than ``share`` of the budget is sized
-    again by the share of its stand-in it measured and trained again (once); its row is the
-    second run's, the first's figures in its ``extra["first_pass"]``. ``measured``: size every
+    again by the share of its stand-in it measured and trained again; its row is the
+    last run's, the first's figures in its ``extra["first_pass"]`` (all earlier ones in
+    ``extra["earlier_passes"]`` when there were several; at most ``MAX_REFILLS`` refills; a
+    refill that packs over the budget is dropped for the pass before it, noted in
+    ``extra["over_budget_pass"]``). ``measured``: size every
     method at once as if an earlier run of it had measured that share of its stand-in."""
     rows = []
     for method in methods:
@@ -203,14 +207,24 @@ def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec
         result = _run_shape(method, shape, proxy, budget, corpus, spec, log, progress, equal_time)
         if measured is not None:
             result.extra.update(size_ratio=round(ratio, 4))
-        if fill and result.artifact_bytes < share * budget:
-            again, predicted, ratio = resize(method, budget, result.artifact_bytes / proxy, share)
-            if again.config != shape.config:
-                log(f"  {method.name:32s} used {result.artifact_bytes / budget:.1%} of the budget: "
-                    f"resized at {ratio:.3f} of its stand-in, training again")
-                first = result
-                result = _run_shape(method, again, predicted, budget, corpus, spec, log, progress, equal_time)
-                result.extra.update(size_ratio=round(ratio, 4), first_pass=_summary(first))
+        stand_in, passes = proxy, []  # stand_in: the unscaled stand-in's bytes at ``shape``
+        while fill and result.artifact_bytes < share * budget and len(passes) < MAX_REFILLS:
+            again, predicted, ratio = resize(method, budget, result.artifact_bytes / stand_in, share)
+            if again.config == shape.config:
+                break
+            log(f"  {method.name:32s} used {result.artifact_bytes / budget:.1%} of the budget: "
+                f"resized at {ratio:.3f} of its stand-in, training again")
+            passes.append(_summary(result))
+            shape, stand_in = again, proxy_bytes(method, again.model_config(method))
+            fitting, result = result, _run_shape(method, again, predicted, budget, corpus, spec, log, progress,
+                                                 equal_time)
+            if result.artifact_bytes > budget >= fitting.artifact_bytes:  # keep the last pass that fit
+                log(f"  {method.name:32s} the refill packed over the budget: the previous pass is kept")
+                fitting.extra["over_budget_pass"] = _summary(result)
+                result = fitting
+                break
+            result.extra.update(size_ratio=round(ratio, 4), first_pass=passes[0],
+                                **({"earlier_passes": list(passes)} if len(passes) > 1 else {}))
         if measured is not None:
             result.extra["sized_at_measured"] = measured  # how the run started
         rows.append(result)
