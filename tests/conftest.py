@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.ticket import Ticket
 from ticketpack.text.tokenizer import SentencePieceTokenizer, train_sentencepiece
 
 from ticketpack.errors import UsageError
 
-from tests.tiny import HAVE_V1_EXTRA, make_ticket
+from tests.tiny import HAVE_V1_EXTRA, make_ticket, corpus_slice
 
 
 @pytest.fixture
@@ -23,7 +22,7 @@ def ticket() -> Ticket:
 def sp(tmp_path_factory) -> SentencePieceTokenizer:
     """A 512-piece BPE model trained on the first 200 kB of the bundled corpus (~0.1 s)."""
     folder = tmp_path_factory.mktemp("sp")
-    (folder / "slice.txt").write_bytes(read_text_file(bundled_corpus_path(), 200_000))
+    corpus_slice(folder / "slice.txt", 200_000)
     return SentencePieceTokenizer(train_sentencepiece(folder / "slice.txt", folder / "m", 512))
 
 

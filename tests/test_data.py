@@ -15,12 +15,13 @@ from ticketpack.text.corpus import (SHARD_MAGIC, TokenStream, batch_iterator, ba
                                     split_train_val, write_shard)
 from ticketpack.errors import ConfigError, DataError
 from ticketpack.text.tokenizer import ByteTokenizer, SentencePieceTokenizer, train_sentencepiece
+from tests.tiny import corpus_slice
 
 
 @pytest.fixture(scope="module")
 def sp(tmp_path_factory) -> SentencePieceTokenizer:
     folder = tmp_path_factory.mktemp("sp")
-    (folder / "slice.txt").write_bytes(read_text_file(bundled_corpus_path(), 200_000))
+    corpus_slice(folder / "slice.txt", 200_000)
     return SentencePieceTokenizer(train_sentencepiece(folder / "slice.txt", folder / "m", 512))
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from ticketpack.text.corpus import bundled_corpus_path, read_text_file
+from tests.tiny import corpus_slice
 
 
 def _free_port() -> int:
@@ -38,7 +38,7 @@ def _worker(rank: int, world: int, port: int, corpus: str, out: str, digests: st
 
 def test_two_gloo_ranks_end_with_identical_masks_and_scales(tmp_path):
     corpus = tmp_path / "corpus.txt"
-    corpus.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=20_000))
+    corpus_slice(corpus, 20_000)
     out = tmp_path / "ddp.safetensors"
     digests = str(tmp_path / "digest")
     mp.spawn(_worker, args=(2, _free_port(), str(corpus), str(out), digests), nprocs=2, join=True)

@@ -14,13 +14,12 @@ from ticketpack.artifact import (_assemble, encode_artifact, parse_artifact, rea
 from ticketpack.train.checkpoint import load_checkpoint
 from ticketpack.cli.main import main
 from ticketpack.format.compression import decompress
-from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.errors import CheckpointError, HeaderError, UsageError
 from ticketpack.format.eval_context import check_eval_context
 from ticketpack.text.tokenizer import SentencePieceTokenizer, train_sentencepiece
 from ticketpack.train.loop import TrainOptions, train
 
-from tests.tiny import make_ticket
+from tests.tiny import make_ticket, corpus_slice
 
 SP_CONTEXT = {"seq_len": 64, "tokenizer": {"kind": "sentencepiece", "sha256": "ab" * 32,
                                            "vocab_size": 1024}}
@@ -31,7 +30,7 @@ def trained(tmp_path_factory):
     """A 3-step tiny run at seq_len 48, packed; and the text it was trained on."""
     folder = tmp_path_factory.mktemp("evalctx")
     corpus = folder / "c.txt"
-    corpus.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=20_000))
+    corpus_slice(corpus, 20_000)
     ckpt = folder / "m.safetensors"
     train(TrainOptions(data=[str(corpus)], out=str(ckpt), preset="tiny", seq_len=48, batch_size=4,
                        steps=3, eval_every=0, final_eval=False))
@@ -135,7 +134,7 @@ def test_sample_uses_the_recorded_context(trained):
 
 def test_a_tokenizer_other_than_the_recorded_one_is_refused(tmp_path, trained):
     _, _, artifact, corpus = trained
-    (tmp_path / "slice.txt").write_bytes(read_text_file(bundled_corpus_path(), 100_000))
+    corpus_slice(tmp_path / "slice.txt", 100_000)
     sp_path = train_sentencepiece(tmp_path / "slice.txt", tmp_path / "sp", 512)
     sp_sha = SentencePieceTokenizer(sp_path).sha256
     code, _, stderr = run("load-and-eval", artifact, "--data", corpus, "--tokenizer", sp_path,

@@ -14,10 +14,10 @@ import pytest
 
 from ticketpack import api
 from ticketpack.artifact import parse_artifact, read_artifact_bytes
-from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.format import accel, philox
 from ticketpack.format.constants import INIT_RULES
 from ticketpack.train.loop import TrainOptions, train
+from tests.tiny import corpus_slice
 
 PACKAGE = Path(__file__).resolve().parents[1] / "ticketpack"
 
@@ -48,7 +48,7 @@ def trained_artifact(tmp_path_factory) -> Path:
     """A tiny model trained for a few steps and packed with the default codec."""
     tmp = tmp_path_factory.mktemp("trained")
     corpus = tmp / "corpus.txt"
-    corpus.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=20_000))
+    corpus_slice(corpus, 20_000)
     opts = TrainOptions(data=[str(corpus)], out=str(tmp / "m.safetensors"), preset="tiny", seq_len=32,
                         batch_size=4, eval_every=0, log_every=0, steps=4, mask="multibit:4")
     train(opts)

@@ -18,7 +18,6 @@ from ticketpack.train import shape_budget as sb
 from ticketpack.artifact import encode_artifact
 from ticketpack.train.checkpoint import load_checkpoint, save_checkpoint, ticket_from_checkpoint
 from ticketpack.cli.main import main as cli
-from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.errors import CheckpointError, ConfigError
 from ticketpack.format.maskspec import MaskSpec
 from ticketpack.nn.layers import MaskedLinear, bind_seed, masked_layers
@@ -26,6 +25,7 @@ from ticketpack.nn.mask_training import MaskTraining
 from ticketpack.models.gpt_model import GPT, config_from_preset
 from ticketpack.ticket import MaskedTensor, ticket_from_model
 from ticketpack.train.loop import TrainOptions, train
+from tests.tiny import corpus_slice
 
 TINY = dict(preset="tiny", seq_len=32, batch_size=8, eval_every=0, log_every=5)
 
@@ -172,9 +172,7 @@ def test_sizing_of_signed_masks():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "shakespeare-40k.txt"
-    path.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=40_000))
-    return str(path)
+    return str(corpus_slice(tmp_path_factory.mktemp("corpus") / "shakespeare-40k.txt", 40_000))
 
 
 @pytest.mark.parametrize("mask, extra", [("signed:2", {}), ("signed:2", {"density": 0.4}),

@@ -13,6 +13,7 @@ from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.errors import DataError
 from ticketpack.text.tokenizer import (ByteTokenizer, SentencePieceTokenizer, Tokenizer, load_tokenizer,
                                        train_sentencepiece)
+from tests.tiny import corpus_slice
 
 
 
@@ -121,7 +122,7 @@ def test_name_is_the_model_files_sha256(sp):
 
 
 def test_training_is_reproducible(sp, tmp_path):
-    (tmp_path / "slice.txt").write_bytes(read_text_file(bundled_corpus_path(), 200_000))
+    corpus_slice(tmp_path / "slice.txt", 200_000)
     again = SentencePieceTokenizer(train_sentencepiece(tmp_path / "slice.txt", tmp_path / "m", 512))
     pieces = lambda t: [t.sp.id_to_piece(i) for i in range(t.vocab_size)]  # noqa: E731
     assert pieces(again) == pieces(sp)

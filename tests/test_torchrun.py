@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ticketpack.text.corpus import bundled_corpus_path, read_text_file
+from tests.tiny import corpus_slice
 
 
 def ticketpack_script() -> str:
@@ -22,7 +22,7 @@ def ticketpack_script() -> str:
 
 def test_two_process_ddp_training_prints_one_json_object(tmp_path):
     corpus = tmp_path / "corpus.txt"
-    corpus.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=20_000))
+    corpus_slice(corpus, 20_000)
     out = tmp_path / "ddp.safetensors"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            ticketpack_script(), "train", "--data", str(corpus), "--out", str(out), "--preset", "tiny",

@@ -11,7 +11,6 @@ import torch
 from ticketpack import api
 from ticketpack.train.checkpoint import load_checkpoint, save_checkpoint
 from ticketpack.cli.progress import ProgressBar
-from ticketpack.text.corpus import read_text_file, bundled_corpus_path
 from ticketpack.errors import CheckpointError, ConfigError, UsageError
 from ticketpack.eval.evaluate import evaluate
 from ticketpack.nn.layers import masked_layers
@@ -20,6 +19,7 @@ from ticketpack.models.gpt_config import LEGACY
 from ticketpack.train.schedule import DensitySchedule, lr_multiplier, progress, temperature
 from ticketpack.train.loop import (TrainOptions, build_config, build_model, load_data,
                                    train)
+from tests.tiny import corpus_slice
 
 TINY = dict(preset="tiny", seq_len=32, batch_size=8, eval_every=0, log_every=5)
 
@@ -27,9 +27,7 @@ TINY = dict(preset="tiny", seq_len=32, batch_size=8, eval_every=0, log_every=5)
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """The first 40 KB of the bundled corpus: 36 KB to train on, 4 KB held out."""
-    path = tmp_path_factory.mktemp("corpus") / "shakespeare-40k.txt"
-    path.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=40_000))
-    return str(path)
+    return str(corpus_slice(tmp_path_factory.mktemp("corpus") / "shakespeare-40k.txt", 40_000))
 
 
 def options(corpus, tmp_path, name="m", **kw) -> TrainOptions:
@@ -232,7 +230,7 @@ def test_schedules():
 
 def test_separate_val_data_is_what_gets_scored(corpus, tmp_path):
     val = tmp_path / "val.txt"
-    val.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=3_000))
+    corpus_slice(val, 3_000)
     result = train(TrainOptions(**{**options(corpus, tmp_path, steps=3).to_dict(), "val_data": [str(val)]}))
     assert result.eval["bytes"] == 3_000 - 1  # every byte after the first is scored once
     artifact = tmp_path / "m.tpk"

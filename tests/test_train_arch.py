@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from ticketpack import api
-from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.errors import BudgetExceededError, ConfigError
 from ticketpack.train.loop import TrainOptions, build_config, train
+from tests.tiny import corpus_slice
 
 transformers = pytest.importorskip("transformers")
 
@@ -21,9 +21,7 @@ TINY = dict(preset="tiny", seq_len=32, batch_size=4, eval_every=0, log_every=5, 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """20 KB of the bundled corpus: 18 KB to train on, 2 KB held out."""
-    path = tmp_path_factory.mktemp("corpus") / "shakespeare-20k.txt"
-    path.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=20_000))
-    return str(path)
+    return str(corpus_slice(tmp_path_factory.mktemp("corpus") / "shakespeare-20k.txt", 20_000))
 
 
 def options(corpus, tmp_path, name="m", **kw) -> TrainOptions:

@@ -9,22 +9,20 @@ from click.testing import CliRunner
 from ticketpack.artifact import encode_artifact
 from ticketpack.cli.main import main
 from ticketpack.errors import BudgetExceededError
-from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.ticket import ticket_from_model
 from ticketpack.train.arch import build_record_model
 from ticketpack.train.arch_shape import ArchShapes, template
 from ticketpack.train.loop import TrainOptions, budget_config, build_config, mask_training, train
 from ticketpack.train.shape_budget import FILL, RESERVE
 from ticketpack.models.gpt_config import DEFAULT_MODEL_LIMITS
+from tests.tiny import corpus_slice
 
 pytest.importorskip("transformers")
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    path = tmp_path_factory.mktemp("corpus") / "shakespeare-20k.txt"
-    path.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=20_000))
-    return str(path)
+    return str(corpus_slice(tmp_path_factory.mktemp("corpus") / "shakespeare-20k.txt", 20_000))
 
 
 def options(corpus, tmp_path, **kw) -> TrainOptions:

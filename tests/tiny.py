@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from ticketpack.train.checkpoint import save_checkpoint
 from ticketpack.nn.layers import bind_seed, randomize_scores
 from ticketpack.nn.masking import MaskSpec
 from ticketpack.models.gpt_model import GPT, GPTConfig
+from ticketpack.text.corpus import bundled_corpus_path, read_text_file
 from ticketpack.ticket import MaskedTensor, PlainTensor, Ticket
 
 # format v1's entropy-coded sections (ans0 / ansrow / nm) need the optional `v1` extra
@@ -33,6 +35,12 @@ def make_ticket(seed: int = 7, density: float = 0.4, with_scale: bool = True) ->
                      np.array(0.75, dtype=np.float16)),
         PlainTensor("gain", np.array([1.0, -2.5, 3.25], dtype=np.float16)),
     ], provenance={"ticketpack": "test"})
+
+
+def corpus_slice(path: Path, max_bytes: int) -> Path:
+    """Write the first ``max_bytes`` of the bundled corpus (decompressed) to ``path``."""
+    path.write_bytes(read_text_file(bundled_corpus_path(), max_bytes=max_bytes))
+    return path
 
 
 TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"

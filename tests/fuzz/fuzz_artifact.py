@@ -164,27 +164,25 @@ def run_codecs(seconds: float, seed: int) -> None:
 def run_config(seconds: float, seed: int) -> None:
     from tests.fuzz import fuzz_config
 
-    start = time.time()
-    try:
-        counts = collections.Counter(fuzz_config.run(seconds, seed))
-    except Exception:  # noqa: BLE001 - a finding: the seeded PRNG replays it
-        print(f"FINDING (seed {seed}):\n{traceback.format_exc(limit=-4)}", file=sys.stderr)
-        sys.exit(1)
-    counts.pop("seconds", None)
-    _report(counts, time.time() - start, "config")
+    _run_target(fuzz_config.run, seconds, seed, "config")
 
 
 def run_inputs(seconds: float, seed: int) -> None:
     from tests.fuzz import fuzz_inputs
 
+    _run_target(fuzz_inputs.run, seconds, seed, "inputs")
+
+
+def _run_target(run, seconds: float, seed: int, engine: str) -> None:
+    """A target module's seeded run: its counts reported, or its first finding and exit 1."""
     start = time.time()
     try:
-        counts = collections.Counter(fuzz_inputs.run(seconds, seed))
+        counts = collections.Counter(run(seconds, seed))
     except Exception:  # noqa: BLE001 - a finding: the seeded PRNG replays it
         print(f"FINDING (seed {seed}):\n{traceback.format_exc(limit=-4)}", file=sys.stderr)
         sys.exit(1)
     counts.pop("seconds", None)
-    _report(counts, time.time() - start, "inputs")
+    _report(counts, time.time() - start, engine)
 
 
 def _report(counts: collections.Counter, seconds: float, engine: str) -> None:
