@@ -37,8 +37,8 @@ def load_rows(paths: list[str], best_of: bool = False, min_fill: float | None = 
               dropped: list[str] | None = None) -> dict[Key, Row]:
     """(budget, method, tokens) -> row, later files winning (``best_of``: the lowest val_bpb
     winning, as in a learning-rate sweep); each row keeps its source file and any swept lr.
-    ``min_fill``: rows whose artifact used less of the budget are left out before any choice
-    is made, each named in ``dropped``."""
+    ``min_fill``: rows whose artifact used less of the budget, or more than all of it, are left
+    out before any choice is made, each named in ``dropped``."""
     rows: dict[Key, Row] = {}
     for path in paths:
         data = json.loads(Path(path).read_text())
@@ -54,10 +54,10 @@ def load_rows(paths: list[str], best_of: bool = False, min_fill: float | None = 
 
 
 def _filled(row: Row, min_fill: float, source: str, dropped: list[str] | None) -> bool:
-    """Whether the row's artifact used at least ``min_fill`` of its budget (rows that record no
-    bytes do not); a row that did not is named in ``dropped``."""
+    """Whether the row's artifact used at least ``min_fill`` of its budget and no more than it
+    (rows that record no bytes do not); a row that did not is named in ``dropped``."""
     used, budget = row.get("artifact_bytes"), row["budget"]
-    if used is not None and used >= min_fill * budget:
+    if used is not None and min_fill * budget <= used <= budget:
         return True
     if dropped is not None:
         share = "no bytes recorded" if used is None else f"{used:,} B, {used / budget:.1%}"
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> str:
     print(table)
     print("\nrows from: " + ", ".join(f"{s} ({c or 'no commit'})" for s, c in sources))
     if dropped:
-        print(f"\nleft out, under {args.min_fill:.0%} of the budget: " + "; ".join(dropped))
+        print(f"\nleft out, under {args.min_fill:.0%} of the budget or over it: " + "; ".join(dropped))
     return table
 
 

@@ -229,9 +229,10 @@ def test_token_table_fill_and_crossovers(tmp_path):
     path.write_text(json.dumps({"meta": {}, "rows": [
         row("q", "binary", 100, 3.0), row("q", "binary", 400, 2.4), row("q", "binary", 1600, 2.0),
         row("t", "ticket", 100, 2.8), row("t", "ticket", 400, 2.5), row("t", "ticket", 1600, 2.3),
-        row("t2", "ticket", 100, 2.7, used=50_000)]}))
+        row("t2", "ticket", 100, 2.7, used=50_000), row("t3", "ticket", 100, 2.6, used=64_001)]}))
     table = bakeoff_tokens.main([str(path), "--out", str(tmp_path / "p.png"), "--min-fill", "0.95", "--crossovers"])
     assert "t2" not in table  # 78% of the budget: left out, so it cannot lead
+    assert "t3" not in table  # a byte over the budget: left out too
     assert "| 64 KB | 0.00M | t | 2.8000 | q | 3.0000 | seed-based |" in table
     # the gap -0.2 at 100 tokens, +0.1 at 400: zero at 100 * 4 ** (2 / 3) = 251.98
     assert bakeoff_tokens.crossover(100, 400, -0.2, 0.1) == pytest.approx(100 * 4 ** (2 / 3))
