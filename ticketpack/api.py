@@ -443,6 +443,9 @@ def canonical_safetensors(data: bytes) -> bytes:
 
 LOADER_FILE = "loader/tpk_loader.py"  # package data, never imported by ticketpack itself
 LOADER_INITS_LINE = re.compile(r"^INITS = .*$", re.M)  # the one line export fills in
+# the compact form's raw LZMA2 filter chain, written into that file too (lzma.FILTER_LZMA2,
+# PRESET 9 | PRESET_EXTREME; numbers, so importing api needs no lzma)
+LOADER_LZMA = [{"id": 33, "preset": 9 | 0x80000000}]
 
 
 def loader_init_table() -> dict[str, tuple[str, float, int, int]]:
@@ -482,8 +485,6 @@ def compact_source(source: bytes) -> bytes:
             b"import base64,lzma;exec(lzma.decompress(base64.b85decode(b'" + base64.b85encode(packed)
             + b"'),lzma.FORMAT_RAW,filters=" + repr(LOADER_LZMA).encode() + b"))\n")
 
-
-LOADER_LZMA = [{"id": 33, "preset": 9 | 0x80000000}]  # lzma.FILTER_LZMA2, PRESET_9 | PRESET_EXTREME
 
 
 def export_loader(out: str | os.PathLike, compact: bool = False) -> dict:
