@@ -385,8 +385,9 @@ def main(argv: list[str] | None = None) -> list[Result]:
     if args.seconds is not None:
         equal = (f"{args.seconds:g} s of training per method (steps from a {args.calibration_steps}-step "
                  f"timed calibration; batches {spec.batch_size} x {spec.seq_len})")
+    commit = git_commit()  # read at the start: the tree may move on while a long run trains
     print(f"# bake-off: budgets {', '.join(_kb(b) for b in budgets)}; {equal}; {args.threads} threads; "
-          f"ticketpack {__version__} ({(git_commit() or 'no git')[:10]}), torch {torch.__version__}, "
+          f"ticketpack {__version__} ({(commit or 'no git')[:10]}), torch {torch.__version__}, "
           f"{platform.processor() or platform.machine()}", flush=True)
     rows: list[Result] = []
     t0 = time.perf_counter()
@@ -413,7 +414,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
             "tokens": None if args.seconds else spec.tokens,
             "spec": {**vars(spec), "steps": None if args.seconds else spec.steps}, "val_tokens": args.val_tokens,
             "seconds": args.seconds, "calibration_steps": args.calibration_steps if args.seconds else None,
-            "threads": args.threads, "fill": args.fill, "ticketpack": __version__, "git_commit": git_commit(),
+            "threads": args.threads, "fill": args.fill, "ticketpack": __version__, "git_commit": commit,
             "torch": torch.__version__, "wall_seconds": round(time.perf_counter() - t0, 1)}
     Path(json_path).write_text(json.dumps({"meta": meta, "rows": [r.to_dict() for r in rows]}, indent=1))
     print(f"\nplot: {args.out}  rows: {json_path}  wall {meta['wall_seconds']:.0f}s")
