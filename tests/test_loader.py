@@ -40,25 +40,26 @@ STDLIB_AND_NUMPY = set(sys.stdlib_module_names) | {"numpy", "zstandard"}
 
 
 @pytest.fixture(scope="module", params=["readable", "compact"])
-def loader_path(request, tmp_path_factory):
+def compact(request) -> bool:
     # every test of the emitted loader runs on both forms: the source and its self-extracting form
-    path = tmp_path_factory.mktemp(f"loader-{request.param}") / "tpk_loader.py"
-    flags = ["--compact"] if request.param == "compact" else []
+    return request.param == "compact"
+
+
+@pytest.fixture(scope="module")
+def loader_path(compact, tmp_path_factory):
+    path = tmp_path_factory.mktemp("loader") / "tpk_loader.py"
+    flags = ["--compact"] if compact else []
     result = CliRunner().invoke(main, ["export-loader", "-o", str(path), *flags])
     assert result.exit_code == 0, result.output
     return path
 
 
-def is_compact(loader_path: Path) -> bool:
-    return loader_path.parent.name.startswith("loader-compact")
-
-
-def source_run(loader_path: Path) -> str:
+def source_run(loader_path: Path, compact: bool) -> str:
     """The Python source the emitted file runs: the file itself, or what its compact form unpacks."""
     import base64
     import lzma
 
-    if not is_compact(loader_path):
+    if not compact:
         return loader_path.read_text(encoding="utf-8")
     packed = re.search(rb"b85decode\(b'([^']*)'\)", loader_path.read_bytes())[1]
     return lzma.decompress(base64.b85decode(packed), lzma.FORMAT_RAW, filters=api.LOADER_LZMA).decode()
@@ -72,8 +73,8 @@ def loader(loader_path):
     return module
 
 
-def test_export_loader_writes_the_packaged_file(loader_path, tmp_path):
-    assert loader_path.read_bytes() == api.loader_source(is_compact(loader_path))
+def test_export_loader_writes_the_packaged_file(loader_path, tmp_path, compact):
+    assert loader_path.read_bytes() == api.loader_source(compact)
     info = api.export_loader(tmp_path / "again.py")
     assert info["bytes"] == len(api.loader_source()) == (tmp_path / "again.py").stat().st_size
     result = CliRunner().invoke(main, ["export-loader", "-o", str(tmp_path / "no" / "x.py")])
@@ -81,17 +82,17 @@ def test_export_loader_writes_the_packaged_file(loader_path, tmp_path):
     assert not (tmp_path / "no").exists()
 
 
-def test_size_counts_the_loader_as_code(loader_path):
+def test_size_counts_the_loader_as_code(loader_path, compact):
     artifact = CONFORMANCE / "binary-rans0.tpk"
     result = CliRunner().invoke(main, ["size", str(artifact), "--code", str(loader_path), "--json"])
     report = json.loads(result.stdout)
-    code = len(api.loader_source(is_compact(loader_path)))
+    code = len(api.loader_source(compact))
     assert report["code_bytes"] == code == loader_path.stat().st_size
     assert report["total_bytes"] == artifact.stat().st_size + code
 
 
-def test_loader_imports_only_the_standard_library_numpy_and_zstandard(loader_path):
-    tree = ast.parse(source_run(loader_path))
+def test_loader_imports_only_the_standard_library_numpy_and_zstandard(loader_path, compact):
+    tree = ast.parse(source_run(loader_path, compact))
     imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import)
                 for alias in node.names}
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
@@ -344,14 +345,14 @@ def test_emitted_loader_command_line(loader_path, artifacts, tmp_path):
     assert out.returncode == 3 and out.stderr.strip().count("\n") == 0 and "truncated" in out.stderr
 
 
-def test_loader_stays_small(loader_path):
+def test_loader_stays_small(loader_path, compact):
     # what a parameter-golf entrant ships: the compact form at most 12,000 bytes (issues 14, 26);
     # the readable source, which enforces every MUST rule of FORMAT.md 7.1 for versions 1-3, 20,000
-    assert loader_path.stat().st_size <= (12_000 if is_compact(loader_path) else 20_000)
+    assert loader_path.stat().st_size <= (12_000 if compact else 20_000)
 
 
-def test_both_forms_run_the_same_source(loader_path):
-    assert source_run(loader_path).encode() == api.loader_source()
+def test_both_forms_run_the_same_source(loader_path, compact):
+    assert source_run(loader_path, compact).encode() == api.loader_source()
 
 
 def test_loader_command_line_usage_devices_and_ctrl_c(loader_path, tmp_path):
@@ -453,13 +454,13 @@ def test_loader_reproduces_format_md_version_3_known_answers(loader):
         assert hashlib.sha256(loader.rec(name, shape) + w.astype("<f4").tobytes()).hexdigest() == digest, name
 
 
-def test_loader_init_table_is_written_from_the_constants(loader, loader_path):
+def test_loader_init_table_is_written_from_the_constants(loader, loader_path, compact):
     """The packaged file holds no init rules of its own: export writes the format's table."""
     template = (Path(api.__file__).parent / api.LOADER_FILE).read_text(encoding="utf-8")
     assert re.findall(r"^INITS = .*$", template, re.M) == ["INITS = {}"]
     assert {rule: tuple(row) for rule, row in loader.INITS.items()} == api.loader_init_table()
     assert list(loader.INITS) == list(INIT_RULES)
-    assert is_compact(loader_path) or loader_path.read_text(encoding="utf-8").count("INITS = {") == 1
+    assert compact or loader_path.read_text(encoding="utf-8").count("INITS = {") == 1
 
 
 def _exported(tmp_path: Path):
