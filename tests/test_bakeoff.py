@@ -85,10 +85,20 @@ def test_a_resize_fills_at_the_measured_share_not_the_margin():
     assert (shape.num_layers, shape.model_dim) == (2, 160)
     measured = 60_312 / 63_321
     again, predicted, ratio = bakeoff.resize(method, 64_000, measured)
-    assert ratio == pytest.approx(min(1.0, measured + bakeoff.REFILL_MARGIN))
+    assert ratio == pytest.approx(measured + bakeoff.REFILL_MARGIN)
     assert again.config != shape.config
     assert predicted <= 64_000  # fits at the margin's ratio
     assert predicted * measured / ratio >= bakeoff.FILL * 64_000  # fills at the measured one
+
+
+def test_a_share_above_the_stand_in_sizes_smaller():
+    """Ternary QAT at 64 KB x 32x packed to 1.008 of its stand-in (64,357 B, over the budget):
+    sized at that share (not capped at 1) the shape fits and still fills the budget."""
+    method = bakeoff.METHODS["ternary"]
+    again, predicted, ratio = bakeoff.resize(method, 64_000, 1.008)
+    assert ratio == pytest.approx(1.008 + bakeoff.REFILL_MARGIN)
+    assert proxy_bytes(method, again.model_config(method)) * 1.008 <= 64_000
+    assert predicted * 1.008 / ratio >= bakeoff.FILL * 64_000
 
 
 def test_a_run_can_start_at_a_measured_share(corpus):
