@@ -133,8 +133,8 @@ def estimate_bytes(method: Method, model_dim: int, num_layers: int, **shape: int
     return estimate_dense_bytes(config, method.family, method.gamma_mode)
 
 
-def solve(method: Method, budget: int, fill: bool = True, ratio: float = 1.0, share: float = FILL
-          ) -> tuple[Shape, int]:
+def solve(method: Method, budget: int, fill: bool = True, ratio: float = 1.0, share: float = FILL,
+          depth: int | None = None) -> tuple[Shape, int]:
     """The shape a method gets at a budget, and its stand-in's packed bytes (times ``ratio``).
 
     The package's solver over the family's shapes (head width 32, width / depth 32..128
@@ -143,15 +143,15 @@ def solve(method: Method, budget: int, fill: bool = True, ratio: float = 1.0, sh
     real); no reserve, as the trained model's real bytes are reported. ``fill``: then
     ``train.shape_budget.fill``'s measured search over finer knobs until the stand-in fills FILL of
     the budget (``share`` of it). ``ratio``: the share of its stand-in's bytes a trained artifact of this method
-    was measured to pack to (1: the stand-in's worst case).
+    was measured to pack to (1: the stand-in's worst case). ``depth``: pin the number of blocks.
     """
     template = shape_config(256, 4, method).to_dict()
     sizes = dict(measure=lambda cfg: math.ceil(ratio * proxy_bytes(method, GPTConfig.from_dict(cfg))),
                  estimate=lambda cfg: ratio * estimate_bytes(method, **knobs(cfg)))
     if fill:
-        choice = shape_budget.fill(template, budget, reserve=0, share=share, **sizes)
+        choice = shape_budget.fill(template, budget, reserve=0, share=share, depth=depth, **sizes)
     else:
-        choice = shape_budget.solve(template, budget, reserve=0, **sizes)
+        choice = shape_budget.solve(template, budget, reserve=0, depth=depth, **sizes)
     config = shape_config(method=method, **knobs(choice.config))
     connections = shape_budget.connections(config.to_dict())
     return Shape(choice.model_dim, choice.num_layers, connections, choice.estimate, config, choice.refined), choice.bytes
@@ -190,57 +190,65 @@ def steps_for_seconds(seconds: float, step_seconds: float) -> int:
 
 def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec, log,
                progress=None, equal_time: EqualTime | None = None, fill: bool = True,
-               share: float = FILL, measured: float | None = None) -> list[Result]:
+               share: float = FILL, measured: float | None = None, depth: int | None = None) -> list[Result]:
     """Each method at its fullest fitting shape; ``progress(label)`` gives a run's step callback.
     With ``equal_time`` each method's step count fills its seconds (calibrated per method).
     With ``fill``, a run whose packed artifact fills less than ``share`` of the budget is sized
     again by the share of its stand-in it measured and trained again; its row is the
     last run's, the first's figures in its ``extra["first_pass"]`` (all earlier ones in
-    ``extra["earlier_passes"]`` when there were several; at most ``MAX_REFILLS`` refills; a
-    refill that packs over the budget is dropped for the pass before it, noted in
-    ``extra["over_budget_pass"]``). ``measured``: size every
-    method at once as if an earlier run of it had measured that share of its stand-in."""
+    ``extra["earlier_passes"]`` when there were several; at most ``MAX_REFILLS`` refills). A
+    pass that packs over the budget is sized again from its own share while refills remain (the
+    share depends on the shape: ternary at 64 KB x 32x packed to 0.917 of its stand-in at
+    2 x 128, 1.008 at 3 x 112); when the last is still over, the last pass that fit is kept, the
+    over-budget one noted in its ``extra["over_budget_pass"]``. ``measured``: size every
+    method at once as if an earlier run of it had measured that share of its stand-in.
+    ``depth``: pin every shape's number of blocks."""
     rows = []
     for method in methods:
         if measured is None:
-            shape, proxy = solve(method, budget, fill, share=share)
+            shape, proxy = solve(method, budget, fill, share=share, depth=depth)
         else:  # the stand-in's own bytes kept, so a refill measures against them as usual
-            shape, _, ratio = resize(method, budget, measured, share)
+            shape, _, ratio = resize(method, budget, measured, share, depth)
             proxy = proxy_bytes(method, shape.model_config(method))
         result = _run_shape(method, shape, proxy, budget, corpus, spec, log, progress, equal_time)
         if measured is not None:
             result.extra.update(size_ratio=round(ratio, 4))
-        stand_in, passes = proxy, []  # stand_in: the unscaled stand-in's bytes at ``shape``
-        while fill and result.artifact_bytes < share * budget and len(passes) < MAX_REFILLS:
-            again, predicted, ratio = resize(method, budget, result.artifact_bytes / stand_in, share)
-            if again.config == shape.config:
+        # stand_in: the unscaled stand-in's bytes at ``shape``; fitting: the last pass that fit
+        stand_in, passes, tried = proxy, [], [shape.config]
+        fitting = result if result.artifact_bytes <= budget else None
+        while fill and not share * budget <= result.artifact_bytes <= budget and len(passes) < MAX_REFILLS:
+            again, predicted, ratio = resize(method, budget, result.artifact_bytes / stand_in, share, depth)
+            if again.config in tried:
                 break
-            log(f"  {method.name:32s} used {result.artifact_bytes / budget:.1%} of the budget: "
+            log(f"  {method.name:32s} used {result.artifact_bytes / budget:.2%} of the budget: "
                 f"resized at {ratio:.3f} of its stand-in, training again")
             passes.append(_summary(result))
             shape, stand_in = again, proxy_bytes(method, again.model_config(method))
-            fitting, result = result, _run_shape(method, again, predicted, budget, corpus, spec, log, progress,
-                                                 equal_time)
-            if result.artifact_bytes > budget >= fitting.artifact_bytes:  # keep the last pass that fit
-                log(f"  {method.name:32s} the refill packed over the budget: the previous pass is kept")
-                fitting.extra["over_budget_pass"] = _summary(result)
-                result = fitting
-                break
+            tried.append(shape.config)
+            result = _run_shape(method, again, predicted, budget, corpus, spec, log, progress, equal_time)
             result.extra.update(size_ratio=round(ratio, 4), first_pass=passes[0],
                                 **({"earlier_passes": list(passes)} if len(passes) > 1 else {}))
+            if result.artifact_bytes <= budget:
+                fitting = result
+        if result.artifact_bytes > budget and fitting is not None:
+            log(f"  {method.name:32s} the last pass packed over the budget: the last that fit is kept")
+            fitting.extra["over_budget_pass"] = _summary(result)
+            result = fitting
         if measured is not None:
             result.extra["sized_at_measured"] = measured  # how the run started
         rows.append(result)
     return rows
 
 
-def resize(method: Method, budget: int, measured: float, share: float = FILL) -> tuple[Shape, int, float]:
+def resize(method: Method, budget: int, measured: float, share: float = FILL, depth: int | None = None
+           ) -> tuple[Shape, int, float]:
     """The shape a method gets once a trained artifact of it was ``measured`` to pack to that
-    share of its stand-in's bytes: (shape, predicted bytes, the stand-in ratio it was sized at)."""
+    share of its stand-in's bytes: (shape, predicted bytes, the stand-in ratio it was sized at);
+    ``depth``: pin its number of blocks."""
     ratio = measured + REFILL_MARGIN  # measured, with a margin so the new shape fits
     # the margin inflates the stand-in, so the fill's bar rises by as much: the shape chosen
     # must fill ``share`` at the measured ratio, not only at the inflated one
-    shape, predicted = solve(method, budget, True, ratio, min(1.0, share * ratio / measured))
+    shape, predicted = solve(method, budget, True, ratio, min(1.0, share * ratio / measured), depth)
     return shape, predicted, ratio
 
 
@@ -357,6 +365,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--size-ratio", type=float, default=None,
                     help="size each method as if an earlier run measured its trained artifact at this share "
                          "of its stand-in (the refill's sizing, without training the first shape again)")
+    ap.add_argument("--layers", type=int, default=None,
+                    help="pin every method's number of blocks (the fill then moves width, heads and MLP "
+                         "only; default: the solver's choice)")
     ap.add_argument("--quiet", action="store_true",
                     help="no progress lines on stderr (default: one every 30 s while a method trains)")
     args = ap.parse_args(argv)
@@ -364,6 +375,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         ap.error("--seconds: expected a positive number of seconds, and no --steps")
     if args.size_ratio is not None and not (0 < args.size_ratio <= MAX_SIZE_RATIO and args.fill):
         ap.error(f"--size-ratio: {args.size_ratio}, expected a share in (0, {MAX_SIZE_RATIO:g}], and no --no-fill")
+    if args.layers is not None and args.layers < 1:
+        ap.error(f"--layers: {args.layers}, expected a positive number of blocks")
     if args.calibration_steps < 2 * LOG_EVERY:
         ap.error(f"--calibration-steps: {args.calibration_steps}, expected at least {2 * LOG_EVERY}")
     quick = dict(budgets="24KB,48KB", steps=20, val_tokens=8192)
@@ -407,7 +420,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
             print(f"## budget {_kb(budget)}", flush=True)
             rows += run_budget(methods, budget, corpus, spec, lambda s: print(s, flush=True),
                                lambda label: reporter(args.quiet, label), equal_time, args.fill,
-                               measured=args.size_ratio)
+                               measured=args.size_ratio, depth=args.layers)
     print()
     print(markdown_table(rows))
     save_plot(rows, args.out, "Quality per byte at equal training tokens" if args.seconds is None
@@ -417,7 +430,7 @@ def main(argv: list[str] | None = None) -> list[Result]:
             "tokens": None if args.seconds else spec.tokens,
             "spec": {**vars(spec), "steps": None if args.seconds else spec.steps}, "val_tokens": args.val_tokens,
             "seconds": args.seconds, "calibration_steps": args.calibration_steps if args.seconds else None,
-            "threads": args.threads, "fill": args.fill, "ticketpack": __version__, "git_commit": commit,
+            "threads": args.threads, "fill": args.fill, "layers": args.layers, "ticketpack": __version__, "git_commit": commit,
             "torch": torch.__version__, "wall_seconds": round(time.perf_counter() - t0, 1)}
     Path(json_path).write_text(json.dumps({"meta": meta, "rows": [r.to_dict() for r in rows]}, indent=1))
     print(f"\nplot: {args.out}  rows: {json_path}  wall {meta['wall_seconds']:.0f}s")

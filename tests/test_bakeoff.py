@@ -361,10 +361,31 @@ def test_a_refill_that_still_packs_short_is_sized_again(corpus, monkeypatch):
     assert sum("training again" in line for line in lines) == 2
 
 
-def test_a_refill_over_the_budget_keeps_the_pass_before_it(corpus, monkeypatch):
+def test_refills_over_the_budget_keep_the_last_pass_that_fit(corpus, monkeypatch):
     torch.set_num_threads(1)
-    _packing_at(monkeypatch, [0.80, 1.20])
+    _packing_at(monkeypatch, [0.80, 1.20, 1.40])
     lines = []
     row, = bakeoff.run_budget([bakeoff.METHODS["int8"]], BUDGET, corpus, TINY_RUN, lines.append)
     assert row.artifact_bytes < bakeoff.FILL * BUDGET < BUDGET < row.extra["over_budget_pass"]["artifact_bytes"]
-    assert "first_pass" not in row.extra and any("previous pass is kept" in line for line in lines)
+    assert "first_pass" not in row.extra and any("last that fit is kept" in line for line in lines)
+    assert sum("training again" in line for line in lines) == bakeoff.MAX_REFILLS
+
+
+def test_a_refill_over_the_budget_is_sized_again_from_its_own_share(corpus, monkeypatch):
+    """The share depends on the shape (ternary at 64 KB x 32x: 0.917 at 2 x 128, 1.008 at
+    3 x 112): a refill that packs over is sized down from its own share while refills remain."""
+    torch.set_num_threads(1)
+    _packing_at(monkeypatch, [0.80, 1.08, 1.07])
+    row, = bakeoff.run_budget([bakeoff.METHODS["int8"]], BUDGET, corpus, TINY_RUN, lambda s: None)
+    over = row.extra["earlier_passes"][1]
+    assert row.artifact_bytes <= BUDGET < over["artifact_bytes"] and "over_budget_pass" not in row.extra
+    assert row.extra["shape"] != over["shape"] and row.extra["size_ratio"] > 1
+
+
+def test_a_pinned_depth_holds_through_the_fill_and_the_refills(corpus, monkeypatch):
+    torch.set_num_threads(1)
+    _packing_at(monkeypatch, [0.80])
+    ternary = bakeoff.METHODS["ternary"]
+    assert bakeoff.solve(ternary, BUDGET)[0].num_layers == 1  # unpinned: one block at this budget
+    row, = bakeoff.run_budget([ternary], BUDGET, corpus, TINY_RUN, lambda s: None, depth=2)
+    assert row.num_layers == row.extra["first_pass"]["num_layers"] == 2

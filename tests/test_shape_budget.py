@@ -105,6 +105,21 @@ def test_fill_packs_finer_shapes_until_the_budget_is_95_percent_used():
         sb.fill(TINY, budget, share=1.5)
 
 
+def test_a_pinned_depth_holds_in_the_solver_and_the_fill():
+    budget = 30_000
+    free = sb.solve(TINY, budget).config["num_layers"]
+    depth = free + 2  # outside the width / depth span the unpinned search keeps
+    pinned = sb.solve(TINY, budget, depth=depth)
+    assert pinned.config["num_layers"] == depth and pinned.bytes + sb.RESERVE <= budget
+    filled = sb.fill(TINY, budget, depth=depth)
+    assert filled.config["num_layers"] == depth and filled.bytes + sb.RESERVE <= budget
+    assert filled.connections >= pinned.connections
+    with pytest.raises(UsageError, match="depth"):
+        sb.solve(TINY, budget, depth=0)
+    with pytest.raises(BudgetExceededError, match=r"the smallest, 40 x 32"):
+        sb.fill(TINY, budget, depth=40)
+
+
 def test_budget_nothing_fits_is_a_clear_error():
     with pytest.raises(BudgetExceededError, match=r"budget: 3,000 B, no shape of this recipe fits: "
                                                   r"the smallest, 1 x 32, needs [\d,]+ B"):

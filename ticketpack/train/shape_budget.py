@@ -294,9 +294,10 @@ def entropy(probs: list[float]) -> float:
 # ---------------------------------------------------------------- the search
 
 def shapes(template: dict, budget: int, estimate: ShapeFn, max_dim: int = 8192,
-           count: ShapeFn = connections) -> list[dict]:
+           count: ShapeFn = connections, depth: int | None = None) -> list[dict]:
     """Configs of the recipe's shapes whose estimate is within 5% of the budget, most
-    connections first (ties: deeper first)."""
+    connections first (ties: deeper first). ``depth``: only that many blocks (the width /
+    depth span then does not apply: the depth was asked for)."""
     t = _validated(template)
     head_dim, group = t["model_dim"] // t["num_heads"], t["num_heads"] // t["num_kv_heads"]
     ratio = t["model_dim"] / t["num_layers"]
@@ -306,6 +307,8 @@ def shapes(template: dict, budget: int, estimate: ShapeFn, max_dim: int = 8192,
         if heads % group:
             continue
         lo, hi = max(1, math.ceil(C / (ratio * ASPECT_SPAN))), math.floor(C * ASPECT_SPAN / ratio)
+        if depth is not None:
+            lo = hi = depth
         fitting = 0
         for L in range(lo, hi + 1):
             cfg = {**template, "model_dim": C, "num_layers": L, "num_heads": heads, "num_kv_heads": heads // group}
@@ -332,7 +335,8 @@ def _min_estimate(template: dict, C: int, heads: int, group: int, L: int, estima
 
 def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
           estimate: ShapeFn | None = None, reserve: int = RESERVE, adapter_dtype: str = "f16",
-          training: MaskTraining | None = None, count: ShapeFn = connections) -> ShapeChoice:
+          training: MaskTraining | None = None, count: ShapeFn = connections,
+          depth: int | None = None) -> ShapeChoice:
     """The shape of ``template`` a byte budget buys (see the module docstring).
 
     ``measure(config)`` gives the real worst-case bytes (default: pack the stand-in ticket),
@@ -340,10 +344,13 @@ def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
     how the defaults size adapters (f16 | int8), ``training`` how the masks train (their worst
     case: a topk / nested target density codes smaller than uniform levels); a shape fits
     when ``measure + reserve <= budget``; ``count(config)`` its connections (default: the
-    built-in GPT's; another model's shapes bring their own). Raises BudgetExceededError when none does.
+    built-in GPT's; another model's shapes bring their own); ``depth``: pin the number of blocks
+    (the width alone is searched). Raises BudgetExceededError when none does.
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget <= 0:
         raise UsageError(f"budget: {budget!r}, expected a positive number of bytes")
+    if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
+        raise UsageError(f"depth: {depth!r}, expected a positive number of blocks")
     measure = measure or (lambda cfg: worst_case_bytes(cfg, adapter_dtype=adapter_dtype, training=training))
     estimate = estimate or (lambda cfg: estimate_bytes(cfg, adapter_dtype, training))
     sized: dict[tuple[int, int], int] = {}
@@ -354,10 +361,10 @@ def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
             sized[key] = int(measure(_public(cfg)))
         return sized[key]
 
-    candidates = shapes(template, budget, estimate, count=count)
+    candidates = shapes(template, budget, estimate, count=count, depth=depth)
     best = next((c for c in candidates if cost(c) + reserve <= budget), None)
     if best is None:
-        small = _smallest(template)
+        small = _smallest(template, depth or 1)
         raise BudgetExceededError(f"budget: {budget:,} B, no shape of this recipe fits: the smallest, "
                                   f"{small['num_layers']} x {small['model_dim']}, needs "
                                   f"{cost(small) + reserve:,} B (raise the budget or choose a cheaper mask)")
@@ -374,21 +381,23 @@ def solve(template: dict, budget: int, *, measure: ShapeFn | None = None,
 
 def fill(template: dict, budget: int, *, measure: ShapeFn | None = None, estimate: ShapeFn | None = None,
          reserve: int = RESERVE, adapter_dtype: str = "f16", training: MaskTraining | None = None,
-         share: float = FILL, max_checks: int = FILL_CHECKS, count: ShapeFn = connections) -> ShapeChoice:
+         share: float = FILL, max_checks: int = FILL_CHECKS, count: ShapeFn = connections,
+         depth: int | None = None) -> ShapeChoice:
     """``solve``'s shape, refined by a measured search until its stand-in packs to at least
-    ``share`` of the budget (see the module docstring). Same arguments as ``solve``; when no
+    ``share`` of the budget (see the module docstring). Same arguments as ``solve`` (a pinned
+    ``depth`` holds for the finer candidates too); when no
     finer candidate fits and fills, the fullest that fits is returned (``ShapeChoice.bytes``
     says how full)."""
     if not 0 < share <= 1:
         raise UsageError(f"fill share: {share!r}, expected a number in (0, 1]")
     measure = measure or (lambda cfg: worst_case_bytes(cfg, adapter_dtype=adapter_dtype, training=training))
     estimate = estimate or (lambda cfg: estimate_bytes(cfg, adapter_dtype, training))
-    base = solve(template, budget, measure=measure, estimate=estimate, reserve=reserve, count=count)
+    base = solve(template, budget, measure=measure, estimate=estimate, reserve=reserve, count=count, depth=depth)
     if base.bytes + reserve >= share * budget:
         return base
     fits = [(base.bytes, base.config)]
     checked = 0
-    for cfg, _ in _finer(base.config, template, budget, estimate, base.estimate):
+    for cfg, _ in _finer(base.config, template, budget, estimate, base.estimate, depth is None):
         if checked >= max_checks:
             break
         used = int(measure(cfg))
@@ -405,10 +414,11 @@ def fill(template: dict, budget: int, *, measure: ShapeFn | None = None, estimat
                        refined=_moved(base.config, chosen))
 
 
-def _finer(base: dict, template: dict, budget: int, estimate: ShapeFn, floor: float
+def _finer(base: dict, template: dict, budget: int, estimate: ShapeFn, floor: float, move_depth: bool = True
            ) -> list[tuple[dict, float]]:
     """Configs near ``base`` (head width in steps of 2 within a factor 2 of the recipe's, one
-    head and one block either way, MLP ratio and adapter rank one up) whose estimate lies
+    head and one block either way unless ``move_depth`` is false, MLP ratio and adapter rank
+    one up) whose estimate lies
     above ``floor`` and within 5% over the budget: those with the recipe's MLP ratio and
     adapter rank first, then the others; largest estimate first within each."""
     t = _validated(template)
@@ -416,7 +426,7 @@ def _finer(base: dict, template: dict, budget: int, estimate: ShapeFn, floor: fl
     ratio = t["model_dim"] / t["num_layers"]
     heads0, layers0 = base["num_heads"], base["num_layers"]
     knobs = itertools.product(
-        range(max(1, layers0 - 1), layers0 + 2),  # blocks
+        range(max(1, layers0 - 1), layers0 + 2) if move_depth else [layers0],  # blocks
         range(max(group, heads0 - group), heads0 + 2 * group, group),  # heads
         range(max(2, head0 // 2 + head0 // 2 % 2), 2 * head0 + 1, 2),  # head width, even
         {base["mlp_mult"], base["mlp_mult"] + 1},
@@ -424,7 +434,7 @@ def _finer(base: dict, template: dict, budget: int, estimate: ShapeFn, floor: fl
     found = []
     for L, heads, head, mult, rank in knobs:
         C = heads * head
-        if not 1 / ASPECT_SPAN <= C / L / ratio <= ASPECT_SPAN:
+        if move_depth and not 1 / ASPECT_SPAN <= C / L / ratio <= ASPECT_SPAN:
             continue
         cfg = {**base, "num_layers": L, "model_dim": C, "num_heads": heads, "num_kv_heads": heads // group,
                "mlp_mult": mult, "adapter_rank": rank}
@@ -454,10 +464,10 @@ def _moved(base: dict, chosen: dict) -> str:
     return ", ".join(words) or "no change"
 
 
-def _smallest(template: dict) -> dict:
-    """One block, one group of heads: the cheapest shape of the recipe."""
+def _smallest(template: dict, depth: int = 1) -> dict:
+    """``depth`` blocks (default one), one group of heads: the cheapest shape of the recipe at that depth."""
     head_dim, group = template["model_dim"] // template["num_heads"], template["num_heads"] // template["num_kv_heads"]
-    return {**template, "model_dim": head_dim * group, "num_layers": 1, "num_heads": group, "num_kv_heads": 1}
+    return {**template, "model_dim": head_dim * group, "num_layers": depth, "num_heads": group, "num_kv_heads": 1}
 
 
 def _next_wider(chosen: dict, cost: Callable[[dict], int]) -> tuple[int, int, int] | None:
