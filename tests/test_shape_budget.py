@@ -152,6 +152,20 @@ def test_train_to_a_budget_fits_when_packed(text, tmp_path):
     assert tpk.stat().st_size <= 25_000
 
 
+def test_train_budget_layers_pins_the_depth(text, tmp_path):
+    torch.set_num_threads(1)
+    free = sb.fill(TINY, 25_000).config["num_layers"]
+    opts = TrainOptions(data=[text], out=str(tmp_path / "c.safetensors"), preset="tiny", byte_budget=25_000,
+                        budget_layers=free + 1, steps=1, seq_len=16, batch_size=2, eval_every=0,
+                        final_eval=False)
+    res = train(opts)
+    assert res.config["num_layers"] == free + 1 and res.packed_bytes <= 25_000
+    bad = CliRunner().invoke(cli, ["train", "--data", text, "--out", str(tmp_path / "d.safetensors"),
+                                   "--budget-layers", "2"])
+    assert bad.exit_code != 0 and "budget_layers: 2 given without a byte budget" in bad.stderr
+    assert not (tmp_path / "d.safetensors").exists()
+
+
 def test_train_budget_too_small_exits_with_one_line(text, tmp_path):
     res = CliRunner().invoke(cli, ["train", "--data", text, "--out", str(tmp_path / "c.safetensors"),
                                    "--preset", "tiny", "--budget", "2KB", "--steps", "1"])

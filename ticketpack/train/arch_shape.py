@@ -127,5 +127,5 @@ def budget_record_config(opts: TrainOptions, config: RecordConfig, limits: Model
     arch = ArchShapes(opts, config, limits, training, recipe)
     arch.tensors(recipe)  # what no shape can fix (e.g. adapters on a Conv1D) fails here, once
     choice = fill(recipe, opts.byte_budget, measure=arch.measure, estimate=arch.estimate, count=arch.count,
-                  adapter_dtype=opts.adapter_dtype, training=training)
+                  adapter_dtype=opts.adapter_dtype, training=training, depth=opts.budget_layers)
     return arch.record_config(choice.config), choice

@@ -139,7 +139,7 @@ def budget_config(opts: TrainOptions, limits: ModelLimits = DEFAULT_MODEL_LIMITS
     if isinstance(config, RecordConfig):  # another arch: the same search over its converted model
         return budget_record_config(opts, config, limits, mask_training(opts, config))
     choice = fill_budget(config.to_dict(), opts.byte_budget, adapter_dtype=opts.adapter_dtype,
-                         training=mask_training(opts, config))
+                         training=mask_training(opts, config), depth=opts.budget_layers)
     return config_from_dict(choice.config, limits), choice
 
 

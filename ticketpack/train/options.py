@@ -95,6 +95,8 @@ class TrainOptions:
     byte_budget: int | None = _option(None, flag="--budget", parse=parse_budget,
                                       help="byte budget (256KB, 16MB): train the fullest shape of the recipe "
                                            "whose packed artifact fits (finer steps until 95% of it is used)")
+    budget_layers: int | None = _option(None, help="with --budget: this many blocks (the search then moves "
+                                                   "width, heads and MLP ratio only; default: its choice)")
     mask: str | None = _option(None, resumed=True, help="binary | multibit:K | signed:K (levels -(K-1)..K-1: "
                                                         "drop, keep or invert) | nm:N:M | none (frozen seeded "
                                                         "weights, no mask; default: the preset's)")
@@ -209,6 +211,10 @@ class TrainOptions:
         if self.init is not None and self.init not in INIT_CHOICES:
             raise ConfigError(f"init: {shown(self.init)}, expected one of {', '.join(INIT_CHOICES)}")
         check_number("byte_budget", self.byte_budget, int, low=1, high=2**62, optional=True)
+        check_number("budget_layers", self.budget_layers, int, low=1, high=SCHEMA["num_layers"].high, optional=True)
+        if self.budget_layers is not None and self.byte_budget is None:
+            raise ConfigError(f"budget_layers: {self.budget_layers} given without a byte budget (--budget), "
+                              f"expected both or neither")
         check_number("adapter_rank", self.adapter_rank, int, low=0, high=SCHEMA["adapter_rank"].high, optional=True)
         check_number("adapter_lr", self.adapter_lr, float, low=0, open_low=True, high=MAX_RATE)
         if self.adapter_dtype not in ADAPTER_DTYPES:
