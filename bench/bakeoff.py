@@ -12,9 +12,11 @@ then moves finer knobs -- head width, a head or a block, the MLP ratio, the adap
 packing stand-ins until one fills 95% of the budget; a method with a ``sizing_density``, e.g.
 ``multibit4-sized``, is sized by the entropy its trained masks were measured to reach instead
 of its worst case, and its row says whether it fit). A trained artifact that packs to less
-than 95% of its budget (its masks or weights compress below the stand-in's) is sized again
-once by the share it measured and trained again; every row states the packed bytes it used
-beside its val_bpb (``--no-fill``: the coarse shapes of the earlier bake-offs). It trains on the
+than 95% of its budget (its masks or weights compress below the stand-in's), or over it, is
+sized again by the share of its stand-in it measured and trained again (at most twice; over
+the budget at the end, the last pass that fit is the row); every row states the packed bytes
+it used beside its val_bpb (``--no-fill``: the coarse shapes of the earlier bake-offs;
+``--size-ratio``: start at a share measured before; ``--layers``: pin the depth). It trains on the
 same bytes of the bundled Shakespeare corpus for the same number of tokens (equal training
 tokens, not equal time), and is scored on the same held-out text (the first ``--val-tokens``
 bytes of the last 10%) from the model rebuilt from its counted bytes. Prints a markdown

@@ -36,7 +36,8 @@ Key = tuple[int, str, int]
 def load_rows(paths: list[str], best_of: bool = False, min_fill: float | None = None,
               dropped: list[str] | None = None) -> dict[Key, Row]:
     """(budget, method, tokens) -> row, later files winning (``best_of``: the lowest val_bpb
-    winning, as in a learning-rate sweep); each row keeps its source file and any swept lr.
+    winning, as in a learning-rate sweep); each row keeps its source file, any swept lr and any
+    pinned depth.
     ``min_fill``: rows whose artifact used less of the budget, or more than all of it, are left
     out before any choice is made, each named in ``dropped``."""
     rows: dict[Key, Row] = {}
@@ -48,7 +49,9 @@ def load_rows(paths: list[str], best_of: bool = False, min_fill: float | None = 
                 continue
             if best_of and key in rows and rows[key]["val_bpb"] <= row["val_bpb"]:
                 continue
-            rows[key] = {**row, "source": Path(path).name, "lr": _lr(row, data["meta"]),
+            lr, layers = _swept(data["meta"], "--lr"), _swept(data["meta"], "--layers")
+            rows[key] = {**row, "source": Path(path).name, "lr": None if lr is None else float(lr),
+                         "layers": None if layers is None else int(layers),
                          "commit": (data["meta"].get("git_commit") or "")[:7]}
     return rows
 
@@ -65,11 +68,11 @@ def _filled(row: Row, min_fill: float, source: str, dropped: list[str] | None) -
     return False
 
 
-def _lr(row: Row, meta: dict) -> float | None:
-    """The learning rate a sweep set with --lr (None: the method's tuned default, recorded in
-    the row's extra by later runs)."""
+def _swept(meta: dict, flag: str) -> str | None:
+    """The value a sweep set with ``flag`` (--lr, --layers) on the run's command line (None: the
+    method's default: its tuned lr, recorded in the row's extra by later runs, or the fill's depth)."""
     words = (meta.get("command") or "").split()
-    return float(words[words.index("--lr") + 1]) if "--lr" in words[:-1] else None
+    return words[words.index(flag) + 1] if flag in words[:-1] else None
 
 
 def leaders(rows: dict[Key, Row], budget: int, tokens: int, seed_based: bool) -> tuple[str, float] | None:
@@ -136,7 +139,8 @@ def markdown_table(rows: dict[Key, Row]) -> str:
                 used = (f" at {r['artifact_bytes']:,} B ({r['artifact_bytes'] / budget:.0%})"
                         if "artifact_bytes" in r else "")
                 lr = f", lr {r['lr']:g}" if r.get("lr") is not None else ""
-                cells.append(f"{r['val_bpb']:.4f}{ratio}{used}{lr}{flag}")
+                depth = f", {r['layers']} blocks" if r.get("layers") is not None else ""
+                cells.append(f"{r['val_bpb']:.4f}{ratio}{used}{lr}{depth}{flag}")
             out.append(f"| {budget / 1000:g} KB | {method} | " + " | ".join(cells) + " |")
     return "\n".join(out)
 

@@ -273,6 +273,8 @@ def test_token_table_best_of_a_sweep_names_its_lr(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(rows))
     table = bakeoff_tokens.main([tuned, swept, short, "--out", out, "--best-of", "--min-fill", "0.95"])
     assert "2.4000 at 62,000 B (97%) |" in table and "2.3000" not in table
+    deep = run("d.json", 2.35, "python bench/bakeoff.py --steps 400 --layers 4 --lr 0.006")
+    assert "2.3500 at 62,000 B (97%), lr 0.006, 4 blocks |" in bakeoff_tokens.main([tuned, deep, "--out", out, "--best-of"])
 
 
 def test_steps_for_seconds():
