@@ -211,11 +211,11 @@ def run_budget(methods: list[Method], budget: int, corpus: Corpus, spec: RunSpec
         if measured is None:
             shape, proxy = solve(method, budget, fill, share=share, depth=depth)
         else:  # the stand-in's own bytes kept, so a refill measures against them as usual
-            shape, _, ratio = resize(method, budget, measured, share, depth)
+            shape, predicted, ratio = resize(method, budget, measured, share, depth)
             proxy = proxy_bytes(method, shape.model_config(method))
         result = _run_shape(method, shape, proxy, budget, corpus, spec, log, progress, equal_time)
         if measured is not None:
-            result.extra.update(size_ratio=round(ratio, 4), predicted_bytes=math.ceil(ratio * proxy))
+            result.extra.update(size_ratio=round(ratio, 4), predicted_bytes=predicted)
         # stand_in: the unscaled stand-in's bytes at ``shape``; fitting: the last pass that fit
         stand_in, passes, tried = proxy, [], [shape.config]
         fitting = result if result.artifact_bytes <= budget else None
