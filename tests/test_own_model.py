@@ -178,7 +178,7 @@ def test_autocast_and_ddp_wrap_train_and_save(tmp_path):
     os.environ.setdefault("MASTER_PORT", "29533")
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
-        ddp = nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+        ddp = nn.parallel.DistributedDataParallel(model, forward_sync_buffers=False)
         opt = torch.optim.Adam(ticketpack.param_groups(ddp))
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = ddp(input_ids=ids, labels=ids).loss

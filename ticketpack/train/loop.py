@@ -318,8 +318,9 @@ class _Trainer:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        # the frozen buffers are regenerated from the seed on every rank: never broadcast them
-        return DDP(objective, device_ids=ids, broadcast_buffers=False)
+        # the frozen buffers are regenerated from the seed on every rank: no broadcast before each
+        # forward (the one at start-up copies equal values; `broadcast_buffers` is deprecated)
+        return DDP(objective, device_ids=ids, forward_sync_buffers=False)
 
     # -- events
 
