@@ -63,7 +63,8 @@ def _filled(row: Row, min_fill: float, source: str, dropped: list[str] | None) -
     if used is not None and min_fill * budget <= used <= budget:
         return True
     if dropped is not None:
-        share = "no bytes recorded" if used is None else f"{used:,} B, {used / budget:.1%}"
+        # two decimals: a row a few bytes short of the bar must not read as on it (94.97%, not 95.0%)
+        share = "no bytes recorded" if used is None else f"{used:,} B, {used / budget:.2%}"
         dropped.append(f"{budget / 1000:g} KB {row['method']} at {row['tokens'] / 1e6:.2f}M tokens ({share}; {source})")
     return False
 

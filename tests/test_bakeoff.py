@@ -273,6 +273,12 @@ def test_token_table_best_of_a_sweep_names_its_lr(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(rows))
     table = bakeoff_tokens.main([tuned, swept, short, "--out", out, "--best-of", "--min-fill", "0.95"])
     assert "2.4000 at 62,000 B (97%) |" in table and "2.3000" not in table
+    # 20 bytes short of the bar is named as short, not rounded onto it
+    rows["rows"][0]["artifact_bytes"] = 60_780
+    (tmp_path / "c.json").write_text(json.dumps(rows))
+    dropped: list[str] = []
+    bakeoff_tokens.load_rows([short], min_fill=0.95, dropped=dropped)
+    assert dropped == ["64 KB q at 0.00M tokens (60,780 B, 94.97%; c.json)"]
     deep = run("d.json", 2.35, "python bench/bakeoff.py --steps 400 --layers 4 --lr 0.006")
     assert "2.3500 at 62,000 B (97%), lr 0.006, 4 blocks |" in bakeoff_tokens.main([tuned, deep, "--out", out, "--best-of"])
 
