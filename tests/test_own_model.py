@@ -14,6 +14,7 @@ from ticketpack import api
 from ticketpack.errors import BudgetExceededError, ConfigError, HeaderError
 from ticketpack.artifact import load_ticket
 from ticketpack.nn.layers import masked_layers
+from ticketpack.train.loop import ddp_no_buffer_sync
 
 transformers = pytest.importorskip("transformers")
 
@@ -178,7 +179,7 @@ def test_autocast_and_ddp_wrap_train_and_save(tmp_path):
     os.environ.setdefault("MASTER_PORT", "29533")
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
-        ddp = nn.parallel.DistributedDataParallel(model, forward_sync_buffers=False)
+        ddp = nn.parallel.DistributedDataParallel(model, **ddp_no_buffer_sync())
         opt = torch.optim.Adam(ticketpack.param_groups(ddp))
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = ddp(input_ids=ids, labels=ids).loss

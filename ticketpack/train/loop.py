@@ -29,6 +29,7 @@ provenance in train/runtime.py; this module is the run itself.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 import time
 from dataclasses import dataclass, field
@@ -318,9 +319,7 @@ class _Trainer:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        # the frozen buffers are regenerated from the seed on every rank: no broadcast before each
-        # forward (the one at start-up copies equal values; `broadcast_buffers` is deprecated)
-        return DDP(objective, device_ids=ids, forward_sync_buffers=False)
+        return DDP(objective, device_ids=ids, **ddp_no_buffer_sync())
 
     # -- events
 
@@ -580,3 +579,15 @@ def train(options: TrainOptions, callback: Callback | None = None, *, limits: Li
         return trainer.run()
     finally:
         trainer.close()
+
+
+def ddp_no_buffer_sync() -> dict[str, bool]:
+    """DDP keywords that skip the buffer broadcast before each forward: the frozen buffers are
+    regenerated from the seed on every rank. Newer torch deprecates ``broadcast_buffers`` for
+    ``forward_sync_buffers`` (whose one start-up sync copies equal values); older torch (>= 2.4
+    is supported) has only the first."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    if "forward_sync_buffers" in inspect.signature(DDP.__init__).parameters:
+        return {"forward_sync_buffers": False}
+    return {"broadcast_buffers": False}
