@@ -47,14 +47,3 @@ def test_two_gloo_ranks_end_with_identical_masks_and_scales(tmp_path):
     assert steps0 == steps1 == "8"
     assert bpb0 != "None" and bpb1 == "None"  # only rank 0 evaluates ...
     assert out.exists() and [p.name for p in tmp_path.iterdir() if p.suffix == ".tmp"] == []  # ... and writes
-
-
-def test_ddp_no_buffer_sync_names_a_keyword_this_torch_has():
-    import inspect
-
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
-    from ticketpack.train.loop import ddp_no_buffer_sync
-
-    (name, value), = ddp_no_buffer_sync().items()
-    assert value is False and name in inspect.signature(DDP.__init__).parameters

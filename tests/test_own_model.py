@@ -4,6 +4,7 @@ plain conv net; save, load, load into a skeleton, the --hf export; what is refus
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import torch
@@ -179,7 +180,9 @@ def test_autocast_and_ddp_wrap_train_and_save(tmp_path):
     os.environ.setdefault("MASTER_PORT", "29533")
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
-        ddp = nn.parallel.DistributedDataParallel(model, **ddp_no_buffer_sync())
+        with warnings.catch_warnings():  # the keyword chosen is one this torch does not deprecate
+            warnings.simplefilter("error", FutureWarning)
+            ddp = nn.parallel.DistributedDataParallel(model, **ddp_no_buffer_sync())
         opt = torch.optim.Adam(ticketpack.param_groups(ddp))
         with torch.autocast("cpu", dtype=torch.bfloat16):
             loss = ddp(input_ids=ids, labels=ids).loss
