@@ -17,6 +17,10 @@ the leading stored-weight baseline (int8, ternary, binary QAT), and wherever the
 between two measured token counts t1 < t2, where it changes, interpolated linearly in
 log(tokens) between the two recipes' val_bpb gaps d1 and d2:
 t* = exp(log t1 + (log t2 - log t1) * d1 / (d1 - d2)).
+
+``--doc-tables`` adds, per budget, the compact table README.md and docs/RESULTS.md show: the
+methods measured at every length of that budget under short names, val_bpb and its ratio to
+int8's, int8 first, then by val_bpb at the longest length, worst first, its leader in bold.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ from plots import Series, save_line_plot
 
 Row = dict
 Key = tuple[int, str, int]
+
+# The docs' names for bake-off methods (--doc-tables); a method not listed keeps its own name.
+DOC_LABELS = {
+    "ticket best (sc, T 1->0.05)": "ticket, best recipe (binary, signed constant)",
+    "best ticket + adapters (r 1, adapter lr 0.01)": "best ticket + rank-1 adapters",
+    "ticket signed:2 (sc, quant)": "ticket `signed:2`",
+    "ticket 2-bit, sized at 1.5 bits": "ticket 2-bit (`multibit:4`)",
+}
 
 
 def load_rows(paths: list[str], best_of: bool = False, min_fill: float | None = None,
@@ -146,6 +158,33 @@ def markdown_table(rows: dict[Key, Row]) -> str:
     return "\n".join(out)
 
 
+def doc_tables(rows: dict[Key, Row]) -> str:
+    """Per budget: a row per method measured at every length, int8 first, then worst to best at
+    the longest length (the best in bold); each cell val_bpb (ratio to int8 of that length)."""
+    return "\n\n".join(_doc_table(rows, budget) for budget in sorted({k[0] for k in rows}))
+
+
+def _doc_table(rows: dict[Key, Row], budget: int) -> str:
+    tokens = sorted({k[2] for k in rows if k[0] == budget})
+    methods = {k[1] for k in rows if k[0] == budget}
+    full = [m for m in methods if all((budget, m, t) in rows for t in tokens)]
+    bpb = {(m, t): rows[(budget, m, t)]["val_bpb"] for m in full for t in tokens}
+    base = next((m for m in full if rows[(budget, m, tokens[0])]["family"] == "int8"), None)
+    order = ([base] if base else []) + sorted((m for m in full if m != base), key=lambda m: -bpb[(m, tokens[-1])])
+    out = [f"| {budget / 1000:g} KB | " + " | ".join(f"{t / 1e6:.2f}M" + (" tokens" if i == 0 else "")
+                                                     for i, t in enumerate(tokens)) + " |",
+           "|---|" + "---:|" * len(tokens)]
+    for m in order:
+        cells = [f"{bpb[(m, t)]:.4f}" + (f" ({bpb[(m, t)] / bpb[(base, t)]:.3f})" if base and m != base else "")
+                 for t in tokens]
+        label = DOC_LABELS.get(m, m)
+        if m == order[-1] and m != base:
+            label, cells = f"**{label}**", [f"**{c}**" for c in cells]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    partial = sorted(methods - set(full))
+    return "\n".join(out + ([f"\nnot at every length: {'; '.join(partial)}"] if partial else []))
+
+
 def save_plot(rows: dict[Key, Row], path: str) -> None:
     """A panel per budget: val_bpb against training tokens (millions), a line per method."""
     panels = []
@@ -169,6 +208,8 @@ def main(argv: list[str] | None = None) -> str:
                     help="leave out rows whose artifact used less than this share of the budget (0.95)")
     ap.add_argument("--crossovers", action="store_true",
                     help="add the seed-based vs stored-weight lead per token count and its crossovers")
+    ap.add_argument("--doc-tables", action="store_true",
+                    help="add the compact per-budget tables README.md and docs/RESULTS.md show")
     args = ap.parse_args(argv)
     dropped: list[str] = []
     rows = load_rows(args.inputs, args.best_of, args.min_fill, dropped)
@@ -181,6 +222,9 @@ def main(argv: list[str] | None = None) -> str:
     print("\nrows from: " + ", ".join(f"{s} ({c or 'no commit'})" for s, c in sources))
     if dropped:
         print(f"\nleft out, under {args.min_fill:.0%} of the budget or over it: " + "; ".join(dropped))
+    if args.doc_tables:
+        table += "\n\n" + doc_tables(rows)
+        print("\n" + doc_tables(rows))
     return table
 
 

@@ -402,3 +402,20 @@ def test_a_pinned_depth_holds_through_the_fill_and_the_refills(corpus, monkeypat
     assert bakeoff.solve(ternary, BUDGET)[0].num_layers == 1  # unpinned: one block at this budget
     row, = bakeoff.run_budget([ternary], BUDGET, corpus, TINY_RUN, lambda s: None, depth=2)
     assert row.num_layers == row.extra["first_pass"]["num_layers"] == 2
+
+
+def test_doc_tables_order_ratios_and_partial_methods(tmp_path):
+    def row(method, family, tokens, bpb):
+        return {"budget": 64000, "method": method, "family": family, "tokens": tokens, "val_bpb": bpb}
+
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps({"meta": {}, "rows": [
+        row("dense int8 + zlib/zstd", "int8", 100, 3.0), row("dense int8 + zlib/zstd", "int8", 400, 2.5),
+        row("ticket best (sc, T 1->0.05)", "ticket", 100, 2.7), row("ticket best (sc, T 1->0.05)", "ticket", 400, 2.25),
+        row("q", "binary", 100, 2.4), row("q", "binary", 400, 2.4), row("short", "ticket", 400, 2.0)]}))
+    table = bakeoff_tokens.main([str(path), "--out", str(tmp_path / "p.png"), "--doc-tables"])
+    doc = table[table.index("| 64 KB | 0.00M tokens |"):].split("\n")
+    assert doc[2] == "| dense int8 + zlib/zstd | 3.0000 | 2.5000 |"  # the baseline first, no ratio
+    assert doc[3] == "| q | 2.4000 (0.800) | 2.4000 (0.960) |"  # then worst to best at the longest length
+    assert doc[4] == "| **ticket, best recipe (binary, signed constant)** | **2.7000 (0.900)** | **2.2500 (0.900)** |"
+    assert doc[-1] == "not at every length: short"  # measured at one length only: named, not tabled
