@@ -331,8 +331,8 @@ def train(as_json: bool, quiet: bool, **values) -> None:
 
     Which recipe (docs/RESULTS.md question 7, measured on Shakespeare): at 64 KB, every
     method filling its budget, a seed-based recipe leads binary and ternary QAT and int8 from
-    0.8M to 26M training tokens: the ticket with rank-1 adapters to 3.3M tokens, the plain
-    binary ticket over signed-constant weights (temperature 1 -> 0.05, --lr 0.005) from 13M.
+    0.8M to 26M training tokens: the ticket with rank-1 adapters at 0.8M tokens, the plain
+    binary ticket over signed-constant weights (temperature 1 -> 0.05, --lr 0.005) from 3.3M.
     Its lead shrinks with length (0.013 over ternary QAT at 26M): past that, ternary weights
     trained elsewhere and packed with `ticketpack pack-ternary` may win.
     At 256 KB, filled, a seed-based recipe leads to 13M
