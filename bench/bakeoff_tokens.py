@@ -223,8 +223,9 @@ def main(argv: list[str] | None = None) -> str:
     if dropped:
         print(f"\nleft out, under {args.min_fill:.0%} of the budget or over it: " + "; ".join(dropped))
     if args.doc_tables:
-        table += "\n\n" + doc_tables(rows)
-        print("\n" + doc_tables(rows))
+        docs = doc_tables(rows)
+        table += "\n\n" + docs
+        print("\n" + docs)
     return table
 
 
